@@ -1,0 +1,357 @@
+"""WorkflowBuilder: the registry of workflow types, and the factory of Workflow instances.
+
+It loads ``workflow_registry.yaml`` (or an equivalent dict), validates each workflow file once
+(cached), and creates or loads :class:`~ruvon.workflow.Workflow` objects wired to providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+from pydantic import BaseModel, ValidationError
+
+from ruvon.config import Settings
+from ruvon.definitions import imports
+from ruvon.definitions.definition import WorkflowDefinition
+from ruvon.definitions.imports import callable_path
+from ruvon.definitions.loader import load_definition_data, load_registry, load_workflow_file
+from ruvon.definitions.schema import RegistryEntry
+from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
+from ruvon.models import StepType, WorkflowStatus
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.observer import BaseObserver, WorkflowObserver, WorkflowStarted
+from ruvon.providers.persistence import PersistenceProvider
+from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.workflow import Workflow
+
+_CHILD_TYPES = (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE)
+
+
+def _inline_steps(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Step dicts whose function fields may be callables: turn those into importable paths."""
+    converted: list[dict[str, Any]] = []
+    for step in steps:
+        item = dict(step)
+        for key in ("function", "compensate_function", "task_function", "merge_function_path"):
+            if callable(item.get(key)):
+                item[key] = callable_path(item[key])
+        if "tasks" in item:
+            item["tasks"] = [
+                {**t, "function": callable_path(t["function"])} if callable(t.get("function")) else t
+                for t in item["tasks"]
+            ]
+        if "loop_body" in item:
+            item["loop_body"] = _inline_steps(item["loop_body"])
+        converted.append(item)
+    return converted
+
+
+class WorkflowBuilder:
+    """Loads workflow definitions and creates workflows.
+
+    ``workflow_registry`` is a registry dict (``{type: {config_file, initial_state_model_path}}``)
+    or the path of a ``workflow_registry.yaml``. Without it, ``config_dir/workflow_registry.yaml``
+    is used when it exists (``WORKFLOW_CONFIG_DIR`` / ``WORKFLOW_REGISTRY_FILE`` otherwise).
+    Providers given here are the defaults for every workflow this builder creates; without
+    them a workflow uses the SQLite file from settings, runs steps inline, and logs nothing.
+    """
+
+    _import_cache = imports._cache
+
+    def __init__(
+        self,
+        workflow_registry: Mapping[str, Any] | str | Path | None = None,
+        expression_evaluator_cls: Any = None,
+        template_engine_cls: Any = None,
+        config_dir: str | Path | None = None,
+        *,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+        observer: WorkflowObserver | None = None,
+        workflow_observer: WorkflowObserver | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.config_dir = Path(config_dir) if config_dir is not None else self.settings.config_dir
+        self.persistence_provider = persistence_provider
+        self.execution_provider = execution_provider
+        self.observer = observer or workflow_observer
+        self._entries: dict[str, RegistryEntry] = {}
+        self._definitions: dict[str, WorkflowDefinition] = {}
+        self._initialized: set[int] = set()
+        self._owned: list[Any] = []
+        if isinstance(workflow_registry, Mapping):
+            self._entries = self._entries_from_dict(workflow_registry)
+        else:
+            registry_path = Path(workflow_registry) if workflow_registry is not None else None
+            if registry_path is None:
+                candidate = self.config_dir / "workflow_registry.yaml"
+                if config_dir is None and not candidate.exists():
+                    candidate = self.settings.registry_file
+                registry_path = candidate if candidate.exists() else None
+            if registry_path is not None:
+                self._entries = load_registry(registry_path)
+
+    def _entries_from_dict(self, registry: Mapping[str, Any]) -> dict[str, RegistryEntry]:
+        entries = {}
+        for workflow_type, entry in registry.items():
+            data = {"type": workflow_type, **dict(entry)}
+            config = Path(str(data["config_file"]))
+            data["config_file"] = str(config if config.is_absolute() else self.config_dir / config)
+            try:
+                entries[workflow_type] = RegistryEntry.model_validate(data)
+            except ValidationError as exc:
+                raise DefinitionError(
+                    f"registry entry is invalid: {exc.errors()[0]['msg']}", step=workflow_type
+                ) from None
+        return entries
+
+    # ------------------------------------------------------------------ definitions
+    @property
+    def workflow_types(self) -> list[str]:
+        """Every workflow type this builder knows."""
+        return sorted({*self._entries, *self._definitions})
+
+    def register_definition(self, definition: WorkflowDefinition) -> WorkflowDefinition:
+        """Add an already-built definition (replaces one of the same type)."""
+        self._definitions[definition.workflow_type] = definition
+        return definition
+
+    def register_workflow_file(self, path: str | Path) -> WorkflowDefinition:
+        """Load one workflow file directly (no registry entry needed)."""
+        return self.register_definition(load_workflow_file(path))
+
+    def register_workflow_inline(
+        self,
+        workflow_type: str,
+        steps: Sequence[Mapping[str, Any]],
+        *,
+        initial_state_model: type[Any] | str = dict,
+        saga_mode: bool = False,
+        workflow_version: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> WorkflowDefinition:
+        """Define a workflow in Python; ``function`` fields may be callables."""
+        model = initial_state_model
+        model_path = model if isinstance(model, str) else (
+            "builtins.dict" if model is dict else callable_path(model)
+        )
+        data = {
+            "workflow_type": workflow_type,
+            "workflow_version": workflow_version,
+            "initial_state_model_path": model_path,
+            "saga_mode": saga_mode,
+            "parameters": dict(parameters or {}),
+            "steps": _inline_steps(steps),
+        }
+        definition = load_definition_data(data, file=f"<inline {workflow_type}>")
+        return self.register_definition(definition)
+
+    def get_definition(self, workflow_type: str) -> WorkflowDefinition:
+        """The validated definition of ``workflow_type`` (loaded once, then cached)."""
+        definition = self._definitions.get(workflow_type)
+        if definition is not None:
+            return definition
+        entry = self._entries.get(workflow_type)
+        if entry is None:
+            known = ", ".join(self.workflow_types) or "none registered"
+            raise WorkflowTypeNotFound(
+                f"unknown workflow type '{workflow_type}' (known: {known}); register it in "
+                "workflow_registry.yaml"
+            )
+        definition = load_workflow_file(
+            entry.config_file, state_model_path=entry.initial_state_model_path
+        )
+        if definition.workflow_type != workflow_type:
+            raise DefinitionError(
+                f"declares workflow_type '{definition.workflow_type}' but the registry lists it "
+                f"as '{workflow_type}'",
+                file=entry.config_file,
+                field="workflow_type",
+            )
+        return self.register_definition(definition)
+
+    def get_workflow_config(self, workflow_type: str) -> dict[str, Any]:
+        """The definition as plain data (what instances snapshot)."""
+        return self.get_definition(workflow_type).snapshot()
+
+    def validate_all(self) -> list[WorkflowDefinition]:
+        """Load every registered type and check that child workflow types exist."""
+        definitions = [self.get_definition(t) for t in self.workflow_types]
+        for definition in definitions:
+            for step in definition.steps:
+                target = step.target_workflow_type
+                if step.type in _CHILD_TYPES and target not in self.workflow_types:
+                    raise DefinitionError(
+                        f"targets workflow type '{target}', which is not registered",
+                        file=definition.source_file,
+                        step=step.name,
+                        field="target_workflow_type",
+                    )
+        return definitions
+
+    # ------------------------------------------------------------------ providers
+    async def _providers(
+        self,
+        persistence: PersistenceProvider | None,
+        execution: ExecutionProvider | None,
+        observer: WorkflowObserver | None,
+    ) -> tuple[PersistenceProvider, ExecutionProvider, WorkflowObserver]:
+        if persistence is None:
+            if self.persistence_provider is None:
+                from ruvon.implementations.persistence.factory import persistence_from_url
+
+                self.persistence_provider = persistence_from_url(
+                    self.settings.database_url, max_state_bytes=self.settings.max_state_bytes
+                )
+                self._owned.append(self.persistence_provider)
+            persistence = self.persistence_provider
+        if execution is None:
+            if self.execution_provider is None:
+                from ruvon.implementations.execution.sync import SyncExecutionProvider
+
+                self.execution_provider = SyncExecutionProvider()
+            execution = self.execution_provider
+        observer = observer or self.observer or BaseObserver()
+        if id(persistence) not in self._initialized:
+            await persistence.initialize()
+            self._initialized.add(id(persistence))
+        return persistence, execution, observer
+
+    async def close(self) -> None:
+        """Close the providers this builder created itself."""
+        for provider in self._owned:
+            await provider.close()
+        self._owned.clear()
+
+    # ------------------------------------------------------------------ instances
+    def _initial_state(self, definition: WorkflowDefinition, data: Mapping[str, Any] | BaseModel | None) -> dict[str, Any]:
+        if isinstance(data, BaseModel):
+            data = data.model_dump(mode="json")
+        data = dict(data or {})
+        model = definition.state_model
+        if not issubclass(model, BaseModel):
+            return data
+        try:
+            return model.model_validate(data).model_dump(mode="json")
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            raise InputValidationError(
+                f"initial data for workflow type '{definition.workflow_type}' does not match "
+                f"{model.__name__}: {problems}"
+            ) from None
+
+    async def create_workflow(
+        self,
+        workflow_type: str,
+        initial_data: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+        workflow_observer: WorkflowObserver | None = None,
+        workflow_builder: WorkflowBuilder | None = None,
+        expression_evaluator_cls: Any = None,
+        template_engine_cls: Any = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        data_region: str | None = None,
+        priority: int | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        parent_execution_id: str | None = None,
+        automate_start: bool | None = None,
+        workflow_id: str | None = None,
+    ) -> Workflow:
+        """Validate the initial data, persist a new ACTIVE workflow, and return it.
+
+        With an ``idempotency_key`` already used, the existing workflow is returned instead and
+        nothing new is written.
+        """
+        definition = self.get_definition(workflow_type)
+        persistence, execution, observer = await self._providers(
+            persistence_provider, execution_provider, workflow_observer
+        )
+        if idempotency_key is not None:
+            existing = await persistence.find_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return self._wrap(existing, persistence, execution, observer)
+        record = WorkflowRecord(
+            id=workflow_id or str(uuid4()),
+            workflow_type=workflow_type,
+            status=WorkflowStatus.ACTIVE,
+            state=self._initial_state(definition, initial_data),
+            definition_snapshot=definition.snapshot(),
+            workflow_version=definition.spec.workflow_version,
+            parent_execution_id=parent_execution_id,
+            idempotency_key=idempotency_key,
+            saga_mode=definition.spec.saga_mode,
+            metadata=dict(metadata or {}),
+            data_region=data_region,
+            priority=priority or 0,
+            owner_id=owner_id,
+            org_id=org_id,
+        )
+        created_audit = AuditEntry(
+            record.id, "WORKFLOW_CREATED", new_status=str(WorkflowStatus.ACTIVE),
+            details={"workflow_type": workflow_type, "parent_execution_id": parent_execution_id},
+        )
+        stored, created = await persistence.create_workflow(record, audit=[created_audit])
+        workflow = self._wrap(stored, persistence, execution, observer)
+        if not created:
+            return workflow
+        workflow.notify(
+            "on_workflow_started",
+            WorkflowStarted(record.id, workflow_type, stored.state, parent_execution_id),
+        )
+        start = definition.spec.automate_start if automate_start is None else automate_start
+        if start:
+            await workflow.run(max_transitions=1)
+        return workflow
+
+    async def load_workflow(
+        self,
+        workflow_id: str,
+        *,
+        persistence_provider: PersistenceProvider | None = None,
+        execution_provider: ExecutionProvider | None = None,
+        workflow_observer: WorkflowObserver | None = None,
+    ) -> Workflow:
+        """Load a stored workflow with the definition snapshot it started with."""
+        persistence, execution, observer = await self._providers(
+            persistence_provider, execution_provider, workflow_observer
+        )
+        record = await persistence.load_workflow(workflow_id)
+        return self._wrap(record, persistence, execution, observer)
+
+    def _wrap(
+        self,
+        record: WorkflowRecord,
+        persistence: PersistenceProvider,
+        execution: ExecutionProvider,
+        observer: WorkflowObserver,
+    ) -> Workflow:
+        definition = WorkflowDefinition.from_snapshot(record.definition_snapshot)
+        return Workflow(
+            record,
+            definition,
+            persistence=persistence,
+            execution=execution,
+            observer=observer,
+            builder=self,
+        )
+
+    @classmethod
+    def _import_from_string(cls, import_path: str) -> Any:
+        """Import ``module.attr`` (cached); kept for code written against Ruvon."""
+        return imports.import_object(import_path)
+
+
+def function_path(fn: Callable[..., Any]) -> str:
+    """The dotted path a callable is registered under (for inline definitions)."""
+    return callable_path(fn)

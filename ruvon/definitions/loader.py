@@ -1,0 +1,345 @@
+"""Load and validate workflow and registry files; every problem is a ``DefinitionError``.
+
+Validation happens once, at load time: schema (unknown keys, types), duplicate step names, route
+targets, conditions that do not compile, function paths that do not import or take the wrong
+arguments, input models, cron expressions, and loops that could never end.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter
+from pydantic import BaseModel, ValidationError
+
+from ruvon.definitions.definition import WorkflowDefinition, resolve_state_model
+from ruvon.definitions.graph import find_unbounded_cycle
+from ruvon.definitions.imports import import_object, resolve_step_function
+from ruvon.definitions.schema import (
+    FUNCTION_REQUIRED,
+    LoopMode,
+    RegistryEntry,
+    RegistryFile,
+    StepDefinition,
+    WorkflowFile,
+)
+from ruvon.definitions.yaml_loader import LineDict, read_yaml_mapping
+from ruvon.errors import DefinitionError, ExpressionError
+from ruvon.expressions import compile_expression
+from ruvon.models import StepType
+from ruvon.templating import render_value, substitute_env
+
+
+def _raw_at(raw: Any, loc: Iterable[Any]) -> tuple[LineDict | None, str | None]:
+    """Walk ``raw`` along a pydantic error location; return the deepest mapping and its key."""
+    node, key = raw, None
+    mapping: LineDict | None = raw if isinstance(raw, LineDict) else None
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            if isinstance(node, LineDict):
+                mapping, key = node, str(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            if isinstance(node, LineDict):
+                mapping, key = node, None
+        else:
+            if isinstance(node, LineDict):
+                mapping, key = node, str(part)
+            break
+    return mapping, key
+
+
+def _step_name_at(raw: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
+    """Name of the step an error location points into (innermost, for loop bodies)."""
+    name, node = None, raw
+    for i, part in enumerate(loc):
+        if isinstance(node, Mapping):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            break
+        if isinstance(node, Mapping) and i > 0 and loc[i - 1] in ("steps", "loop_body"):
+            name = str(node.get("name", f"#{part + 1}"))
+    return name
+
+
+def definition_error_from_validation(
+    exc: ValidationError, *, raw: Mapping[str, Any], file: str | None
+) -> DefinitionError:
+    """Turn the first pydantic error into a DefinitionError naming file, step, field, line."""
+    error = exc.errors()[0]
+    loc = tuple(error["loc"])
+    # Drop pydantic's union/tagged-union bookkeeping entries from the location.
+    loc = tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
+    field_parts = list(loc)
+    if "steps" in field_parts:
+        last = max(i for i, p in enumerate(field_parts) if p in ("steps", "loop_body"))
+        field_parts = field_parts[last + 2 :]
+    field = ".".join(str(p) for p in field_parts) or None
+    mapping, key = _raw_at(raw, loc)
+    line = mapping.line_of(key) if mapping is not None else None
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}' (check the spelling; see the step reference)"
+    elif error["type"] == "missing":
+        message = f"required key '{loc[-1]}' is missing"
+    elif "input" in error and error["type"] not in ("missing",):
+        message = f"{message} (got {error['input']!r})"
+    return DefinitionError(message, file=file, step=_step_name_at(raw, loc), field=field, line=line)
+
+
+class _Checker:
+    """Semantic checks over a parsed workflow file, with line numbers from the raw mapping."""
+
+    def __init__(self, spec: WorkflowFile, raw: Mapping[str, Any], file: str | None) -> None:
+        self.spec = spec
+        self.raw = raw
+        self.file = file
+
+    def fail(self, message: str, *, step: str | None, field: str | None, path: tuple[Any, ...]) -> None:
+        mapping, key = _raw_at(self.raw, path)
+        line = mapping.line_of(key) if mapping is not None else None
+        raise DefinitionError(message, file=self.file, step=step, field=field, line=line)
+
+    def run(self) -> None:
+        self.check_steps(self.spec.steps, ("steps",), top_level=True)
+        cycle = find_unbounded_cycle(self.spec.steps)
+        if cycle:
+            names = " -> ".join([*cycle, cycle[0]])
+            index = {s.name: i for i, s in enumerate(self.spec.steps)}
+            self.fail(
+                f"steps {names} form a loop that can never end: add 'max_iterations' to one "
+                "of them (or give the loop an exit)",
+                step=cycle[0],
+                field="routes",
+                path=("steps", index[cycle[0]], "routes"),
+            )
+
+    def check_steps(
+        self, steps: tuple[StepDefinition, ...], path: tuple[Any, ...], *, top_level: bool
+    ) -> None:
+        seen: dict[str, int] = {}
+        names = {s.name for s in steps}
+        for i, step in enumerate(steps):
+            here = (*path, i)
+            if step.name in seen:
+                self.fail(
+                    f"duplicate step name (also step #{seen[step.name] + 1})",
+                    step=step.name,
+                    field="name",
+                    path=(*here, "name"),
+                )
+            seen[step.name] = i
+            self.check_step(step, here, names, top_level=top_level)
+
+    def check_step(
+        self, step: StepDefinition, here: tuple[Any, ...], names: set[str], *, top_level: bool
+    ) -> None:
+        kind = step.type
+
+        def need(condition: bool, field: str, message: str) -> None:
+            if not condition:
+                self.fail(message, step=step.name, field=field, path=(*here, field))
+
+        need(
+            kind not in FUNCTION_REQUIRED or step.function is not None,
+            "function",
+            f"a {kind} step needs 'function'",
+        )
+        need(
+            kind is not StepType.COMPENSATABLE or step.compensate_function is not None,
+            "compensate_function",
+            "a COMPENSATABLE step needs 'compensate_function'",
+        )
+        need(
+            kind is not StepType.DECISION or bool(step.routes) or step.function is not None,
+            "routes",
+            "a DECISION step needs 'routes' (or a function that raises WorkflowJumpDirective)",
+        )
+        need(not step.routes or kind is StepType.DECISION, "routes", "only DECISION steps route")
+        if kind is StepType.PARALLEL:
+            dynamic = step.iterate_over is not None or step.task_function is not None
+            need(
+                bool(step.tasks) or dynamic, "tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'"
+            )
+            if dynamic:
+                need(step.iterate_over is not None, "iterate_over", "dynamic fan-out needs 'iterate_over'")
+                need(step.task_function is not None, "task_function", "dynamic fan-out needs 'task_function'")
+        else:
+            need(not step.tasks, "tasks", "only PARALLEL steps have 'tasks'")
+        if kind is StepType.LOOP:
+            need(step.mode is not None, "mode", "a LOOP step needs 'mode' (ITERATE or WHILE)")
+            need(
+                bool(step.loop_body) or step.function is not None,
+                "loop_body",
+                "a LOOP step needs 'loop_body' (or a 'function' run each iteration)",
+            )
+            if step.mode is LoopMode.ITERATE:
+                need(step.iterate_over is not None, "iterate_over", "an ITERATE loop needs 'iterate_over'")
+            if step.mode is LoopMode.WHILE:
+                need(step.while_condition is not None, "while_condition", "a WHILE loop needs 'while_condition'")
+                need(
+                    step.max_iterations is not None,
+                    "max_iterations",
+                    "a WHILE loop needs 'max_iterations' so it cannot run forever",
+                )
+            self.check_steps(step.loop_body, (*here, "loop_body"), top_level=False)
+            for body in step.loop_body:
+                if body.type not in (StepType.STANDARD, StepType.COMPENSATABLE, StepType.ASYNC):
+                    self.fail(
+                        f"loop body steps must be STANDARD, COMPENSATABLE or ASYNC, not {body.type}",
+                        step=body.name,
+                        field="type",
+                        path=(*here, "loop_body"),
+                    )
+        else:
+            need(not step.loop_body, "loop_body", "only LOOP steps have 'loop_body'")
+        need(
+            kind is not StepType.HTTP or step.http_config is not None,
+            "http_config",
+            "an HTTP step needs 'http_config' with at least 'url'",
+        )
+        need(
+            kind is not StepType.HTTP or step.output_key is not None,
+            "output_key",
+            "an HTTP step needs 'output_key' (the state key that receives the response)",
+        )
+        if kind in (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE):
+            need(
+                step.target_workflow_type is not None,
+                "target_workflow_type",
+                f"a {kind} step needs 'target_workflow_type'",
+            )
+        if kind is StepType.CRON_SCHEDULE:
+            need(step.cron_expression is not None, "cron_expression", "a CRON_SCHEDULE step needs 'cron_expression'")
+            expr = step.cron_expression or ""
+            need(
+                "{{" in expr or croniter.is_valid(expr),
+                "cron_expression",
+                f"'{expr}' is not a valid cron expression (e.g. '*/5 * * * *')",
+            )
+        if kind is StepType.WAIT:
+            need(
+                (step.wait_seconds is None) != (step.wait_until is None),
+                "wait_seconds",
+                "a WAIT step needs exactly one of 'wait_seconds' or 'wait_until'",
+            )
+        for r, route in enumerate(step.routes):
+            need(
+                route.destination in names,
+                "routes",
+                f"route #{r + 1} targets '{route.destination}', which is not a step of this "
+                f"workflow (steps: {', '.join(sorted(names))})",
+            )
+            if route.condition is not None:
+                try:
+                    compile_expression(route.condition)
+                except ExpressionError as exc:
+                    self.fail(
+                        str(exc), step=step.name, field=f"routes[{r}].condition", path=(*here, "routes", r)
+                    )
+        if step.while_condition is not None:
+            try:
+                compile_expression(step.while_condition)
+            except ExpressionError as exc:
+                self.fail(str(exc), step=step.name, field="while_condition", path=(*here, "while_condition"))
+        self.check_functions(step, here)
+        if step.input_model is not None:
+            self.check_model(step.input_model, step, here)
+
+    def check_functions(self, step: StepDefinition, here: tuple[Any, ...]) -> None:
+        fields: list[tuple[str, str | None, tuple[Any, ...]]] = [
+            ("function", step.function, (*here, "function")),
+            ("compensate_function", step.compensate_function, (*here, "compensate_function")),
+            ("task_function", step.task_function, (*here, "task_function")),
+            ("merge_function_path", step.merge_function_path, (*here, "merge_function_path")),
+        ]
+        fields += [
+            (f"tasks[{t}].function", task.function, (*here, "tasks", t))
+            for t, task in enumerate(step.tasks)
+        ]
+        for field, path, raw_path in fields:
+            if path is None:
+                continue
+            try:
+                resolve_step_function(path, file=self.file, step=step.name, field=field)
+            except DefinitionError as exc:
+                mapping, key = _raw_at(self.raw, raw_path)
+                exc.line = mapping.line_of(key) if mapping is not None else None
+                exc.args = (exc._render(),)
+                raise
+
+    def check_model(self, path: str, step: StepDefinition, here: tuple[Any, ...]) -> None:
+        try:
+            model = import_object(path)
+        except ImportError as exc:
+            self.fail(
+                f"cannot import input model '{path}': {exc}",
+                step=step.name,
+                field="input_model",
+                path=(*here, "input_model"),
+            )
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            self.fail(
+                f"input model '{path}' is not a pydantic BaseModel subclass",
+                step=step.name,
+                field="input_model",
+                path=(*here, "input_model"),
+            )
+
+
+def load_definition_data(
+    raw: Mapping[str, Any],
+    *,
+    file: str | None,
+    state_model_path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> WorkflowDefinition:
+    """Validate an already-parsed workflow mapping into a ``WorkflowDefinition``."""
+    data = substitute_env(dict(raw), environ=environ if environ is not None else os.environ, file=file)
+    try:
+        spec = WorkflowFile.model_validate(data)
+    except ValidationError as exc:
+        raise definition_error_from_validation(exc, raw=raw, file=file) from None
+    if spec.parameters:
+        rendered = render_value(spec.parameters, {"env": dict(os.environ)})
+        spec = spec.model_copy(update={"parameters": rendered})
+    if spec.initial_state_model_path is None and state_model_path is not None:
+        spec = spec.model_copy(update={"initial_state_model_path": state_model_path})
+    _Checker(spec, raw, file).run()
+    state_model = resolve_state_model(spec.initial_state_model_path, file=file)
+    return WorkflowDefinition.build(spec, state_model=state_model, source_file=file)
+
+
+def load_workflow_file(path: str | Path, *, state_model_path: str | None = None) -> WorkflowDefinition:
+    """Read and validate one workflow YAML file."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    return load_definition_data(raw, file=str(path), state_model_path=state_model_path)
+
+
+def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
+    """Read ``workflow_registry.yaml``: workflow type -> entry (config paths made absolute)."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    try:
+        registry = RegistryFile.model_validate(raw)
+    except ValidationError as exc:
+        raise definition_error_from_validation(exc, raw=raw, file=str(path)) from None
+    entries: dict[str, RegistryEntry] = {}
+    for i, entry in enumerate(registry.workflows):
+        if entry.type in entries:
+            line = raw["workflows"][i].line if isinstance(raw["workflows"][i], LineDict) else None
+            raise DefinitionError(
+                f"workflow type '{entry.type}' is registered twice", file=path, field="type", line=line
+            )
+        config = Path(entry.config_file)
+        if not config.is_absolute():
+            config = path.parent / config
+        entries[entry.type] = entry.model_copy(update={"config_file": str(config)})
+    return entries

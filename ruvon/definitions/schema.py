@@ -1,0 +1,247 @@
+"""The shape of workflow files: pydantic models validated at load time.
+
+Keys follow the Ruvon documentation; where the documentation uses two spellings, both are
+accepted (``initial_state_model`` / ``initial_state_model_path``, ``saga_mode`` /
+``saga_enabled``, ``target`` / ``next_step`` in routes, ``function`` / ``function_path`` in
+PARALLEL tasks). Unknown keys are rejected so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ruvon.merge import MergeConflictBehavior, MergeStrategy
+from ruvon.models import StepType
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+# Step types whose behaviour needs a `function`.
+FUNCTION_REQUIRED = frozenset(
+    {StepType.STANDARD, StepType.COMPENSATABLE, StepType.ASYNC}
+)
+
+
+class RetryPolicy(BaseModel):
+    """How often and how patiently a failing step is tried again."""
+
+    model_config = _STRICT
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    initial_interval: float = Field(
+        default=0.1,
+        ge=0,
+        validation_alias=AliasChoices("initial_interval", "initial_interval_seconds", "delay_seconds"),
+    )
+    backoff: float = Field(
+        default=2.0, ge=1.0, validation_alias=AliasChoices("backoff", "backoff_multiplier")
+    )
+    max_interval: float = Field(
+        default=30.0, ge=0, validation_alias=AliasChoices("max_interval", "max_interval_seconds")
+    )
+    jitter: bool = True
+    non_retryable: tuple[str, ...] = Field(
+        default=(), validation_alias=AliasChoices("non_retryable", "non_retryable_errors")
+    )
+
+    def delay_before(self, attempt: int) -> float:
+        """Backoff (without jitter) before ``attempt`` (2 = first retry)."""
+        return float(min(self.max_interval, self.initial_interval * self.backoff ** (attempt - 2)))
+
+
+class Route(BaseModel):
+    """One DECISION route: ``condition`` + ``target``, or a bare ``default`` target."""
+
+    model_config = _STRICT
+
+    condition: str | None = None
+    target: str | None = Field(default=None, validation_alias=AliasChoices("target", "next_step"))
+    default: str | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Route:
+        if self.default is not None:
+            if self.condition is not None or self.target is not None:
+                raise ValueError("a route is either {default: STEP} or {condition, target}")
+        elif self.condition is None or self.target is None:
+            raise ValueError("a route needs both 'condition' and 'target' (or only 'default')")
+        return self
+
+    @property
+    def destination(self) -> str:
+        """The step this route leads to."""
+        return self.default if self.default is not None else str(self.target)
+
+
+class ParallelTask(BaseModel):
+    """A static PARALLEL branch."""
+
+    model_config = _STRICT
+
+    name: str
+    function: str = Field(validation_alias=AliasChoices("function", "function_path"))
+    timeout: float | None = Field(default=None, gt=0)
+
+
+class HttpConfig(BaseModel):
+    """Request template of an HTTP step; strings are Jinja templates over state."""
+
+    model_config = _STRICT
+
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    query_params: dict[str, Any] = Field(default_factory=dict)
+    body: Any = None
+    timeout: float = Field(default=30.0, gt=0)
+    retry_policy: RetryPolicy | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+class LoopMode(StrEnum):
+    ITERATE = "ITERATE"
+    WHILE = "WHILE"
+
+
+class TimeoutAction(StrEnum):
+    AUTO_APPROVE = "auto_approve"
+    AUTO_REJECT = "auto_reject"
+    FAIL = "fail"
+
+
+HTTP_PARTS = ("status_code", "headers", "body")
+
+
+def _upper_enum(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _lower_enum(value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.lower()
+        return "prefer_existing" if value == "prefer_old" else value
+    return value
+
+
+class StepDefinition(BaseModel):
+    """One step of a workflow file, every step type's keys in one flat model."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1)
+    type: StepType = StepType.STANDARD
+    description: str | None = None
+    function: str | None = None
+    compensate_function: str | None = None
+    input_model: str | None = None
+    required_input: tuple[str, ...] = ()
+    automate_next: bool = False
+    dependencies: tuple[str, ...] = ()
+    routes: tuple[Route, ...] = ()
+    merge_strategy: MergeStrategy = MergeStrategy.SHALLOW
+    merge_conflict_behavior: MergeConflictBehavior = MergeConflictBehavior.PREFER_NEW
+    retry: RetryPolicy | None = None
+    timeout: float | None = Field(
+        default=None, gt=0, validation_alias=AliasChoices("timeout", "timeout_seconds")
+    )
+    queue: str | None = None
+    max_iterations: int | None = Field(default=None, ge=1)
+    # PARALLEL
+    tasks: tuple[ParallelTask, ...] = ()
+    iterate_over: str | None = None
+    task_function: str | None = None
+    item_var_name: str = "item"
+    batch_size: int = Field(default=0, ge=0)
+    allow_partial_success: bool = False
+    merge_function_path: str | None = None
+    # LOOP
+    mode: LoopMode | None = None
+    while_condition: str | None = None
+    loop_body: tuple[StepDefinition, ...] = ()
+    # HTTP
+    http_config: HttpConfig | None = None
+    output_key: str | None = None
+    includes: tuple[Literal["status_code", "headers", "body"], ...] = HTTP_PARTS
+    # SUB_WORKFLOW, FIRE_AND_FORGET, CRON_SCHEDULE
+    target_workflow_type: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("target_workflow_type", "sub_workflow_type", "workflow_type"),
+    )
+    initial_data_template: dict[str, Any] = Field(default_factory=dict)
+    schedule_name: str | None = None
+    cron_expression: str | None = Field(
+        default=None, validation_alias=AliasChoices("cron_expression", "cron", "schedule")
+    )
+    # WAIT
+    wait_seconds: float | None = Field(
+        default=None, ge=0, validation_alias=AliasChoices("wait_seconds", "duration_seconds")
+    )
+    wait_until: str | None = None
+    # HUMAN_APPROVAL
+    approval_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        validation_alias=AliasChoices("approval_timeout", "approval_timeout_seconds"),
+    )
+    on_timeout: TimeoutAction = TimeoutAction.FAIL
+
+    _upper_type = field_validator("type", "mode", mode="before")(_upper_enum)
+    _lower_merge = field_validator("merge_strategy", "merge_conflict_behavior", mode="before")(
+        _lower_enum
+    )
+
+
+class WorkflowFile(BaseModel):
+    """A workflow file's top level."""
+
+    model_config = _STRICT
+
+    workflow_type: str = Field(min_length=1)
+    workflow_version: str | None = Field(
+        default=None, validation_alias=AliasChoices("workflow_version", "version")
+    )
+    description: str | None = None
+    initial_state_model_path: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("initial_state_model_path", "initial_state_model"),
+    )
+    saga_mode: bool = Field(default=False, validation_alias=AliasChoices("saga_mode", "saga_enabled"))
+    automate_start: bool = False
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    steps: tuple[StepDefinition, ...] = Field(min_length=1)
+
+    @field_validator("workflow_version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value
+
+
+class RegistryEntry(BaseModel):
+    """One workflow type in ``workflow_registry.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    type: str = Field(min_length=1)
+    config_file: str
+    description: str | None = None
+    initial_state_model_path: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("initial_state_model_path", "initial_state_model"),
+    )
+    requires: tuple[str, ...] = ()
+    schedule: str | dict[str, Any] | float | None = None
+
+
+class RegistryFile(BaseModel):
+    """``workflow_registry.yaml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workflows: tuple[RegistryEntry, ...] = ()
+    requires: tuple[str, ...] = ()

@@ -1,0 +1,196 @@
+"""Every error Ruvon raises on purpose derives from :class:`RuvonError`.
+
+The tree (keep this outline in step with the classes below)::
+
+    RuvonError
+    ├── ConfigurationError          bad settings or environment (e.g. an unknown database URL)
+    ├── DefinitionError             a workflow/registry file is invalid (file, step, field, line)
+    │   └── FunctionImportError     a function path does not import or has the wrong signature
+    ├── WorkflowNotFound            no workflow with that id
+    ├── WorkflowTypeNotFound        no workflow type with that name in the registry
+    ├── InvalidWorkflowOperation    the operation does not fit the workflow's status
+    ├── InputValidationError        user input or initial data fails its pydantic model
+    ├── StateValidationError        state fails the workflow's state model after a merge
+    ├── StateTooLargeError          serialized state exceeds the configured limit
+    ├── StepFunctionError           a step function raised (original exception as __cause__)
+    │   ├── InvalidStepResult       a step returned something other than a dict or None
+    │   ├── StepTimeoutError        a step attempt exceeded its `timeout`
+    │   ├── HttpStepError           an HTTP step got a transport error or an error status
+    │   └── ChildWorkflowFailed     a sub-workflow ended in a failed or cancelled status
+    ├── MergeConflictError          merge_conflict_behavior=raise_error found a conflicting key
+    ├── ExpressionError             a route condition is malformed or failed to evaluate
+    │   └── UnsafeExpressionError   a condition reaches for something the sandbox forbids
+    ├── RoutingError                no route matched and there is no default
+    ├── IterationLimitExceeded      a loop or routed cycle ran past its max_iterations
+    └── PersistenceError            the storage backend failed (never swallowed)
+        └── ConcurrencyConflict     another writer saved this workflow first (stale version)
+
+Workflow control flow (jump, pause, start a sub-workflow) is *not* an error: the directives live
+in :mod:`ruvon.models` and derive from ``BaseException`` so a step's ``except Exception`` cannot
+swallow them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RuvonError(Exception):
+    """Root of every error Ruvon raises deliberately.
+
+    ``non_retryable`` tells the retry machinery not to try the step again.
+    """
+
+    non_retryable: bool = False
+
+
+class ConfigurationError(RuvonError):
+    """A setting or environment value is missing or malformed."""
+
+
+class DefinitionError(RuvonError):
+    """A registry or workflow file is invalid; the message names file, step, field and line."""
+
+    non_retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        step: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.reason = message
+        self.file = str(file) if file is not None else None
+        self.step = step
+        self.field = field
+        self.line = line
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        where: list[str] = []
+        if self.file:
+            where.append(f"{self.file}:{self.line}" if self.line else self.file)
+        if self.step:
+            where.append(f"step '{self.step}'")
+        if self.field:
+            where.append(f"field '{self.field}'")
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+
+class FunctionImportError(DefinitionError):
+    """A dotted function path does not import, is not callable, or has the wrong signature."""
+
+
+class WorkflowNotFound(RuvonError, LookupError):
+    """No workflow with the given id exists in the configured persistence."""
+
+    def __init__(self, workflow_id: str) -> None:
+        self.workflow_id = workflow_id
+        super().__init__(f"workflow '{workflow_id}' not found (check the id and the database)")
+
+
+class WorkflowTypeNotFound(RuvonError, LookupError):
+    """The registry has no workflow type by that name."""
+
+
+class InvalidWorkflowOperation(RuvonError):
+    """The operation is not allowed in the workflow's current status."""
+
+
+class InputValidationError(RuvonError):
+    """User input or initial data does not satisfy its pydantic model."""
+
+    non_retryable = True
+
+
+class StateValidationError(RuvonError):
+    """Workflow state does not satisfy the state model (after a step's result was merged)."""
+
+    non_retryable = True
+
+
+class StateTooLargeError(RuvonError):
+    """Serialized state exceeds the configured maximum size."""
+
+    non_retryable = True
+
+    def __init__(self, workflow_id: str, size: int, limit: int) -> None:
+        self.workflow_id = workflow_id
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"state of workflow '{workflow_id}' is {size} bytes, over the limit of {limit} bytes "
+            "(raise RUVON_MAX_STATE_BYTES or keep large payloads out of workflow state)"
+        )
+
+
+class StepFunctionError(RuvonError):
+    """A step function failed; the original exception is chained as ``__cause__``."""
+
+    def __init__(self, message: str, *, step: str | None = None, non_retryable: bool = False):
+        self.step = step
+        self.non_retryable = non_retryable
+        super().__init__(message)
+
+
+class InvalidStepResult(StepFunctionError):
+    """A step function returned something other than a dict or None."""
+
+
+class StepTimeoutError(StepFunctionError):
+    """A step attempt ran longer than its configured ``timeout``."""
+
+
+class HttpStepError(StepFunctionError):
+    """An HTTP step failed: transport error or an error status code."""
+
+
+class ChildWorkflowFailed(StepFunctionError):
+    """A sub-workflow ended FAILED*/CANCELLED; the parent goes to FAILED_CHILD_WORKFLOW."""
+
+
+class MergeConflictError(RuvonError):
+    """A merge with ``merge_conflict_behavior: raise_error`` met a key already set differently."""
+
+    non_retryable = True
+
+
+class ExpressionError(RuvonError):
+    """A route condition could not be parsed or evaluated."""
+
+    non_retryable = True
+
+
+class UnsafeExpressionError(ExpressionError):
+    """A route condition tried something the sandbox forbids (dunder access, calls, imports)."""
+
+
+class RoutingError(RuvonError):
+    """A DECISION step found no matching route and no default."""
+
+    non_retryable = True
+
+
+class IterationLimitExceeded(RuvonError):
+    """A LOOP or a routed cycle exceeded its ``max_iterations`` safety limit."""
+
+    non_retryable = True
+
+
+class PersistenceError(RuvonError):
+    """The persistence backend failed; the message names the backend, never a password."""
+
+
+class ConcurrencyConflict(PersistenceError):
+    """Another writer saved the workflow first; reload it and try again."""
+
+    def __init__(self, workflow_id: str, expected_version: int) -> None:
+        self.workflow_id = workflow_id
+        self.expected_version = expected_version
+        super().__init__(
+            f"workflow '{workflow_id}' was modified concurrently: expected version "
+            f"{expected_version} but another writer saved first; reload and retry"
+        )

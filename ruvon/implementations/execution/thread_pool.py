@@ -1,0 +1,48 @@
+"""Run sync step functions on a thread pool so PARALLEL branches and ASYNC steps overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ruvon.definitions.imports import function_shape
+from ruvon.implementations.execution.sync import run_async_function, timeout_error
+from ruvon.providers.execution import StepCall
+
+
+class ThreadPoolExecutionProvider:
+    """A bounded thread pool; async step functions run on the caller's event loop instead."""
+
+    name = "thread_pool"
+
+    def __init__(self, max_workers: int = 10) -> None:
+        self.max_workers = max_workers
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="ruvon-step")
+        return self._pool
+
+    async def execute(self, call: StepCall) -> Any:
+        shape = function_shape(call.function)
+        kwargs = shape.select_kwargs(dict(call.kwargs))
+        if shape.is_async:
+            return await run_async_function(call, kwargs)
+        loop = asyncio.get_running_loop()
+        job = functools.partial(call.function, call.state, call.context, **kwargs)
+        future = loop.run_in_executor(self._executor(), job)
+        if call.timeout is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, call.timeout)
+        except TimeoutError:
+            raise timeout_error(call) from None
+
+    def close(self) -> None:
+        """Stop accepting work; running steps finish in the background."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

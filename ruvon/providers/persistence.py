@@ -1,0 +1,112 @@
+"""The persistence seam: where workflow records, audit rows and logs live."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ruvon.models import WorkflowStatus
+from ruvon.records import (
+    AuditEntry,
+    CompensationEntry,
+    ExecutionLogEntry,
+    ScheduleRecord,
+    WorkflowRecord,
+)
+
+
+@runtime_checkable
+class PersistenceProvider(Protocol):
+    """Durable storage for workflows.
+
+    Contract (checked by ``tests/contract``):
+
+    * ``create_workflow`` is atomic with respect to ``idempotency_key``: of two creates with the
+      same key, exactly one inserts and both return the same stored record.
+    * ``save_workflow`` writes only if the stored version equals ``expected_version``; it then
+      stores ``expected_version + 1`` in ``record.version`` and writes ``audit`` in the same
+      transaction. Otherwise it raises ``ConcurrencyConflict`` and writes nothing.
+    * ``load_workflow`` raises ``WorkflowNotFound`` for an unknown id.
+    * Records come back equal to what was saved (state is JSON: dicts, lists, str, numbers, bools,
+      None).
+    """
+
+    async def initialize(self) -> None:
+        """Open connections and create the schema if needed. Safe to call twice."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections. Safe to call twice."""
+        ...
+
+    async def create_workflow(
+        self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
+    ) -> tuple[WorkflowRecord, bool]:
+        """Insert ``record`` (version 1); return (stored record, True if inserted).
+
+        With an ``idempotency_key`` that already exists, nothing is written and the existing
+        record is returned with False.
+        """
+        ...
+
+    async def load_workflow(self, workflow_id: str) -> WorkflowRecord:
+        """Return the stored record; raise ``WorkflowNotFound`` if there is none."""
+        ...
+
+    async def save_workflow(
+        self,
+        record: WorkflowRecord,
+        *,
+        expected_version: int,
+        audit: Sequence[AuditEntry] = (),
+    ) -> int:
+        """Fenced save: write if the stored version is ``expected_version``; return the new one."""
+        ...
+
+    async def find_by_idempotency_key(self, key: str) -> WorkflowRecord | None:
+        """The workflow started with this idempotency key, if any."""
+        ...
+
+    async def list_workflows(
+        self,
+        *,
+        status: WorkflowStatus | None = None,
+        workflow_type: str | None = None,
+        parent_execution_id: str | None = None,
+        limit: int = 100,
+    ) -> list[WorkflowRecord]:
+        """Workflows matching every given filter, newest first."""
+        ...
+
+    async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of WAITING_TIMER / WAITING_HUMAN workflows whose ``run_at`` is at or before ``now``."""
+        ...
+
+    async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
+        """Audit entries of one workflow, oldest first."""
+        ...
+
+    async def append_execution_log(self, entry: ExecutionLogEntry) -> None:
+        """Append one log line to a workflow."""
+        ...
+
+    async def get_execution_logs(self, workflow_id: str) -> list[ExecutionLogEntry]:
+        """Log lines of one workflow, oldest first."""
+        ...
+
+    async def record_compensation(self, entry: CompensationEntry) -> None:
+        """Record the outcome of one compensation function."""
+        ...
+
+    async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
+        """Compensations of one workflow, in the order they ran."""
+        ...
+
+    async def save_schedule(self, schedule: ScheduleRecord) -> None:
+        """Insert or replace the schedule with this name."""
+        ...
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        """All schedules, by name."""
+        ...

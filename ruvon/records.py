@@ -1,0 +1,113 @@
+"""Plain records that cross the persistence boundary.
+
+The engine and every persistence provider speak these dataclasses; nothing here knows how or
+where they are stored. Timestamps are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ruvon.models import WorkflowStatus
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC (the only clock the engine uses)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class WorkflowRecord:
+    """One workflow instance as stored: identity, status, state and the definition snapshot.
+
+    ``version`` is the optimistic-concurrency counter: every successful save bumps it by one and a
+    save that expects an older version raises ``ConcurrencyConflict``.
+    """
+
+    id: str
+    workflow_type: str
+    status: WorkflowStatus
+    state: dict[str, Any]
+    definition_snapshot: dict[str, Any]
+    current_step: int = 0
+    workflow_version: str | None = None
+    version: int = 0
+    parent_execution_id: str | None = None
+    blocked_on_child_id: str | None = None
+    idempotency_key: str | None = None
+    saga_mode: bool = False
+    completed_steps: list[str] = field(default_factory=list)
+    run_at: datetime | None = None
+    error: str | None = None
+    runtime: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    data_region: str | None = None
+    priority: int = 0
+    owner_id: str | None = None
+    org_id: str | None = None
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+    completed_at: datetime | None = None
+
+    @property
+    def current_step_name(self) -> str | None:
+        """Name of the step the workflow is at, or None past the last step."""
+        steps = self.definition_snapshot.get("steps", [])
+        if 0 <= self.current_step < len(steps):
+            return str(steps[self.current_step]["name"])
+        return None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audited transition, written in the same transaction as the state change it describes."""
+
+    workflow_id: str
+    event_type: str
+    step_name: str | None = None
+    old_status: str | None = None
+    new_status: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    recorded_at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class ExecutionLogEntry:
+    """A human-readable log line attached to a workflow (what `ruvon logs` prints)."""
+
+    workflow_id: str
+    level: str
+    message: str
+    step_name: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    logged_at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class CompensationEntry:
+    """The outcome of one compensation function run during a saga rollback."""
+
+    workflow_id: str
+    step_name: str
+    function: str
+    succeeded: bool
+    error: str | None = None
+    state_before: dict[str, Any] = field(default_factory=dict)
+    executed_at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """A cron schedule that starts ``workflow_type`` with ``initial_data`` on every tick."""
+
+    name: str
+    workflow_type: str
+    cron: str
+    initial_data: dict[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+    source_workflow_id: str | None = None
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    created_at: datetime = field(default_factory=utc_now)

@@ -1,0 +1,113 @@
+"""HUMAN_IN_LOOP and HUMAN_APPROVAL: pause in WAITING_HUMAN, resume with validated input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from ruvon.definitions.imports import cached_step_function, import_object
+from ruvon.definitions.schema import TimeoutAction
+from ruvon.errors import InputValidationError, StepTimeoutError
+from ruvon.models import WorkflowStatus
+from ruvon.records import utc_now
+from ruvon.steps.base import Advance, StepOutcome, Suspend
+from ruvon.steps.invoke import call_step_function
+
+if TYPE_CHECKING:
+    from ruvon.definitions.schema import StepDefinition
+    from ruvon.workflow import Workflow
+
+
+class ApprovalDecision(BaseModel):
+    """Default input of a HUMAN_APPROVAL step."""
+
+    approved: bool
+    reason: str | None = None
+    approver: str | None = None
+
+
+def _format_errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<input>'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def validate_input(
+    step: StepDefinition, user_input: dict[str, Any] | None, default: type[BaseModel] | None = None
+) -> BaseModel | None:
+    """Validate ``user_input`` against the step's ``input_model``; InputValidationError if bad."""
+    model: Any = import_object(step.input_model) if step.input_model else default
+    if model is None:
+        return None
+    try:
+        return model.model_validate(user_input or {})  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise InputValidationError(
+            f"input for step '{step.name}' does not match {model.__name__}: {_format_errors(exc)}"
+        ) from None
+
+
+async def _apply_human_input(
+    wf: Workflow, step: StepDefinition, user_input: dict[str, Any], validated: BaseModel | None
+) -> StepOutcome:
+    if step.function is None:
+        data = validated.model_dump(mode="json") if validated is not None else dict(user_input)
+        return Advance(data)
+    fn = cached_step_function(step.function, step=step.name)
+    context = wf.make_context(step, validated_input=validated)
+    return Advance(await call_step_function(wf, step, fn, context=context, kwargs=user_input))
+
+
+class HumanInLoopStep:
+    """Waits for a person; on resume calls the function with the input (or merges the input)."""
+
+    async def execute(
+        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome:
+        return Suspend(WorkflowStatus.WAITING_HUMAN, waiting_for=step.name)
+
+    async def resume(
+        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome | None:
+        if user_input is None:
+            return None
+        validated = validate_input(step, user_input)
+        return await _apply_human_input(wf, step, user_input, validated)
+
+
+class HumanApprovalStep:
+    """An approval with an optional deadline; ``on_timeout`` decides what a missed one means."""
+
+    async def execute(
+        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome:
+        deadline = None
+        if step.approval_timeout is not None:
+            deadline = utc_now() + timedelta(seconds=step.approval_timeout)
+        return Suspend(WorkflowStatus.WAITING_HUMAN, waiting_for=step.name, run_at=deadline)
+
+    async def resume(
+        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome | None:
+        deadline = wf.record.run_at
+        if user_input is None:
+            if deadline is None or deadline > utc_now():
+                return None
+            return await self._time_out(wf, step)
+        validated = validate_input(step, user_input, default=ApprovalDecision)
+        return await _apply_human_input(wf, step, user_input, validated)
+
+    async def _time_out(self, wf: Workflow, step: StepDefinition) -> StepOutcome:
+        if step.on_timeout is TimeoutAction.FAIL:
+            raise StepTimeoutError(
+                f"approval step '{step.name}' got no decision within {step.approval_timeout:g}s",
+                step=step.name,
+                non_retryable=True,
+            )
+        approved = step.on_timeout is TimeoutAction.AUTO_APPROVE
+        decision = {"approved": approved, "reason": f"{step.on_timeout.value} after timeout"}
+        wf.checkpoint_audit("APPROVAL_TIMED_OUT", step.name, decision)
+        validated = validate_input(step, decision, default=ApprovalDecision)
+        return await _apply_human_input(wf, step, decision, validated)

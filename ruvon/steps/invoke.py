@@ -1,0 +1,91 @@
+"""Calling a user function for a step: executor, timeout, retries with backoff, result check."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ruvon.definitions.schema import RetryPolicy
+from ruvon.errors import InvalidStepResult, RuvonError
+from ruvon.models import StepContext
+from ruvon.providers.execution import StepCall
+
+if TYPE_CHECKING:
+    from ruvon.definitions.schema import StepDefinition
+    from ruvon.workflow import Workflow
+
+NO_RETRY = RetryPolicy()
+
+
+def is_retryable(exc: BaseException, policy: RetryPolicy) -> bool:
+    """False for errors marked non-retryable by Ruvon or named in the step's policy."""
+    if getattr(exc, "non_retryable", False):
+        return False
+    if isinstance(exc, RuvonError) and exc.non_retryable:
+        return False
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    names |= {f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__}
+    return not names.intersection(policy.non_retryable)
+
+
+def check_result(value: Any, *, step: str, function: Callable[..., Any]) -> dict[str, Any]:
+    """A step must return a dict (merged into state) or None."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    name = getattr(function, "__qualname__", repr(function))
+    raise InvalidStepResult(
+        f"step '{step}': function '{name}' returned {type(value).__name__} ({value!r:.80}); "
+        "a step function must return a dict (merged into state) or None",
+        step=step,
+        non_retryable=True,
+    )
+
+
+async def call_step_function(
+    wf: Workflow,
+    step: StepDefinition,
+    function: Callable[..., Any],
+    *,
+    context: StepContext,
+    state: Any = None,
+    kwargs: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    retry: RetryPolicy | None = None,
+) -> dict[str, Any]:
+    """Run ``function(state, context, **kwargs)`` with the step's timeout and retry policy.
+
+    Directives (BaseException) pass straight through; the last failure is re-raised unchanged.
+    """
+    policy = retry or step.retry or NO_RETRY
+    attempt = 1
+    call_state = wf.state if state is None else state
+    while True:
+        attempt_context = context if attempt == 1 else context.model_copy(update={"attempt": attempt})
+        call = StepCall(
+            step_name=step.name,
+            function=function,
+            state=call_state,
+            context=attempt_context,
+            kwargs=kwargs or {},
+            timeout=timeout if timeout is not None else step.timeout,
+        )
+        wf.notify_step_started(step, attempt)
+        try:
+            value = await wf.execution.execute(call)
+        except Exception as exc:
+            will_retry = attempt < policy.max_attempts and is_retryable(exc, policy)
+            wf.notify_step_failed(step, exc, attempt, will_retry)
+            if not will_retry:
+                raise
+            delay = policy.delay_before(attempt + 1)
+            if policy.jitter:
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+            wf.record_retry(step, attempt, exc, delay)
+            await asyncio.sleep(delay)
+            attempt += 1
+            continue
+        return check_result(value, step=step.name, function=function)

@@ -1,0 +1,39 @@
+"""Shared by PARALLEL fan-out and LOOP: resolving the list a step iterates over."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ruvon.errors import StepFunctionError
+
+if TYPE_CHECKING:
+    from ruvon.definitions.schema import StepDefinition
+    from ruvon.workflow import Workflow
+
+
+def resolve_items(wf: Workflow, step: StepDefinition) -> list[Any]:
+    """The list at ``iterate_over`` (``state.items`` and plain ``items`` both work)."""
+    path = str(step.iterate_over)
+    expression = path if path.startswith(("state.", "state[")) else f"state.{path}"
+    value = wf.evaluate(expression)
+    if not isinstance(value, list | tuple):
+        raise StepFunctionError(
+            f"step '{step.name}': iterate_over '{path}' is {type(value).__name__}, not a list",
+            step=step.name,
+            non_retryable=True,
+        )
+    return list(value)
+
+
+def branch_state(wf: Workflow) -> Any:
+    """A private copy of the state for one concurrent branch (in-place edits are discarded)."""
+    state = wf.state
+    if hasattr(state, "model_copy"):
+        return state.model_copy(deep=True)
+    return wf.state_dict() if not isinstance(state, dict) else _deep_dict(state)
+
+
+def _deep_dict(state: dict[str, Any]) -> dict[str, Any]:
+    import copy
+
+    return copy.deepcopy(state)

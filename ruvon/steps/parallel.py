@@ -1,0 +1,131 @@
+"""PARALLEL: fan out (static ``tasks`` or ``iterate_over``), then merge the branch results.
+
+Branches run through the execution provider concurrently (a thread pool overlaps them, the sync
+provider runs them one by one). Each branch gets its own copy of the state; only what it
+returns is merged, in task order, with the step's merge strategy and conflict behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ruvon.definitions.imports import cached_step_function
+from ruvon.errors import StepFunctionError
+from ruvon.merge import merge_many
+from ruvon.models import WorkflowDirective, WorkflowStatus
+from ruvon.steps.base import Advance, NotResumable, StepOutcome, Suspend
+from ruvon.steps.invoke import call_step_function, check_result
+from ruvon.steps.iteration import branch_state, resolve_items
+
+if TYPE_CHECKING:
+    from ruvon.definitions.schema import StepDefinition
+    from ruvon.workflow import Workflow
+
+
+@dataclass(frozen=True)
+class Branch:
+    name: str
+    function: Callable[..., Any]
+    kwargs: dict[str, Any]
+    item: Any = None
+    index: int | None = None
+    timeout: float | None = None
+
+
+def plan_branches(wf: Workflow, step: StepDefinition) -> list[Branch]:
+    """The branches of one PARALLEL step run, in merge order."""
+    if step.iterate_over is not None and step.task_function is not None:
+        fn = cached_step_function(step.task_function, step=step.name)
+        return [
+            Branch(f"{step.name}[{i}]", fn, {step.item_var_name: item}, item, i)
+            for i, item in enumerate(resolve_items(wf, step))
+        ]
+    return [
+        Branch(task.name, cached_step_function(task.function, step=step.name), {}, timeout=task.timeout)
+        for task in step.tasks
+    ]
+
+
+async def _run_branch(wf: Workflow, step: StepDefinition, branch: Branch, run: int) -> dict[str, Any]:
+    context = wf.make_context(
+        step,
+        loop_item=branch.item,
+        loop_index=branch.index,
+        item=branch.item,
+        branch_name=branch.name,
+        idempotency_key=f"{wf.id}:{step.name}:{run}:{branch.name}",
+    )
+    try:
+        return await call_step_function(
+            wf, step, branch.function, context=context, state=branch_state(wf),
+            kwargs=branch.kwargs, timeout=branch.timeout,
+        )
+    except WorkflowDirective as directive:
+        # Jumps and pauses belong to the workflow, not to one of many branches.
+        raise StepFunctionError(
+            f"branch '{branch.name}' raised {type(directive).__name__}, which PARALLEL "
+            "branches may not do",
+            step=step.name,
+            non_retryable=True,
+        ) from None
+
+
+async def run_parallel(wf: Workflow, step: StepDefinition) -> StepOutcome:
+    """Run every branch, then merge (or fail per ``allow_partial_success``)."""
+    branches = plan_branches(wf, step)
+    run = wf.run_number(step.name)
+    size = step.batch_size or len(branches) or 1
+    outcomes: list[dict[str, Any] | BaseException] = []
+    for start in range(0, len(branches), size):
+        batch = branches[start : start + size]
+        outcomes += await asyncio.gather(
+            *(_run_branch(wf, step, b, run) for b in batch), return_exceptions=True
+        )
+    results = [o for o in outcomes if isinstance(o, dict)]
+    errors = {
+        b.name: f"{type(o).__name__}: {o}"
+        for b, o in zip(branches, outcomes, strict=True)
+        if isinstance(o, BaseException)
+    }
+    wf.checkpoint_audit(
+        "PARALLEL_TASKS_MERGED",
+        step.name,
+        {"branches": len(branches), "succeeded": len(results), "failed": errors},
+    )
+    if errors and (not step.allow_partial_success or not results):
+        first = next(o for o in outcomes if isinstance(o, BaseException))
+        summary = "; ".join(f"{name}: {err}" for name, err in list(errors.items())[:5])
+        raise StepFunctionError(
+            f"PARALLEL step '{step.name}': {len(errors)} of {len(branches)} branches failed "
+            f"({summary})",
+            step=step.name,
+        ) from first
+    if errors:
+        wf.record.runtime.setdefault("parallel_errors", {})[step.name] = errors
+    if step.merge_function_path:
+        merge = cached_step_function(step.merge_function_path, step=step.name)
+        merged = check_result(merge(wf.state, results), step=step.name, function=merge)
+    else:
+        merged = merge_many(
+            {}, results, step.merge_strategy, step.merge_conflict_behavior,
+            context=f"PARALLEL step '{step.name}'",
+        )
+    return Advance(merged)
+
+
+class ParallelStep(NotResumable):
+    """Marks PENDING_PARALLEL durably, then runs the fan-out (again, after a crash)."""
+
+    async def execute(
+        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome:
+        if wf.status is WorkflowStatus.PENDING_PARALLEL:
+            return await run_parallel(wf, step)
+
+        async def follow_up() -> StepOutcome:
+            return await run_parallel(wf, step)
+
+        return Suspend(WorkflowStatus.PENDING_PARALLEL, follow_up=follow_up)

@@ -1,0 +1,55 @@
+"""STANDARD, COMPENSATABLE and ASYNC steps: call the function, merge what it returns."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ruvon.definitions.imports import cached_step_function
+from ruvon.models import WorkflowStatus
+from ruvon.steps.base import Advance, NotResumable, StepOutcome, Suspend
+from ruvon.steps.invoke import call_step_function
+
+if TYPE_CHECKING:
+    from ruvon.definitions.schema import StepDefinition
+    from ruvon.workflow import Workflow
+
+
+async def run_function_step(
+    wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Validate input (if the step has an input model) and call the step's function."""
+    from ruvon.steps.human import validate_input
+
+    assert step.function is not None  # guaranteed by definition validation
+    fn = cached_step_function(step.function, step=step.name)
+    validated = validate_input(step, user_input) if step.input_model and user_input else None
+    context = wf.make_context(step, validated_input=validated)
+    return await call_step_function(wf, step, fn, context=context, kwargs=user_input)
+
+
+class StandardStep(NotResumable):
+    """Runs inline in ``next_step``."""
+
+    async def execute(
+        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome:
+        return Advance(await run_function_step(wf, step, user_input))
+
+
+class AsyncStep(NotResumable):
+    """Runs on the execution provider after PENDING_ASYNC is durable.
+
+    In embedded mode the provider is local (a thread pool), so ``next_step`` awaits it; if the
+    process dies meanwhile, the workflow is found PENDING_ASYNC and the step runs again.
+    """
+
+    async def execute(
+        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome:
+        if wf.status is WorkflowStatus.PENDING_ASYNC:
+            return Advance(await run_function_step(wf, step, user_input))
+
+        async def run() -> StepOutcome:
+            return Advance(await run_function_step(wf, step, user_input))
+
+        return Suspend(WorkflowStatus.PENDING_ASYNC, follow_up=run)

@@ -40,7 +40,9 @@ def _inline_steps(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 item[key] = callable_path(item[key])
         if "tasks" in item:
             item["tasks"] = [
-                {**t, "function": callable_path(t["function"])} if callable(t.get("function")) else t
+                {**t, "function": callable_path(t["function"])}
+                if callable(t.get("function"))
+                else t
                 for t in item["tasks"]
             ]
         if "loop_body" in item:
@@ -136,8 +138,10 @@ class WorkflowBuilder:
     ) -> WorkflowDefinition:
         """Define a workflow in Python; ``function`` fields may be callables."""
         model = initial_state_model
-        model_path = model if isinstance(model, str) else (
-            "builtins.dict" if model is dict else callable_path(model)
+        model_path = (
+            model
+            if isinstance(model, str)
+            else ("builtins.dict" if model is dict else callable_path(model))
         )
         data = {
             "workflow_type": workflow_type,
@@ -186,7 +190,8 @@ class WorkflowBuilder:
                 target = step.target_workflow_type
                 if step.type in _CHILD_TYPES and target not in self.workflow_types:
                     raise DefinitionError(
-                        f"targets workflow type '{target}', which is not registered",
+                        f"targets workflow type '{target}', which is not registered "
+                        f"(registered: {', '.join(self.workflow_types)})",
                         file=definition.source_file,
                         step=step.name,
                         field="target_workflow_type",
@@ -228,7 +233,9 @@ class WorkflowBuilder:
         self._owned.clear()
 
     # ------------------------------------------------------------------ instances
-    def _initial_state(self, definition: WorkflowDefinition, data: Mapping[str, Any] | BaseModel | None) -> dict[str, Any]:
+    def _initial_state(
+        self, definition: WorkflowDefinition, data: Mapping[str, Any] | BaseModel | None
+    ) -> dict[str, Any]:
         if isinstance(data, BaseModel):
             data = data.model_dump(mode="json")
         data = dict(data or {})
@@ -298,7 +305,9 @@ class WorkflowBuilder:
             org_id=org_id,
         )
         created_audit = AuditEntry(
-            record.id, "WORKFLOW_CREATED", new_status=str(WorkflowStatus.ACTIVE),
+            record.id,
+            "WORKFLOW_CREATED",
+            new_status=str(WorkflowStatus.ACTIVE),
             details={"workflow_type": workflow_type, "parent_execution_id": parent_execution_id},
         )
         stored, created = await persistence.create_workflow(record, audit=[created_audit])

@@ -5,9 +5,10 @@ deep-copied), so neither input is ever changed and the result can be mutated fre
 
 A *conflict* is a key present in both dicts whose values differ (``!=``); equal values are never
 a conflict, and neither is an existing ``None`` (an unset optional field of a state model is
-not a value to defend). Where a strategy consults the :class:`MergeConflictBehavior`, ``prefer_new`` keeps the
-new value, ``prefer_existing`` keeps the existing one and ``raise_error`` raises
-:class:`~ruvon.errors.MergeConflictError` naming the dotted key path (``customer.address.zip``).
+not a value to defend). Where a strategy consults the :class:`MergeConflictBehavior`,
+``prefer_new`` keeps the new value, ``prefer_existing`` keeps the existing one and
+``raise_error`` raises :class:`~ruvon.errors.MergeConflictError` naming the dotted key path
+(``customer.address.zip``).
 
 Strategies:
 

@@ -108,7 +108,27 @@ class StepContext(BaseModel):
     branch_name: str | None = None
 
 
-class WorkflowDirective(BaseException):  # noqa: N818 - names follow the Ruvon documentation
+_CONTEXT_DEFAULTS = {
+    name: field.default for name, field in StepContext.model_fields.items() if not field.is_required()
+}
+
+
+def make_step_context(values: dict[str, Any]) -> StepContext:
+    """Build a StepContext from trusted engine values without validation (the step hot path).
+
+    Equivalent to ``StepContext.model_construct`` but several times cheaper, which matters when
+    the engine's own overhead per step is measured in microseconds.
+    """
+    context = StepContext.__new__(StepContext)
+    data = {**_CONTEXT_DEFAULTS, **values}
+    object.__setattr__(context, "__dict__", data)
+    object.__setattr__(context, "__pydantic_fields_set__", set(values))
+    object.__setattr__(context, "__pydantic_extra__", None)
+    object.__setattr__(context, "__pydantic_private__", None)
+    return context
+
+
+class WorkflowDirective(BaseException):
     """Base of the control-flow signals a step may raise.
 
     They derive from ``BaseException`` on purpose: a step's ``except Exception`` must not swallow
@@ -155,7 +175,7 @@ class StartSubWorkflowDirective(WorkflowDirective):
         super().__init__(f"start sub-workflow {workflow_type}")
 
 
-class SagaWorkflowException(Exception):  # noqa: N818 - name follows the Ruvon documentation
+class SagaWorkflowException(Exception):
     """Raised by a step to fail the workflow on purpose (rolled back when saga mode is on)."""
 
     def __init__(self, message: str, original_exception: BaseException | None = None) -> None:

@@ -60,9 +60,12 @@ class WorkflowRecord:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class AuditEntry:
-    """One audited transition, written in the same transaction as the state change it describes."""
+    """One audited transition, written in the same transaction as the state change it describes.
+
+    Not frozen: several are built per step, and frozen dataclasses cost ~5x more to construct.
+    """
 
     workflow_id: str
     event_type: str

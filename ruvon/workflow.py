@@ -20,14 +20,16 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.schema import StepDefinition
 from ruvon.errors import (
     ChildWorkflowFailed,
+    InputValidationError,
     InvalidWorkflowOperation,
     IterationLimitExceeded,
     RuvonError,
     StateValidationError,
 )
 from ruvon.expressions import evaluate_expression
-from ruvon.merge import merge_results
+from ruvon.merge import MergeConflictBehavior, MergeStrategy, merge_results
 from ruvon.models import (
+    make_step_context,
     StartSubWorkflowDirective,
     StepContext,
     WorkflowJumpDirective,
@@ -35,6 +37,7 @@ from ruvon.models import (
     WorkflowStatus,
 )
 from ruvon.providers import observer as events
+from ruvon.providers.observer import BaseObserver
 from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord, utc_now
 from ruvon.saga import compensate
 from ruvon.steps.base import Advance, Jump, StepOutcome, Suspend
@@ -87,6 +90,7 @@ class Workflow:
         self._pending_audit: list[AuditEntry] = []
         self._last_result: dict[str, Any] | None = None
         self._lock = asyncio.Lock()
+        self._step_started_at = time.perf_counter()
         # Set while a parent runs this child in-process, so the child does not report to a
         # second copy of the parent (the running one applies the result itself).
         self.reports_to_parent = True
@@ -167,7 +171,9 @@ class Workflow:
         self._record.saga_mode = True
         return _Done()
 
-    async def next_step(self, user_input: dict[str, Any] | None = None) -> tuple[dict[str, Any], str | None]:
+    async def next_step(
+        self, user_input: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], str | None]:
         """Perform the next transition; returns (step result, jump target or None).
 
         A step failure is persisted (FAILED, or FAILED_ROLLED_BACK after compensation) and then
@@ -203,7 +209,9 @@ class Workflow:
                 break
         return self.status
 
-    async def resume(self, user_input: dict[str, Any] | None = None) -> tuple[dict[str, Any], str | None]:
+    async def resume(
+        self, user_input: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], str | None]:
         """Resume a waiting workflow with ``user_input`` (alias of ``next_step``)."""
         return await self.next_step(user_input=user_input if user_input is not None else {})
 
@@ -249,7 +257,9 @@ class Workflow:
         record.updated_at = utc_now()
         audit, self._pending_audit = self._pending_audit, []
         try:
-            await self.persistence.save_workflow(record, expected_version=record.version, audit=audit)
+            await self.persistence.save_workflow(
+                record, expected_version=record.version, audit=audit
+            )
         except BaseException:
             self._pending_audit = audit + self._pending_audit
             raise
@@ -284,6 +294,7 @@ class Workflow:
             return {}, None, False
         step = self.steps[record.current_step]
         handler = handler_for(step.type)
+        self._step_started_at = time.perf_counter()
         if self.status in _WAITING or self.status is WorkflowStatus.PENDING_SUB_WORKFLOW:
             if record.runtime.get("resume_after") and self.status is WorkflowStatus.WAITING_HUMAN:
                 if user_input is None:
@@ -297,7 +308,7 @@ class Workflow:
                 return waiting, None, False
             self._audit("STEP_RESUMED", step.name, {"input": user_input or {}})
         else:
-            self._count_visit(step)
+            await self._count_visit(step)
             outcome = await self._guard(step, lambda: handler.execute(self, step, user_input))
         return await self._commit(step, outcome)
 
@@ -313,20 +324,22 @@ class Workflow:
             await self._finish(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", {})
             return {}, None, False
         following = self.steps[self._record.current_step]
-        self._count_visit(following)
+        await self._count_visit(following)
         handler = handler_for(following.type)
         outcome = await self._guard(following, lambda: handler.execute(self, following, user_input))
         return await self._commit(following, outcome)
 
-    def _count_visit(self, step: StepDefinition) -> None:
+    async def _count_visit(self, step: StepDefinition) -> None:
         runs = self._record.runtime.setdefault("runs", {})
         runs[step.name] = runs.get(step.name, 0) + 1
         if step.max_iterations is not None and runs[step.name] > step.max_iterations:
-            raise_limit = IterationLimitExceeded(
+            limit = IterationLimitExceeded(
                 f"step '{step.name}' was entered {runs[step.name]} times, over its "
                 f"max_iterations of {step.max_iterations}; the loop through it did not end"
             )
-            raise raise_limit
+            # Outside _guard, so persist the failure here (like any other step failure).
+            await self.fail(step, limit)
+            raise limit
 
     def run_number(self, step_name: str) -> int:
         """How many times the step has been entered (stable across retries of one run)."""
@@ -337,7 +350,7 @@ class Workflow:
         step: StepDefinition,
         call: Callable[[], Awaitable[StepOutcome | None]],
     ) -> Any:
-        """Run handler code, turning directives into outcomes and failures into a failed workflow."""
+        """Run handler code: directives become outcomes, failures fail the workflow."""
         try:
             return await call()
         except WorkflowJumpDirective as jump:
@@ -362,6 +375,10 @@ class Workflow:
                 data_region=directive.data_region,
             )
         except Exception as exc:
+            waiting = self.status is WorkflowStatus.WAITING_HUMAN
+            if waiting and isinstance(exc, InputValidationError):
+                # The person's input was wrong, not the workflow: it keeps waiting, unchanged.
+                raise
             await self.fail(step, exc)
             raise
 
@@ -369,7 +386,6 @@ class Workflow:
         self, step: StepDefinition, outcome: StepOutcome
     ) -> tuple[dict[str, Any], str | None, bool]:
         """Apply an outcome, save it, then run its follow-up (if any)."""
-        started = time.perf_counter()
         record = self._record
         jump: str | None = None
         try:
@@ -388,7 +404,9 @@ class Workflow:
                 if following is None:
                     return outcome.result, None, False
                 return await self._commit(step, following)
-            self.apply_result(outcome.result, step, soft=isinstance(outcome, Advance) and outcome.soft_keys)
+            self.apply_result(
+                outcome.result, step, soft=isinstance(outcome, Advance) and outcome.soft_keys
+            )
             if isinstance(outcome, Jump):
                 jump = outcome.target
                 target = self._index_of(jump)
@@ -403,13 +421,18 @@ class Workflow:
             record.completed_at = utc_now()
         await self.save()
         self._last_result = outcome.result
-        self.notify(
-            "on_step_completed",
-            events.StepCompleted(
-                self.id, self.workflow_type, step.name, str(step.type),
-                time.perf_counter() - started, outcome.result,
-            ),
-        )
+        if self.observes("on_step_completed"):
+            self.notify(
+                "on_step_completed",
+                events.StepCompleted(
+                    self.id,
+                    self.workflow_type,
+                    step.name,
+                    str(step.type),
+                    time.perf_counter() - self._step_started_at,
+                    outcome.result,
+                ),
+            )
         if self.status.is_terminal:
             await self._after_terminal()
         return outcome.result, jump, step.automate_next
@@ -428,7 +451,9 @@ class Workflow:
             details["next_step"] = self.steps[target].name
         self._audit("STEP_COMPLETED", step.name, details)
 
-    def apply_result(self, result: dict[str, Any], step: StepDefinition | None, *, soft: bool = False) -> None:
+    def apply_result(
+        self, result: dict[str, Any], step: StepDefinition | None, *, soft: bool = False
+    ) -> None:
         """Merge a step result into state and re-validate it against the state model.
 
         ``soft`` drops keys the state model does not declare (engine-written keys such as
@@ -450,14 +475,16 @@ class Workflow:
                     f"that state model {model.__name__} does not declare; add the field(s) to "
                     "the model (or set model_config extra='allow')"
                 )
-        strategy = step.merge_strategy if step else None
-        conflict = step.merge_conflict_behavior if step else None
-        merged = merge_results(
-            self.state_dict(),
-            result,
-            *(x for x in (strategy, conflict) if x is not None),
-            context=f"step '{step.name}'" if step else "",
-        )
+        strategy = step.merge_strategy if step else MergeStrategy.SHALLOW
+        conflict = step.merge_conflict_behavior if step else MergeConflictBehavior.PREFER_NEW
+        current = self.state_dict()
+        if strategy is MergeStrategy.SHALLOW and conflict is MergeConflictBehavior.PREFER_NEW:
+            # The default, on the hot path: state_dict() is already a private copy, and the
+            # merged dict is serialized on save, so nothing can alias stored state.
+            merged = {**current, **result}
+        else:
+            context = f"step '{step.name}'" if step else ""
+            merged = merge_results(current, result, strategy, conflict, context=context)
         self._state = self._validate_state(merged, step=step)
 
     def _validate_state(self, data: dict[str, Any], *, step: StepDefinition | None) -> Any:
@@ -514,7 +541,9 @@ class Workflow:
             )
         )
 
-    def record_retry(self, step: StepDefinition, attempt: int, exc: BaseException, delay: float) -> None:
+    def record_retry(
+        self, step: StepDefinition, attempt: int, exc: BaseException, delay: float
+    ) -> None:
         """Audit a failed attempt that will be retried after ``delay`` seconds."""
         self._audit(
             "STEP_RETRY",
@@ -522,7 +551,13 @@ class Workflow:
             {"attempt": attempt, "error": f"{type(exc).__name__}: {exc}", "delay": round(delay, 3)},
         )
 
-    async def fail(self, step: StepDefinition | None, exc: BaseException, *, status: WorkflowStatus = WorkflowStatus.FAILED) -> None:
+    async def fail(
+        self,
+        step: StepDefinition | None,
+        exc: BaseException,
+        *,
+        status: WorkflowStatus = WorkflowStatus.FAILED,
+    ) -> None:
         """Persist a failure: compensate first when saga mode is on."""
         if self.status.is_terminal:
             return
@@ -538,7 +573,12 @@ class Workflow:
         await self.log(self._record.error, level="ERROR", step=step_name)
 
     async def _finish(
-        self, status: WorkflowStatus, event: str, details: dict[str, Any], *, step: str | None = None
+        self,
+        status: WorkflowStatus,
+        event: str,
+        details: dict[str, Any],
+        *,
+        step: str | None = None,
     ) -> None:
         self._record.completed_at = utc_now()
         self._record.run_at = None
@@ -571,7 +611,7 @@ class Workflow:
             "parent_execution_id": self._record.parent_execution_id,
         }
         base.update(extra)
-        return StepContext.model_construct(**base)
+        return make_step_context(base)
 
     def template_variables(self) -> dict[str, Any]:
         """Names available to templates: state, parameters, workflow id and type."""
@@ -597,18 +637,31 @@ class Workflow:
         except Exception:
             logger.exception("observer %r failed in %s", self.observer, hook)
 
+    def observes(self, hook: str) -> bool:
+        """False when the observer keeps the no-op hook (so building the event can be skipped)."""
+        return getattr(type(self.observer), hook, None) is not getattr(BaseObserver, hook)
+
     def notify_step_started(self, step: StepDefinition, attempt: int) -> None:
+        if not self.observes("on_step_started"):
+            return
         self.notify(
             "on_step_started",
             events.StepStarted(self.id, self.workflow_type, step.name, str(step.type), attempt),
         )
 
-    def notify_step_failed(self, step: StepDefinition, exc: BaseException, attempt: int, will_retry: bool) -> None:
+    def notify_step_failed(
+        self, step: StepDefinition, exc: BaseException, attempt: int, will_retry: bool
+    ) -> None:
         self.notify(
             "on_step_failed",
             events.StepFailed(
-                self.id, self.workflow_type, step.name, str(step.type),
-                f"{type(exc).__name__}: {exc}", attempt, will_retry,
+                self.id,
+                self.workflow_type,
+                step.name,
+                str(step.type),
+                f"{type(exc).__name__}: {exc}",
+                attempt,
+                will_retry,
             ),
         )
 

@@ -30,11 +30,12 @@ def resolve_state_model(path: str | None, *, file: str | None) -> type[Any]:
         ) from exc
     if not (isinstance(model, type) and issubclass(model, BaseModel | dict)):
         raise DefinitionError(
-            f"'{path}' is not a pydantic model class (or builtins.dict)",
+            f"state model '{path}' is not a pydantic model class "
+            "(use a BaseModel subclass, or builtins.dict for free-form state)",
             file=file,
             field="initial_state_model_path",
         )
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,17 @@ def resolve_step_function(
     except (TypeError, ValueError):  # builtins without a signature: trust them
         return fn  # type: ignore[no-any-return]
     try:
-        signature.bind(*([None] * arity))
+        # Partial: parameters after (state, context) may be required, the engine fills them by
+        # keyword (the PARALLEL/LOOP item variable, a human step's input fields).
+        signature.bind_partial(*([None] * arity))
+        # ...but a required positional-only one beyond them could never be passed at all.
+        stranded = [
+            p.name
+            for p in list(signature.parameters.values())[arity:]
+            if p.kind is inspect.Parameter.POSITIONAL_ONLY and p.default is inspect.Parameter.empty
+        ]
+        if stranded:
+            raise TypeError(f"required positional-only parameter '{stranded[0]}' is never passed")
     except TypeError as exc:
         expected = "(state, context)" if arity == 2 else f"{arity} positional arguments"
         raise FunctionImportError(
@@ -146,7 +156,9 @@ def resolve_step_function(
 _resolved: dict[tuple[str, int], Callable[..., Any]] = {}
 
 
-def cached_step_function(path: str, *, step: str | None = None, arity: int = 2) -> Callable[..., Any]:
+def cached_step_function(
+    path: str, *, step: str | None = None, arity: int = 2
+) -> Callable[..., Any]:
     """``resolve_step_function`` with its answer cached per path (the engine's hot path)."""
     key = (path, arity)
     fn = _resolved.get(key)

@@ -8,6 +8,7 @@ arguments, input models, cron expressions, and loops that could never end.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,9 @@ from ruvon.expressions import compile_expression
 from ruvon.models import StepType
 from ruvon.templating import render_value, substitute_env
 
+# Both spellings a workflow file may use for its state model.
+_STATE_MODEL_KEYS = ("initial_state_model_path", "initial_state_model")
+
 
 def _raw_at(raw: Any, loc: Iterable[Any]) -> tuple[LineDict | None, str | None]:
     """Walk ``raw`` along a pydantic error location; return the deepest mapping and its key."""
@@ -55,7 +59,8 @@ def _raw_at(raw: Any, loc: Iterable[Any]) -> tuple[LineDict | None, str | None]:
 
 def _step_name_at(raw: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
     """Name of the step an error location points into (innermost, for loop bodies)."""
-    name, node = None, raw
+    name: str | None = None
+    node: Any = raw
     for i, part in enumerate(loc):
         if isinstance(node, Mapping):
             node = node.get(part)
@@ -72,25 +77,47 @@ def definition_error_from_validation(
     exc: ValidationError, *, raw: Mapping[str, Any], file: str | None
 ) -> DefinitionError:
     """Turn the first pydantic error into a DefinitionError naming file, step, field, line."""
-    error = exc.errors()[0]
-    loc = tuple(error["loc"])
+    errors = exc.errors()
+    # A misspelt key also makes the real one "missing"; the misspelling is the root cause.
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     # Drop pydantic's union/tagged-union bookkeeping entries from the location.
-    loc = tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
-    field_parts = list(loc)
-    if "steps" in field_parts:
-        last = max(i for i, p in enumerate(field_parts) if p in ("steps", "loop_body"))
-        field_parts = field_parts[last + 2 :]
-    field = ".".join(str(p) for p in field_parts) or None
-    mapping, key = _raw_at(raw, loc)
-    line = mapping.line_of(key) if mapping is not None else None
+    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = f"unknown key '{loc[-1]}' (check the spelling; see the step reference)"
     elif error["type"] == "missing":
         message = f"required key '{loc[-1]}' is missing"
-    elif "input" in error and error["type"] not in ("missing",):
-        message = f"{message} (got {error['input']!r})"
+    else:
+        message = message.removeprefix("Value error, ")
+        if "input" in error:
+            message = f"{message} (got {error['input']!r})"
+    return _located_error(message, raw=raw, file=file, loc=loc)
+
+
+def _located_error(
+    message: str, *, raw: Mapping[str, Any], file: str | None, loc: tuple[Any, ...]
+) -> DefinitionError:
+    """A DefinitionError for the value at ``loc`` in ``raw``: step, step-relative field, line."""
+    field_parts = list(loc)
+    # Inside a step, the field is named relative to that (innermost) step.
+    step_starts = [
+        i
+        for i, part in enumerate(field_parts[:-1])
+        if part in ("steps", "loop_body") and isinstance(field_parts[i + 1], int)
+    ]
+    if step_starts:
+        field_parts = field_parts[step_starts[-1] + 2 :]
+    field = ".".join(str(p) for p in field_parts) or None
+    mapping, key = _raw_at(raw, loc)
+    line = mapping.line_of(key) if mapping is not None else None
     return DefinitionError(message, file=file, step=_step_name_at(raw, loc), field=field, line=line)
+
+
+def _parse_field_path(path: str) -> tuple[Any, ...]:
+    """``steps[0].queue`` -> ``("steps", 0, "queue")`` (the paths ``substitute_env`` reports)."""
+    return tuple(
+        int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path)
+    )
 
 
 class _Checker:
@@ -101,7 +128,9 @@ class _Checker:
         self.raw = raw
         self.file = file
 
-    def fail(self, message: str, *, step: str | None, field: str | None, path: tuple[Any, ...]) -> None:
+    def fail(
+        self, message: str, *, step: str | None, field: str | None, path: tuple[Any, ...]
+    ) -> None:
         mapping, key = _raw_at(self.raw, path)
         line = mapping.line_of(key) if mapping is not None else None
         raise DefinitionError(message, file=self.file, step=step, field=field, line=line)
@@ -112,12 +141,15 @@ class _Checker:
         if cycle:
             names = " -> ".join([*cycle, cycle[0]])
             index = {s.name: i for i, s in enumerate(self.spec.steps)}
+            # Point at the DECISION whose route closes the loop, not at a plain step in it.
+            routed = [n for n in cycle if self.spec.steps[index[n]].routes]
+            anchor = routed[0] if routed else cycle[0]
             self.fail(
                 f"steps {names} form a loop that can never end: add 'max_iterations' to one "
                 "of them (or give the loop an exit)",
-                step=cycle[0],
-                field="routes",
-                path=("steps", index[cycle[0]], "routes"),
+                step=anchor,
+                field="routes" if routed else None,
+                path=("steps", index[anchor], "routes" if routed else "name"),
             )
 
     def check_steps(
@@ -165,11 +197,21 @@ class _Checker:
         if kind is StepType.PARALLEL:
             dynamic = step.iterate_over is not None or step.task_function is not None
             need(
-                bool(step.tasks) or dynamic, "tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'"
+                bool(step.tasks) or dynamic,
+                "tasks",
+                "a PARALLEL step needs 'tasks' or 'iterate_over'",
             )
             if dynamic:
-                need(step.iterate_over is not None, "iterate_over", "dynamic fan-out needs 'iterate_over'")
-                need(step.task_function is not None, "task_function", "dynamic fan-out needs 'task_function'")
+                need(
+                    step.iterate_over is not None,
+                    "iterate_over",
+                    "dynamic fan-out needs 'iterate_over'",
+                )
+                need(
+                    step.task_function is not None,
+                    "task_function",
+                    "dynamic fan-out needs 'task_function'",
+                )
         else:
             need(not step.tasks, "tasks", "only PARALLEL steps have 'tasks'")
         if kind is StepType.LOOP:
@@ -180,9 +222,17 @@ class _Checker:
                 "a LOOP step needs 'loop_body' (or a 'function' run each iteration)",
             )
             if step.mode is LoopMode.ITERATE:
-                need(step.iterate_over is not None, "iterate_over", "an ITERATE loop needs 'iterate_over'")
+                need(
+                    step.iterate_over is not None,
+                    "iterate_over",
+                    "an ITERATE loop needs 'iterate_over'",
+                )
             if step.mode is LoopMode.WHILE:
-                need(step.while_condition is not None, "while_condition", "a WHILE loop needs 'while_condition'")
+                need(
+                    step.while_condition is not None,
+                    "while_condition",
+                    "a WHILE loop needs 'while_condition'",
+                )
                 need(
                     step.max_iterations is not None,
                     "max_iterations",
@@ -192,7 +242,8 @@ class _Checker:
             for body in step.loop_body:
                 if body.type not in (StepType.STANDARD, StepType.COMPENSATABLE, StepType.ASYNC):
                     self.fail(
-                        f"loop body steps must be STANDARD, COMPENSATABLE or ASYNC, not {body.type}",
+                        "loop body steps must be STANDARD, COMPENSATABLE or ASYNC, "
+                        f"not {body.type}",
                         step=body.name,
                         field="type",
                         path=(*here, "loop_body"),
@@ -216,7 +267,11 @@ class _Checker:
                 f"a {kind} step needs 'target_workflow_type'",
             )
         if kind is StepType.CRON_SCHEDULE:
-            need(step.cron_expression is not None, "cron_expression", "a CRON_SCHEDULE step needs 'cron_expression'")
+            need(
+                step.cron_expression is not None,
+                "cron_expression",
+                "a CRON_SCHEDULE step needs 'cron_expression'",
+            )
             expr = step.cron_expression or ""
             need(
                 "{{" in expr or croniter.is_valid(expr),
@@ -230,24 +285,35 @@ class _Checker:
                 "a WAIT step needs exactly one of 'wait_seconds' or 'wait_until'",
             )
         for r, route in enumerate(step.routes):
-            need(
-                route.destination in names,
-                "routes",
-                f"route #{r + 1} targets '{route.destination}', which is not a step of this "
-                f"workflow (steps: {', '.join(sorted(names))})",
-            )
+            if route.destination not in names:
+                key = "default" if route.default is not None else "target"
+                self.fail(
+                    f"route #{r + 1} targets '{route.destination}', which is not a step of this "
+                    f"workflow (steps: {', '.join(sorted(names))})",
+                    step=step.name,
+                    field=f"routes[{r}].{key}",
+                    path=(*here, "routes", r, key),
+                )
             if route.condition is not None:
                 try:
                     compile_expression(route.condition)
                 except ExpressionError as exc:
                     self.fail(
-                        str(exc), step=step.name, field=f"routes[{r}].condition", path=(*here, "routes", r)
+                        str(exc),
+                        step=step.name,
+                        field=f"routes[{r}].condition",
+                        path=(*here, "routes", r, "condition"),
                     )
         if step.while_condition is not None:
             try:
                 compile_expression(step.while_condition)
             except ExpressionError as exc:
-                self.fail(str(exc), step=step.name, field="while_condition", path=(*here, "while_condition"))
+                self.fail(
+                    str(exc),
+                    step=step.name,
+                    field="while_condition",
+                    path=(*here, "while_condition"),
+                )
         self.check_functions(step, here)
         if step.input_model is not None:
             self.check_model(step.input_model, step, here)
@@ -260,7 +326,7 @@ class _Checker:
             ("merge_function_path", step.merge_function_path, (*here, "merge_function_path")),
         ]
         fields += [
-            (f"tasks[{t}].function", task.function, (*here, "tasks", t))
+            (f"tasks[{t}].function", task.function, (*here, "tasks", t, "function"))
             for t, task in enumerate(step.tasks)
         ]
         for field, path, raw_path in fields:
@@ -301,7 +367,13 @@ def load_definition_data(
     environ: Mapping[str, str] | None = None,
 ) -> WorkflowDefinition:
     """Validate an already-parsed workflow mapping into a ``WorkflowDefinition``."""
-    data = substitute_env(dict(raw), environ=environ if environ is not None else os.environ, file=file)
+    try:
+        data = substitute_env(
+            dict(raw), environ=environ if environ is not None else os.environ, file=file
+        )
+    except DefinitionError as exc:
+        loc = _parse_field_path(exc.field or "")
+        raise _located_error(exc.reason, raw=raw, file=file, loc=loc) from None
     try:
         spec = WorkflowFile.model_validate(data)
     except ValidationError as exc:
@@ -312,11 +384,20 @@ def load_definition_data(
     if spec.initial_state_model_path is None and state_model_path is not None:
         spec = spec.model_copy(update={"initial_state_model_path": state_model_path})
     _Checker(spec, raw, file).run()
-    state_model = resolve_state_model(spec.initial_state_model_path, file=file)
+    try:
+        state_model = resolve_state_model(spec.initial_state_model_path, file=file)
+    except DefinitionError as exc:
+        if isinstance(raw, LineDict):
+            key = next((k for k in _STATE_MODEL_KEYS if k in raw), None)
+            exc.line = raw.line_of(key) if key else None
+            exc.args = (exc._render(),)
+        raise
     return WorkflowDefinition.build(spec, state_model=state_model, source_file=file)
 
 
-def load_workflow_file(path: str | Path, *, state_model_path: str | None = None) -> WorkflowDefinition:
+def load_workflow_file(
+    path: str | Path, *, state_model_path: str | None = None
+) -> WorkflowDefinition:
     """Read and validate one workflow YAML file."""
     path = Path(path)
     raw = read_yaml_mapping(path)
@@ -336,10 +417,22 @@ def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
         if entry.type in entries:
             line = raw["workflows"][i].line if isinstance(raw["workflows"][i], LineDict) else None
             raise DefinitionError(
-                f"workflow type '{entry.type}' is registered twice", file=path, field="type", line=line
+                f"workflow type '{entry.type}' is registered twice",
+                file=path,
+                field="type",
+                line=line,
             )
         config = Path(entry.config_file)
         if not config.is_absolute():
             config = path.parent / config
+        if not config.is_file():
+            item = raw["workflows"][i]
+            raise DefinitionError(
+                f"workflow type '{entry.type}' lists config_file '{entry.config_file}', which "
+                f"does not exist (looked for {config})",
+                file=path,
+                field="config_file",
+                line=item.line_of("config_file") if isinstance(item, LineDict) else None,
+            )
         entries[entry.type] = entry.model_copy(update={"config_file": str(config)})
     return entries

@@ -19,9 +19,7 @@ from ruvon.models import StepType
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 # Step types whose behaviour needs a `function`.
-FUNCTION_REQUIRED = frozenset(
-    {StepType.STANDARD, StepType.COMPENSATABLE, StepType.ASYNC}
-)
+FUNCTION_REQUIRED = frozenset({StepType.STANDARD, StepType.COMPENSATABLE, StepType.ASYNC})
 
 
 class RetryPolicy(BaseModel):
@@ -33,7 +31,9 @@ class RetryPolicy(BaseModel):
     initial_interval: float = Field(
         default=0.1,
         ge=0,
-        validation_alias=AliasChoices("initial_interval", "initial_interval_seconds", "delay_seconds"),
+        validation_alias=AliasChoices(
+            "initial_interval", "initial_interval_seconds", "delay_seconds"
+        ),
     )
     backoff: float = Field(
         default=2.0, ge=1.0, validation_alias=AliasChoices("backoff", "backoff_multiplier")
@@ -115,7 +115,8 @@ class TimeoutAction(StrEnum):
     FAIL = "fail"
 
 
-HTTP_PARTS = ("status_code", "headers", "body")
+HttpPart = Literal["status_code", "headers", "body"]
+HTTP_PARTS: tuple[HttpPart, ...] = ("status_code", "headers", "body")
 
 
 def _upper_enum(value: Any) -> Any:
@@ -167,7 +168,7 @@ class StepDefinition(BaseModel):
     # HTTP
     http_config: HttpConfig | None = None
     output_key: str | None = None
-    includes: tuple[Literal["status_code", "headers", "body"], ...] = HTTP_PARTS
+    includes: tuple[HttpPart, ...] = HTTP_PARTS
     # SUB_WORKFLOW, FIRE_AND_FORGET, CRON_SCHEDULE
     target_workflow_type: str | None = Field(
         default=None,
@@ -211,7 +212,9 @@ class WorkflowFile(BaseModel):
         default=None,
         validation_alias=AliasChoices("initial_state_model_path", "initial_state_model"),
     )
-    saga_mode: bool = Field(default=False, validation_alias=AliasChoices("saga_mode", "saga_enabled"))
+    saga_mode: bool = Field(
+        default=False, validation_alias=AliasChoices("saga_mode", "saga_enabled")
+    )
     automate_start: bool = False
     parameters: dict[str, Any] = Field(default_factory=dict)
     steps: tuple[StepDefinition, ...] = Field(min_length=1)

@@ -51,20 +51,27 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
 
 _LineLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 
 
 def parse_yaml(text: str, *, file: str | Path) -> Any:
     """Parse YAML text; syntax errors become ``DefinitionError`` with file and line."""
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_LineLoader)
     except DefinitionError as exc:
         raise DefinitionError(exc.reason, file=file, field=exc.field, line=exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        context = exc.context_mark
         problem = exc.problem or str(exc)
+        if exc.context and context is not None:
+            problem = f"{problem} ({exc.context} from line {context.line + 1})"
+            # An unclosed quote or bracket is only noticed at the end of the file; the line
+            # worth showing is where it was opened.
+            if mark is None or mark.index >= len(text):
+                mark = context
+        line = mark.line + 1 if mark is not None else None
         raise DefinitionError(f"malformed YAML: {problem}", file=file, line=line) from exc
     except yaml.YAMLError as exc:
         raise DefinitionError(f"malformed YAML: {exc}", file=file) from exc

@@ -112,4 +112,6 @@ class BaseObserver:
 
     def on_compensation(self, event: CompensationRan) -> None:
         """One compensation function ran during a saga rollback."""
+
+
 NoopObserver = BaseObserver

@@ -80,7 +80,7 @@ class PersistenceProvider(Protocol):
         ...
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of WAITING_TIMER / WAITING_HUMAN workflows whose ``run_at`` is at or before ``now``."""
+        """Ids of WAITING_TIMER / WAITING_HUMAN workflows whose ``run_at`` is due at ``now``."""
         ...
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:

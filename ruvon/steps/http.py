@@ -30,8 +30,12 @@ async def send_request(state: Any, context: Any, *, spec: dict[str, Any]) -> dic
     try:
         async with httpx.AsyncClient(timeout=spec["timeout"]) as client:
             response = await client.request(
-                method, url, headers=spec["headers"], params=spec["params"] or None,
-                content=content, json=json_body,
+                method,
+                url,
+                headers=spec["headers"],
+                params=spec["params"] or None,
+                content=content,
+                json=json_body,
             )
     except httpx.TimeoutException as exc:
         raise StepTimeoutError(
@@ -67,8 +71,12 @@ class HttpStep(NotResumable):
         config = step.http_config
         assert config is not None  # validated at load time
         rendered = wf.render(
-            {"url": config.url, "headers": config.headers, "params": config.query_params,
-             "body": config.body}
+            {
+                "url": config.url,
+                "headers": config.headers,
+                "params": config.query_params,
+                "body": config.body,
+            }
         )
         spec = {
             **rendered,
@@ -77,7 +85,11 @@ class HttpStep(NotResumable):
             "includes": step.includes,
         }
         response = await call_step_function(
-            wf, step, send_request, context=wf.make_context(step), kwargs={"spec": spec},
+            wf,
+            step,
+            send_request,
+            context=wf.make_context(step),
+            kwargs={"spec": spec},
             retry=config.retry_policy or step.retry,
         )
         return Advance({str(step.output_key): response})

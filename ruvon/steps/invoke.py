@@ -64,7 +64,9 @@ async def call_step_function(
     attempt = 1
     call_state = wf.state if state is None else state
     while True:
-        attempt_context = context if attempt == 1 else context.model_copy(update={"attempt": attempt})
+        attempt_context = (
+            context if attempt == 1 else context.model_copy(update={"attempt": attempt})
+        )
         call = StepCall(
             step_name=step.name,
             function=function,
@@ -83,7 +85,7 @@ async def call_step_function(
                 raise
             delay = policy.delay_before(attempt + 1)
             if policy.jitter:
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+                delay *= random.uniform(0.5, 1.0)
             wf.record_retry(step, attempt, exc, delay)
             await asyncio.sleep(delay)
             attempt += 1

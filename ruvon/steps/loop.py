@@ -60,10 +60,10 @@ class LoopStep(NotResumable):
             items = resolve_items(wf, step)
             if limit is not None and len(items) > limit:
                 raise _too_many(step, len(items))
-            for index in range(index, len(items)):
-                await _run_body(wf, step, items[index], index)
-                loops[step.name] = index + 1
-                await wf.checkpoint("LOOP_ITERATION", step, {"index": index})
+            for position in range(index, len(items)):
+                await _run_body(wf, step, items[position], position)
+                loops[step.name] = position + 1
+                await wf.checkpoint("LOOP_ITERATION", step, {"index": position})
         else:
             assert step.while_condition is not None and limit is not None
             while wf.evaluate(step.while_condition):

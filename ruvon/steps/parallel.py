@@ -44,12 +44,16 @@ def plan_branches(wf: Workflow, step: StepDefinition) -> list[Branch]:
             for i, item in enumerate(resolve_items(wf, step))
         ]
     return [
-        Branch(task.name, cached_step_function(task.function, step=step.name), {}, timeout=task.timeout)
+        Branch(
+            task.name, cached_step_function(task.function, step=step.name), {}, timeout=task.timeout
+        )
         for task in step.tasks
     ]
 
 
-async def _run_branch(wf: Workflow, step: StepDefinition, branch: Branch, run: int) -> dict[str, Any]:
+async def _run_branch(
+    wf: Workflow, step: StepDefinition, branch: Branch, run: int
+) -> dict[str, Any]:
     context = wf.make_context(
         step,
         loop_item=branch.item,
@@ -60,8 +64,13 @@ async def _run_branch(wf: Workflow, step: StepDefinition, branch: Branch, run: i
     )
     try:
         return await call_step_function(
-            wf, step, branch.function, context=context, state=branch_state(wf),
-            kwargs=branch.kwargs, timeout=branch.timeout,
+            wf,
+            step,
+            branch.function,
+            context=context,
+            state=branch_state(wf),
+            kwargs=branch.kwargs,
+            timeout=branch.timeout,
         )
     except WorkflowDirective as directive:
         # Jumps and pauses belong to the workflow, not to one of many branches.
@@ -110,7 +119,10 @@ async def run_parallel(wf: Workflow, step: StepDefinition) -> StepOutcome:
         merged = check_result(merge(wf.state, results), step=step.name, function=merge)
     else:
         merged = merge_many(
-            {}, results, step.merge_strategy, step.merge_conflict_behavior,
+            {},
+            results,
+            step.merge_strategy,
+            step.merge_conflict_behavior,
             context=f"PARALLEL step '{step.name}'",
         )
     return Advance(merged)

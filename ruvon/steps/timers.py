@@ -45,5 +45,7 @@ class WaitStep:
         run_at = wf.record.run_at
         if run_at is not None and run_at > utc_now():
             return None
-        wf.checkpoint_audit("TIMER_FIRED", step.name, {"run_at": run_at.isoformat() if run_at else None})
+        wf.checkpoint_audit(
+            "TIMER_FIRED", step.name, {"run_at": run_at.isoformat() if run_at else None}
+        )
         return Advance({})

@@ -28,20 +28,27 @@ class LoggingObserver(BaseObserver):
     def on_step_started(self, event: StepStarted) -> None:
         self.logger.debug(
             "workflow %s step %s started (attempt %d)",
-            event.workflow_id, event.step_name, event.attempt,
+            event.workflow_id,
+            event.step_name,
+            event.attempt,
         )
 
     def on_step_completed(self, event: StepCompleted) -> None:
         self.logger.info(
             "workflow %s step %s completed in %.1f ms",
-            event.workflow_id, event.step_name, event.duration_seconds * 1000,
+            event.workflow_id,
+            event.step_name,
+            event.duration_seconds * 1000,
         )
 
     def on_step_failed(self, event: StepFailed) -> None:
         self.logger.warning(
             "workflow %s step %s failed (attempt %d%s): %s",
-            event.workflow_id, event.step_name, event.attempt,
-            ", will retry" if event.will_retry else "", event.error,
+            event.workflow_id,
+            event.step_name,
+            event.attempt,
+            ", will retry" if event.will_retry else "",
+            event.error,
         )
 
     def on_status_changed(self, event: StatusChanged) -> None:
@@ -56,5 +63,7 @@ class LoggingObserver(BaseObserver):
     def on_compensation(self, event: CompensationRan) -> None:
         self.logger.info(
             "workflow %s compensated %s: %s",
-            event.workflow_id, event.step_name, "ok" if event.succeeded else event.error,
+            event.workflow_id,
+            event.step_name,
+            "ok" if event.succeeded else event.error,
         )

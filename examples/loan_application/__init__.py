@@ -1,0 +1,1 @@
+"""Loan application: credit-check sub-workflow, routed decision, human review with a deadline."""

@@ -1,0 +1,1 @@
+"""Order fulfilment saga: reserve, charge, ship; compensate in reverse when shipping fails."""

@@ -1,0 +1,181 @@
+"""``ruvon resume``, ``ruvon retry`` and ``ruvon cancel``: act on a stored workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.text import Text
+
+from ruvon.cli.driver import Driver, advance
+from ruvon.cli.inputs import input_options, read_json_input
+from ruvon.cli.live import LiveObserver
+from ruvon.cli.render import Output, status_text
+from ruvon.cli.runtime import (
+    REGISTRY_FILE_NAME,
+    CliConfig,
+    Engine,
+    not_found_in_missing_db,
+    open_engine,
+    run_async,
+)
+from ruvon.cli.session import interruptible, print_outcome
+from ruvon.cli.waiting import check_resume_input
+from ruvon.errors import InvalidWorkflowOperation
+from ruvon.models import WorkflowStatus
+from ruvon.records import utc_now
+from ruvon.workflow import Workflow
+
+_CONFIG_DIR_OPTION = click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"Directory with the {REGISTRY_FILE_NAME} for sub-workflows "
+    "(default: next to the workflow's YAML file).",
+)
+
+
+def _describe(output: Output, verb: str, wf: Workflow) -> None:
+    output.line(
+        (f"{output.symbols.start} {verb} workflow ", "bold"),
+        (wf.id, "bold cyan"),
+        f" ({wf.workflow_type}): ",
+        status_text(str(wf.status)),
+        f" at step {wf.current_step}" if wf.current_step else "",
+    )
+
+
+async def apply_resume_input(output: Output, wf: Workflow, user_input: dict[str, Any] | None) -> None:
+    """Hand the operator's input to the workflow, in the way its status calls for."""
+    status = wf.status
+    if status.is_terminal:
+        hint = "; use `ruvon retry` to re-run the failed step" if status.is_failed else ""
+        raise InvalidWorkflowOperation(f"workflow '{wf.id}' is {status}: nothing to resume{hint}")
+    if status is WorkflowStatus.WAITING_HUMAN:
+        deadline = wf.record.run_at
+        if user_input is None and deadline is not None and deadline <= utc_now():
+            return  # an approval past its deadline: the driver applies the timeout
+        check_resume_input(wf, user_input or {})
+        await advance(wf, user_input or {})
+    elif user_input is not None:
+        if status is WorkflowStatus.ACTIVE:
+            await advance(wf, user_input)
+        else:
+            output.warn(f"--input ignored: workflow '{wf.id}' is {status}, not waiting for input")
+
+
+async def _drive_loaded(
+    output: Output,
+    config: CliConfig,
+    engine: Engine,
+    workflow_id: str,
+    config_dir: Path | None,
+    verb: str,
+    first_move: Callable[[Workflow], Awaitable[None]],
+) -> int:
+    """Load a workflow, make ``first_move`` on it, then run it to its next stop."""
+    wf = await engine.open_workflow(workflow_id, config_dir=config_dir)
+    observer = engine.observer
+    assert isinstance(observer, LiveObserver)
+    observer.primary = wf.id
+    _describe(output, verb, wf)
+    driver = Driver(wf.builder, output, config)
+    driver.current_id = wf.id
+    async with interruptible(output, engine, config, lambda: driver.current_id):
+        await first_move(wf)
+        result = await driver.drive(wf, follow_parent=True)
+    return print_outcome(output, config, result)
+
+
+@click.command("resume")
+@click.argument("workflow_id")
+@input_options(noun="input for the waiting step")
+@_CONFIG_DIR_OPTION
+@click.pass_context
+def resume_command(
+    ctx: click.Context,
+    workflow_id: str,
+    input_json: str | None,
+    input_file: str | None,
+    config_dir: Path | None,
+) -> None:
+    """Continue WORKFLOW_ID from where it was saved, and keep running it here.
+
+    A workflow waiting for a person gets --input (checked against the step's input model
+    first). A WAITING_TIMER workflow sleeps until its stored deadline, so a run that was
+    killed during a WAIT resumes without starting over.
+    """
+    config: CliConfig = ctx.obj
+    user_input = read_json_input(input_json, input_file)
+    settings = config.settings()
+    missing = not_found_in_missing_db(workflow_id, settings)
+    if missing is not None:
+        raise missing
+    output = Output()
+
+    async def first_move(wf: Workflow) -> None:
+        await apply_resume_input(output, wf, user_input)
+
+    async def main() -> int:
+        async with open_engine(settings, LiveObserver(output)) as engine:
+            return await _drive_loaded(
+                output, config, engine, workflow_id, config_dir, "Resuming", first_move
+            )
+
+    ctx.exit(run_async(main()))
+
+
+@click.command("retry")
+@click.argument("workflow_id")
+@_CONFIG_DIR_OPTION
+@click.pass_context
+def retry_command(ctx: click.Context, workflow_id: str, config_dir: Path | None) -> None:
+    """Re-run the step WORKFLOW_ID failed at (after fixing the cause), then keep running."""
+    config: CliConfig = ctx.obj
+    settings = config.settings()
+    missing = not_found_in_missing_db(workflow_id, settings)
+    if missing is not None:
+        raise missing
+    output = Output()
+
+    async def first_move(wf: Workflow) -> None:
+        await wf.retry()
+
+    async def main() -> int:
+        async with open_engine(settings, LiveObserver(output)) as engine:
+            return await _drive_loaded(
+                output, config, engine, workflow_id, config_dir, "Retrying", first_move
+            )
+
+    ctx.exit(run_async(main()))
+
+
+@click.command("cancel")
+@click.argument("workflow_id")
+@click.option("--reason", help="Why it was cancelled (stored as the workflow's error).")
+@click.pass_context
+def cancel_command(ctx: click.Context, workflow_id: str, reason: str | None) -> None:
+    """Cancel WORKFLOW_ID (no compensation runs; the status becomes CANCELLED)."""
+    config: CliConfig = ctx.obj
+    settings = config.settings()
+    missing = not_found_in_missing_db(workflow_id, settings)
+    if missing is not None:
+        raise missing
+    output = Output()
+
+    async def main() -> None:
+        async with open_engine(settings) as engine:
+            wf = await engine.open_workflow(workflow_id)
+            await wf.cancel(reason)
+            output.print(
+                Text.assemble(
+                    "Cancelled workflow ",
+                    (wf.id, "bold"),
+                    f" ({wf.workflow_type}): ",
+                    status_text(str(wf.status)),
+                    f" ({reason})" if reason else "",
+                )
+            )
+
+    run_async(main())

@@ -1,0 +1,282 @@
+"""Terminal output: rich for people, plain JSON for ``--json``.
+
+Everything that comes from users (state, step names, error messages) is printed as ``Text``,
+never as console markup, so a ``[bold]`` inside a value is shown as typed. Colour follows rich's
+rules, which honour ``NO_COLOR``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import click
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ruvon.models import WorkflowStatus
+from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord
+
+
+@dataclass(frozen=True)
+class Symbols:
+    """Status glyphs; plain ASCII when the terminal cannot encode the fancy ones."""
+
+    start: str
+    step: str
+    done: str
+    fail: str
+    retry: str
+    status: str
+    wait: str
+    pause: str
+    undo: str
+    child: str
+
+
+_UNICODE = Symbols("▶", "▸", "✓", "✗", "↻", "•", "⏳", "⏸", "↶", "↳")
+_ASCII = Symbols(">", "-", "+", "x", "~", "*", "...", "||", "<", "->")
+
+_STATUS_STYLES = {
+    WorkflowStatus.COMPLETED: "bold green",
+    WorkflowStatus.CANCELLED: "yellow",
+    WorkflowStatus.WAITING_HUMAN: "bold cyan",
+    WorkflowStatus.WAITING_TIMER: "cyan",
+}
+
+
+def status_style(status: str) -> str:
+    """Colour of a status value."""
+    if status.startswith("FAILED"):
+        return "bold red"
+    try:
+        return _STATUS_STYLES.get(WorkflowStatus(status), "blue")
+    except ValueError:
+        return ""
+
+
+def local_time(moment: datetime | None) -> str:
+    """A timestamp in the local zone, to the second ('' for None)."""
+    if moment is None:
+        return ""
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO-8601 text for JSON output."""
+    return moment.isoformat() if moment is not None else None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    """Pretty, stable JSON text (datetimes as ISO strings)."""
+    return json.dumps(data, indent=2, ensure_ascii=False, default=_json_default)
+
+
+def format_duration(seconds: float) -> str:
+    """``12.3 ms`` below a second, ``1.24 s`` above."""
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def short_id(workflow_id: str) -> str:
+    """The first block of a UUID, enough to tell children apart in live output."""
+    return workflow_id.split("-", 1)[0]
+
+
+class Output:
+    """The consoles of one command; built inside the command so test runners can capture it."""
+
+    def __init__(self) -> None:
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        encoding = (self.out.encoding or "").lower().replace("-", "")
+        self.symbols = _UNICODE if encoding.startswith("utf") else _ASCII
+
+    def line(self, *parts: str | tuple[str, str] | Text) -> None:
+        """Print one line assembled from plain strings and (text, style) pairs."""
+        self.out.print(Text.assemble(*parts))
+
+    def print(self, renderable: Any) -> None:
+        """Print any rich renderable."""
+        self.out.print(renderable)
+
+    def json(self, data: Any) -> None:
+        """Machine-readable output: plain JSON, no colour, no wrapping."""
+        click.echo(to_json(data))
+
+    def pretty_json(self, data: Any) -> None:
+        """Indented, highlighted JSON for people."""
+        self.out.print_json(to_json(data))
+
+    def warn(self, message: str) -> None:
+        """A one-line warning on stderr."""
+        self.err.print(Text(f"warning: {message}", style="yellow"))
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        """The one-line error every failed command prints on stderr."""
+        flat = " ".join(part.strip() for part in message.splitlines() if part.strip())
+        self.err.print(Text(f"error: {flat}", style="bold red"))
+        if hint:
+            self.err.print(Text(f"hint: {hint}", style="dim"))
+
+
+# ---------------------------------------------------------------------- records as data
+def record_summary(record: WorkflowRecord) -> dict[str, Any]:
+    """The fields ``ruvon list --json`` prints for one workflow."""
+    return {
+        "id": record.id,
+        "workflow_type": record.workflow_type,
+        "status": str(record.status),
+        "current_step": record.current_step_name,
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+    }
+
+
+def audit_data(entry: AuditEntry) -> dict[str, Any]:
+    """One audit row as JSON-ready data."""
+    return {
+        "recorded_at": iso(entry.recorded_at),
+        "event_type": entry.event_type,
+        "step_name": entry.step_name,
+        "old_status": entry.old_status,
+        "new_status": entry.new_status,
+        "details": entry.details,
+    }
+
+
+def log_data(entry: ExecutionLogEntry) -> dict[str, Any]:
+    """One execution log line as JSON-ready data."""
+    return {
+        "logged_at": iso(entry.logged_at),
+        "level": entry.level,
+        "step_name": entry.step_name,
+        "message": entry.message,
+        "details": entry.details,
+    }
+
+
+def record_detail(record: WorkflowRecord, audit: Sequence[AuditEntry]) -> dict[str, Any]:
+    """Everything ``ruvon show --json`` prints."""
+    steps = record.definition_snapshot.get("steps", [])
+    return {
+        **record_summary(record),
+        "workflow_version": record.workflow_version,
+        "current_step_index": record.current_step,
+        "step_count": len(steps),
+        "state": record.state,
+        "error": record.error,
+        "run_at": iso(record.run_at),
+        "completed_at": iso(record.completed_at),
+        "parent_execution_id": record.parent_execution_id,
+        "blocked_on_child_id": record.blocked_on_child_id,
+        "idempotency_key": record.idempotency_key,
+        "saga_mode": record.saga_mode,
+        "version": record.version,
+        "history": [audit_data(entry) for entry in audit],
+    }
+
+
+# ---------------------------------------------------------------------- tables
+def _status_text(status: str | None) -> Text:
+    return Text(status or "", style=status_style(status) if status else "")
+
+
+def workflow_table(records: Iterable[WorkflowRecord]) -> Table:
+    """The ``ruvon list`` table."""
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    table.add_column("ID", no_wrap=True, overflow="fold")
+    table.add_column("TYPE", overflow="fold")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("STEP", overflow="fold")
+    table.add_column("UPDATED", no_wrap=True)
+    for record in records:
+        table.add_row(
+            Text(record.id),
+            Text(record.workflow_type),
+            _status_text(str(record.status)),
+            Text(record.current_step_name or "-"),
+            Text(local_time(record.updated_at)),
+        )
+    return table
+
+
+def _details_text(details: dict[str, Any]) -> Text:
+    if not details:
+        return Text("")
+    return Text(json.dumps(details, ensure_ascii=False, default=_json_default), style="dim")
+
+
+def audit_table(entries: Iterable[AuditEntry], *, title: str | None = None) -> Table:
+    """Audit rows: when, what, which step, status change, details."""
+    table = Table(title=title, title_justify="left", header_style="bold", box=None)
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("EVENT", no_wrap=True)
+    table.add_column("STEP", overflow="fold")
+    table.add_column("STATUS", no_wrap=True)
+    table.add_column("DETAILS", overflow="fold")
+    for entry in entries:
+        change = Text("")
+        if entry.new_status and entry.old_status and entry.old_status != entry.new_status:
+            change = Text.assemble(
+                _status_text(entry.old_status), " → ", _status_text(entry.new_status)
+            )
+        elif entry.new_status:
+            change = _status_text(entry.new_status)
+        table.add_row(
+            Text(local_time(entry.recorded_at)),
+            Text(entry.event_type),
+            Text(entry.step_name or ""),
+            change,
+            _details_text(entry.details),
+        )
+    return table
+
+
+_LEVEL_STYLES = {"ERROR": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
+
+
+def log_table(entries: Iterable[ExecutionLogEntry], *, title: str | None = None) -> Table:
+    """Execution log lines: when, level, step, message."""
+    table = Table(title=title, title_justify="left", header_style="bold", box=None)
+    table.add_column("TIME", no_wrap=True)
+    table.add_column("LEVEL", no_wrap=True)
+    table.add_column("STEP", overflow="fold")
+    table.add_column("MESSAGE", overflow="fold")
+    for entry in entries:
+        table.add_row(
+            Text(local_time(entry.logged_at)),
+            Text(entry.level, style=_LEVEL_STYLES.get(entry.level.upper(), "")),
+            Text(entry.step_name or ""),
+            Text(entry.message),
+        )
+    return table
+
+
+def fields_grid(rows: Iterable[tuple[str, Text | str]]) -> Table:
+    """Two aligned columns: a dim label and its value."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, value if isinstance(value, Text) else Text(value))
+    return grid
+
+
+def status_text(status: str) -> Text:
+    """A status value, coloured."""
+    return _status_text(status)

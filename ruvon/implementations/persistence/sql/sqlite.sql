@@ -1,0 +1,209 @@
+-- Named queries for SQLitePersistenceProvider (loaded by ruvon.implementations.persistence.queries).
+-- Timestamps are ISO-8601 UTC text, JSON columns are TEXT, booleans are 0/1.
+
+-- name: enable_wal
+-- Write-ahead logging: readers never block the writer. Not used for :memory: databases.
+PRAGMA journal_mode = WAL;
+
+-- name: configure_connection
+-- In WAL mode NORMAL loses at most the last transactions on power loss, never integrity.
+PRAGMA synchronous = NORMAL;
+PRAGMA foreign_keys = ON;
+
+-- name: set_busy_timeout
+-- How long a writer waits for another connection's lock; {milliseconds} is an int.
+PRAGMA busy_timeout = {milliseconds};
+
+-- name: create_schema
+CREATE TABLE IF NOT EXISTS workflow_executions (
+    id TEXT PRIMARY KEY,
+    workflow_type TEXT NOT NULL,
+    workflow_version TEXT,
+    status TEXT NOT NULL,
+    current_step INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL,
+    definition_snapshot TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    parent_execution_id TEXT,
+    blocked_on_child_id TEXT,
+    idempotency_key TEXT UNIQUE,
+    saga_mode INTEGER NOT NULL DEFAULT 0,
+    completed_steps TEXT NOT NULL DEFAULT '[]',
+    run_at TEXT,
+    error TEXT,
+    runtime TEXT NOT NULL DEFAULT '{}',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    data_region TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    owner_id TEXT,
+    org_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    completed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_workflow_executions_status_run_at
+    ON workflow_executions (status, run_at);
+CREATE INDEX IF NOT EXISTS ix_workflow_executions_type_status
+    ON workflow_executions (workflow_type, status);
+CREATE INDEX IF NOT EXISTS ix_workflow_executions_parent
+    ON workflow_executions (parent_execution_id);
+CREATE INDEX IF NOT EXISTS ix_workflow_executions_created_at
+    ON workflow_executions (created_at);
+
+CREATE TABLE IF NOT EXISTS workflow_audit_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL REFERENCES workflow_executions (id) ON DELETE CASCADE,
+    event_type TEXT NOT NULL,
+    step_name TEXT,
+    old_status TEXT,
+    new_status TEXT,
+    details TEXT NOT NULL DEFAULT '{}',
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_workflow_audit_log_workflow
+    ON workflow_audit_log (workflow_id, id);
+
+CREATE TABLE IF NOT EXISTS workflow_execution_logs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL REFERENCES workflow_executions (id) ON DELETE CASCADE,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    step_name TEXT,
+    details TEXT NOT NULL DEFAULT '{}',
+    logged_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_workflow_execution_logs_workflow
+    ON workflow_execution_logs (workflow_id, id);
+
+CREATE TABLE IF NOT EXISTS compensation_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workflow_id TEXT NOT NULL REFERENCES workflow_executions (id) ON DELETE CASCADE,
+    step_name TEXT NOT NULL,
+    function TEXT NOT NULL,
+    succeeded INTEGER NOT NULL,
+    error TEXT,
+    state_before TEXT NOT NULL DEFAULT '{}',
+    executed_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_compensation_log_workflow
+    ON compensation_log (workflow_id, id);
+
+CREATE TABLE IF NOT EXISTS scheduled_workflows (
+    name TEXT PRIMARY KEY,
+    workflow_type TEXT NOT NULL,
+    cron TEXT NOT NULL,
+    initial_data TEXT NOT NULL DEFAULT '{}',
+    enabled INTEGER NOT NULL DEFAULT 1,
+    source_workflow_id TEXT,
+    next_run_at TEXT,
+    last_run_at TEXT,
+    created_at TEXT NOT NULL
+);
+
+-- name: begin_immediate
+-- Take the write lock up front so a transaction never fails half-way on a lock upgrade.
+BEGIN IMMEDIATE;
+
+-- name: insert_workflow
+INSERT INTO workflow_executions (
+    id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
+    version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+    completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id, org_id,
+    created_at, updated_at, completed_at
+) VALUES (
+    :id, :workflow_type, :workflow_version, :status, :current_step, :state, :definition_snapshot,
+    :version, :parent_execution_id, :blocked_on_child_id, :idempotency_key, :saga_mode,
+    :completed_steps, :run_at, :error, :runtime, :metadata, :data_region, :priority, :owner_id,
+    :org_id, :created_at, :updated_at, :completed_at
+);
+
+-- name: update_workflow
+-- The fenced save: matches no row unless the stored version is the one the writer read.
+UPDATE workflow_executions SET
+    workflow_type = :workflow_type, workflow_version = :workflow_version, status = :status,
+    current_step = :current_step, state = :state, definition_snapshot = :definition_snapshot,
+    version = :version, parent_execution_id = :parent_execution_id,
+    blocked_on_child_id = :blocked_on_child_id, idempotency_key = :idempotency_key,
+    saga_mode = :saga_mode, completed_steps = :completed_steps, run_at = :run_at, error = :error,
+    runtime = :runtime, metadata = :metadata, data_region = :data_region, priority = :priority,
+    owner_id = :owner_id, org_id = :org_id, created_at = :created_at, updated_at = :updated_at,
+    completed_at = :completed_at
+WHERE id = :id AND version = :expected_version;
+
+-- name: workflow_exists
+SELECT 1 FROM workflow_executions WHERE id = ?;
+
+-- name: load_workflow
+SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
+       version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+       completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+       org_id, created_at, updated_at, completed_at
+FROM workflow_executions WHERE id = ?;
+
+-- name: find_by_idempotency_key
+SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
+       version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+       completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+       org_id, created_at, updated_at, completed_at
+FROM workflow_executions WHERE idempotency_key = ?;
+
+-- name: list_workflows
+-- A NULL filter matches everything; newest first, insertion order breaking created_at ties.
+SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
+       version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+       completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+       org_id, created_at, updated_at, completed_at
+FROM workflow_executions
+WHERE (:status IS NULL OR status = :status)
+  AND (:workflow_type IS NULL OR workflow_type = :workflow_type)
+  AND (:parent_execution_id IS NULL OR parent_execution_id = :parent_execution_id)
+ORDER BY created_at DESC, rowid DESC
+LIMIT :limit;
+
+-- name: list_due_timers
+SELECT id FROM workflow_executions
+WHERE status IN ('WAITING_TIMER', 'WAITING_HUMAN') AND run_at <= :now
+ORDER BY run_at, rowid
+LIMIT :limit;
+
+-- name: insert_audit
+INSERT INTO workflow_audit_log (
+    workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+) VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: get_audit_log
+SELECT workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+FROM workflow_audit_log WHERE workflow_id = ? ORDER BY id;
+
+-- name: insert_execution_log
+INSERT INTO workflow_execution_logs (workflow_id, level, message, step_name, details, logged_at)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: get_execution_logs
+SELECT workflow_id, level, message, step_name, details, logged_at
+FROM workflow_execution_logs WHERE workflow_id = ? ORDER BY id;
+
+-- name: insert_compensation
+INSERT INTO compensation_log (
+    workflow_id, step_name, function, succeeded, error, state_before, executed_at
+) VALUES (?, ?, ?, ?, ?, ?, ?);
+
+-- name: get_compensation_log
+SELECT workflow_id, step_name, function, succeeded, error, state_before, executed_at
+FROM compensation_log WHERE workflow_id = ? ORDER BY id;
+
+-- name: upsert_schedule
+INSERT INTO scheduled_workflows (
+    name, workflow_type, cron, initial_data, enabled, source_workflow_id, next_run_at,
+    last_run_at, created_at
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (name) DO UPDATE SET
+    workflow_type = excluded.workflow_type, cron = excluded.cron,
+    initial_data = excluded.initial_data, enabled = excluded.enabled,
+    source_workflow_id = excluded.source_workflow_id, next_run_at = excluded.next_run_at,
+    last_run_at = excluded.last_run_at, created_at = excluded.created_at;
+
+-- name: list_schedules
+SELECT name, workflow_type, cron, initial_data, enabled, source_workflow_id, next_run_at,
+       last_run_at, created_at
+FROM scheduled_workflows ORDER BY name;

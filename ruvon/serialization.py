@@ -53,13 +53,36 @@ def _find_non_finite(value: Any, path: str) -> str | None:
     return None
 
 
+def _find_unencodable(value: Any, path: str) -> str | None:
+    """Dotted path of the first value :func:`dumps` refuses (None if it is not found)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _find_unencodable(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _find_unencodable(item, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    try:
+        dumps(value)
+    except TypeError:
+        return path or "<root>"
+    return None
+
+
 def encode_state(state: dict[str, Any], *, workflow_id: str, limit: int | None) -> bytes:
     """Encode workflow state for storage, enforcing JSON-ness and the size ``limit`` (bytes)."""
     try:
         data = dumps(state)
     except TypeError as exc:
+        bad = _find_unencodable(state, "")
+        at = f" at '{bad}'" if bad else ""
         raise StateValidationError(
-            f"state of workflow '{workflow_id}' is not JSON-serializable: {exc}"
+            f"state of workflow '{workflow_id}' is not JSON-serializable{at}: {exc}"
         ) from exc
     # orjson writes NaN/Infinity as null; catch it rather than lose the value silently.
     if b"null" in data:

@@ -20,6 +20,7 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.schema import StepDefinition
 from ruvon.errors import (
     ChildWorkflowFailed,
+    ConcurrencyConflict,
     InputValidationError,
     InvalidWorkflowOperation,
     IterationLimitExceeded,
@@ -29,17 +30,18 @@ from ruvon.errors import (
 from ruvon.expressions import evaluate_expression
 from ruvon.merge import MergeConflictBehavior, MergeStrategy, merge_results
 from ruvon.models import (
-    make_step_context,
     StartSubWorkflowDirective,
     StepContext,
     WorkflowJumpDirective,
     WorkflowPauseDirective,
     WorkflowStatus,
+    make_step_context,
 )
 from ruvon.providers import observer as events
 from ruvon.providers.observer import BaseObserver
 from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord, utc_now
 from ruvon.saga import compensate
+from ruvon.serialization import dumps, loads
 from ruvon.steps.base import Advance, Jump, StepOutcome, Suspend
 from ruvon.steps.registry import handler_for
 from ruvon.templating import render_value
@@ -385,9 +387,14 @@ class Workflow:
     async def _commit(
         self, step: StepDefinition, outcome: StepOutcome
     ) -> tuple[dict[str, Any], str | None, bool]:
-        """Apply an outcome, save it, then run its follow-up (if any)."""
+        """Apply an outcome and save it as one transition, then run its follow-up (if any).
+
+        If applying or saving fails, the in-memory workflow is put back to what is stored before
+        the failure is recorded, so memory and storage never disagree.
+        """
         record = self._record
         jump: str | None = None
+        before = self._snapshot()
         try:
             if isinstance(outcome, Suspend):
                 self.apply_result(outcome.result, step)
@@ -397,29 +404,43 @@ class Workflow:
                     record.runtime["resume_after"] = True
                 details = {"waiting_for": outcome.waiting_for} if outcome.waiting_for else {}
                 self._set_status(outcome.status, "STEP_SUSPENDED", step=step.name, details=details)
-                await self.save()
-                if outcome.follow_up is None:
-                    return outcome.result, None, False
-                following = await self._guard(step, outcome.follow_up)
-                if following is None:
-                    return outcome.result, None, False
-                return await self._commit(step, following)
-            self.apply_result(
-                outcome.result, step, soft=isinstance(outcome, Advance) and outcome.soft_keys
-            )
-            if isinstance(outcome, Jump):
-                jump = outcome.target
-                target = self._index_of(jump)
             else:
-                target = record.current_step + 1
-            self._complete_step(step, outcome.result, target)
+                soft = isinstance(outcome, Advance) and outcome.soft_keys
+                self.apply_result(outcome.result, step, soft=soft)
+                if isinstance(outcome, Jump):
+                    jump = outcome.target
+                    target = self._index_of(jump)
+                else:
+                    target = record.current_step + 1
+                self._complete_step(step, outcome.result, target)
+                if record.current_step >= len(self.steps):
+                    self._set_status(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", step=step.name)
+                    record.completed_at = utc_now()
+            await self.save()
+        except ConcurrencyConflict:
+            self._restore(before)
+            raise
+        except StateValidationError as exc:
+            self._restore(before)
+            error = exc
+            if f"step '{step.name}'" not in str(exc):
+                error = StateValidationError(
+                    f"step '{step.name}' produced state that cannot be kept: {exc}"
+                )
+                error.__cause__ = exc
+            await self.fail(step, error)
+            raise error from None
         except Exception as exc:
+            self._restore(before)
             await self.fail(step, exc)
             raise
-        if record.current_step >= len(self.steps):
-            self._set_status(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", step=step.name)
-            record.completed_at = utc_now()
-        await self.save()
+        if isinstance(outcome, Suspend):
+            if outcome.follow_up is None:
+                return outcome.result, None, False
+            following = await self._guard(step, outcome.follow_up)
+            if following is None:
+                return outcome.result, None, False
+            return await self._commit(step, following)
         self._last_result = outcome.result
         if self.observes("on_step_completed"):
             self.notify(
@@ -436,6 +457,36 @@ class Workflow:
         if self.status.is_terminal:
             await self._after_terminal()
         return outcome.result, jump, step.automate_next
+
+    def _snapshot(self) -> tuple[Any, ...]:
+        record = self._record
+        return (
+            self._state,
+            record.current_step,
+            record.status,
+            list(record.completed_steps),
+            record.run_at,
+            record.blocked_on_child_id,
+            loads(dumps(record.runtime)),
+            record.completed_at,
+            record.error,
+            list(self._pending_audit),
+        )
+
+    def _restore(self, snapshot: tuple[Any, ...]) -> None:
+        record = self._record
+        (
+            self._state,
+            record.current_step,
+            record.status,
+            record.completed_steps,
+            record.run_at,
+            record.blocked_on_child_id,
+            record.runtime,
+            record.completed_at,
+            record.error,
+            self._pending_audit,
+        ) = snapshot
 
     def _complete_step(self, step: StepDefinition, result: dict[str, Any], target: int) -> None:
         record = self._record

@@ -46,7 +46,9 @@ def _describe(output: Output, verb: str, wf: Workflow) -> None:
     )
 
 
-async def apply_resume_input(output: Output, wf: Workflow, user_input: dict[str, Any] | None) -> None:
+async def apply_resume_input(
+    output: Output, wf: Workflow, user_input: dict[str, Any] | None
+) -> None:
     """Hand the operator's input to the workflow, in the way its status calls for."""
     status = wf.status
     if status.is_terminal:

@@ -44,7 +44,11 @@ def _status_choice(value: str | None) -> WorkflowStatus | None:
 )
 @click.option("--type", "workflow_type", metavar="TYPE", help="Only workflows of this type.")
 @click.option(
-    "--limit", "-n", type=click.IntRange(min=1), default=20, show_default=True,
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
     help="At most this many (newest first).",
 )
 @json_option
@@ -132,7 +136,11 @@ def show_command(config: CliConfig, workflow_id: str, as_json: bool) -> None:
 @click.command("logs")
 @click.argument("workflow_id")
 @click.option(
-    "--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True,
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
     help="Show the last N entries of each kind.",
 )
 @json_option

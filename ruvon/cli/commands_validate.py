@@ -93,7 +93,8 @@ def validate_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     noun = "registry" if kind == "registry" else "workflow file"
     output.line(("OK", "bold green"), f"  {file}: valid {noun}")
     for definition in definitions:
-        version = f" (version {definition.spec.workflow_version})" if definition.spec.workflow_version else ""
+        spec_version = definition.spec.workflow_version
+        version = f" (version {spec_version})" if spec_version else ""
         count = len(definition.steps)
         output.line(
             "  ",

@@ -46,7 +46,7 @@ class CommandError(Exception):
         super().__init__(message)
 
 
-class Interrupted(Exception):  # noqa: N818 - it is an event, not an error
+class Interrupted(Exception):
     """Ctrl-C stopped a command; what to do next has already been printed."""
 
 

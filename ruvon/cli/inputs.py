@@ -48,7 +48,7 @@ def _parse(text: str, source: str) -> dict[str, Any]:
         ) from None
     if not isinstance(value, dict):
         raise CommandError(
-            f"{source} must be a JSON object like '{{\"key\": \"value\"}}', "
+            f'{source} must be a JSON object like \'{{"key": "value"}}\', '
             f"not a {type(value).__name__}"
         )
     return value

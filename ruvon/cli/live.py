@@ -109,6 +109,9 @@ class LiveObserver(BaseObserver):
         )
 
     def on_status_changed(self, event: StatusChanged) -> None:
+        if event.step_name and event.new_status.startswith(("WAITING", "PENDING")):
+            # A wait has no "step started" event; time the step from when it began waiting.
+            self._started.setdefault((event.workflow_id, event.step_name), time.perf_counter())
         self._print(
             event.workflow_id,
             event.workflow_type,

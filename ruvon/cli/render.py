@@ -60,11 +60,11 @@ def status_style(status: str) -> str:
         return ""
 
 
-def local_time(moment: datetime | None) -> str:
-    """A timestamp in the local zone, to the second ('' for None)."""
+def local_time(moment: datetime | None, *, short: bool = False) -> str:
+    """A timestamp in the local zone, to the second ('' for None); ``short`` drops the year."""
     if moment is None:
         return ""
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone().strftime("%m-%d %H:%M:%S" if short else "%Y-%m-%d %H:%M:%S")
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -216,32 +216,31 @@ def workflow_table(records: Iterable[WorkflowRecord]) -> Table:
 
 
 def _details_text(details: dict[str, Any]) -> Text:
-    if not details:
-        return Text("")
-    return Text(json.dumps(details, ensure_ascii=False, default=_json_default), style="dim")
+    """``key=value`` pairs, values as compact JSON; empty values left out."""
+    parts = [
+        f"{key}={json.dumps(value, ensure_ascii=False, default=_json_default)}"
+        for key, value in details.items()
+        if value not in (None, {}, [])
+    ]
+    return Text(" ".join(parts), style="dim", no_wrap=True, overflow="ellipsis")
 
 
 def audit_table(entries: Iterable[AuditEntry], *, title: str | None = None) -> Table:
-    """Audit rows: when, what, which step, status change, details."""
+    """Audit rows: when, what, which step, status change, details (cut to the width)."""
     table = Table(title=title, title_justify="left", header_style="bold", box=None)
     table.add_column("TIME", no_wrap=True)
     table.add_column("EVENT", no_wrap=True)
-    table.add_column("STEP", overflow="fold")
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("DETAILS", overflow="fold")
+    # STEP and DETAILS give way when the terminal is narrow: their cells are cut, not wrapped.
+    table.add_column("STEP", max_width=28)
+    table.add_column("NEW STATUS", no_wrap=True)
+    table.add_column("DETAILS")
     for entry in entries:
-        change = Text("")
-        if entry.new_status and entry.old_status and entry.old_status != entry.new_status:
-            change = Text.assemble(
-                _status_text(entry.old_status), " → ", _status_text(entry.new_status)
-            )
-        elif entry.new_status:
-            change = _status_text(entry.new_status)
+        changed = entry.new_status and entry.new_status != entry.old_status
         table.add_row(
-            Text(local_time(entry.recorded_at)),
+            Text(local_time(entry.recorded_at, short=True)),
             Text(entry.event_type),
-            Text(entry.step_name or ""),
-            change,
+            Text(entry.step_name or "", no_wrap=True, overflow="ellipsis"),
+            _status_text(entry.new_status) if changed else Text(""),
             _details_text(entry.details),
         )
     return table
@@ -255,13 +254,13 @@ def log_table(entries: Iterable[ExecutionLogEntry], *, title: str | None = None)
     table = Table(title=title, title_justify="left", header_style="bold", box=None)
     table.add_column("TIME", no_wrap=True)
     table.add_column("LEVEL", no_wrap=True)
-    table.add_column("STEP", overflow="fold")
+    table.add_column("STEP", max_width=28)
     table.add_column("MESSAGE", overflow="fold")
     for entry in entries:
         table.add_row(
-            Text(local_time(entry.logged_at)),
+            Text(local_time(entry.logged_at, short=True)),
             Text(entry.level, style=_LEVEL_STYLES.get(entry.level.upper(), "")),
-            Text(entry.step_name or ""),
+            Text(entry.step_name or "", no_wrap=True, overflow="ellipsis"),
             Text(entry.message),
         )
     return table

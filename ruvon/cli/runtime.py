@@ -133,9 +133,7 @@ class Engine:
         """The stored record (``WorkflowNotFound`` when the database does not even exist)."""
         return await self.persistence.load_workflow(workflow_id)
 
-    async def open_workflow(
-        self, workflow_id: str, *, config_dir: Path | None = None
-    ) -> Workflow:
+    async def open_workflow(self, workflow_id: str, *, config_dir: Path | None = None) -> Workflow:
         """Load a workflow, with its YAML directory importable and its registry available."""
         record = await self.load_record(workflow_id)
         source = source_directory(record)

@@ -244,7 +244,6 @@ async def test_step_returning_keys_the_state_model_does_not_declare(
     assert "OrderState does not declare" in text
 
 
-@UNSTORABLE_STATE_NOT_FAILED
 @pytest.mark.parametrize(
     ("function", "model", "key"),
     [(fx.returns_nan, fx.OrderState, "score"), (fx.returns_nan_free_form, dict, "ratio")],
@@ -266,7 +265,6 @@ async def test_step_returning_nan(
     assert "NaN" in text
 
 
-@UNSTORABLE_STATE_NOT_FAILED
 async def test_step_returning_a_non_json_value(
     builder: WorkflowBuilder, persistence: MemoryPersistenceProvider
 ) -> None:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,62 +101,43 @@ def _json(value: Any) -> str:
 
 
 def _workflow_params(record: WorkflowRecord, version: int, limit: int | None) -> dict[str, Any]:
-    state = encode_state(record.state, workflow_id=record.id, limit=limit)
-    return {
-        "id": record.id,
-        "workflow_type": record.workflow_type,
-        "workflow_version": record.workflow_version,
-        "status": str(record.status),
-        "current_step": record.current_step,
-        "state": state.decode(),
-        "definition_snapshot": _json(record.definition_snapshot),
-        "version": version,
-        "parent_execution_id": record.parent_execution_id,
-        "blocked_on_child_id": record.blocked_on_child_id,
-        "idempotency_key": record.idempotency_key,
-        "saga_mode": int(record.saga_mode),
-        "completed_steps": _json(record.completed_steps),
-        "run_at": _text(record.run_at),
-        "error": record.error,
-        "runtime": _json(record.runtime),
-        "metadata": _json(record.metadata),
-        "data_region": record.data_region,
-        "priority": record.priority,
-        "owner_id": record.owner_id,
-        "org_id": record.org_id,
-        "created_at": _text(record.created_at),
-        "updated_at": _text(record.updated_at),
-        "completed_at": _text(record.completed_at),
-    }
-
-
-def _workflow_from_row(row: _Row) -> WorkflowRecord:
-    return WorkflowRecord(
-        id=row[0],
-        workflow_type=row[1],
-        workflow_version=row[2],
-        status=_STATUSES[row[3]],
-        current_step=row[4],
-        state=loads(row[5]),
-        definition_snapshot=loads(row[6]),
-        version=row[7],
-        parent_execution_id=row[8],
-        blocked_on_child_id=row[9],
-        idempotency_key=row[10],
-        saga_mode=bool(row[11]),
-        completed_steps=loads(row[12]),
-        run_at=_time_or_none(row[13]),
-        error=row[14],
-        runtime=loads(row[15]),
-        metadata=loads(row[16]),
-        data_region=row[17],
-        priority=row[18],
-        owner_id=row[19],
-        org_id=row[20],
-        created_at=_time(row[21]),
-        updated_at=_time(row[22]),
-        completed_at=_time_or_none(row[23]),
+    """Named parameters for insert/update_workflow: the columns are named after the fields."""
+    params = record.__dict__.copy()
+    params.update(
+        status=str(record.status),
+        state=encode_state(record.state, workflow_id=record.id, limit=limit).decode(),
+        definition_snapshot=_json(record.definition_snapshot),
+        version=version,
+        saga_mode=int(record.saga_mode),
+        completed_steps=_json(record.completed_steps),
+        run_at=_text(record.run_at),
+        runtime=_json(record.runtime),
+        metadata=_json(record.metadata),
+        created_at=_text(record.created_at),
+        updated_at=_text(record.updated_at),
+        completed_at=_text(record.completed_at),
     )
+    return params
+
+
+def _workflow_from_row(row: dict[str, Any]) -> WorkflowRecord:
+    """Inverse of :func:`_workflow_params` for a row as a column-name dict."""
+    for column in ("state", "definition_snapshot", "completed_steps", "runtime", "metadata"):
+        row[column] = loads(row[column])
+    row.update(
+        status=_STATUSES[row["status"]],
+        saga_mode=bool(row["saga_mode"]),
+        run_at=_time_or_none(row["run_at"]),
+        created_at=_time(row["created_at"]),
+        updated_at=_time(row["updated_at"]),
+        completed_at=_time_or_none(row["completed_at"]),
+    )
+    return WorkflowRecord(**row)
+
+
+def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
 def _audit_rows(audit: Sequence[AuditEntry]) -> list[_Row]:
@@ -170,81 +152,84 @@ def _other_ids(record: WorkflowRecord, audit: Sequence[AuditEntry]) -> list[str]
     return [entry.workflow_id for entry in audit if entry.workflow_id != record.id]
 
 
-# -- jobs: plain sqlite3 functions, each one transaction, run on the connection's thread ------
+# -- jobs: plain sqlite3 functions run on the connection's thread, one transaction each --------
 
 
-def _fetch_all(conn: sqlite3.Connection, sql: str, params: Any) -> list[_Row]:
+def _execute(conn: sqlite3.Connection, sql: str, params: Any) -> list[_Row]:
+    """One statement (in autocommit mode a statement is its own transaction)."""
     return conn.execute(sql, params).fetchall()
 
 
-def _write_one(conn: sqlite3.Connection, sql: str, params: Any, workflow_id: str) -> None:
+def _select(conn: sqlite3.Connection, sql: str, params: Any) -> list[dict[str, Any]]:
+    """One query, rows as column-name dicts."""
+    return _dicts(conn.execute(sql, params))
+
+
+def _append_row(conn: sqlite3.Connection, sql: str, params: _Row) -> None:
+    """Insert a log row whose first column is its workflow id."""
     try:
-        conn.execute(sql, params)  # autocommit: a single statement is its own transaction
+        conn.execute(sql, params)
     except sqlite3.IntegrityError as exc:
         if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-            raise WorkflowNotFound(workflow_id) from None
+            raise WorkflowNotFound(params[0]) from None
         raise
 
 
-def _create_workflow(
-    conn: sqlite3.Connection,
-    params: dict[str, Any],
-    audit_rows: list[_Row],
-    other_ids: list[str],
-) -> _Row | None:
-    """Insert unless the idempotency key exists; return the existing row if it does."""
+@contextmanager
+def _transaction(
+    conn: sqlite3.Connection, workflow_id: str, other_ids: Sequence[str]
+) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; constraint errors get Ruvon types.
+
+    IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a transaction never
+    fails half-way because another process upgraded its lock first.
+    """
     conn.execute(_Q["begin_immediate"])
     try:
-        key = params["idempotency_key"]
-        if key is not None:
-            existing = conn.execute(_Q["find_by_idempotency_key"], (key,)).fetchone()
-            if existing is not None:
-                conn.rollback()
-                return tuple(existing)
-        conn.execute(_Q["insert_workflow"], params)
-        if audit_rows:
-            conn.executemany(_Q["insert_audit"], audit_rows)
+        yield
         conn.commit()
     except sqlite3.IntegrityError as exc:
         conn.rollback()
         if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
             raise PersistenceError(
-                f"workflow '{params['id']}' already exists (workflow ids must be unique)"
+                f"workflow '{workflow_id}' already exists (workflow ids must be unique)"
             ) from None
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY and other_ids:
-            raise WorkflowNotFound(other_ids[0]) from None
+        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+            raise WorkflowNotFound(other_ids[0] if other_ids else workflow_id) from None
         raise
     except BaseException:
         conn.rollback()
         raise
+
+
+def _create_workflow(
+    conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[_Row], others: list[str]
+) -> dict[str, Any] | None:
+    """Insert unless the idempotency key exists; return the existing row if it does."""
+    with _transaction(conn, params["id"], others):
+        key = params["idempotency_key"]
+        if key is not None:
+            existing = _dicts(conn.execute(_Q["find_by_idempotency_key"], (key,)))
+            if existing:
+                return existing[0]
+        conn.execute(_Q["insert_workflow"], params)
+        if audit_rows:
+            conn.executemany(_Q["insert_audit"], audit_rows)
     return None
 
 
 def _save_workflow(
-    conn: sqlite3.Connection,
-    params: dict[str, Any],
-    audit_rows: list[_Row],
-    other_ids: list[str],
+    conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[_Row], others: list[str]
 ) -> None:
     """The fenced save and its audit rows, committed together or not at all."""
-    conn.execute(_Q["begin_immediate"])
-    try:
+    workflow_id = params["id"]
+    with _transaction(conn, workflow_id, others):
         if conn.execute(_Q["update_workflow"], params).rowcount != 1:
-            workflow_id = params["id"]
             if conn.execute(_Q["workflow_exists"], (workflow_id,)).fetchone() is None:
                 raise WorkflowNotFound(workflow_id)
             raise ConcurrencyConflict(workflow_id, params["expected_version"])
         if audit_rows:
             conn.executemany(_Q["insert_audit"], audit_rows)
-        conn.commit()
-    except sqlite3.IntegrityError as exc:
-        conn.rollback()
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY and other_ids:
-            raise WorkflowNotFound(other_ids[0]) from None
-        raise
-    except BaseException:
-        conn.rollback()
-        raise
 
 
 def _open_database(conn: sqlite3.Connection, in_memory: bool, busy_timeout_ms: int) -> None:
@@ -316,7 +301,7 @@ class SQLitePersistenceProvider:
 
     async def load_workflow(self, workflow_id: str) -> WorkflowRecord:
         """Return the stored record; ``WorkflowNotFound`` if there is none."""
-        rows = await self._run(_fetch_all, _Q["load_workflow"], (workflow_id,))
+        rows = await self._run(_select, _Q["load_workflow"], (workflow_id,))
         if not rows:
             raise WorkflowNotFound(workflow_id)
         return _workflow_from_row(rows[0])
@@ -339,7 +324,7 @@ class SQLitePersistenceProvider:
 
     async def find_by_idempotency_key(self, key: str) -> WorkflowRecord | None:
         """The workflow started with this idempotency key, if any."""
-        rows = await self._run(_fetch_all, _Q["find_by_idempotency_key"], (key,))
+        rows = await self._run(_select, _Q["find_by_idempotency_key"], (key,))
         return _workflow_from_row(rows[0]) if rows else None
 
     async def list_workflows(
@@ -357,18 +342,18 @@ class SQLitePersistenceProvider:
             "parent_execution_id": parent_execution_id,
             "limit": max(limit, 0),
         }
-        rows = await self._run(_fetch_all, _Q["list_workflows"], params)
+        rows = await self._run(_select, _Q["list_workflows"], params)
         return [_workflow_from_row(row) for row in rows]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of waiting workflows whose ``run_at`` is due, earliest first."""
         params = {"now": _text(now), "limit": max(limit, 0)}
-        rows = await self._run(_fetch_all, _Q["list_due_timers"], params)
+        rows = await self._run(_execute, _Q["list_due_timers"], params)
         return [row[0] for row in rows]
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""
-        rows = await self._run(_fetch_all, _Q["get_audit_log"], (workflow_id,))
+        rows = await self._run(_execute, _Q["get_audit_log"], (workflow_id,))
         return [
             AuditEntry(w, event, step, old, new, loads(details), _time(at))
             for w, event, step, old, new, details, at in rows
@@ -378,11 +363,11 @@ class SQLitePersistenceProvider:
         """Append one log line; ``WorkflowNotFound`` if the workflow does not exist."""
         params = (entry.workflow_id, entry.level, entry.message, entry.step_name,
                   _json(entry.details), _text(entry.logged_at))  # fmt: skip
-        await self._run(_write_one, _Q["insert_execution_log"], params, entry.workflow_id)
+        await self._run(_append_row, _Q["insert_execution_log"], params)
 
     async def get_execution_logs(self, workflow_id: str) -> list[ExecutionLogEntry]:
         """Log lines of one workflow, oldest first."""
-        rows = await self._run(_fetch_all, _Q["get_execution_logs"], (workflow_id,))
+        rows = await self._run(_execute, _Q["get_execution_logs"], (workflow_id,))
         return [
             ExecutionLogEntry(w, level, message, step, loads(details), _time(at))
             for w, level, message, step, details, at in rows
@@ -392,11 +377,11 @@ class SQLitePersistenceProvider:
         """Record one compensation outcome; ``WorkflowNotFound`` if the workflow does not exist."""
         params = (entry.workflow_id, entry.step_name, entry.function, int(entry.succeeded),
                   entry.error, _json(entry.state_before), _text(entry.executed_at))  # fmt: skip
-        await self._run(_write_one, _Q["insert_compensation"], params, entry.workflow_id)
+        await self._run(_append_row, _Q["insert_compensation"], params)
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""
-        rows = await self._run(_fetch_all, _Q["get_compensation_log"], (workflow_id,))
+        rows = await self._run(_execute, _Q["get_compensation_log"], (workflow_id,))
         return [
             CompensationEntry(w, step, fn, bool(ok), error, loads(state), _time(at))
             for w, step, fn, ok, error, state, at in rows
@@ -408,11 +393,11 @@ class SQLitePersistenceProvider:
                   _json(schedule.initial_data), int(schedule.enabled),
                   schedule.source_workflow_id, _text(schedule.next_run_at),
                   _text(schedule.last_run_at), _text(schedule.created_at))  # fmt: skip
-        await self._run(_write_one, _Q["upsert_schedule"], params, schedule.name)
+        await self._run(_execute, _Q["upsert_schedule"], params)
 
     async def list_schedules(self) -> list[ScheduleRecord]:
         """All schedules, by name."""
-        rows = await self._run(_fetch_all, _Q["list_schedules"], ())
+        rows = await self._run(_execute, _Q["list_schedules"], ())
         return [
             ScheduleRecord(name, kind, cron, loads(data), bool(enabled), source,
                            _time_or_none(next_at), _time_or_none(last_at), _time(created))

@@ -109,7 +109,9 @@ class StepContext(BaseModel):
 
 
 _CONTEXT_DEFAULTS = {
-    name: field.default for name, field in StepContext.model_fields.items() if not field.is_required()
+    name: field.default
+    for name, field in StepContext.model_fields.items()
+    if not field.is_required()
 }
 
 

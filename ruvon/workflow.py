@@ -41,7 +41,6 @@ from ruvon.providers import observer as events
 from ruvon.providers.observer import BaseObserver
 from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord, utc_now
 from ruvon.saga import compensate
-from ruvon.serialization import dumps, loads
 from ruvon.steps.base import Advance, Jump, StepOutcome, Suspend
 from ruvon.steps.registry import handler_for
 from ruvon.templating import render_value
@@ -467,7 +466,7 @@ class Workflow:
             list(record.completed_steps),
             record.run_at,
             record.blocked_on_child_id,
-            loads(dumps(record.runtime)),
+            _copy_two_levels(record.runtime),
             record.completed_at,
             record.error,
             list(self._pending_audit),
@@ -612,6 +611,10 @@ class Workflow:
         """Persist a failure: compensate first when saga mode is on."""
         if self.status.is_terminal:
             return
+        if isinstance(exc, ConcurrencyConflict):
+            # This copy is stale: the workflow belongs to the writer that won. Recording a
+            # failure (or compensating) from here would undo work that actually succeeded.
+            return
         if isinstance(exc, ChildWorkflowFailed):
             status = WorkflowStatus.FAILED_CHILD_WORKFLOW
         self._record.error = f"{type(exc).__name__}: {exc}"
@@ -724,6 +727,18 @@ class Workflow:
         """Save progress inside a long step (e.g. after each LOOP iteration)."""
         self._audit(event, step.name, details)
         await self.save()
+
+
+def _copy_two_levels(data: dict[str, Any]) -> dict[str, Any]:
+    """Copy of the runtime bookkeeping deep enough for every engine write (a cheap deepcopy)."""
+    return {
+        key: dict(value)
+        if isinstance(value, dict)
+        else list(value)
+        if isinstance(value, list)
+        else value
+        for key, value in data.items()
+    }
 
 
 def describe_error(exc: BaseException) -> str:

@@ -7,7 +7,10 @@ rules, which honour ``NO_COLOR``.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -97,12 +100,27 @@ def short_id(workflow_id: str) -> str:
     return workflow_id.split("-", 1)[0]
 
 
+class _Console(Console):
+    """A console that goes quiet when its reader goes away (``ruvon run … | head``).
+
+    rich's default raises SystemExit, which could surface in the middle of a workflow
+    transition (observers print); output is a side show, the workflow must keep going.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        stream = sys.stderr if self.stderr else sys.stdout
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+
+
 class Output:
     """The consoles of one command; built inside the command so test runners can capture it."""
 
     def __init__(self) -> None:
-        self.out = Console(highlight=False, soft_wrap=True)
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = _Console(highlight=False, soft_wrap=True)
+        self.err = _Console(stderr=True, highlight=False, soft_wrap=True)
         encoding = (self.out.encoding or "").lower().replace("-", "")
         self.symbols = _UNICODE if encoding.startswith("utf") else _ASCII
 
@@ -199,18 +217,19 @@ def _status_text(status: str | None) -> Text:
 def workflow_table(records: Iterable[WorkflowRecord]) -> Table:
     """The ``ruvon list`` table."""
     table = Table(header_style="bold", box=None, pad_edge=False)
-    table.add_column("ID", no_wrap=True, overflow="fold")
-    table.add_column("TYPE", overflow="fold")
+    table.add_column("ID", no_wrap=True)
+    # TYPE and STEP give way on a narrow terminal: cut with an ellipsis, never wrapped.
+    table.add_column("TYPE")
     table.add_column("STATUS", no_wrap=True)
-    table.add_column("STEP", overflow="fold")
+    table.add_column("STEP")
     table.add_column("UPDATED", no_wrap=True)
     for record in records:
         table.add_row(
             Text(record.id),
-            Text(record.workflow_type),
+            Text(record.workflow_type, no_wrap=True, overflow="ellipsis"),
             _status_text(str(record.status)),
-            Text(record.current_step_name or "-"),
-            Text(local_time(record.updated_at)),
+            Text(record.current_step_name or "-", no_wrap=True, overflow="ellipsis"),
+            Text(local_time(record.updated_at, short=True)),
         )
     return table
 

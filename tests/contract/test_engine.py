@@ -4,6 +4,7 @@ cancel/retry, idempotent start and the TestHarness, against every provider combi
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from ruvon.providers.observer import (
     WorkflowFinished,
     WorkflowStarted,
 )
+from ruvon.records import utc_now
 from ruvon.testing import TestHarness
 from ruvon.testing.providers import EngineUnderTest
 from tests.contract import steps_fixtures as fx
@@ -399,6 +401,26 @@ async def test_cancel_is_terminal(engine: EngineUnderTest) -> None:
     cancelled = await engine.audit_events(wf.id, "WORKFLOW_CANCELLED")
     assert [e.details["reason"] for e in cancelled] == ["customer changed their mind"]
     assert fx.CALLS["mark_a"] == 0
+
+
+async def test_cancel_a_waiting_timer_disarms_it(engine: EngineUnderTest) -> None:
+    engine.builder.register_workflow_inline(
+        "Sleepy",
+        [
+            {"name": "Sleep", "type": "WAIT", "wait_seconds": 0.01},
+            {"name": "After", "type": "STANDARD", "function": fx.mark_b},
+        ],
+    )
+    wf = await engine.create("Sleepy")
+    await wf.next_step()
+    assert wf.status is Status.WAITING_TIMER
+    await wf.cancel()
+    stored = await engine.persistence.load_workflow(wf.id)
+    assert (stored.status, stored.run_at) == (Status.CANCELLED, None)
+    far_future = utc_now() + timedelta(days=1)
+    assert wf.id not in await engine.persistence.list_due_timers(far_future)
+    assert await wf.run() is Status.CANCELLED
+    assert fx.CALLS["mark_b"] == 0
 
 
 async def test_retry_resumes_a_failed_workflow_at_the_failed_step(

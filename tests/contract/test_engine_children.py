@@ -27,6 +27,13 @@ def _register_children(engine: EngineUnderTest) -> None:
         ],
     )
     register("ChildFail", [{"name": "Boom", "type": "STANDARD", "function": fx.always_fails}])
+    register(
+        "ChildHumanFail",
+        [
+            {"name": "Approve", "type": "HUMAN_IN_LOOP", "automate_next": True},
+            {"name": "Boom", "type": "STANDARD", "function": fx.always_fails},
+        ],
+    )
 
 
 def _register_parent(engine: EngineUnderTest, child_type: str) -> None:
@@ -116,6 +123,28 @@ async def test_failed_child_fails_the_parent(engine: EngineUnderTest) -> None:
     stored_parent = await engine.persistence.load_workflow(parent.id)
     assert stored_parent.status is Status.FAILED_CHILD_WORKFLOW
     assert stored_parent.error is not None and child_id in stored_parent.error
+
+
+@pytest.mark.parametrize("ending", ["fails", "cancelled"])
+async def test_waiting_parent_fails_when_its_resumed_child_does_not_complete(
+    engine: EngineUnderTest, ending: str
+) -> None:
+    _register_children(engine)
+    _register_parent(engine, "ChildHumanFail")
+    parent = await engine.create("Parent", {"value": 2})
+    assert await parent.run() is Status.PENDING_SUB_WORKFLOW
+    child = await engine.load(await _only_child(engine, parent.id))
+    assert child.status is Status.WAITING_HUMAN
+    if ending == "fails":
+        with pytest.raises(ValueError, match="always fails"):
+            await child.next_step(user_input={"ok": True})
+        assert child.status is Status.FAILED
+    else:
+        await child.cancel(reason="no longer needed")
+        assert child.status is Status.CANCELLED
+    stored_parent = await engine.persistence.load_workflow(parent.id)
+    assert stored_parent.status is Status.FAILED_CHILD_WORKFLOW
+    assert stored_parent.error is not None and child.id in stored_parent.error
 
 
 async def test_start_sub_workflow_directive_from_a_standard_step(

@@ -305,3 +305,33 @@ async def test_stale_copy_in_saga_mode_never_compensates(engine: EngineUnderTest
     assert stored.status is Status.ACTIVE
     assert stored.current_step_name == "Ship"
     assert await winner.run() is Status.COMPLETED
+
+
+async def test_stale_copy_losing_inside_a_loop_never_compensates(
+    engine: EngineUnderTest,
+) -> None:
+    engine.builder.register_workflow_inline(
+        "StaleLoop",
+        [
+            {"name": "Reserve", "type": "COMPENSATABLE", "function": fx.mark_a,
+             "compensate_function": fx.undo_a},
+            # LOOP saves a checkpoint after every iteration: the stale copy loses there.
+            {"name": "Each", "type": "LOOP", "mode": "ITERATE", "iterate_over": "items",
+             "max_iterations": 5,
+             "loop_body": [{"name": "Record", "type": "STANDARD",
+                            "function": fx.record_loop_item}]},
+        ],
+        saga_mode=True,
+    )
+    created = await engine.create("StaleLoop", {"items": [1, 2], "seen": []})
+    await created.next_step()
+    winner = await engine.load(created.id)
+    loser = await engine.load(created.id)
+    assert await winner.run() is Status.COMPLETED
+    with pytest.raises(ConcurrencyConflict):
+        await loser.next_step()
+    assert fx.CALLS["undo_a"] == 0
+    assert await engine.persistence.get_compensation_log(created.id) == []
+    stored = await engine.persistence.load_workflow(created.id)
+    assert stored.status is Status.COMPLETED
+    assert stored.state["seen"] == ["0:1:1", "1:2:2"]

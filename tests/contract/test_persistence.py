@@ -1,0 +1,467 @@
+"""The PersistenceProvider contract, run against every provider.
+
+Each test takes the ``provider`` fixture (one instance per parametrized backend) or the
+``make_provider`` factory when it needs constructor options. Backend-specific behaviour (files,
+URLs, reopening) sits at the end, marked by the backend in its name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ruvon.errors import (
+    ConcurrencyConflict,
+    PersistenceError,
+    StateTooLargeError,
+    StateValidationError,
+    WorkflowNotFound,
+)
+from ruvon.implementations.persistence.memory import (
+    InMemoryPersistenceProvider,
+    MemoryPersistenceProvider,
+)
+from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
+from ruvon.models import WorkflowStatus
+from ruvon.providers.persistence import PersistenceProvider
+from ruvon.records import (
+    AuditEntry,
+    CompensationEntry,
+    ExecutionLogEntry,
+    ScheduleRecord,
+    WorkflowRecord,
+)
+
+BACKENDS = ["memory", "sqlite"]
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+INJECTION = "x'); DROP TABLE workflow_executions;--"
+
+MakeProvider = Callable[..., PersistenceProvider]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_provider(backend: str, tmp_path: Path) -> AsyncIterator[MakeProvider]:
+    """Build initialized providers of the current backend; all are closed after the test."""
+    made: list[PersistenceProvider] = []
+
+    def make(**options: Any) -> PersistenceProvider:
+        provider: PersistenceProvider
+        if backend == "memory":
+            provider = MemoryPersistenceProvider(**options)
+        else:
+            provider = SQLitePersistenceProvider(tmp_path / f"ruvon-{len(made)}.db", **options)
+        made.append(provider)
+        return provider
+
+    yield make
+    for provider in made:
+        await provider.close()
+
+
+@pytest.fixture
+async def provider(make_provider: MakeProvider) -> PersistenceProvider:
+    provider = make_provider()
+    await provider.initialize()
+    return provider
+
+
+def make_record(workflow_id: str = "wf-1", **overrides: Any) -> WorkflowRecord:
+    """A record with every field set to something other than its default."""
+    fields: dict[str, Any] = {
+        "id": workflow_id,
+        "workflow_type": "OrderFlow",
+        "status": WorkflowStatus.ACTIVE,
+        "state": {"order": {"id": 7, "items": [1, [2, [3]]], "total": 12.5}, "ok": True},
+        "definition_snapshot": {"workflow_type": "OrderFlow", "steps": [{"name": "a"}]},
+        "current_step": 1,
+        "workflow_version": "1.2",
+        "parent_execution_id": "parent-1",
+        "blocked_on_child_id": "child-1",
+        "idempotency_key": None,
+        "saga_mode": True,
+        "completed_steps": ["a"],
+        "run_at": T0 + timedelta(minutes=5),
+        "error": "boom",
+        "runtime": {"attempt": 2},
+        "metadata": {"source": "test", "tags": ["x"]},
+        "data_region": "eu-1",
+        "priority": 3,
+        "owner_id": "owner-1",
+        "org_id": "org-1",
+        "created_at": T0,
+        "updated_at": T0 + timedelta(seconds=1),
+        "completed_at": T0 + timedelta(seconds=2),
+    }
+    fields.update(overrides)
+    return WorkflowRecord(**fields)
+
+
+def audit(workflow_id: str, event: str, **details: Any) -> AuditEntry:
+    return AuditEntry(workflow_id, event, step_name="a", old_status="ACTIVE",
+                      new_status="ACTIVE", details=details, recorded_at=T0)  # fmt: skip
+
+
+async def test_providers_satisfy_the_protocol(provider: PersistenceProvider) -> None:
+    assert isinstance(provider, PersistenceProvider)
+    assert InMemoryPersistenceProvider is MemoryPersistenceProvider
+
+
+async def test_create_then_load_round_trips_every_field(provider: PersistenceProvider) -> None:
+    record = make_record()
+    stored, created = await provider.create_workflow(record)
+    assert created and stored.version == 1 and record.version == 1
+    loaded = await provider.load_workflow("wf-1")
+    assert loaded == record
+    for field in dataclasses.fields(WorkflowRecord):
+        assert getattr(loaded, field.name) == getattr(record, field.name), field.name
+    assert loaded.status is WorkflowStatus.ACTIVE
+    for name in ("run_at", "created_at", "updated_at", "completed_at"):
+        assert getattr(loaded, name).utcoffset() == timedelta(0), name
+
+
+async def test_create_with_defaults_round_trips(provider: PersistenceProvider) -> None:
+    record = WorkflowRecord("wf-min", "T", WorkflowStatus.ACTIVE, {}, {})
+    await provider.create_workflow(record)
+    assert await provider.load_workflow("wf-min") == record
+
+
+async def test_duplicate_id_without_key_is_an_error(provider: PersistenceProvider) -> None:
+    await provider.create_workflow(make_record())
+    with pytest.raises(PersistenceError, match="wf-1"):
+        await provider.create_workflow(make_record(state={"other": 1}))
+    assert (await provider.load_workflow("wf-1")).state == make_record().state
+
+
+async def test_create_is_idempotent_per_key(provider: PersistenceProvider) -> None:
+    first, created = await provider.create_workflow(
+        make_record("wf-1", idempotency_key="k1"), audit=[audit("wf-1", "CREATED")]
+    )
+    second, created_again = await provider.create_workflow(
+        make_record("wf-2", idempotency_key="k1"), audit=[audit("wf-2", "CREATED")]
+    )
+    assert (created, created_again) == (True, False)
+    assert second == first and second.id == "wf-1"
+    assert await provider.find_by_idempotency_key("k1") == first
+    assert await provider.find_by_idempotency_key("unknown") is None
+    with pytest.raises(WorkflowNotFound):
+        await provider.load_workflow("wf-2")
+    assert len(await provider.get_audit_log("wf-1")) == 1
+
+
+async def test_concurrent_creates_with_one_key_insert_once(provider: PersistenceProvider) -> None:
+    results = await asyncio.gather(
+        *(provider.create_workflow(make_record(f"wf-{i}", idempotency_key="k")) for i in range(8))
+    )
+    assert sorted(created for _, created in results) == [False] * 7 + [True]
+    assert len({record.id for record, _ in results}) == 1
+    assert len(await provider.list_workflows()) == 1
+
+
+async def test_save_bumps_the_version_and_writes(provider: PersistenceProvider) -> None:
+    record, _ = await provider.create_workflow(make_record())
+    record.state = {"step": 2}
+    record.status = WorkflowStatus.COMPLETED
+    assert await provider.save_workflow(record, expected_version=1) == 2
+    assert record.version == 2
+    assert await provider.save_workflow(record, expected_version=2) == 3
+    loaded = await provider.load_workflow("wf-1")
+    assert loaded == record and loaded.version == 3
+
+
+async def test_stale_save_conflicts_and_writes_nothing(provider: PersistenceProvider) -> None:
+    await provider.create_workflow(make_record())
+    winner = await provider.load_workflow("wf-1")
+    loser = await provider.load_workflow("wf-1")
+    winner.state = {"by": "winner"}
+    await provider.save_workflow(winner, expected_version=1, audit=[audit("wf-1", "WIN")])
+    loser.state = {"by": "loser"}
+    with pytest.raises(ConcurrencyConflict) as caught:
+        await provider.save_workflow(loser, expected_version=1, audit=[audit("wf-1", "LOSE")])
+    assert caught.value.workflow_id == "wf-1" and caught.value.expected_version == 1
+    assert loser.version == 1  # untouched by the failed save
+    stored = await provider.load_workflow("wf-1")
+    assert stored.state == {"by": "winner"} and stored.version == 2
+    assert [entry.event_type for entry in await provider.get_audit_log("wf-1")] == ["WIN"]
+
+
+async def test_unknown_ids_raise_workflow_not_found(provider: PersistenceProvider) -> None:
+    with pytest.raises(WorkflowNotFound, match="nope"):
+        await provider.load_workflow("nope")
+    with pytest.raises(WorkflowNotFound):
+        await provider.save_workflow(make_record("nope"), expected_version=1)
+    with pytest.raises(WorkflowNotFound):
+        await provider.append_execution_log(ExecutionLogEntry("nope", "INFO", "hi"))
+    with pytest.raises(WorkflowNotFound):
+        await provider.record_compensation(CompensationEntry("nope", "a", "m.f", True))
+    assert await provider.get_audit_log("nope") == []
+    assert await provider.get_execution_logs("nope") == []
+    assert await provider.get_compensation_log("nope") == []
+
+
+async def test_audit_for_an_unknown_workflow_writes_nothing(
+    provider: PersistenceProvider,
+) -> None:
+    record, _ = await provider.create_workflow(make_record())
+    record.state = {"changed": True}
+    with pytest.raises(WorkflowNotFound, match="ghost"):
+        await provider.save_workflow(record, expected_version=1, audit=[audit("ghost", "X")])
+    assert (await provider.load_workflow("wf-1")).version == 1
+
+
+async def test_list_workflows_filters_and_orders_newest_first(
+    provider: PersistenceProvider,
+) -> None:
+    specs = [  # id, type, status, parent, created_at offset (s)
+        ("a", "T1", WorkflowStatus.ACTIVE, None, 0),
+        ("b", "T1", WorkflowStatus.COMPLETED, "p", 2),
+        ("c", "T2", WorkflowStatus.ACTIVE, "p", 1),
+        ("d", "T2", WorkflowStatus.ACTIVE, None, 1),  # ties with c: inserted later, listed first
+        ("e", "T1", WorkflowStatus.ACTIVE, "p", 3),
+    ]
+    for wid, kind, status, parent, offset in specs:
+        await provider.create_workflow(make_record(
+            wid, workflow_type=kind, status=status, parent_execution_id=parent,
+            created_at=T0 + timedelta(seconds=offset),
+        ))  # fmt: skip
+
+    async def ids(**filters: Any) -> list[str]:
+        return [record.id for record in await provider.list_workflows(**filters)]
+
+    assert await ids() == ["e", "b", "d", "c", "a"]
+    assert await ids(status=WorkflowStatus.ACTIVE) == ["e", "d", "c", "a"]
+    assert await ids(workflow_type="T2") == ["d", "c"]
+    assert await ids(parent_execution_id="p") == ["e", "b", "c"]
+    assert await ids(workflow_type="T1", status=WorkflowStatus.ACTIVE, parent_execution_id="p") == [
+        "e"
+    ]
+    assert await ids(limit=2) == ["e", "b"]
+    assert await ids(workflow_type="none") == []
+
+
+async def test_audit_is_written_with_the_save_in_order(provider: PersistenceProvider) -> None:
+    created = [audit("wf-1", "CREATED", n=0)]
+    record, _ = await provider.create_workflow(make_record(), audit=created)
+    steps = [audit("wf-1", f"STEP_{i}", n=i, nested={"l": [i, None, "\x00é"]}) for i in range(3)]
+    await provider.save_workflow(record, expected_version=1, audit=steps)
+    await provider.save_workflow(record, expected_version=2, audit=[audit("wf-1", "LAST")])
+    log = await provider.get_audit_log("wf-1")
+    assert log == [*created, *steps, audit("wf-1", "LAST")]
+
+
+async def test_execution_logs_and_compensations_keep_order(
+    provider: PersistenceProvider,
+) -> None:
+    await provider.create_workflow(make_record())
+    logs = [ExecutionLogEntry("wf-1", "INFO", f"line {i}\x00ü", step_name="a",
+                              details={"i": i}, logged_at=T0) for i in range(3)]  # fmt: skip
+    for entry in logs:
+        await provider.append_execution_log(entry)
+    assert await provider.get_execution_logs("wf-1") == logs
+    compensations = [
+        CompensationEntry("wf-1", "b", "m.undo_b", True, state_before={"x": [1]}, executed_at=T0),
+        CompensationEntry("wf-1", "a", "m.undo_a", False, error="failed", executed_at=T0),
+    ]
+    for entry in compensations:
+        await provider.record_compensation(entry)
+    assert await provider.get_compensation_log("wf-1") == compensations
+
+
+async def test_schedules_are_upserted_by_name(provider: PersistenceProvider) -> None:
+    nightly = ScheduleRecord("nightly", "Report", "0 2 * * *", {"full": True}, created_at=T0)
+    hourly = ScheduleRecord("hourly", "Sync", "0 * * * *", source_workflow_id="wf-9",
+                            next_run_at=T0, last_run_at=T0, created_at=T0)  # fmt: skip
+    await provider.save_schedule(nightly)
+    await provider.save_schedule(hourly)
+    assert await provider.list_schedules() == [hourly, nightly]
+    paused = dataclasses.replace(nightly, enabled=False, cron="0 3 * * *", initial_data={})
+    await provider.save_schedule(paused)
+    assert await provider.list_schedules() == [hourly, paused]
+
+
+async def test_due_timers(provider: PersistenceProvider) -> None:
+    now = T0 + timedelta(hours=1)
+    specs = [  # id, status, run_at
+        ("late", WorkflowStatus.WAITING_TIMER, now - timedelta(minutes=5)),
+        ("exact", WorkflowStatus.WAITING_HUMAN, now),
+        ("early", WorkflowStatus.WAITING_TIMER, now - timedelta(minutes=10)),
+        ("future", WorkflowStatus.WAITING_TIMER, now + timedelta(seconds=1)),
+        ("active", WorkflowStatus.ACTIVE, now - timedelta(minutes=5)),
+        ("no-time", WorkflowStatus.WAITING_TIMER, None),
+    ]
+    for wid, status, run_at in specs:
+        await provider.create_workflow(make_record(wid, status=status, run_at=run_at))
+    assert await provider.list_due_timers(now) == ["early", "late", "exact"]
+    assert await provider.list_due_timers(now, limit=1) == ["early"]
+    # A non-UTC "now" is the same instant.
+    plus_two = now.astimezone(timezone(timedelta(hours=2)))
+    assert await provider.list_due_timers(plus_two) == ["early", "late", "exact"]
+
+
+async def test_records_are_never_aliased(provider: PersistenceProvider) -> None:
+    record = make_record()
+    details = {"k": [1]}
+    await provider.create_workflow(record, audit=[AuditEntry("wf-1", "CREATED", details=details)])
+    record.state["order"]["id"] = 999  # the caller's object after create
+    record.completed_steps.append("zzz")
+    details["k"].append(2)
+    loaded = await provider.load_workflow("wf-1")
+    assert loaded.state["order"]["id"] == 7 and loaded.completed_steps == ["a"]
+    for value in (loaded.state, loaded.definition_snapshot, loaded.runtime, loaded.metadata):
+        value["mutated"] = True
+    loaded.completed_steps.append("b")
+    (await provider.get_audit_log("wf-1"))[0].details["k"].append(3)
+    fresh = await provider.load_workflow("wf-1")
+    assert fresh == make_record(version=1)
+    assert (await provider.get_audit_log("wf-1"))[0].details == {"k": [1]}
+    await provider.save_workflow(loaded, expected_version=1)
+    loaded.state["after_save"] = True
+    assert "after_save" not in (await provider.load_workflow("wf-1")).state
+
+
+async def test_awkward_text_round_trips_exactly(provider: PersistenceProvider) -> None:
+    state = {
+        "nul": "a\x00b",
+        "unicode": "héllo wörld ✓ 日本語 🎉",
+        "nested": [[1, [2, [3, []]]], {"deep": [{"x": None}]}],
+        "quote": 'it\'s "quoted" ; -- not a comment',
+        INJECTION: INJECTION,
+    }
+    record = make_record(INJECTION, idempotency_key=INJECTION + "key", state=state,
+                         error="line\x00two", workflow_type=INJECTION)  # fmt: skip
+    await provider.create_workflow(record)
+    assert await provider.load_workflow(INJECTION) == record
+    assert await provider.find_by_idempotency_key(INJECTION + "key") == record
+    assert [r.id for r in await provider.list_workflows(workflow_type=INJECTION)] == [INJECTION]
+    await provider.append_execution_log(ExecutionLogEntry(INJECTION, "INFO", INJECTION))
+    assert (await provider.get_execution_logs(INJECTION))[0].message == INJECTION
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+async def test_non_finite_state_is_rejected(provider: PersistenceProvider, bad: float) -> None:
+    with pytest.raises(StateValidationError, match="non-finite"):
+        await provider.create_workflow(make_record(state={"x": [1, {"y": bad}]}))
+    record, _ = await provider.create_workflow(make_record())
+    record.state = {"x": bad}
+    with pytest.raises(StateValidationError, match="x"):
+        await provider.save_workflow(record, expected_version=1)
+    assert (await provider.load_workflow("wf-1")).state == make_record().state
+
+
+async def test_oversized_state_is_rejected(make_provider: MakeProvider) -> None:
+    provider = make_provider(max_state_bytes=100)
+    await provider.initialize()
+    with pytest.raises(StateTooLargeError) as caught:
+        await provider.create_workflow(make_record(state={"blob": "x" * 200}))
+    assert caught.value.limit == 100 and caught.value.size > 200
+    assert str(caught.value.size) in str(caught.value) and "100" in str(caught.value)
+    record, _ = await provider.create_workflow(make_record(state={"small": 1}))
+    record.state = {"blob": "y" * 100}
+    with pytest.raises(StateTooLargeError):
+        await provider.save_workflow(record, expected_version=1)
+    assert (await provider.load_workflow("wf-1")).state == {"small": 1}
+
+
+async def test_initialize_and_close_are_idempotent(make_provider: MakeProvider) -> None:
+    provider = make_provider()
+    await provider.create_workflow(make_record())  # used before initialize(): opens lazily
+    await provider.initialize()
+    await provider.initialize()
+    assert (await provider.load_workflow("wf-1")).id == "wf-1"
+    await provider.close()
+    await provider.close()
+
+
+# -- SQLite only ---------------------------------------------------------------------------
+
+
+async def test_sqlite_file_persists_across_instances(tmp_path: Path) -> None:
+    path = tmp_path / "durable.db"
+    first = SQLitePersistenceProvider(str(path))
+    record, _ = await first.create_workflow(make_record(), audit=[audit("wf-1", "CREATED")])
+    record.state = {"saved": True}
+    await first.save_workflow(record, expected_version=1, audit=[audit("wf-1", "SAVED")])
+    await first.close()
+    second = SQLitePersistenceProvider(f"sqlite:///{path}")
+    try:
+        assert await second.load_workflow("wf-1") == record
+        assert [e.event_type for e in await second.get_audit_log("wf-1")] == ["CREATED", "SAVED"]
+    finally:
+        await second.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_sqlite_in_memory_database() -> None:
+    provider = SQLitePersistenceProvider(":memory:")
+    try:
+        await provider.initialize()
+        record, created = await provider.create_workflow(make_record())
+        assert created and await provider.load_workflow("wf-1") == record
+        assert await provider.save_workflow(record, expected_version=1) == 2
+    finally:
+        await provider.close()
+    with pytest.raises(PersistenceError, match="closed"):
+        await provider.load_workflow("wf-1")
+
+
+async def test_sqlite_creates_are_atomic_across_connections(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    providers = [SQLitePersistenceProvider(path) for _ in range(4)]
+    try:
+        for provider in providers:
+            await provider.initialize()
+        results = await asyncio.gather(*(
+            p.create_workflow(make_record(f"wf-{i}", idempotency_key="shared"))
+            for i, p in enumerate(providers)
+        ))  # fmt: skip
+        assert sorted(created for _, created in results) == [False, False, False, True]
+        assert len({record.id for record, _ in results}) == 1
+    finally:
+        for provider in providers:
+            await provider.close()
+
+
+async def test_sqlite_missing_directory_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "no-such-dir" / "ruvon.db"
+    provider = SQLitePersistenceProvider(str(path))
+    with pytest.raises(PersistenceError, match="does not exist") as caught:
+        await provider.initialize()
+    assert str(path) in str(caught.value)
+    await provider.close()
+
+
+async def test_sqlite_rejects_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"this is not a database, just text " * 100)
+    provider = SQLitePersistenceProvider(str(path))
+    with pytest.raises(PersistenceError, match="not a SQLite database") as caught:
+        await provider.load_workflow("wf-1")
+    assert str(path) in str(caught.value)
+    await provider.close()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///relative/ruvon.db", "relative/ruvon.db"),
+        ("sqlite:////abs/ruvon.db", "/abs/ruvon.db"),
+        ("sqlite:///:memory:", ":memory:"),
+        ("sqlite://", ":memory:"),
+        ("plain/path.db", "plain/path.db"),
+    ],
+)
+def test_sqlite_accepts_urls(given: str, expected: str) -> None:
+    assert SQLitePersistenceProvider(given).db_path == expected

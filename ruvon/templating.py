@@ -150,12 +150,50 @@ def render_template(template: str, variables: Mapping[str, Any]) -> str:
         ) from exc
 
 
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.DOTALL)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile_expression(expression: str) -> Any:
+    try:
+        return _ENVIRONMENT.compile_expression(expression, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise DefinitionError(f"invalid template expression {expression!r}: {exc.message}") from exc
+
+
+def render_native(template: str, variables: Mapping[str, Any]) -> Any:
+    """Render a string that is exactly one ``{{ expression }}``, keeping the value's type.
+
+    ``"{{ state.amount }}"`` gives the number, not its text, so templated data (a child
+    workflow's initial data, an HTTP JSON body) keeps ints, lists and dicts intact.
+    """
+    match = _SINGLE_EXPRESSION.match(template)
+    if match is None:
+        return render_template(template, variables)
+    compiled = _compile_expression(match.group("expr"))
+    try:
+        result = compiled(**dict(variables))
+    except SecurityError as exc:
+        raise UnsafeExpressionError(f"template {template!r} is unsafe: {exc}") from exc
+    except Exception as exc:
+        raise ExpressionError(
+            f"template {template!r} failed to render: {type(exc).__name__}: {exc}"
+        ) from exc
+    if isinstance(result, StrictUndefined):
+        raise ExpressionError(f"template {template!r} refers to an undefined value")
+    return result
+
+
 def render_value(value: Any, variables: Mapping[str, Any]) -> Any:
-    """Render every template string nested in dicts/lists; other values come back unchanged."""
+    """Render every template string nested in dicts/lists; other values come back unchanged.
+
+    A string that is exactly one ``{{ expression }}`` keeps the expression's type (see
+    :func:`render_native`); any other template renders to text.
+    """
     if isinstance(value, str):
         # Most strings in a definition are not templates; skip Jinja for them entirely.
         if any(marker in value for marker in _TEMPLATE_MARKERS):
-            return render_template(value, variables)
+            return render_native(value, variables)
         return value
     if isinstance(value, Mapping):
         return {key: render_value(item, variables) for key, item in value.items()}

@@ -193,21 +193,25 @@ class Workflow:
             return result, jump
 
     async def run(self, *, max_transitions: int = 100_000) -> WorkflowStatus:
-        """Advance while the workflow is ACTIVE; stop at a wait, a pause or a terminal status.
+        """Advance as far as possible; stop at a wait that is not due, or a terminal status.
 
-        Step failures do not raise here: they are persisted and visible in ``status``/``error``.
+        A workflow found PENDING_ASYNC / PENDING_PARALLEL (its process died mid-step) runs that
+        step again; one PENDING_SUB_WORKFLOW checks on its child. Step failures do not raise
+        here: they are persisted and visible in ``status`` / ``error``.
         """
         for _ in range(max_transitions):
-            if self.status is not WorkflowStatus.ACTIVE and not self._is_due():
+            status = self.status
+            if status.is_terminal or (status in _WAITING and not self._is_due()):
                 break
+            version = self._record.version
             try:
                 await self.next_step()
-            except BaseException as exc:
-                if not self.status.is_terminal or not isinstance(exc, Exception):
+            except Exception:
+                if not self.status.is_terminal:
                     raise
                 break
-            if self.status in _WAITING and not self._is_due():
-                break
+            if self.status is status and self._record.version == version:
+                break  # nothing moved: the workflow waits on something outside it
         return self.status
 
     async def resume(
@@ -309,7 +313,10 @@ class Workflow:
                 return waiting, None, False
             self._audit("STEP_RESUMED", step.name, {"input": user_input or {}})
         else:
-            await self._count_visit(step)
+            if self.status is WorkflowStatus.ACTIVE:
+                # PENDING_ASYNC/PENDING_PARALLEL here means a crash interrupted this very run:
+                # re-running it is another attempt (same run number, same idempotency key).
+                await self._count_visit(step)
             outcome = await self._guard(step, lambda: handler.execute(self, step, user_input))
         return await self._commit(step, outcome)
 

@@ -46,20 +46,30 @@ def _describe(output: Output, verb: str, wf: Workflow) -> None:
     )
 
 
+def check_resumable(wf: Workflow, user_input: dict[str, Any] | None) -> None:
+    """Refuse before anything is printed or changed: terminal workflows, input that won't do."""
+    status = wf.status
+    if status.is_terminal:
+        hint = "; use `ruvon retry` to re-run the failed step" if status.is_failed else ""
+        raise InvalidWorkflowOperation(f"workflow '{wf.id}' is {status}: nothing to resume{hint}")
+    if status is WorkflowStatus.WAITING_HUMAN and not _approval_timed_out(wf, user_input):
+        check_resume_input(wf, user_input or {})
+
+
+def _approval_timed_out(wf: Workflow, user_input: dict[str, Any] | None) -> bool:
+    """No input for an approval past its deadline: the driver applies the timeout."""
+    deadline = wf.record.run_at
+    return user_input is None and deadline is not None and deadline <= utc_now()
+
+
 async def apply_resume_input(
     output: Output, wf: Workflow, user_input: dict[str, Any] | None
 ) -> None:
     """Hand the operator's input to the workflow, in the way its status calls for."""
     status = wf.status
-    if status.is_terminal:
-        hint = "; use `ruvon retry` to re-run the failed step" if status.is_failed else ""
-        raise InvalidWorkflowOperation(f"workflow '{wf.id}' is {status}: nothing to resume{hint}")
     if status is WorkflowStatus.WAITING_HUMAN:
-        deadline = wf.record.run_at
-        if user_input is None and deadline is not None and deadline <= utc_now():
-            return  # an approval past its deadline: the driver applies the timeout
-        check_resume_input(wf, user_input or {})
-        await advance(wf, user_input or {})
+        if not _approval_timed_out(wf, user_input):
+            await advance(wf, user_input or {})
     elif user_input is not None:
         if status is WorkflowStatus.ACTIVE:
             await advance(wf, user_input)
@@ -75,9 +85,12 @@ async def _drive_loaded(
     config_dir: Path | None,
     verb: str,
     first_move: Callable[[Workflow], Awaitable[None]],
+    precheck: Callable[[Workflow], None] | None = None,
 ) -> int:
     """Load a workflow, make ``first_move`` on it, then run it to its next stop."""
     wf = await engine.open_workflow(workflow_id, config_dir=config_dir)
+    if precheck is not None:
+        precheck(wf)
     observer = engine.observer
     assert isinstance(observer, LiveObserver)
     observer.primary = wf.id
@@ -87,7 +100,7 @@ async def _drive_loaded(
     async with interruptible(output, engine, config, lambda: driver.current_id):
         await first_move(wf)
         result = await driver.drive(wf, follow_parent=True)
-    return print_outcome(output, config, result)
+    return print_outcome(output, config, result, observer)
 
 
 @click.command("resume")
@@ -122,7 +135,14 @@ def resume_command(
     async def main() -> int:
         async with open_engine(settings, LiveObserver(output)) as engine:
             return await _drive_loaded(
-                output, config, engine, workflow_id, config_dir, "Resuming", first_move
+                output,
+                config,
+                engine,
+                workflow_id,
+                config_dir,
+                "Resuming",
+                first_move,
+                precheck=lambda wf: check_resumable(wf, user_input),
             )
 
     ctx.exit(run_async(main()))

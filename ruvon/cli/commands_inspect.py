@@ -135,6 +135,12 @@ def show_command(config: CliConfig, workflow_id: str, as_json: bool) -> None:
 
 @click.command("logs")
 @click.argument("workflow_id")
+@click.option("--step", metavar="NAME", help="Only entries about this step.")
+@click.option(
+    "--level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    help="Only log lines at this level or above (the audit trail is not filtered).",
+)
 @click.option(
     "--limit",
     "-n",
@@ -145,20 +151,32 @@ def show_command(config: CliConfig, workflow_id: str, as_json: bool) -> None:
 )
 @json_option
 @click.pass_obj
-def logs_command(config: CliConfig, workflow_id: str, limit: int, as_json: bool) -> None:
+def logs_command(
+    config: CliConfig,
+    workflow_id: str,
+    step: str | None,
+    level: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
     """Show the execution log lines and the audit trail of WORKFLOW_ID."""
     output = Output()
     settings = config.settings()
     missing = not_found_in_missing_db(workflow_id, settings)
     if missing is not None:
         raise missing
+    floor = _LEVELS.index(level.upper()) if level else 0
 
     async def main() -> tuple[list[AuditEntry], list[ExecutionLogEntry]]:
         async with open_engine(settings, read_only=True) as engine:
             await engine.load_record(workflow_id)  # WorkflowNotFound for an unknown id
             audit = await engine.persistence.get_audit_log(workflow_id)
             logs = await engine.persistence.get_execution_logs(workflow_id)
-            return audit[-limit:], logs[-limit:]
+        if step is not None:
+            audit = [entry for entry in audit if entry.step_name == step]
+            logs = [entry for entry in logs if entry.step_name == step]
+        logs = [entry for entry in logs if _level_rank(entry.level) >= floor]
+        return audit[-limit:], logs[-limit:]
 
     audit, logs = run_async(main())
     if as_json:
@@ -176,3 +194,12 @@ def logs_command(config: CliConfig, workflow_id: str, limit: int, as_json: bool)
         output.line(("No execution log lines.", "dim"))
     output.print(Text(""))
     output.print(audit_table(audit, title="Audit trail"))
+
+
+_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+def _level_rank(level: str) -> int:
+    """Position of a level in DEBUG < INFO < WARNING < ERROR (unknown levels count as INFO)."""
+    name = level.upper()
+    return _LEVELS.index(name) if name in _LEVELS else 1

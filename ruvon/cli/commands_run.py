@@ -53,7 +53,7 @@ async def create_and_drive(
                 f" ({wf.status})",
             )
         result = await driver.drive(wf)
-    return print_outcome(output, config, result)
+    return print_outcome(output, config, result, observer)
 
 
 @click.command("run")
@@ -132,7 +132,8 @@ def start_command(
     config: CliConfig = ctx.obj
     data = read_json_input(input_json, input_file) or {}
     settings = config.settings()
-    registry_path = find_registry(config_dir, registry, settings.registry_file)
+    # Absolute, so the workflow's snapshot records where its YAML (and step modules) live.
+    registry_path = find_registry(config_dir, registry, settings.registry_file).resolve()
     entry = load_registry(registry_path).get(workflow_type)
     add_import_paths(registry_path.parent, Path(entry.config_file).parent if entry else None)
     output = Output()

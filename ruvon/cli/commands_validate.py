@@ -48,12 +48,12 @@ def _steps_table(definition: WorkflowDefinition) -> Table:
     return table
 
 
-def validate_path(path: Path, settings_env: CliConfig) -> tuple[str, list[WorkflowDefinition]]:
+def validate_path(path: Path, config: CliConfig) -> tuple[str, list[WorkflowDefinition]]:
     """Load and check ``path``; return its kind ('registry' or 'workflow') and definitions."""
     if is_registry_file(path):
         for entry in load_registry(path).values():
             add_import_paths(Path(entry.config_file).parent)
-        builder = WorkflowBuilder(path, settings=settings_env.settings())
+        builder = WorkflowBuilder(path, settings=config.settings())
         return "registry", builder.validate_all()
     definition = load_workflow_file(path)
     return "workflow", [definition]

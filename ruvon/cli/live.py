@@ -7,6 +7,7 @@ import time
 from rich.text import Text
 
 from ruvon.cli.render import Output, format_duration, short_id, status_style
+from ruvon.models import WorkflowStatus
 from ruvon.providers.observer import (
     BaseObserver,
     CompensationRan,
@@ -31,6 +32,16 @@ class LiveObserver(BaseObserver):
         self.primary = primary
         # Durations are measured from the first attempt, so they include retries and backoff.
         self._started: dict[tuple[str, str], float] = {}
+        # Latest (type, status) of every workflow this run touched, to list loose ends.
+        self._seen: dict[str, tuple[str, str]] = {}
+
+    def still_open(self, *, besides: set[str]) -> list[tuple[str, str, str]]:
+        """(id, type, status) of touched workflows that are not terminal, except ``besides``."""
+        return [
+            (workflow_id, workflow_type, status)
+            for workflow_id, (workflow_type, status) in self._seen.items()
+            if workflow_id not in besides and not WorkflowStatus(status).is_terminal
+        ]
 
     def _prefix(self, workflow_id: str, workflow_type: str) -> Text:
         if self.primary is None or workflow_id == self.primary:
@@ -41,6 +52,7 @@ class LiveObserver(BaseObserver):
         self.output.line(Text("  "), self._prefix(workflow_id, workflow_type), *parts)
 
     def on_workflow_started(self, event: WorkflowStarted) -> None:
+        self._seen[event.workflow_id] = (event.workflow_type, str(WorkflowStatus.ACTIVE))
         symbols = self.output.symbols
         if self.primary is None:
             self.primary = event.workflow_id
@@ -109,6 +121,7 @@ class LiveObserver(BaseObserver):
         )
 
     def on_status_changed(self, event: StatusChanged) -> None:
+        self._seen[event.workflow_id] = (event.workflow_type, event.new_status)
         if event.step_name and event.new_status.startswith(("WAITING", "PENDING")):
             # A wait has no "step started" event; time the step from when it began waiting.
             self._started.setdefault((event.workflow_id, event.step_name), time.perf_counter())
@@ -123,6 +136,7 @@ class LiveObserver(BaseObserver):
         )
 
     def on_workflow_finished(self, event: WorkflowFinished) -> None:
+        self._seen[event.workflow_id] = (event.workflow_type, event.status)
         if event.workflow_id == self.primary:
             return  # the command prints the primary workflow's outcome itself
         self._print(

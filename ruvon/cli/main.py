@@ -14,6 +14,7 @@ from ruvon.cli.commands_inspect import list_command, logs_command, show_command
 from ruvon.cli.commands_run import run_command, start_command
 from ruvon.cli.commands_validate import validate_command
 from ruvon.cli.failures import (
+    EXIT_FAILURE,
     EXIT_INTERRUPTED,
     Interrupted,
     debug_enabled,
@@ -21,7 +22,8 @@ from ruvon.cli.failures import (
     exit_code_for,
     format_traceback,
 )
-from ruvon.cli.render import Output
+from ruvon.cli.logs_to_terminal import engine_logs_to_terminal
+from ruvon.cli.render import Output, silence_stdout
 from ruvon.cli.runtime import CliConfig
 
 
@@ -30,9 +32,14 @@ class RuvonGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with engine_logs_to_terminal():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`ruvon list --json | head -1`): nothing left to say.
+            silence_stdout()
+            raise click.exceptions.Exit(EXIT_FAILURE) from None
         except (Interrupted, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt):
                 Output().err.print("\ninterrupted", style="yellow")
@@ -46,7 +53,17 @@ class RuvonGroup(click.Group):
             raise click.exceptions.Exit(exit_code_for(exc)) from None
 
 
-@click.group(cls=RuvonGroup, context_settings={"help_option_names": ["-h", "--help"]})
+_EPILOG = """\b
+Exit codes: 0 ok (completed, or waiting for a person), 1 workflow failed or other error,
+2 bad usage / definition / input, 3 database error, 4 workflow not found, 130 Ctrl-C.
+"""
+
+
+@click.group(
+    cls=RuvonGroup,
+    epilog=_EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, "--version", "-V", prog_name="ruvon")
 @click.option(
     "--db",

@@ -100,6 +100,13 @@ def short_id(workflow_id: str) -> str:
     return workflow_id.split("-", 1)[0]
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so a reader that left does not fail the final flush."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 class _Console(Console):
     """A console that goes quiet when its reader goes away (``ruvon run … | head``).
 
@@ -109,10 +116,8 @@ class _Console(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        stream = sys.stderr if self.stderr else sys.stdout
-        with contextlib.suppress(OSError, ValueError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
+        if not self.stderr:
+            silence_stdout()
 
 
 class Output:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shlex
 import sys
@@ -199,6 +200,9 @@ def load_file_into(builder: WorkflowBuilder, path: Path) -> str:
         entry = load_registry(registry).get(definition.workflow_type)
         if entry is not None and entry.initial_state_model_path:
             definition = load_workflow_file(path, state_model_path=entry.initial_state_model_path)
+    # Errors above name the path as typed; the snapshot keeps it absolute, so a later
+    # `ruvon resume` from another directory still finds the step modules next to it.
+    definition = dataclasses.replace(definition, source_file=str(path.resolve()))
     builder.register_definition(definition)
     return definition.workflow_type
 

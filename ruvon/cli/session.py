@@ -10,6 +10,7 @@ from rich.text import Text
 
 from ruvon.cli.driver import DriveResult
 from ruvon.cli.failures import EXIT_FAILURE, EXIT_OK, Interrupted
+from ruvon.cli.live import LiveObserver
 from ruvon.cli.render import Output, fields_grid, status_text
 from ruvon.cli.runtime import CliConfig, Engine
 from ruvon.cli.waiting import input_model, model_fields, paused_by_directive, resume_command
@@ -49,9 +50,39 @@ def print_waiting_for_person(output: Output, config: CliConfig, wf: Workflow) ->
     output.line("    ", (resume_command(config.command(), wf.id, model), "bold"))
 
 
-def print_outcome(output: Output, config: CliConfig, result: DriveResult) -> int:
+def print_loose_ends(
+    output: Output, config: CliConfig, observer: LiveObserver, result: DriveResult
+) -> None:
+    """Other workflows this run started or moved that are not finished (FIRE_AND_FORGET)."""
+    besides = {result.workflow.id}
+    if result.waiting is not None:
+        besides.add(result.waiting.id)
+    if result.workflow.record.blocked_on_child_id:
+        besides.add(result.workflow.record.blocked_on_child_id)
+    loose = observer.still_open(besides=besides)
+    if not loose:
+        return
+    output.print(Text(""))
+    output.line(("Other workflows from this run that are not finished:", "bold"))
+    for workflow_id, workflow_type, status in loose:
+        output.line(
+            f"  {workflow_id} ({workflow_type}) ",
+            status_text(status),
+            (": ", "dim"),
+            config.command_line("resume", workflow_id),
+        )
+
+
+def print_outcome(
+    output: Output,
+    config: CliConfig,
+    result: DriveResult,
+    observer: LiveObserver | None = None,
+) -> int:
     """The final status and state of the workflow, and the exit code they mean."""
     wf = result.workflow
+    if observer is not None:
+        print_loose_ends(output, config, observer, result)
     if result.waiting is not None:
         print_waiting_for_person(output, config, result.waiting)
     output.print(Text(""))
@@ -78,10 +109,18 @@ async def print_interrupted(
         output.line(("Interrupted before a workflow was saved; nothing to resume.", "yellow"))
         return
     where = ""
-    with contextlib.suppress(Exception, asyncio.CancelledError):
-        record = await engine.load_record(workflow_id)
+    # A cancellation still pending from the first Ctrl-C lands on the first await; on
+    # Python 3.11 it cannot be withdrawn, so let it land and ask again.
+    for _attempt in range(3):
+        try:
+            record = await engine.load_record(workflow_id)
+        except asyncio.CancelledError:
+            continue
+        except Exception:
+            break
         step = record.current_step_name
         where = f" It is saved as {record.status}" + (f" at step {step}." if step else ".")
+        break
     output.line(
         ("Interrupted.", "bold yellow"),
         f" Workflow {workflow_id} keeps its last saved state.{where}",
@@ -100,6 +139,8 @@ async def interruptible(
     """
     try:
         yield
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        # CancelledError: the first Ctrl-C (asyncio cancels the command at its next await).
+        # KeyboardInterrupt: a second Ctrl-C, raised wherever the code was, e.g. in a step.
         await print_interrupted(output, engine, config, current())
         raise Interrupted from None

@@ -16,7 +16,7 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 from ruvon.definitions.imports import import_object
 from ruvon.definitions.schema import StepDefinition
 from ruvon.errors import InputValidationError
-from ruvon.models import StepType, WorkflowStatus
+from ruvon.models import StepType
 from ruvon.steps.human import ApprovalDecision, validate_input
 from ruvon.workflow import Workflow
 
@@ -143,7 +143,3 @@ def resume_command(prefix: list[str], workflow_id: str, model: type[BaseModel] |
     payload = json.dumps(example_input(model), ensure_ascii=False)
     return shlex.join([*prefix, "resume", workflow_id, "--input", payload])
 
-
-def is_waiting_for_person(wf: Workflow) -> bool:
-    """WAITING_HUMAN: only a ``ruvon resume`` with input moves it on."""
-    return wf.status is WorkflowStatus.WAITING_HUMAN

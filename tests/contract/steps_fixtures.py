@@ -311,9 +311,7 @@ def record_loop_item(state: dict[str, Any], context: StepContext, item: Any) -> 
 
 
 # --------------------------------------------------------------------------- merge / snapshot
-MERGE_EXISTING: dict[str, Any] = {
-    "a": 1, "keep": "k", "nested": {"x": 1, "y": 2}, "tags": ["t1"]
-}
+MERGE_EXISTING: dict[str, Any] = {"a": 1, "keep": "k", "nested": {"x": 1, "y": 2}, "tags": ["t1"]}
 MERGE_NEW: dict[str, Any] = {"a": 2, "added": True, "nested": {"x": 10, "z": 3}, "tags": ["t2"]}
 
 
@@ -334,3 +332,15 @@ def snap_new(state: Any, context: StepContext) -> dict[str, Any]:
 def snap_extra(state: Any, context: StepContext) -> dict[str, Any]:
     record("snap_extra")
     return {"extra": True}
+
+
+# --------------------------------------------------------------------------- crash recovery
+class SimulatedCrash(BaseException):
+    """Stands in for the process dying mid-step: not an Exception, so nothing handles it."""
+
+
+async def async_crash_once(state: Any, context: StepContext) -> dict[str, Any]:
+    record("async_crash_once", ("crash_once", context.idempotency_key))
+    if not FLAGS.get("recovered"):
+        raise SimulatedCrash("the worker process died")
+    return {"charged": True}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,8 @@ from ruvon.errors import (
     RoutingError,
     StateValidationError,
 )
+from ruvon.implementations.execution.sync import SyncExecutionProvider
+from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.observer import (
     BaseObserver,
@@ -82,7 +85,8 @@ async def test_typed_state_is_a_model_instance_and_round_trips(
     engine: EngineUnderTest,
 ) -> None:
     engine.builder.register_workflow_inline(
-        "Typed", [{"name": "Inc", "type": "STANDARD", "function": fx.increment}],
+        "Typed",
+        [{"name": "Inc", "type": "STANDARD", "function": fx.increment}],
         initial_state_model=fx.CounterState,
     )
     wf = await engine.create("Typed", {"count": 41, "name": "n"})
@@ -262,7 +266,8 @@ async def test_result_that_breaks_the_state_model_fails_the_workflow(
     engine: EngineUnderTest, function: Any, needle: str
 ) -> None:
     engine.builder.register_workflow_inline(
-        "Strict", [{"name": "Bad", "type": "STANDARD", "function": function}],
+        "Strict",
+        [{"name": "Bad", "type": "STANDARD", "function": function}],
         initial_state_model=fx.CounterState,
     )
     wf = await engine.create("Strict", {"count": 1})
@@ -277,7 +282,8 @@ async def test_result_that_breaks_the_state_model_fails_the_workflow(
 
 async def test_in_place_mutation_of_model_state_is_persisted(engine: EngineUnderTest) -> None:
     engine.builder.register_workflow_inline(
-        "Mutating", [{"name": "Mutate", "type": "STANDARD", "function": fx.mutate_in_place}],
+        "Mutating",
+        [{"name": "Mutate", "type": "STANDARD", "function": fx.mutate_in_place}],
         initial_state_model=fx.CounterState,
     )
     wf = await engine.create("Mutating", {"count": 1})
@@ -331,6 +337,7 @@ class RecordingObserver(BaseObserver):
 class ExplodingObserver(BaseObserver):
     def __getattribute__(self, name: str) -> Any:
         if name.startswith("on_"):
+
             def explode(event: Any) -> None:
                 raise RuntimeError(f"observer broke in {name}")
 
@@ -357,8 +364,11 @@ async def test_observer_receives_frozen_lifecycle_events(engine: EngineUnderTest
     kinds = [kind for kind, _ in observer.events]
     assert kinds == [
         "started",
-        "step_started", "step_completed",
-        "step_started", "status", "step_completed",
+        "step_started",
+        "step_completed",
+        "step_started",
+        "status",
+        "step_completed",
         "finished",
     ]
     started = observer.events[0][1]
@@ -475,8 +485,11 @@ async def test_harness_drives_a_live_workflow(engine: EngineUnderTest) -> None:
         "Harnessed",
         [
             {"name": "Inc", "type": "STANDARD", "function": fx.increment},
-            {"name": "Ask", "type": StepType.HUMAN_IN_LOOP,
-             "input_model": fx.path("ApprovalInput")},
+            {
+                "name": "Ask",
+                "type": StepType.HUMAN_IN_LOOP,
+                "input_model": fx.path("ApprovalInput"),
+            },
             {"name": "Done", "type": "STANDARD", "function": fx.mark_d},
         ],
     )
@@ -504,3 +517,30 @@ async def test_harness_drives_a_live_workflow(engine: EngineUnderTest) -> None:
     assert reloaded is not wf
     assert reloaded.state == {"count": 2, "approved": True, "approver": "ann", "d": True}
     assert await harness.run_step("Inc", {"count": 10}, workflow_type="Harnessed") == {"count": 11}
+
+
+async def test_harness_defaults_to_memory_and_sync_from_a_registry_file(tmp_path: Path) -> None:
+    (tmp_path / "counting.yaml").write_text(
+        "workflow_type: Counting\n"
+        "steps:\n"
+        f"  - name: Inc\n    type: STANDARD\n    function: {fx.path('increment')}\n"
+        "    automate_next: true\n"
+        f"  - name: Done\n    type: STANDARD\n    function: {fx.path('mark_d')}\n",
+        encoding="utf-8",
+    )
+    registry = tmp_path / "workflow_registry.yaml"
+    registry.write_text(
+        "workflows:\n  - type: Counting\n    config_file: counting.yaml\n"
+        "    initial_state_model: builtins.dict\n",
+        encoding="utf-8",
+    )
+    async with TestHarness(str(registry), workflow_type="Counting") as harness:
+        assert isinstance(harness.persistence, MemoryPersistenceProvider)
+        assert isinstance(harness.execution, SyncExecutionProvider)
+        wf = await harness.start_workflow(initial_data={"count": 1})
+        report = await harness.next_step(wf.id)
+        assert report["steps_completed"] == ["Inc", "Done"]
+        assert report["status"] == "COMPLETED"
+        assert wf.status is Status.COMPLETED
+        assert report["state"] == wf.state == {"count": 2, "d": True}
+        assert await harness.run_step("Inc", {"count": 41}) == {"count": 42}

@@ -20,8 +20,12 @@ def _register_children(engine: EngineUnderTest) -> None:
     register(
         "ChildHuman",
         [
-            {"name": "Double", "type": "STANDARD", "function": fx.double_value,
-             "automate_next": True},
+            {
+                "name": "Double",
+                "type": "STANDARD",
+                "function": fx.double_value,
+                "automate_next": True,
+            },
             {"name": "Approve", "type": "HUMAN_IN_LOOP", "input_model": fx.path("ApprovalInput")},
             {"name": "Finish", "type": "STANDARD", "function": fx.mark_c},
         ],
@@ -68,13 +72,13 @@ async def test_sub_workflow_runs_child_and_merges_its_results(engine: EngineUnde
     child = await engine.persistence.load_workflow(child_id)
     assert child.status is Status.COMPLETED
     assert child.parent_execution_id == parent.id
-    assert child.state == {"value": "5", "doubled": 10}  # templates render to strings
+    assert child.state == {"value": 5, "doubled": 10}  # a lone {{ expr }} keeps its type
     assert fx.EVENTS[-1] == parent.id  # the child's context knew its parent
     results = parent.state["sub_workflow_results"]
     assert list(results) == [child_id]
     assert results[child_id]["status"] == "COMPLETED"
-    assert results[child_id]["state"] == {"value": "5", "doubled": 10}
-    assert parent.state["child_state"] == {"value": "5", "doubled": 10}
+    assert results[child_id]["state"] == {"value": 5, "doubled": 10}
+    assert parent.state["child_state"] == {"value": 5, "doubled": 10}
     assert parent.sub_workflow_results == results
     stored_parent = await engine.persistence.load_workflow(parent.id)
     assert stored_parent.state["sub_workflow_results"] == results
@@ -104,7 +108,11 @@ async def test_parent_waits_for_a_paused_child_and_resumes_when_it_completes(
     assert resumed.status is Status.COMPLETED
     child_result = resumed.state["sub_workflow_results"][child_id]
     assert child_result["state"] == {
-        "value": "4", "doubled": 8, "approved": True, "approver": "ann", "c": True
+        "value": 4,
+        "doubled": 8,
+        "approved": True,
+        "approver": "ann",
+        "c": True,
     }
     assert resumed.state["child_state"]["c"] is True
     assert fx.CALLS["mark_a"] == 1  # the parent's first step did not run again
@@ -192,7 +200,7 @@ async def test_fire_and_forget_child_is_independent(engine: EngineUnderTest) -> 
     assert child.workflow_type == "ChildFail"
     assert child.status is Status.FAILED  # its failure stayed its own
     assert child.parent_execution_id is None
-    assert child.state == {"value": "3"}
+    assert child.state == {"value": 3}
     assert await engine.persistence.list_workflows(parent_execution_id=parent.id) == []
     assert parent.state["b"] is True
     spawned = await engine.audit_events(parent.id, "WORKFLOW_SPAWNED")

@@ -116,7 +116,7 @@ async def test_templated_request_and_response_parts(
     assert await wf.run() is Status.COMPLETED
 
     [seen] = http_server.recorder.requests
-    assert (seen["method"], seen["path"], seen["query"]) == ("POST", "/orders/17", "verbose=True")
+    assert (seen["method"], seen["path"], seen["query"]) == ("POST", "/orders/17", "verbose=true")
     assert seen["headers"]["x-token"] == "tok-c-9"
     assert seen["body"] == {"customer": "c-9", "fixed": 3}
     response = wf.state["response"]

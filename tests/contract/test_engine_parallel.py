@@ -129,9 +129,7 @@ async def test_merge_function_combines_branch_results(engine: EngineUnderTest) -
 
 
 async def test_conflicting_branches_with_raise_error_fail(engine: EngineUnderTest) -> None:
-    _static(
-        engine, [fx.conflict_one, fx.conflict_two], merge_conflict_behavior="raise_error"
-    )
+    _static(engine, [fx.conflict_one, fx.conflict_two], merge_conflict_behavior="raise_error")
     wf = await engine.create("Fan")
     with pytest.raises(MergeConflictError, match="shared"):
         await wf.next_step()

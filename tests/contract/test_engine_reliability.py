@@ -22,13 +22,25 @@ def _register_saga(engine: EngineUnderTest, *, saga_mode: bool) -> None:
     engine.builder.register_workflow_inline(
         "Saga",
         [
-            {"name": "A", "type": "COMPENSATABLE", "function": fx.saga_a,
-             "compensate_function": fx.undo_a},
-            {"name": "B", "type": "COMPENSATABLE", "function": fx.saga_b,
-             "compensate_function": fx.undo_b_fails},
+            {
+                "name": "A",
+                "type": "COMPENSATABLE",
+                "function": fx.saga_a,
+                "compensate_function": fx.undo_a,
+            },
+            {
+                "name": "B",
+                "type": "COMPENSATABLE",
+                "function": fx.saga_b,
+                "compensate_function": fx.undo_b_fails,
+            },
             # A STANDARD step with a compensation takes part in the saga as well.
-            {"name": "C", "type": "STANDARD", "function": fx.saga_c,
-             "compensate_function": fx.path("undo_c")},
+            {
+                "name": "C",
+                "type": "STANDARD",
+                "function": fx.saga_c,
+                "compensate_function": fx.path("undo_c"),
+            },
             {"name": "Fail", "type": "STANDARD", "function": fx.saga_fail},
         ],
         saga_mode=saga_mode,
@@ -93,8 +105,12 @@ def _register_retry(engine: EngineUnderTest, function: Any, **retry: Any) -> Non
     engine.builder.register_workflow_inline(
         "Retry",
         [
-            {"name": "Try", "type": "STANDARD", "function": function,
-             "retry": {"initial_interval": 0.01, "jitter": False, **retry}},
+            {
+                "name": "Try",
+                "type": "STANDARD",
+                "function": function,
+                "retry": {"initial_interval": 0.01, "jitter": False, **retry},
+            },
             {"name": "After", "type": "STANDARD", "function": fx.mark_b},
         ],
     )
@@ -119,9 +135,7 @@ async def test_transient_failures_are_retried_with_a_stable_idempotency_key(
 
 
 async def test_non_retryable_error_stops_retrying(engine: EngineUnderTest) -> None:
-    _register_retry(
-        engine, fx.permanent_failure, max_attempts=5, non_retryable=["PermanentError"]
-    )
+    _register_retry(engine, fx.permanent_failure, max_attempts=5, non_retryable=["PermanentError"])
     wf = await engine.create("Retry")
     with pytest.raises(fx.PermanentError):
         await wf.next_step()
@@ -283,8 +297,12 @@ async def test_stale_copy_in_saga_mode_never_compensates(engine: EngineUnderTest
     engine.builder.register_workflow_inline(
         "StaleSaga",
         [
-            {"name": "Reserve", "type": "COMPENSATABLE", "function": fx.mark_a,
-             "compensate_function": fx.undo_a},
+            {
+                "name": "Reserve",
+                "type": "COMPENSATABLE",
+                "function": fx.mark_a,
+                "compensate_function": fx.undo_a,
+            },
             # Suspending steps save before they run: that save is where the stale copy loses.
             {"name": "Pay", "type": "ASYNC", "function": fx.async_double},
             {"name": "Ship", "type": "STANDARD", "function": fx.mark_c},
@@ -313,13 +331,23 @@ async def test_stale_copy_losing_inside_a_loop_never_compensates(
     engine.builder.register_workflow_inline(
         "StaleLoop",
         [
-            {"name": "Reserve", "type": "COMPENSATABLE", "function": fx.mark_a,
-             "compensate_function": fx.undo_a},
+            {
+                "name": "Reserve",
+                "type": "COMPENSATABLE",
+                "function": fx.mark_a,
+                "compensate_function": fx.undo_a,
+            },
             # LOOP saves a checkpoint after every iteration: the stale copy loses there.
-            {"name": "Each", "type": "LOOP", "mode": "ITERATE", "iterate_over": "items",
-             "max_iterations": 5,
-             "loop_body": [{"name": "Record", "type": "STANDARD",
-                            "function": fx.record_loop_item}]},
+            {
+                "name": "Each",
+                "type": "LOOP",
+                "mode": "ITERATE",
+                "iterate_over": "items",
+                "max_iterations": 5,
+                "loop_body": [
+                    {"name": "Record", "type": "STANDARD", "function": fx.record_loop_item}
+                ],
+            },
         ],
         saga_mode=True,
     )
@@ -335,3 +363,29 @@ async def test_stale_copy_losing_inside_a_loop_never_compensates(
     stored = await engine.persistence.load_workflow(created.id)
     assert stored.status is Status.COMPLETED
     assert stored.state["seen"] == ["0:1:1", "1:2:2"]
+
+
+async def test_async_step_interrupted_by_a_crash_runs_again_with_the_same_key(
+    engine: EngineUnderTest,
+) -> None:
+    engine.builder.register_workflow_inline(
+        "Crashy",
+        [
+            {"name": "Charge", "type": "ASYNC", "function": fx.async_crash_once},
+            {"name": "After", "type": "STANDARD", "function": fx.mark_b},
+        ],
+    )
+    wf = await engine.create("Crashy")
+    with pytest.raises(fx.SimulatedCrash):
+        await wf.next_step()
+    stored = await engine.persistence.load_workflow(wf.id)
+    assert stored.status is Status.PENDING_ASYNC  # the durable mark made before running
+
+    fx.FLAGS["recovered"] = True
+    recovered = await engine.load(wf.id, builder=engine.new_builder())
+    await recovered.next_step()  # recovery re-runs the step it finds PENDING_ASYNC
+    assert recovered.current_step == "After"
+    assert await recovered.run() is Status.COMPLETED
+    assert recovered.state == {"charged": True, "b": True}
+    keys = [key for kind, *key in fx.EVENTS if kind == "crash_once"]
+    assert keys == [[f"{wf.id}:Charge:1"], [f"{wf.id}:Charge:1"]]

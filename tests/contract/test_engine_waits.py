@@ -98,9 +98,7 @@ async def test_human_approval_approved_by_a_person(engine: EngineUnderTest) -> N
     assert wf.state == {"approved": True, "approver": "bob", "reason": None, "d": True}
 
 
-@pytest.mark.parametrize(
-    ("action", "approved"), [("auto_reject", False), ("auto_approve", True)]
-)
+@pytest.mark.parametrize(("action", "approved"), [("auto_reject", False), ("auto_approve", True)])
 async def test_human_approval_timeout_decides_automatically(
     engine: EngineUnderTest, action: str, approved: bool
 ) -> None:

@@ -24,6 +24,7 @@ from ruvon.errors import (
     StateValidationError,
     WorkflowNotFound,
 )
+from ruvon.implementations.persistence import sqlite as sqlite_module
 from ruvon.implementations.persistence.memory import (
     InMemoryPersistenceProvider,
     MemoryPersistenceProvider,
@@ -180,6 +181,20 @@ async def test_save_bumps_the_version_and_writes(provider: PersistenceProvider) 
     assert loaded == record and loaded.version == 3
 
 
+async def test_save_can_change_keys_and_parent(provider: PersistenceProvider) -> None:
+    record, _ = await provider.create_workflow(make_record(idempotency_key="old"))
+    await provider.create_workflow(make_record("wf-2", idempotency_key="taken"))
+    record.idempotency_key, record.parent_execution_id = "new", "parent-2"
+    await provider.save_workflow(record, expected_version=1)
+    assert await provider.find_by_idempotency_key("new") == record
+    assert await provider.find_by_idempotency_key("old") is None
+    assert [r.id for r in await provider.list_workflows(parent_execution_id="parent-2")] == ["wf-1"]
+    record.idempotency_key = "taken"
+    with pytest.raises(PersistenceError):
+        await provider.save_workflow(record, expected_version=2)
+    assert (await provider.load_workflow("wf-1")).idempotency_key == "new"
+
+
 async def test_stale_save_conflicts_and_writes_nothing(provider: PersistenceProvider) -> None:
     await provider.create_workflow(make_record())
     winner = await provider.load_workflow("wf-1")
@@ -304,9 +319,20 @@ async def test_due_timers(provider: PersistenceProvider) -> None:
         await provider.create_workflow(make_record(wid, status=status, run_at=run_at))
     assert await provider.list_due_timers(now) == ["early", "late", "exact"]
     assert await provider.list_due_timers(now, limit=1) == ["early"]
+    assert await provider.list_due_timers(now - timedelta(hours=1)) == []
     # A non-UTC "now" is the same instant.
     plus_two = now.astimezone(timezone(timedelta(hours=2)))
     assert await provider.list_due_timers(plus_two) == ["early", "late", "exact"]
+
+
+async def test_due_timers_compare_to_the_microsecond(provider: PersistenceProvider) -> None:
+    now = T0.replace(microsecond=0)  # ISO text without a fraction: the text-order edge case
+    for wid, offset in (("before", -1), ("at", 0), ("after", 1)):
+        run_at = now + timedelta(microseconds=offset)
+        await provider.create_workflow(
+            make_record(wid, status=WorkflowStatus.WAITING_TIMER, run_at=run_at)
+        )
+    assert await provider.list_due_timers(now) == ["before", "at"]
 
 
 async def test_records_are_never_aliased(provider: PersistenceProvider) -> None:
@@ -451,6 +477,31 @@ async def test_sqlite_rejects_a_file_that_is_not_a_database(tmp_path: Path) -> N
         await provider.load_workflow("wf-1")
     assert str(path) in str(caught.value)
     await provider.close()
+
+
+async def test_sqlite_background_checkpoints_keep_data_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module._BackgroundCheckpointer, "every_writes", 3)
+    path = tmp_path / "busy.db"
+    provider = SQLitePersistenceProvider(path)
+    try:
+        record, _ = await provider.create_workflow(make_record())
+        for step in range(60):
+            record.state = {"step": step}
+            await provider.save_workflow(
+                record, expected_version=record.version, audit=[audit("wf-1", f"S{step}")]
+            )
+            assert (await provider.load_workflow("wf-1")).state == {"step": step}
+    finally:
+        await provider.close()
+    assert not Path(f"{path}-wal").exists()  # the last close checkpointed everything
+    reopened = SQLitePersistenceProvider(path)
+    try:
+        assert (await reopened.load_workflow("wf-1")).version == 61
+        assert len(await reopened.get_audit_log("wf-1")) == 60
+    finally:
+        await reopened.close()
 
 
 @pytest.mark.parametrize(

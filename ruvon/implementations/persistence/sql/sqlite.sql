@@ -10,6 +10,15 @@ PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;
 
+-- name: defer_checkpoints
+-- File databases checkpoint in the background (see _BackgroundCheckpointer); this inline
+-- threshold (pages, ~40 MB) is only the safety net should that thread fall behind.
+PRAGMA wal_autocheckpoint = 10000;
+
+-- name: checkpoint
+-- Copy committed WAL frames into the database without blocking the writer or any reader.
+PRAGMA wal_checkpoint(PASSIVE);
+
 -- name: set_busy_timeout
 -- How long a writer waits for another connection's lock; {milliseconds} is an int.
 PRAGMA busy_timeout = {milliseconds};
@@ -47,8 +56,6 @@ CREATE INDEX IF NOT EXISTS ix_workflow_executions_type_status
     ON workflow_executions (workflow_type, status);
 CREATE INDEX IF NOT EXISTS ix_workflow_executions_parent
     ON workflow_executions (parent_execution_id);
-CREATE INDEX IF NOT EXISTS ix_workflow_executions_created_at
-    ON workflow_executions (created_at);
 
 CREATE TABLE IF NOT EXISTS workflow_audit_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -119,16 +126,24 @@ INSERT INTO workflow_executions (
 
 -- name: update_workflow
 -- The fenced save: matches no row unless the stored version is the one the writer read.
+-- parent_execution_id and idempotency_key are left to update_workflow_keys (see there).
 UPDATE workflow_executions SET
     workflow_type = :workflow_type, workflow_version = :workflow_version, status = :status,
     current_step = :current_step, state = :state, definition_snapshot = :definition_snapshot,
-    version = :version, parent_execution_id = :parent_execution_id,
-    blocked_on_child_id = :blocked_on_child_id, idempotency_key = :idempotency_key,
-    saga_mode = :saga_mode, completed_steps = :completed_steps, run_at = :run_at, error = :error,
-    runtime = :runtime, metadata = :metadata, data_region = :data_region, priority = :priority,
-    owner_id = :owner_id, org_id = :org_id, created_at = :created_at, updated_at = :updated_at,
-    completed_at = :completed_at
+    version = :version, blocked_on_child_id = :blocked_on_child_id, saga_mode = :saga_mode,
+    completed_steps = :completed_steps, run_at = :run_at, error = :error, runtime = :runtime,
+    metadata = :metadata, data_region = :data_region, priority = :priority,
+    owner_id = :owner_id, org_id = :org_id, created_at = :created_at,
+    updated_at = :updated_at, completed_at = :completed_at
 WHERE id = :id AND version = :expected_version;
+
+-- name: update_workflow_keys
+-- Indexed columns that practically never change, written only when they differ: SQLite rewrites
+-- an index whenever its column is SET, and two fewer dirty pages per save is ~25% less WAL.
+UPDATE workflow_executions SET
+    parent_execution_id = :parent_execution_id, idempotency_key = :idempotency_key
+WHERE id = :id
+  AND (parent_execution_id IS NOT :parent_execution_id OR idempotency_key IS NOT :idempotency_key);
 
 -- name: workflow_exists
 SELECT 1 FROM workflow_executions WHERE id = ?;

@@ -17,8 +17,8 @@ from ruvon.cli.runtime import (
     REGISTRY_FILE_NAME,
     CliConfig,
     Engine,
-    not_found_in_missing_db,
     open_engine,
+    require_database,
     run_async,
 )
 from ruvon.cli.session import interruptible, print_outcome
@@ -80,6 +80,7 @@ async def apply_resume_input(
 async def _drive_loaded(
     output: Output,
     config: CliConfig,
+    observer: LiveObserver,
     engine: Engine,
     workflow_id: str,
     config_dir: Path | None,
@@ -91,8 +92,6 @@ async def _drive_loaded(
     wf = await engine.open_workflow(workflow_id, config_dir=config_dir)
     if precheck is not None:
         precheck(wf)
-    observer = engine.observer
-    assert isinstance(observer, LiveObserver)
     observer.primary = wf.id
     _describe(output, verb, wf)
     driver = Driver(wf.builder, output, config)
@@ -124,19 +123,19 @@ def resume_command(
     config: CliConfig = ctx.obj
     user_input = read_json_input(input_json, input_file)
     settings = config.settings()
-    missing = not_found_in_missing_db(workflow_id, settings)
-    if missing is not None:
-        raise missing
+    require_database(workflow_id, settings)
     output = Output()
 
     async def first_move(wf: Workflow) -> None:
         await apply_resume_input(output, wf, user_input)
 
     async def main() -> int:
-        async with open_engine(settings, LiveObserver(output)) as engine:
+        observer = LiveObserver(output)
+        async with open_engine(settings, observer) as engine:
             return await _drive_loaded(
                 output,
                 config,
+                observer,
                 engine,
                 workflow_id,
                 config_dir,
@@ -156,18 +155,17 @@ def retry_command(ctx: click.Context, workflow_id: str, config_dir: Path | None)
     """Re-run the step WORKFLOW_ID failed at (after fixing the cause), then keep running."""
     config: CliConfig = ctx.obj
     settings = config.settings()
-    missing = not_found_in_missing_db(workflow_id, settings)
-    if missing is not None:
-        raise missing
+    require_database(workflow_id, settings)
     output = Output()
 
     async def first_move(wf: Workflow) -> None:
         await wf.retry()
 
     async def main() -> int:
-        async with open_engine(settings, LiveObserver(output)) as engine:
+        observer = LiveObserver(output)
+        async with open_engine(settings, observer) as engine:
             return await _drive_loaded(
-                output, config, engine, workflow_id, config_dir, "Retrying", first_move
+                output, config, observer, engine, workflow_id, config_dir, "Retrying", first_move
             )
 
     ctx.exit(run_async(main()))
@@ -181,9 +179,7 @@ def cancel_command(ctx: click.Context, workflow_id: str, reason: str | None) -> 
     """Cancel WORKFLOW_ID (no compensation runs; the status becomes CANCELLED)."""
     config: CliConfig = ctx.obj
     settings = config.settings()
-    missing = not_found_in_missing_db(workflow_id, settings)
-    if missing is not None:
-        raise missing
+    require_database(workflow_id, settings)
     output = Output()
 
     async def main() -> None:

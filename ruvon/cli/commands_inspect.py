@@ -21,7 +21,7 @@ from ruvon.cli.render import (
     status_text,
     workflow_table,
 )
-from ruvon.cli.runtime import CliConfig, not_found_in_missing_db, open_engine, run_async
+from ruvon.cli.runtime import CliConfig, open_engine, require_database, run_async
 from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord
 
@@ -111,9 +111,7 @@ def _print_workflow(output: Output, record: WorkflowRecord, history: list[AuditE
 
 async def _load(config: CliConfig, workflow_id: str) -> tuple[WorkflowRecord, list[AuditEntry]]:
     settings = config.settings()
-    missing = not_found_in_missing_db(workflow_id, settings)
-    if missing is not None:
-        raise missing
+    require_database(workflow_id, settings)
     async with open_engine(settings, read_only=True) as engine:
         record = await engine.load_record(workflow_id)
         return record, await engine.persistence.get_audit_log(workflow_id)
@@ -162,9 +160,7 @@ def logs_command(
     """Show the execution log lines and the audit trail of WORKFLOW_ID."""
     output = Output()
     settings = config.settings()
-    missing = not_found_in_missing_db(workflow_id, settings)
-    if missing is not None:
-        raise missing
+    require_database(workflow_id, settings)
     floor = _LEVELS.index(level.upper()) if level else 0
 
     async def main() -> tuple[list[AuditEntry], list[ExecutionLogEntry]]:

@@ -69,6 +69,8 @@ class Driver:
                 continue
             if status in _INTERRUPTED_STATUSES:
                 await advance(wf)
+                if wf.status is status:
+                    break  # running elsewhere (a remote executor): nothing to do here
                 continue
             if status is WorkflowStatus.PENDING_SUB_WORKFLOW and wf.record.blocked_on_child_id:
                 child_result = await self._drive_child(wf, wf.record.blocked_on_child_id)

@@ -124,8 +124,8 @@ class Output:
     """The consoles of one command; built inside the command so test runners can capture it."""
 
     def __init__(self) -> None:
-        self.out = _Console(highlight=False, soft_wrap=True)
-        self.err = _Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out: Console = _Console(highlight=False, soft_wrap=True)
+        self.err: Console = _Console(stderr=True, highlight=False, soft_wrap=True)
         encoding = (self.out.encoding or "").lower().replace("-", "")
         self.symbols = _UNICODE if encoding.startswith("utf") else _ASCII
 

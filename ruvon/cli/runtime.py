@@ -223,14 +223,14 @@ def check_child_types(builder: WorkflowBuilder, workflow_type: str) -> None:
             )
 
 
-def not_found_in_missing_db(workflow_id: str, settings: Settings) -> WorkflowNotFound | None:
-    """A precise error for ids looked up in a database file that does not exist."""
+def require_database(workflow_id: str, settings: Settings) -> None:
+    """A precise ``WorkflowNotFound`` for an id looked up in a SQLite file that is not there."""
     missing = missing_sqlite_file(settings)
     if missing is None:
-        return None
+        return
     error = WorkflowNotFound(workflow_id)
     error.args = (
         f"workflow '{workflow_id}' not found: database {missing} does not exist "
         "(run ruvon from the directory that holds it, or pass --db)",
     )
-    return error
+    raise error

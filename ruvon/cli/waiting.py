@@ -142,4 +142,3 @@ def resume_command(prefix: list[str], workflow_id: str, model: type[BaseModel] |
     """The exact shell command that resumes ``workflow_id`` (``prefix`` is ``ruvon [--db …]``)."""
     payload = json.dumps(example_input(model), ensure_ascii=False)
     return shlex.join([*prefix, "resume", workflow_id, "--input", payload])
-

@@ -288,8 +288,8 @@ async def test_execution_logs_and_compensations_keep_order(
         CompensationEntry("wf-1", "b", "m.undo_b", True, state_before={"x": [1]}, executed_at=T0),
         CompensationEntry("wf-1", "a", "m.undo_a", False, error="failed", executed_at=T0),
     ]
-    for entry in compensations:
-        await provider.record_compensation(entry)
+    for compensation in compensations:
+        await provider.record_compensation(compensation)
     assert await provider.get_compensation_log("wf-1") == compensations
 
 

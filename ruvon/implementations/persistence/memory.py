@@ -148,10 +148,10 @@ class MemoryPersistenceProvider:
                 raise WorkflowNotFound(record.id)
             if current["version"] != expected_version:
                 raise ConcurrencyConflict(record.id, expected_version)
-            if stored["idempotency_key"] != current["idempotency_key"]:
-                self._rekey(record.id, current["idempotency_key"], stored["idempotency_key"])
             if frozen_audit:
                 self._check_known(entry.workflow_id for entry, _ in frozen_audit)
+            if stored["idempotency_key"] != current["idempotency_key"]:  # raises before writing
+                self._rekey(record.id, current["idempotency_key"], stored["idempotency_key"])
             self._workflows[record.id] = stored
             self._append_audit(frozen_audit)
         record.version = new_version

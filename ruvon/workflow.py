@@ -258,7 +258,7 @@ class Workflow:
     async def save(self) -> None:
         """Persist the current record with the pending audit rows (fenced by ``version``)."""
         record = self._record
-        record.state = self.state_dict()
+        record.state = self._plain_state()
         record.updated_at = utc_now()
         audit, self._pending_audit = self._pending_audit, []
         try:
@@ -534,20 +534,29 @@ class Workflow:
                 )
         strategy = step.merge_strategy if step else MergeStrategy.SHALLOW
         conflict = step.merge_conflict_behavior if step else MergeConflictBehavior.PREFER_NEW
-        current = self.state_dict()
+        current = self._plain_state()
         if strategy is MergeStrategy.SHALLOW and conflict is MergeConflictBehavior.PREFER_NEW:
-            # The default, on the hot path: state_dict() is already a private copy, and the
-            # merged dict is serialized on save, so nothing can alias stored state.
+            # The default, on the hot path: the merged dict is new, and persistence serializes
+            # it on save, so nothing can alias stored state.
             merged = {**current, **result}
         else:
             context = f"step '{step.name}'" if step else ""
             merged = merge_results(current, result, strategy, conflict, context=context)
-        self._state = self._validate_state(merged, step=step)
+        self._state = self._validate_state(merged, step=step, fresh=True)
 
-    def _validate_state(self, data: dict[str, Any], *, step: StepDefinition | None) -> Any:
+    def _plain_state(self) -> dict[str, Any]:
+        """State as a dict for merging and saving; for dict state, the live dict (no copy)."""
+        state = self._state
+        if isinstance(state, BaseModel):
+            return state.model_dump(mode="json")
+        return state  # type: ignore[no-any-return]
+
+    def _validate_state(
+        self, data: dict[str, Any], *, step: StepDefinition | None, fresh: bool = False
+    ) -> Any:
         model = self.definition.state_model
         if not issubclass(model, BaseModel):
-            return dict(data)
+            return data if fresh else dict(data)
         try:
             return model.model_validate(data)
         except ValidationError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,7 +74,15 @@ class WorkflowDefinition:
         return self.spec.steps[self.step_index[name]]
 
     def snapshot(self) -> dict[str, Any]:
-        """JSON-ready copy stored with every instance, so YAML edits never reach it."""
+        """JSON-ready form stored with every instance, so YAML edits never reach it.
+
+        Computed once and shared by every instance created from this definition: treat it as
+        read-only (it is what the workflow's own definition is rebuilt from).
+        """
+        return self._snapshot
+
+    @functools.cached_property
+    def _snapshot(self) -> dict[str, Any]:
         data = self.spec.model_dump(mode="json", exclude_defaults=True)
         data["workflow_type"] = self.spec.workflow_type
         data["initial_state_model_path"] = self.spec.initial_state_model_path or "builtins.dict"

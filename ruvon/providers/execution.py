@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StepCall:
     """Everything needed to run one step function once.
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from ruvon.definitions.imports import cached_step_function
 from ruvon.models import WorkflowStatus
 from ruvon.steps.base import Advance, NotResumable, StepOutcome, Suspend
+from ruvon.steps.human import validate_input
 from ruvon.steps.invoke import call_step_function
 
 if TYPE_CHECKING:
@@ -18,8 +19,6 @@ async def run_function_step(
     wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
 ) -> dict[str, Any]:
     """Validate input (if the step has an input model) and call the step's function."""
-    from ruvon.steps.human import validate_input
-
     assert step.function is not None  # guaranteed by definition validation
     fn = cached_step_function(step.function, step=step.name)
     validated = validate_input(step, user_input) if step.input_model and user_input else None

@@ -42,10 +42,37 @@ _Stored = dict[str, Any]
 _Entry = TypeVar("_Entry", AuditEntry, ExecutionLogEntry, CompensationEntry, ScheduleRecord)
 
 
-def _encode_workflow(record: WorkflowRecord, version: int, limit: int | None) -> _Stored:
+class _SnapshotCodec:
+    """Encodes definition snapshots, remembering recent ones by identity.
+
+    A snapshot never changes once a workflow exists, and every save of a workflow passes the
+    same dict, so re-encoding it on each save (the largest field) is pure waste on the hot path.
+    The cache holds the dicts themselves, so an id is never confused with a recycled one.
+    """
+
+    __slots__ = ("_entries",)
+    _SIZE = 256
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[dict[str, Any], bytes]] = {}
+
+    def encode(self, snapshot: dict[str, Any]) -> bytes:
+        hit = self._entries.get(id(snapshot))
+        if hit is not None and hit[0] is snapshot:
+            return hit[1]
+        data = dumps(snapshot)
+        if len(self._entries) >= self._SIZE:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[id(snapshot)] = (snapshot, data)
+        return data
+
+
+def _encode_workflow(
+    record: WorkflowRecord, version: int, limit: int | None, snapshots: _SnapshotCodec
+) -> _Stored:
     stored = record.__dict__.copy()
     stored["state"] = encode_state(record.state, workflow_id=record.id, limit=limit)
-    stored["definition_snapshot"] = dumps(record.definition_snapshot)
+    stored["definition_snapshot"] = snapshots.encode(record.definition_snapshot)
     stored["runtime"] = dumps(record.runtime)
     stored["metadata"] = dumps(record.metadata)
     stored["completed_steps"] = tuple(record.completed_steps)
@@ -80,6 +107,7 @@ class MemoryPersistenceProvider:
     def __init__(self, *, max_state_bytes: int | None = None) -> None:
         self.max_state_bytes = max_state_bytes
         self._lock = threading.Lock()
+        self._snapshots = _SnapshotCodec()
         self._workflows: dict[str, _Stored] = {}
         # Insertion sequence breaks created_at ties in list_workflows (newest first).
         self._sequence: dict[str, int] = {}
@@ -100,7 +128,7 @@ class MemoryPersistenceProvider:
         self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` at version 1, or return the one already started with its key."""
-        stored = _encode_workflow(record, 1, self.max_state_bytes)
+        stored = _encode_workflow(record, 1, self.max_state_bytes, self._snapshots)
         frozen_audit = [(entry, dumps(entry.details)) for entry in audit]
         key = record.idempotency_key
         with self._lock:
@@ -140,7 +168,7 @@ class MemoryPersistenceProvider:
     ) -> int:
         """Fenced save: store ``record`` if the stored version is ``expected_version``."""
         new_version = expected_version + 1
-        stored = _encode_workflow(record, new_version, self.max_state_bytes)
+        stored = _encode_workflow(record, new_version, self.max_state_bytes, self._snapshots)
         frozen_audit = [(entry, dumps(entry.details)) for entry in audit] if audit else []
         with self._lock:
             current = self._workflows.get(record.id)

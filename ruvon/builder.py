@@ -22,7 +22,7 @@ from ruvon.definitions.schema import RegistryEntry
 from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider
-from ruvon.providers.observer import BaseObserver, WorkflowObserver, WorkflowStarted
+from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.workflow import Workflow
@@ -314,10 +314,7 @@ class WorkflowBuilder:
         workflow = self._wrap(stored, persistence, execution, observer)
         if not created:
             return workflow
-        workflow.notify(
-            "on_workflow_started",
-            WorkflowStarted(record.id, workflow_type, stored.state, parent_execution_id),
-        )
+        workflow.events.started(stored.state, parent_execution_id)
         start = definition.spec.automate_start if automate_start is None else automate_start
         if start:
             await workflow.run(max_transitions=1)

@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from ruvon.definitions.imports import cached_step_function
 from ruvon.providers.execution import StepCall
-from ruvon.providers.observer import CompensationRan
 from ruvon.records import CompensationEntry
 from ruvon.steps.invoke import check_result
 
@@ -54,8 +53,5 @@ async def compensate(wf: Workflow) -> None:
             name,
             {"function": step.compensate_function, **({"error": error} if error else {})},
         )
-        wf.notify(
-            "on_compensation",
-            CompensationRan(wf.id, wf.workflow_type, name, error is None, error),
-        )
+        wf.events.compensated(name, error is None, error)
     record.completed_steps.clear()

@@ -75,12 +75,12 @@ async def call_step_function(
             kwargs=kwargs or {},
             timeout=timeout if timeout is not None else step.timeout,
         )
-        wf.notify_step_started(step, attempt)
+        wf.events.step_started(step, attempt)
         try:
             value = await wf.execution.execute(call)
         except Exception as exc:
             will_retry = attempt < policy.max_attempts and is_retryable(exc, policy)
-            wf.notify_step_failed(step, exc, attempt, will_retry)
+            wf.events.step_failed(step, exc, attempt, will_retry)
             if not will_retry:
                 raise
             delay = policy.delay_before(attempt + 1)

@@ -16,7 +16,7 @@ def persistence_from_url(url: str, *, max_state_bytes: int | None = None) -> Per
     if url.startswith("memory://") or url == "memory":
         from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 
-        return MemoryPersistenceProvider()
+        return MemoryPersistenceProvider(max_state_bytes=max_state_bytes)
     scheme = url.split(":", 1)[0]
     raise ConfigurationError(
         f"unsupported database URL scheme '{scheme}' in RUVON_DATABASE_URL (use sqlite:///FILE "

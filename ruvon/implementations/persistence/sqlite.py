@@ -16,13 +16,11 @@ time. WAL checkpoints (the fsyncs) run on a second connection in the background.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +28,18 @@ import aiosqlite
 
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.implementations.persistence.queries import load_queries
+from ruvon.implementations.persistence.sqlite_checkpoint import BackgroundCheckpointer
+from ruvon.implementations.persistence.sqlite_rows import (
+    Row,
+    audit_rows,
+    dicts,
+    json,
+    text,
+    time,
+    time_or_none,
+    workflow_from_row,
+    workflow_params,
+)
 from ruvon.models import WorkflowStatus
 from ruvon.records import (
     AuditEntry,
@@ -38,17 +48,15 @@ from ruvon.records import (
     ScheduleRecord,
     WorkflowRecord,
 )
-from ruvon.serialization import datetime_to_text, dumps, encode_state, loads, text_to_datetime
+from ruvon.serialization import loads
 
 __all__ = ["SQLitePersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "sqlite.sql")
 _T = TypeVar("_T")
-_STATUSES = {status.value: status for status in WorkflowStatus}
-_ZERO = timedelta(0)
 _URL_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
-_Row = tuple[Any, ...]
-_log = logging.getLogger(__name__)
+# The old private name, still patched by tests/contract/test_persistence.py.
+_BackgroundCheckpointer = BackgroundCheckpointer
 
 
 def _submit(db: aiosqlite.Connection, job: Callable[..., _T], *args: Any) -> Awaitable[_T]:
@@ -73,99 +81,20 @@ def database_path(db_path: str | os.PathLike[str]) -> str:
     return path
 
 
-def _text(value: datetime | None) -> str | None:
-    """UTC ISO text (naive values are taken as UTC) so text order is time order."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    elif value.utcoffset() != _ZERO:
-        value = value.astimezone(UTC)
-    return datetime_to_text(value)
-
-
-def _time_or_none(value: str | None) -> datetime | None:
-    """Stored text back to an aware UTC datetime (rows written elsewhere may lack the offset)."""
-    parsed = text_to_datetime(value)
-    if parsed is None or parsed.tzinfo is UTC:
-        return parsed
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _time(value: str) -> datetime:
-    """A NOT NULL timestamp column."""
-    parsed = _time_or_none(value)
-    if parsed is None:
-        raise PersistenceError(f"empty timestamp {value!r} in a NOT NULL column (corrupt row?)")
-    return parsed
-
-
-def _json(value: Any) -> str:
-    return dumps(value).decode()
-
-
-def _workflow_params(record: WorkflowRecord, version: int, limit: int | None) -> dict[str, Any]:
-    """Named parameters for insert/update_workflow: the columns are named after the fields."""
-    params = record.__dict__.copy()
-    params.update(
-        status=str(record.status),
-        state=encode_state(record.state, workflow_id=record.id, limit=limit).decode(),
-        definition_snapshot=_json(record.definition_snapshot),
-        version=version,
-        saga_mode=int(record.saga_mode),
-        completed_steps=_json(record.completed_steps),
-        run_at=_text(record.run_at),
-        runtime=_json(record.runtime),
-        metadata=_json(record.metadata),
-        created_at=_text(record.created_at),
-        updated_at=_text(record.updated_at),
-        completed_at=_text(record.completed_at),
-    )
-    return params
-
-
-def _workflow_from_row(row: dict[str, Any]) -> WorkflowRecord:
-    """Inverse of :func:`_workflow_params` for a row as a column-name dict."""
-    for column in ("state", "definition_snapshot", "completed_steps", "runtime", "metadata"):
-        row[column] = loads(row[column])
-    row.update(
-        status=_STATUSES[row["status"]],
-        saga_mode=bool(row["saga_mode"]),
-        run_at=_time_or_none(row["run_at"]),
-        created_at=_time(row["created_at"]),
-        updated_at=_time(row["updated_at"]),
-        completed_at=_time_or_none(row["completed_at"]),
-    )
-    return WorkflowRecord(**row)
-
-
-def _dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
-
-
-def _audit_rows(audit: Sequence[AuditEntry]) -> list[_Row]:
-    return [
-        (e.workflow_id, e.event_type, e.step_name, e.old_status, e.new_status,
-         _json(e.details), _text(e.recorded_at))
-        for e in audit
-    ]  # fmt: skip
-
-
 # -- jobs: plain sqlite3 functions run on the connection's thread, one transaction each --------
 
 
-def _execute(conn: sqlite3.Connection, sql: str, params: Any) -> list[_Row]:
+def _execute(conn: sqlite3.Connection, sql: str, params: Any) -> list[Row]:
     """One statement (in autocommit mode a statement is its own transaction)."""
     return conn.execute(sql, params).fetchall()
 
 
 def _select(conn: sqlite3.Connection, sql: str, params: Any) -> list[dict[str, Any]]:
     """One query, rows as column-name dicts."""
-    return _dicts(conn.execute(sql, params))
+    return dicts(conn.execute(sql, params))
 
 
-def _append_row(conn: sqlite3.Connection, sql: str, params: _Row) -> None:
+def _append_row(conn: sqlite3.Connection, sql: str, params: Row) -> None:
     """Insert a log row whose first column is its workflow id."""
     try:
         conn.execute(sql, params)
@@ -177,7 +106,7 @@ def _append_row(conn: sqlite3.Connection, sql: str, params: _Row) -> None:
 
 @contextmanager
 def _transaction(
-    conn: sqlite3.Connection, workflow_id: str, audit_rows: list[_Row]
+    conn: sqlite3.Connection, workflow_id: str, audit_rows: list[Row]
 ) -> Iterator[None]:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; constraint errors get Ruvon types.
 
@@ -205,13 +134,13 @@ def _transaction(
 
 
 def _create_workflow(
-    conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[_Row]
+    conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[Row]
 ) -> dict[str, Any] | None:
     """Insert unless the idempotency key exists; return the existing row if it does."""
     with _transaction(conn, params["id"], audit_rows):
         key = params["idempotency_key"]
         if key is not None:
-            existing = _dicts(conn.execute(_Q["find_by_idempotency_key"], (key,)))
+            existing = dicts(conn.execute(_Q["find_by_idempotency_key"], (key,)))
             if existing:
                 return existing[0]
         conn.execute(_Q["insert_workflow"], params)
@@ -220,9 +149,7 @@ def _create_workflow(
     return None
 
 
-def _save_workflow(
-    conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[_Row]
-) -> None:
+def _save_workflow(conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[Row]) -> None:
     """The fenced save and its audit rows, committed together or not at all."""
     workflow_id = params["id"]
     with _transaction(conn, workflow_id, audit_rows):
@@ -242,47 +169,6 @@ def _open_database(conn: sqlite3.Connection, in_memory: bool, busy_timeout_ms: i
     conn.executescript(_Q["configure_connection"])
     conn.execute(_Q["set_busy_timeout"].format(milliseconds=busy_timeout_ms))
     conn.executescript(_Q["create_schema"])
-
-
-class _BackgroundCheckpointer:
-    """PASSIVE WAL checkpoints on a second connection and thread, off the commit path.
-
-    A checkpoint fsyncs the WAL and the database file. SQLite's inline autocheckpoint makes
-    whichever commit crosses the threshold pay for that (~40 µs per save on average on a local
-    SSD, far more on network volumes); WAL lets a checkpoint run beside the writer instead.
-    """
-
-    every_writes = 128  # ~900 WAL pages at ~7 pages per save with one audit row
-
-    def __init__(self, path: str, timeout: float) -> None:
-        self._path = path
-        self._timeout = timeout
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="ruvon-sqlite-checkpoint")
-        self._conn: sqlite3.Connection | None = None
-        self._pending: Future[None] | None = None
-        self._writes = 0
-
-    def note_write(self) -> None:
-        """Count one committed write; start a checkpoint every ``every_writes`` writes."""
-        self._writes += 1
-        if self._writes >= self.every_writes and (self._pending is None or self._pending.done()):
-            self._writes = 0
-            self._pending = self._executor.submit(self._checkpoint)
-
-    def _checkpoint(self) -> None:
-        try:
-            if self._conn is None:
-                self._conn = sqlite3.connect(self._path, timeout=self._timeout)
-            self._conn.execute(_Q["checkpoint"]).fetchall()
-        except sqlite3.Error as exc:  # a missed checkpoint only lets the WAL grow a little
-            _log.warning(
-                "background checkpoint of SQLite database '%s' failed: %s", self._path, exc
-            )
-
-    def close(self) -> None:
-        """Wait for a running checkpoint, then close (blocking; call it from a thread)."""
-        self._executor.submit(lambda: self._conn.close() if self._conn is not None else None)
-        self._executor.shutdown(wait=True)
 
 
 class SQLitePersistenceProvider:
@@ -308,7 +194,7 @@ class SQLitePersistenceProvider:
         self.check_same_thread = check_same_thread
         self.max_state_bytes = max_state_bytes
         self._db: aiosqlite.Connection | None = None
-        self._checkpointer: _BackgroundCheckpointer | None = None
+        self._checkpointer: BackgroundCheckpointer | None = None
         self._closed = False
         self._lifecycle = asyncio.Lock()
 
@@ -324,7 +210,9 @@ class SQLitePersistenceProvider:
             if self._db is None:
                 self._db = await self._open()
                 if not self.in_memory:
-                    self._checkpointer = _BackgroundCheckpointer(self.db_path, self.timeout)
+                    self._checkpointer = BackgroundCheckpointer(
+                        self.db_path, self.timeout, _Q["checkpoint"]
+                    )
 
     async def close(self) -> None:
         """Close the connection and stop its thread (idempotent)."""
@@ -341,10 +229,10 @@ class SQLitePersistenceProvider:
         self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` at version 1, or return the one already started with its key."""
-        params = _workflow_params(record, 1, self.max_state_bytes)
-        existing = await self._write(_create_workflow, params, _audit_rows(audit))
+        params = workflow_params(record, 1, self.max_state_bytes)
+        existing = await self._write(_create_workflow, params, audit_rows(audit))
         if existing is not None:
-            return _workflow_from_row(existing), False
+            return workflow_from_row(existing), False
         record.version = 1
         return record, True
 
@@ -353,7 +241,7 @@ class SQLitePersistenceProvider:
         rows = await self._run(_select, _Q["load_workflow"], (workflow_id,))
         if not rows:
             raise WorkflowNotFound(workflow_id)
-        return _workflow_from_row(rows[0])
+        return workflow_from_row(rows[0])
 
     async def save_workflow(
         self,
@@ -364,17 +252,16 @@ class SQLitePersistenceProvider:
     ) -> int:
         """Fenced save plus audit rows in one transaction; return the new version."""
         new_version = expected_version + 1
-        params = _workflow_params(record, new_version, self.max_state_bytes)
+        params = workflow_params(record, new_version, self.max_state_bytes)
         params["expected_version"] = expected_version
-        audit_rows = _audit_rows(audit) if audit else []
-        await self._write(_save_workflow, params, audit_rows)
+        await self._write(_save_workflow, params, audit_rows(audit) if audit else [])
         record.version = new_version
         return new_version
 
     async def find_by_idempotency_key(self, key: str) -> WorkflowRecord | None:
         """The workflow started with this idempotency key, if any."""
         rows = await self._run(_select, _Q["find_by_idempotency_key"], (key,))
-        return _workflow_from_row(rows[0]) if rows else None
+        return workflow_from_row(rows[0]) if rows else None
 
     async def list_workflows(
         self,
@@ -392,11 +279,11 @@ class SQLitePersistenceProvider:
             "limit": max(limit, 0),
         }
         rows = await self._run(_select, _Q["list_workflows"], params)
-        return [_workflow_from_row(row) for row in rows]
+        return [workflow_from_row(row) for row in rows]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of waiting workflows whose ``run_at`` is due, earliest first."""
-        params = {"now": _text(now), "limit": max(limit, 0)}
+        params = {"now": text(now), "limit": max(limit, 0)}
         rows = await self._run(_execute, _Q["list_due_timers"], params)
         return [row[0] for row in rows]
 
@@ -404,44 +291,44 @@ class SQLitePersistenceProvider:
         """Audit entries of one workflow, oldest first."""
         rows = await self._run(_execute, _Q["get_audit_log"], (workflow_id,))
         return [
-            AuditEntry(w, event, step, old, new, loads(details), _time(at))
+            AuditEntry(w, event, step, old, new, loads(details), time(at))
             for w, event, step, old, new, details, at in rows
         ]
 
     async def append_execution_log(self, entry: ExecutionLogEntry) -> None:
         """Append one log line; ``WorkflowNotFound`` if the workflow does not exist."""
         params = (entry.workflow_id, entry.level, entry.message, entry.step_name,
-                  _json(entry.details), _text(entry.logged_at))  # fmt: skip
+                  json(entry.details), text(entry.logged_at))  # fmt: skip
         await self._write(_append_row, _Q["insert_execution_log"], params)
 
     async def get_execution_logs(self, workflow_id: str) -> list[ExecutionLogEntry]:
         """Log lines of one workflow, oldest first."""
         rows = await self._run(_execute, _Q["get_execution_logs"], (workflow_id,))
         return [
-            ExecutionLogEntry(w, level, message, step, loads(details), _time(at))
+            ExecutionLogEntry(w, level, message, step, loads(details), time(at))
             for w, level, message, step, details, at in rows
         ]
 
     async def record_compensation(self, entry: CompensationEntry) -> None:
         """Record one compensation outcome; ``WorkflowNotFound`` if the workflow does not exist."""
         params = (entry.workflow_id, entry.step_name, entry.function, int(entry.succeeded),
-                  entry.error, _json(entry.state_before), _text(entry.executed_at))  # fmt: skip
+                  entry.error, json(entry.state_before), text(entry.executed_at))  # fmt: skip
         await self._write(_append_row, _Q["insert_compensation"], params)
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""
         rows = await self._run(_execute, _Q["get_compensation_log"], (workflow_id,))
         return [
-            CompensationEntry(w, step, fn, bool(ok), error, loads(state), _time(at))
+            CompensationEntry(w, step, fn, bool(ok), error, loads(state), time(at))
             for w, step, fn, ok, error, state, at in rows
         ]
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""
         params = (schedule.name, schedule.workflow_type, schedule.cron,
-                  _json(schedule.initial_data), int(schedule.enabled),
-                  schedule.source_workflow_id, _text(schedule.next_run_at),
-                  _text(schedule.last_run_at), _text(schedule.created_at))  # fmt: skip
+                  json(schedule.initial_data), int(schedule.enabled),
+                  schedule.source_workflow_id, text(schedule.next_run_at),
+                  text(schedule.last_run_at), text(schedule.created_at))  # fmt: skip
         await self._write(_execute, _Q["upsert_schedule"], params)
 
     async def list_schedules(self) -> list[ScheduleRecord]:
@@ -449,7 +336,7 @@ class SQLitePersistenceProvider:
         rows = await self._run(_execute, _Q["list_schedules"], ())
         return [
             ScheduleRecord(name, kind, cron, loads(data), bool(enabled), source,
-                           _time_or_none(next_at), _time_or_none(last_at), _time(created))
+                           time_or_none(next_at), time_or_none(last_at), time(created))
             for name, kind, cron, data, enabled, source, next_at, last_at, created in rows
         ]  # fmt: skip
 

@@ -24,12 +24,12 @@ from ruvon.errors import (
     StateValidationError,
     WorkflowNotFound,
 )
-from ruvon.implementations.persistence import sqlite as sqlite_module
 from ruvon.implementations.persistence.memory import (
     InMemoryPersistenceProvider,
     MemoryPersistenceProvider,
 )
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
+from ruvon.implementations.persistence.sqlite_checkpoint import BackgroundCheckpointer
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import (
@@ -482,7 +482,7 @@ async def test_sqlite_rejects_a_file_that_is_not_a_database(tmp_path: Path) -> N
 async def test_sqlite_background_checkpoints_keep_data_intact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module._BackgroundCheckpointer, "every_writes", 3)
+    monkeypatch.setattr(BackgroundCheckpointer, "every_writes", 3)
     path = tmp_path / "busy.db"
     provider = SQLitePersistenceProvider(path)
     try:

@@ -55,8 +55,6 @@ __all__ = ["SQLitePersistenceProvider"]
 _Q = load_queries(Path(__file__).with_name("sql") / "sqlite.sql")
 _T = TypeVar("_T")
 _URL_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
-# The old private name, still patched by tests/contract/test_persistence.py.
-_BackgroundCheckpointer = BackgroundCheckpointer
 
 
 def _submit(db: aiosqlite.Connection, job: Callable[..., _T], *args: Any) -> Awaitable[_T]:

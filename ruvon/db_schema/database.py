@@ -11,6 +11,8 @@ identities on PostgreSQL and rowid aliases on SQLite.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -40,8 +42,8 @@ NAMING_CONVENTION = {
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 # Dialect-specific column types.
-JSON_DOC: TypeEngine[object] = JSONB().with_variant(Text(), "sqlite")
-TIMESTAMP: TypeEngine[object] = DateTime(timezone=True).with_variant(Text(), "sqlite")
+JSON_DOC: TypeEngine[Any] = JSONB().with_variant(Text(), "sqlite")
+TIMESTAMP: TypeEngine[Any] = DateTime(timezone=True).with_variant(Text(), "sqlite")
 SERIAL: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 
 _EMPTY_OBJECT = text("'{}'")

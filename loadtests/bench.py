@@ -1,11 +1,16 @@
-"""Benchmark harness: ``python -m loadtests.bench embedded [--workflows N] [--runs R] [--json]``.
+"""Benchmark harness: ``python -m loadtests.bench {embedded,postgres} [--workflows N] [--runs R]``.
 
-Prints steps/s of a 5-step STANDARD workflow on in-memory and on SQLite persistence (sync
-executor, everything in-process), each the median of ``--runs`` runs with its min-max spread.
+``embedded`` prints steps/s of a 5-step STANDARD workflow on in-memory and on SQLite persistence
+(sync executor, everything in-process), each the median of ``--runs`` runs with its min-max spread.
 Creating a workflow and running its steps are timed apart: "engine overhead per step" is the
 time ``next_step`` spends per step on the in-memory provider, minus what the bare step function
 and a dict merge cost outside the engine. Targets (2-core machine): in-memory
 overhead <= 50 microseconds per step; SQLite >= 2,000 durable steps/s.
+
+``postgres`` (see :mod:`loadtests.bench_postgres`) prints the same workflow's steps/s on
+PostgreSQL through the event-loop bridge next to a raw asyncpg single-row JSONB UPDATE loop on the
+same server, and their ratio (target >= 0.5). It needs a PostgreSQL server (``--postgres-url``,
+default ``RUVON_TEST_POSTGRES_URL`` or postgresql://postgres@127.0.0.1:5432/postgres).
 """
 
 from __future__ import annotations
@@ -44,8 +49,12 @@ class Figure:
     target: str = ""
 
     def row(self) -> str:
-        spread = f"[{self.low:,.1f} - {self.high:,.1f}]"
-        return f"{self.name:<44} {self.median:>12,.1f} {self.unit:<10} {spread:<26} {self.target}"
+        digits = 2 if abs(self.median) < 10 else 1  # ratios need two decimals
+        spread = f"[{self.low:,.{digits}f} - {self.high:,.{digits}f}]"
+        return (
+            f"{self.name:<44} {self.median:>12,.{digits}f} {self.unit:<10} {spread:<26} "
+            f"{self.target}"
+        )
 
 
 @dataclass
@@ -144,12 +153,21 @@ def bench_embedded(workflows: int, runs: int) -> list[Figure]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__)
-    parser.add_argument("suite", choices=["embedded"], help="which benchmark to run")
+    parser.add_argument("suite", choices=["embedded", "postgres"], help="which benchmark to run")
     parser.add_argument("--workflows", type=int, default=2000, help="workflows per run")
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median reported)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--postgres-url", default=None, help="PostgreSQL server for the postgres suite"
+    )
     args = parser.parse_args(argv)
-    figures = bench_embedded(args.workflows, max(args.runs, 1))
+    runs = max(args.runs, 1)
+    if args.suite == "postgres":
+        from loadtests.bench_postgres import bench_postgres
+
+        figures = bench_postgres(max(args.workflows // 4, 50), runs, args.postgres_url)
+    else:
+        figures = bench_embedded(args.workflows, runs)
     if args.json:
         print(json.dumps([asdict(f) for f in figures], indent=2))
     else:

@@ -1,4 +1,18 @@
-"""Settings from the environment (``RUVON_*``, with Ruvon's older names as fallbacks)."""
+"""Settings from the environment (``RUVON_*``, with Ruvon's older names as fallbacks).
+
+Variable (fallback): meaning, default::
+
+    RUVON_DATABASE_URL (DATABASE_URL)               postgresql://user:password@host:port/db,
+                                                    postgres://..., sqlite:///FILE or memory://;
+                                                    default sqlite:///ruvon.sqlite3
+    RUVON_POOL_MIN_SIZE (POSTGRES_POOL_MIN_SIZE)    PostgreSQL pool, default 2
+    RUVON_POOL_MAX_SIZE (POSTGRES_POOL_MAX_SIZE)    PostgreSQL pool, default 10
+    RUVON_STATEMENT_TIMEOUT                         PostgreSQL, seconds per statement (0: none),
+                                                    default 30
+    RUVON_MAX_STATE_BYTES                           serialized state limit, default 10 MiB
+    RUVON_CONFIG_DIR (WORKFLOW_CONFIG_DIR)          default ./config
+    RUVON_REGISTRY_FILE (WORKFLOW_REGISTRY_FILE)    default <config dir>/workflow_registry.yaml
+"""
 
 from __future__ import annotations
 
@@ -20,14 +34,40 @@ def _first(env: Mapping[str, str], *names: str) -> str | None:
     return None
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *fallbacks: str) -> int:
+    for key in (name, *fallbacks):
+        value = env.get(key)
+        if value:
+            try:
+                return int(value)
+            except ValueError:
+                raise ConfigurationError(f"{key}={value!r} is not an integer") from None
+    return default
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float | None) -> float | None:
+    """A duration in seconds; ``0`` means none (no limit)."""
     value = env.get(name)
-    if value is None or value == "":
+    if not value:
         return default
     try:
-        return int(value)
+        seconds = float(value)
     except ValueError:
-        raise ConfigurationError(f"{name}={value!r} is not an integer") from None
+        raise ConfigurationError(f"{name}={value!r} is not a number of seconds") from None
+    if seconds < 0 or seconds != seconds:
+        raise ConfigurationError(f"{name}={value!r} must be >= 0 (0 disables the limit)")
+    return seconds or None
+
+
+def _pool_sizes(env: Mapping[str, str]) -> tuple[int, int]:
+    low = _int(env, "RUVON_POOL_MIN_SIZE", 2, "POSTGRES_POOL_MIN_SIZE")
+    high = _int(env, "RUVON_POOL_MAX_SIZE", 10, "POSTGRES_POOL_MAX_SIZE")
+    if low < 0 or high < 1 or low > high:
+        raise ConfigurationError(
+            f"database pool sizes min={low} max={high} are invalid: need 0 <= "
+            "RUVON_POOL_MIN_SIZE <= RUVON_POOL_MAX_SIZE and RUVON_POOL_MAX_SIZE >= 1"
+        )
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -38,10 +78,13 @@ class Settings:
     config_dir: Path
     registry_file: Path
     max_state_bytes: int = 10 * 1024 * 1024
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    statement_timeout: float | None = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Read ``RUVON_DATABASE_URL`` (or ``DATABASE_URL``), config dir, registry, limits."""
+        """Read the variables in the module docstring from ``env`` (default ``os.environ``)."""
         env = os.environ if env is None else env
         database_url = _first(env, "RUVON_DATABASE_URL", "DATABASE_URL") or (
             f"sqlite:///{DEFAULT_SQLITE_FILE}"
@@ -49,9 +92,13 @@ class Settings:
         config_dir = Path(_first(env, "RUVON_CONFIG_DIR", "WORKFLOW_CONFIG_DIR") or "config")
         registry = _first(env, "RUVON_REGISTRY_FILE", "WORKFLOW_REGISTRY_FILE")
         registry_file = Path(registry) if registry else config_dir / "workflow_registry.yaml"
+        pool_min_size, pool_max_size = _pool_sizes(env)
         return cls(
             database_url=database_url,
             config_dir=config_dir,
             registry_file=registry_file,
             max_state_bytes=_int(env, "RUVON_MAX_STATE_BYTES", 10 * 1024 * 1024),
+            pool_min_size=pool_min_size,
+            pool_max_size=pool_max_size,
+            statement_timeout=_seconds(env, "RUVON_STATEMENT_TIMEOUT", 30.0),
         )

@@ -22,8 +22,13 @@ The tree (keep this outline in step with the classes below)::
     │   └── UnsafeExpressionError   a condition reaches for something the sandbox forbids
     ├── RoutingError                no route matched and there is no default
     ├── IterationLimitExceeded      a loop or routed cycle ran past its max_iterations
-    └── PersistenceError            the storage backend failed (never swallowed)
-        └── ConcurrencyConflict     another writer saved this workflow first (stale version)
+    ├── PersistenceError            the storage backend failed (never swallowed)
+    │   ├── ConcurrencyConflict     another writer saved this workflow first (stale version)
+    │   ├── DatabaseUnavailable     cannot connect: bad host, wrong password, missing database
+    │   └── SchemaOutOfDate         the database schema is not at the code's migration head
+    └── BridgeError                 the event-loop bridge cannot run the call
+        ├── BridgeClosed            the bridge was closed
+        └── BridgeForkError         the bridge was created in another process (fork)
 
 Workflow control flow (jump, pause, start a sub-workflow) is *not* an error: the directives live
 in :mod:`ruvon.models` and derive from ``BaseException`` so a step's ``except Exception`` cannot
@@ -194,3 +199,23 @@ class ConcurrencyConflict(PersistenceError):
             f"workflow '{workflow_id}' was modified concurrently: expected version "
             f"{expected_version} but another writer saved first; reload and retry"
         )
+
+
+class DatabaseUnavailable(PersistenceError):
+    """The database cannot be reached or refuses the connection; names host and database."""
+
+
+class SchemaOutOfDate(PersistenceError):
+    """The database schema is behind (or ahead of) the code: run ``ruvon db upgrade``."""
+
+
+class BridgeError(RuvonError):
+    """The event-loop bridge cannot run the call."""
+
+
+class BridgeClosed(BridgeError):
+    """The bridge was closed; create a new one (e.g. in the worker process)."""
+
+
+class BridgeForkError(BridgeError):
+    """A bridge (and its connection pool) cannot cross ``fork``: create one per process."""

@@ -10,6 +10,7 @@ import click
 
 from ruvon import __version__
 from ruvon.cli.commands_control import cancel_command, resume_command, retry_command
+from ruvon.cli.commands_db import db_group
 from ruvon.cli.commands_inspect import list_command, logs_command, show_command
 from ruvon.cli.commands_run import run_command, start_command
 from ruvon.cli.commands_validate import validate_command
@@ -93,6 +94,7 @@ for _command in (
     show_command,
     logs_command,
     validate_command,
+    db_group,
 ):
     cli.add_command(_command)
 

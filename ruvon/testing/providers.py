@@ -65,6 +65,20 @@ async def sqlite_persistence(tmp_dir: Path) -> PersistenceProvider:
     return provider
 
 
+async def postgres_persistence(tmp_dir: Path) -> PersistenceProvider:
+    """A private PostgreSQL database cloned from a migrated template (dropped on close)."""
+    from ruvon.testing.postgres import make_test_postgres_provider
+
+    return await make_test_postgres_provider(tmp_dir)
+
+
+async def redis_persistence(tmp_dir: Path) -> PersistenceProvider:
+    """Redis with a key prefix private to this test (its keys are deleted on close)."""
+    from ruvon.testing.redis import make_test_redis_provider
+
+    return await make_test_redis_provider(tmp_dir)
+
+
 def sync_execution() -> ExecutionProvider:
     """Step functions run inline in the caller's thread."""
     from ruvon.implementations.execution.sync import SyncExecutionProvider
@@ -82,6 +96,8 @@ def thread_pool_execution() -> ExecutionProvider:
 PERSISTENCE_FACTORIES: dict[str, PersistenceFactory] = {
     "memory": memory_persistence,
     "sqlite": sqlite_persistence,
+    "postgres": postgres_persistence,
+    "redis": redis_persistence,
 }
 
 EXECUTION_FACTORIES: dict[str, ExecutionFactory] = {

@@ -39,8 +39,10 @@ from ruvon.records import (
     ScheduleRecord,
     WorkflowRecord,
 )
+from ruvon.testing.postgres import new_test_postgres_provider
+from ruvon.testing.redis import new_test_redis_provider
 
-BACKENDS = ["memory", "sqlite"]
+BACKENDS = ["memory", "sqlite", "postgres", "redis"]
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 INJECTION = "x'); DROP TABLE workflow_executions;--"
 
@@ -61,6 +63,10 @@ async def make_provider(backend: str, tmp_path: Path) -> AsyncIterator[MakeProvi
         provider: PersistenceProvider
         if backend == "memory":
             provider = MemoryPersistenceProvider(**options)
+        elif backend == "postgres":
+            provider = new_test_postgres_provider(**options)
+        elif backend == "redis":
+            provider = new_test_redis_provider(**options)
         else:
             provider = SQLitePersistenceProvider(tmp_path / f"ruvon-{len(made)}.db", **options)
         made.append(provider)

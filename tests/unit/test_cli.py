@@ -298,8 +298,14 @@ def test_resume_and_retry_refuse_what_they_cannot_do(workspace: Workspace) -> No
 
 
 def test_bad_database_url_is_a_usage_error(workspace: Workspace) -> None:
-    result = invoke("--db", "postgres://nowhere/x", "list")
-    assert_one_line_error(result, 2, "unsupported database URL scheme 'postgres'")
+    result = invoke("--db", "mysql://nowhere/x", "list")
+    assert_one_line_error(result, 2, "unsupported database URL scheme 'mysql'")
+
+
+def test_unreachable_postgres_is_a_database_error(workspace: Workspace) -> None:
+    result = invoke("--db", "postgresql://ruvon:s3cret@nowhere.invalid/x", "list")
+    assert_one_line_error(result, 3, "cannot connect to PostgreSQL at nowhere.invalid")
+    assert "s3cret" not in result.stderr
 
 
 def test_database_failure_exits_3(workspace: Workspace) -> None:

@@ -1,8 +1,9 @@
 """SQLite persistence on aiosqlite: the embedded, zero-configuration backend.
 
 File databases run in WAL mode (readers never block the writer) with ``synchronous=NORMAL``,
-``foreign_keys=ON`` and a ``busy_timeout``; the schema is created on first use and every query
-lives in ``sql/sqlite.sql``.
+``foreign_keys=ON`` and a ``busy_timeout``. The schema is the Alembic migrations' (see
+``sqlite_schema.py``): a new database gets it on first open, one at an older revision is
+upgraded, one at an unknown revision is refused. Every query lives in ``sql/sqlite.sql``.
 
 Each operation is **one job on the connection's thread**. aiosqlite gives a connection a thread
 and a queue, and each hop through it costs 30-60 µs, so BEGIN / UPDATE / INSERT audit / COMMIT
@@ -16,6 +17,7 @@ time. WAL checkpoints (the fsyncs) run on a second connection in the background.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -26,7 +28,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
+from ruvon.errors import ConcurrencyConflict, PersistenceError, RuvonError, WorkflowNotFound
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.sqlite_checkpoint import BackgroundCheckpointer
 from ruvon.implementations.persistence.sqlite_rows import (
@@ -40,6 +42,7 @@ from ruvon.implementations.persistence.sqlite_rows import (
     workflow_from_row,
     workflow_params,
 )
+from ruvon.implementations.persistence.sqlite_schema import prepare_schema
 from ruvon.models import WorkflowStatus
 from ruvon.records import (
     AuditEntry,
@@ -54,6 +57,7 @@ __all__ = ["SQLitePersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "sqlite.sql")
 _T = TypeVar("_T")
+_log = logging.getLogger(__name__)
 _URL_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
 
 
@@ -160,13 +164,16 @@ def _save_workflow(conn: sqlite3.Connection, params: dict[str, Any], audit_rows:
             conn.executemany(_Q["insert_audit"], audit_rows)
 
 
-def _open_database(conn: sqlite3.Connection, in_memory: bool, busy_timeout_ms: int) -> None:
+def _open_database(
+    conn: sqlite3.Connection, path: str, in_memory: bool, busy_timeout_ms: int
+) -> str | None:
+    """Configure the connection and install the schema; return a revision to upgrade from."""
     if not in_memory:
         conn.execute(_Q["enable_wal"]).fetchall()
         conn.execute(_Q["defer_checkpoints"])
     conn.executescript(_Q["configure_connection"])
     conn.execute(_Q["set_busy_timeout"].format(milliseconds=busy_timeout_ms))
-    conn.executescript(_Q["create_schema"])
+    return prepare_schema(conn, path)
 
 
 class SQLitePersistenceProvider:
@@ -383,7 +390,10 @@ class SQLitePersistenceProvider:
                 f"cannot open SQLite database '{path}': {exc} (check the path and permissions)"
             ) from exc
         try:
-            await _submit(db, _open_database, self.in_memory, int(self.timeout * 1000))
+            busy_timeout_ms = int(self.timeout * 1000)
+            older = await _submit(db, _open_database, path, self.in_memory, busy_timeout_ms)
+            if older is not None:
+                await self._upgrade_from(older)
         except sqlite3.Error as exc:
             await db.close()
             if exc.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
@@ -396,3 +406,20 @@ class SQLitePersistenceProvider:
             await db.close()
             raise
         return db
+
+    async def _upgrade_from(self, revision: str) -> None:
+        """Run the migrations from ``revision`` to the head (batch mode) on a second connection."""
+        from ruvon.db_schema import migrations
+
+        url, where = f"sqlite:///{self.db_path}", f"SQLite database '{self.db_path}'"
+        _log.info("upgrading %s from schema revision %s", where, revision)
+        try:
+            await asyncio.to_thread(migrations.upgrade, url)
+            found = await asyncio.to_thread(migrations.current_revision, url)
+        except RuvonError:
+            raise
+        except Exception as exc:  # SQLAlchemy / Alembic errors from inside a revision
+            raise PersistenceError(
+                f"upgrading {where} from schema revision {revision} failed: {exc}"
+            ) from exc
+        migrations.assert_schema_current(found, database=where)

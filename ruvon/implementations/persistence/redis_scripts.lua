@@ -1,0 +1,176 @@
+-- Lua scripts of the Redis persistence provider, one `-- name:` block each (same format as the
+-- .sql files). redis_scripts.py prepends a `#!lua` flags line and the `prelude` block to every
+-- script. Key names follow redis_keys.py; scripts build them from the prefix in ARGV[1], so the
+-- provider needs a standalone Redis (or one Cluster slot), not a sharded Cluster.
+--
+-- A script runs atomically. Redis does not roll a script back on error, so every write script
+-- first makes all of its checks and only then writes, with commands that cannot fail on keys of
+-- the right type; `#!lua` (no allow-oom flag) makes Redis refuse an over-memory write script
+-- before it starts rather than half-way.
+--
+-- create_workflow and save_workflow share one ARGV layout:
+--   1 prefix   2 workflow id   3 created_at score (µs)   4 status   5 workflow type
+--   6 parent id (opt)   7 idempotency key (opt)   8 timer score (opt)   9 expected version
+--   10 n = number of field arguments   11..10+n the other hash field/value pairs
+--   11+n.. audit entries as (workflow id, JSON) pairs
+-- The hash gets id, status, workflow_type, parent_execution_id and idempotency_key from the
+-- header (the optional ones only when present), the rest from the pairs, and `_seq`.
+-- Optional values are '-' for None or '+' followed by the value, so '' stays a real value.
+-- Replies are {status, detail}: 0 ok, 1 version conflict, 2 workflow not found (detail: id),
+-- 3 idempotency key taken (detail: owner id), 4 id exists, 5 key already used (detail: HGETALL).
+
+-- name: prelude
+local function optional(value)
+  if value == '-' then return nil end
+  return string.sub(value, 2)
+end
+
+local function index_key(prefix, kind, value)
+  return prefix .. 'idx:' .. kind .. ':' .. value
+end
+
+-- The first audit entry's workflow (other than `id`) that has no hash, or nil.
+local function missing_audit_owner(prefix, id, first)
+  for i = first, #ARGV, 2 do
+    local owner = ARGV[i]
+    if owner ~= id and redis.call('EXISTS', prefix .. 'wf:' .. owner) == 0 then
+      return owner
+    end
+  end
+  return nil
+end
+
+local function write_workflow(wf, seq, fields_end)
+  redis.call('HSET', wf, '_seq', seq, 'id', ARGV[2], 'status', ARGV[4], 'workflow_type', ARGV[5],
+             unpack(ARGV, 11, fields_end))
+  local parent, key = optional(ARGV[6]), optional(ARGV[7])
+  if parent then redis.call('HSET', wf, 'parent_execution_id', parent) end
+  if key then redis.call('HSET', wf, 'idempotency_key', key) end
+end
+
+local function append_audit(prefix, first)
+  for i = first, #ARGV, 2 do
+    redis.call('RPUSH', prefix .. 'audit:' .. ARGV[i], ARGV[i + 1])
+  end
+end
+
+-- Move `member` from the indexes of the old status/type/parent (false: none) to the new ones.
+local function reindex(prefix, member, old_status, old_type, old_parent)
+  local score = ARGV[3]
+  local before = {old_status, old_type, old_parent}
+  local after = {ARGV[4], ARGV[5], optional(ARGV[6])}
+  local kinds = {'status', 'type', 'parent'}
+  redis.call('ZADD', prefix .. 'idx:all', score, member)
+  for i = 1, 3 do
+    if before[i] and before[i] ~= after[i] then
+      redis.call('ZREM', index_key(prefix, kinds[i], before[i]), member)
+    end
+    if after[i] then
+      redis.call('ZADD', index_key(prefix, kinds[i], after[i]), score, member)
+    end
+  end
+  local timer = optional(ARGV[8])
+  if timer then
+    redis.call('ZADD', prefix .. 'timers', timer, member)
+  else
+    redis.call('ZREM', prefix .. 'timers', member)
+  end
+end
+
+-- name: create_workflow
+-- KEYS[1] the workflow hash. Inserts at the version in the fields unless the idempotency key is
+-- already used (then returns that workflow) or the id exists.
+local wf, prefix, id = KEYS[1], ARGV[1], ARGV[2]
+local idem = prefix .. 'idem'
+local key = optional(ARGV[7])
+if key then
+  local owner = redis.call('HGET', idem, key)
+  if owner then
+    local existing = redis.call('HGETALL', prefix .. 'wf:' .. owner)
+    -- An entry whose workflow was deleted by hand is stale: the new workflow takes the key.
+    if #existing > 0 then return {5, existing} end
+  end
+end
+if redis.call('EXISTS', wf) == 1 then return {4} end
+local fields_end = 10 + tonumber(ARGV[10])
+local missing = missing_audit_owner(prefix, id, fields_end + 1)
+if missing then return {2, missing} end
+local seq = string.format('%016x', redis.call('INCR', prefix .. 'seq'))
+write_workflow(wf, seq, fields_end)
+if key then redis.call('HSET', idem, key, id) end
+reindex(prefix, seq .. id, false, false, false)
+append_audit(prefix, fields_end + 1)
+return {0}
+
+-- name: save_workflow
+-- KEYS[1] the workflow hash. Replaces it if its version is ARGV[9], moving index memberships,
+-- the idempotency key and appending the audit entries in the same step.
+local wf, prefix, id = KEYS[1], ARGV[1], ARGV[2]
+local old = redis.call('HMGET', wf, 'version', '_seq', 'status', 'workflow_type',
+                       'parent_execution_id', 'idempotency_key')
+if not old[1] then return {2, id} end
+if old[1] ~= ARGV[9] then return {1} end
+local fields_end = 10 + tonumber(ARGV[10])
+local missing = missing_audit_owner(prefix, id, fields_end + 1)
+if missing then return {2, missing} end
+local idem = prefix .. 'idem'
+local key, old_key = optional(ARGV[7]), old[6] or nil
+if key and key ~= old_key then
+  local owner = redis.call('HGET', idem, key)
+  if owner and owner ~= id then return {3, owner} end
+end
+-- Every check passed; nothing below can fail, so the save is all or nothing.
+redis.call('DEL', wf)
+write_workflow(wf, old[2], fields_end)
+if key ~= old_key then
+  if old_key then redis.call('HDEL', idem, old_key) end
+  if key then redis.call('HSET', idem, key, id) end
+end
+reindex(prefix, old[2] .. id, old[3], old[4], old[5])
+append_audit(prefix, fields_end + 1)
+return {0}
+
+-- name: list_workflows
+-- ARGV: prefix, limit (> 0), status, workflow type, parent id (each optional). Walks the
+-- smallest matching index newest first, checks the other filters, returns HGETALL replies.
+local prefix, limit = ARGV[1], tonumber(ARGV[2])
+local wanted = {optional(ARGV[3]), optional(ARGV[4]), optional(ARGV[5])}
+local kinds = {'status', 'type', 'parent'}
+local source, smallest = prefix .. 'idx:all', nil
+for i = 1, 3 do
+  if wanted[i] then
+    local candidate = index_key(prefix, kinds[i], wanted[i])
+    local size = redis.call('ZCARD', candidate)
+    if smallest == nil or size < smallest then source, smallest = candidate, size end
+  end
+end
+local found, offset, page = {}, 0, math.max(limit, 100)
+while true do
+  local members = redis.call('ZREVRANGE', source, offset, offset + page - 1)
+  for _, member in ipairs(members) do
+    local wf = prefix .. 'wf:' .. string.sub(member, 17)
+    local values = redis.call('HMGET', wf, 'status', 'workflow_type', 'parent_execution_id')
+    local matches = true
+    for i = 1, 3 do
+      if wanted[i] and values[i] ~= wanted[i] then matches = false end
+    end
+    if matches then
+      found[#found + 1] = redis.call('HGETALL', wf)
+      if #found >= limit then return found end
+    end
+  end
+  if #members < page then return found end
+  offset = offset + page
+end
+
+-- name: find_by_idempotency_key
+-- KEYS[1] the idempotency hash; ARGV: prefix, key. HGETALL of the key's workflow, or nil.
+local owner = redis.call('HGET', KEYS[1], ARGV[2])
+if not owner then return false end
+return redis.call('HGETALL', ARGV[1] .. 'wf:' .. owner)
+
+-- name: append_if_exists
+-- KEYS[1] a workflow hash, KEYS[2] one of its lists; ARGV[1] the entry. 1 appended, 0 unknown.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1

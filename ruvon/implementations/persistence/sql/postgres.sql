@@ -1,0 +1,133 @@
+-- Named queries for PostgresPersistenceProvider (loaded by ruvon.implementations.persistence.queries).
+-- The tables come from ruvon/db_schema/database.py through the Alembic migrations; JSON columns
+-- are jsonb, timestamps timestamptz. workflow_executions columns are selected and bound in the
+-- order of the WorkflowRecord fields ($1..$24), so rows map to records positionally.
+-- Audit rows travel as one jsonb array of arrays:
+--   [workflow_id, event_type, step_name, old_status, new_status, details, recorded_at]
+
+-- name: create_workflow
+-- Insert unless the idempotency key is taken, with the audit rows, in one statement. Returns
+-- the number of workflows inserted (0: the key exists; the caller then reads that workflow).
+-- The audit rows reference the new row: foreign keys are checked at the end of the statement.
+WITH inserted AS (
+    INSERT INTO workflow_executions (
+        id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
+        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+        org_id, created_at, updated_at, completed_at
+    ) VALUES (
+        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+        $20, $21, $22, $23, $24
+    )
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+), audit AS (
+    INSERT INTO workflow_audit_log (
+        workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+    )
+    SELECT a.e ->> 0, a.e ->> 1, a.e ->> 2, a.e ->> 3, a.e ->> 4, a.e -> 5,
+           (a.e ->> 6)::timestamptz
+    FROM inserted, jsonb_array_elements($25::jsonb) WITH ORDINALITY AS a(e, n)
+    ORDER BY a.n
+)
+SELECT count(*) FROM inserted;
+
+-- name: save_workflow
+-- The fenced save: the UPDATE matches no row unless the stored version is the one the writer
+-- read ($8); the audit rows are inserted only if it matched. One statement, one round trip,
+-- one implicit transaction. Returns the number of workflows updated (0 or 1).
+WITH updated AS (
+    UPDATE workflow_executions SET
+        workflow_type = $2, status = $3, state = $4, definition_snapshot = $5,
+        current_step = $6, workflow_version = $7, version = $8 + 1,
+        parent_execution_id = $9, blocked_on_child_id = $10, idempotency_key = $11,
+        saga_mode = $12, completed_steps = $13, run_at = $14, error = $15, runtime = $16,
+        metadata = $17, data_region = $18, priority = $19, owner_id = $20, org_id = $21,
+        created_at = $22, updated_at = $23, completed_at = $24
+    WHERE id = $1 AND version = $8
+    RETURNING id
+), audit AS (
+    INSERT INTO workflow_audit_log (
+        workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+    )
+    SELECT a.e ->> 0, a.e ->> 1, a.e ->> 2, a.e ->> 3, a.e ->> 4, a.e -> 5,
+           (a.e ->> 6)::timestamptz
+    FROM updated, jsonb_array_elements($25::jsonb) WITH ORDINALITY AS a(e, n)
+    ORDER BY a.n
+)
+SELECT count(*) FROM updated;
+
+-- name: workflow_exists
+-- After a save matched no row: a conflict if the workflow exists, not-found otherwise.
+SELECT EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1);
+
+-- name: load_workflow
+SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
+       version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+       completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+       org_id, created_at, updated_at, completed_at
+FROM workflow_executions WHERE id = $1;
+
+-- name: find_by_idempotency_key
+SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
+       version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+       completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+       org_id, created_at, updated_at, completed_at
+FROM workflow_executions WHERE idempotency_key = $1;
+
+-- name: list_workflows
+-- A NULL filter matches everything; newest first. The table has no insertion sequence, so
+-- created_at ties are broken by id (descending) to keep the order stable.
+SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
+       version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+       completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+       org_id, created_at, updated_at, completed_at
+FROM workflow_executions
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR workflow_type = $2)
+  AND ($3::text IS NULL OR parent_execution_id = $3)
+ORDER BY created_at DESC, id DESC
+LIMIT $4;
+
+-- name: list_due_timers
+SELECT id FROM workflow_executions
+WHERE status IN ('WAITING_TIMER', 'WAITING_HUMAN') AND run_at <= $1
+ORDER BY run_at, id
+LIMIT $2;
+
+-- name: get_audit_log
+SELECT workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+FROM workflow_audit_log WHERE workflow_id = $1 ORDER BY id;
+
+-- name: insert_execution_log
+INSERT INTO workflow_execution_logs (workflow_id, level, message, step_name, details, logged_at)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: get_execution_logs
+SELECT workflow_id, level, message, step_name, details, logged_at
+FROM workflow_execution_logs WHERE workflow_id = $1 ORDER BY id;
+
+-- name: insert_compensation
+INSERT INTO compensation_log (
+    workflow_id, step_name, function, succeeded, error, state_before, executed_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: get_compensation_log
+SELECT workflow_id, step_name, function, succeeded, error, state_before, executed_at
+FROM compensation_log WHERE workflow_id = $1 ORDER BY id;
+
+-- name: upsert_schedule
+INSERT INTO scheduled_workflows (
+    name, workflow_type, cron, initial_data, enabled, source_workflow_id, next_run_at,
+    last_run_at, created_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (name) DO UPDATE SET
+    workflow_type = excluded.workflow_type, cron = excluded.cron,
+    initial_data = excluded.initial_data, enabled = excluded.enabled,
+    source_workflow_id = excluded.source_workflow_id, next_run_at = excluded.next_run_at,
+    last_run_at = excluded.last_run_at, created_at = excluded.created_at;
+
+-- name: list_schedules
+SELECT name, workflow_type, cron, initial_data, enabled, source_workflow_id, next_run_at,
+       last_run_at, created_at
+FROM scheduled_workflows ORDER BY name;

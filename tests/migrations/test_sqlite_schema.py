@@ -204,3 +204,15 @@ async def test_an_older_file_is_upgraded_by_the_migrations(
         assert columns[-1] == "test_note"
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     conn.close()
+
+
+async def test_a_save_still_writes_a_changed_created_at(tmp_path: Path) -> None:
+    """created_at is indexed now (newest-first listings), so saves write it only when it changes."""
+    provider = await _open(tmp_path / "keys.sqlite3")
+    try:
+        record, _ = await provider.create_workflow(_record("wf-1"))
+        record.created_at = NOW.replace(year=2020)
+        await provider.save_workflow(record, expected_version=record.version)
+        assert (await provider.load_workflow("wf-1")).created_at == NOW.replace(year=2020)
+    finally:
+        await provider.close()

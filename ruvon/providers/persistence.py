@@ -27,6 +27,8 @@ class PersistenceProvider(Protocol):
     * ``save_workflow`` writes only if the stored version equals ``expected_version``; it then
       stores ``expected_version + 1`` in ``record.version`` and writes ``audit`` in the same
       transaction. Otherwise it raises ``ConcurrencyConflict`` and writes nothing.
+    * ``workflow_type``, ``definition_snapshot`` and ``created_at`` are fixed when the workflow is
+      created; ``save_workflow`` leaves them as stored.
     * ``load_workflow`` raises ``WorkflowNotFound`` for an unknown id.
     * Records come back equal to what was saved (state is JSON: dicts, lists, str, numbers, bools,
       None).

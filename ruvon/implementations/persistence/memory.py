@@ -178,6 +178,9 @@ class MemoryPersistenceProvider:
                 raise ConcurrencyConflict(record.id, expected_version)
             if frozen_audit:
                 self._check_known(entry.workflow_id for entry, _ in frozen_audit)
+            # Fixed at creation (see the Protocol): a save never changes them.
+            for fixed in ("workflow_type", "definition_snapshot", "created_at"):
+                stored[fixed] = current[fixed]
             if stored["idempotency_key"] != current["idempotency_key"]:  # raises before writing
                 self._rekey(record.id, current["idempotency_key"], stored["idempotency_key"])
             self._workflows[record.id] = stored

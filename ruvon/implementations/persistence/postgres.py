@@ -48,6 +48,7 @@ from ruvon.implementations.persistence.postgres_rows import (
     compensation_params,
     execution_log_from_row,
     execution_log_params,
+    save_params,
     schedule_from_row,
     schedule_params,
     utc,
@@ -195,7 +196,7 @@ class PostgresPersistenceProvider:
         audit: Sequence[AuditEntry] = (),
     ) -> int:
         """Fenced save plus audit rows in one statement; return the new version."""
-        params = workflow_params(record, expected_version, self.max_state_bytes)
+        params = save_params(record, expected_version, self.max_state_bytes)
         rows = audit_json(audit)
         try:
             updated = await self._fetchval("save workflow", _Q["save_workflow"], *params, rows)

@@ -110,6 +110,33 @@ def audit_from_row(row: asyncpg.Record) -> AuditEntry:
     return AuditEntry(*row)
 
 
+def save_params(record: WorkflowRecord, version: int, limit: int | None) -> tuple[Any, ...]:
+    """Parameters $1..$21 of save_workflow: the mutable fields only; ``version`` goes to $6."""
+    return (
+        record.id,
+        str(record.status),
+        encode_state(record.state, workflow_id=record.id, limit=limit),
+        record.current_step,
+        record.workflow_version,
+        version,
+        record.parent_execution_id,
+        record.blocked_on_child_id,
+        record.idempotency_key,
+        record.saga_mode,
+        dumps(record.completed_steps),
+        utc(record.run_at),
+        record.error,
+        dumps(record.runtime),
+        dumps(record.metadata),
+        record.data_region,
+        record.priority,
+        record.owner_id,
+        record.org_id,
+        utc(record.updated_at),
+        utc(record.completed_at),
+    )
+
+
 def execution_log_params(entry: ExecutionLogEntry) -> tuple[Any, ...]:
     """Parameters of insert_execution_log."""
     return (entry.workflow_id, entry.level, entry.message, entry.step_name,

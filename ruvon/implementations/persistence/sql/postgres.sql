@@ -34,17 +34,18 @@ SELECT count(*) FROM inserted;
 
 -- name: save_workflow
 -- The fenced save: the UPDATE matches no row unless the stored version is the one the writer
--- read ($8); the audit rows are inserted only if it matched. One statement, one round trip,
+-- read ($6); the audit rows are inserted only if it matched. One statement, one round trip,
 -- one implicit transaction. Returns the number of workflows updated (0 or 1).
+-- workflow_type, definition_snapshot and created_at are fixed by insert_workflow: a running
+-- workflow keeps the definition it started with, so a save never re-sends (or re-parses) it.
 WITH updated AS (
     UPDATE workflow_executions SET
-        workflow_type = $2, status = $3, state = $4, definition_snapshot = $5,
-        current_step = $6, workflow_version = $7, version = $8 + 1,
-        parent_execution_id = $9, blocked_on_child_id = $10, idempotency_key = $11,
-        saga_mode = $12, completed_steps = $13, run_at = $14, error = $15, runtime = $16,
-        metadata = $17, data_region = $18, priority = $19, owner_id = $20, org_id = $21,
-        created_at = $22, updated_at = $23, completed_at = $24
-    WHERE id = $1 AND version = $8
+        status = $2, state = $3, current_step = $4, workflow_version = $5, version = $6 + 1,
+        parent_execution_id = $7, blocked_on_child_id = $8, idempotency_key = $9,
+        saga_mode = $10, completed_steps = $11, run_at = $12, error = $13, runtime = $14,
+        metadata = $15, data_region = $16, priority = $17, owner_id = $18, org_id = $19,
+        updated_at = $20, completed_at = $21
+    WHERE id = $1 AND version = $6
     RETURNING id
 ), audit AS (
     INSERT INTO workflow_audit_log (
@@ -52,7 +53,7 @@ WITH updated AS (
     )
     SELECT a.e ->> 0, a.e ->> 1, a.e ->> 2, a.e ->> 3, a.e ->> 4, a.e -> 5,
            (a.e ->> 6)::timestamptz
-    FROM updated, jsonb_array_elements($25::jsonb) WITH ORDINALITY AS a(e, n)
+    FROM updated, jsonb_array_elements($22::jsonb) WITH ORDINALITY AS a(e, n)
     ORDER BY a.n
 )
 SELECT count(*) FROM updated;

@@ -187,6 +187,19 @@ async def test_save_bumps_the_version_and_writes(provider: PersistenceProvider) 
     assert loaded == record and loaded.version == 3
 
 
+async def test_save_leaves_the_fields_fixed_at_creation(provider: PersistenceProvider) -> None:
+    record, _ = await provider.create_workflow(make_record())
+    created = (record.workflow_type, record.definition_snapshot, record.created_at)
+    record.workflow_type = "Renamed"
+    record.definition_snapshot = {"edited": True}
+    record.created_at = record.created_at.replace(year=2001)
+    record.state = {"step": 2}
+    await provider.save_workflow(record, expected_version=1)
+    loaded = await provider.load_workflow("wf-1")
+    assert (loaded.workflow_type, loaded.definition_snapshot, loaded.created_at) == created
+    assert loaded.state == {"step": 2} and loaded.version == 2
+
+
 async def test_save_can_change_keys_and_parent(provider: PersistenceProvider) -> None:
     record, _ = await provider.create_workflow(make_record(idempotency_key="old"))
     await provider.create_workflow(make_record("wf-2", idempotency_key="taken"))

@@ -29,6 +29,7 @@ from ruvon.errors import (
 )
 from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from ruvon.implementations.persistence.redis import RedisPersistenceProvider
+from ruvon.implementations.persistence.redis_codec import micros
 from ruvon.implementations.persistence.redis_keys import RedisKeys
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
@@ -218,8 +219,8 @@ async def test_hash_fields_are_readable_json(
     raw = await client.hgetall(provider.keys.workflow("wf-1"))
     assert orjson.loads(raw[b"state"]) == {"total": 12.5, "items": [1, 2]}
     assert raw[b"status"] == b"ACTIVE" and raw[b"version"] == b"1" and raw[b"id"] == b"wf-1"
-    attributes = orjson.loads(raw[b"attributes"])
-    assert attributes["created_at"] == "2024-05-01T12:00:00+00:00" and attributes["run_at"] is None
+    assert raw[b"created_at"] == str(micros(T0)).encode()  # also the index score
+    assert orjson.loads(raw[b"attributes"])["run_at"] is None
     assert b"idempotency_key" not in raw and b"parent_execution_id" not in raw  # None: absent
 
 
@@ -231,13 +232,17 @@ async def test_saves_move_index_and_timer_memberships(
         record(status=WorkflowStatus.WAITING_TIMER, run_at=T0, parent_execution_id="p1")
     )
     assert await provider.list_due_timers(T0) == ["wf-1"]
+    [member] = await client.zrange(f"{prefix}idx:all", 0, -1)
     made.status, made.parent_execution_id, made.workflow_type = WorkflowStatus.ACTIVE, None, "U"
-    await provider.save_workflow(made, expected_version=1)
+    made.created_at = T0 + timedelta(days=3)
+    await provider.save_workflow(made, expected_version=1)  # type and created_at stay as created
     assert await provider.list_due_timers(T0 + timedelta(days=1)) == []
     assert await client.zcard(f"{prefix}timers") == 0
-    assert await client.exists(f"{prefix}idx:status:WAITING_TIMER", f"{prefix}idx:type:T",
+    assert await client.exists(f"{prefix}idx:status:WAITING_TIMER", f"{prefix}idx:type:U",
                                f"{prefix}idx:parent:p1") == 0  # fmt: skip
-    assert [r.id for r in await provider.list_workflows(workflow_type="U")] == ["wf-1"]
+    assert [r.id for r in await provider.list_workflows(workflow_type="T")] == ["wf-1"]
+    for index in ("all", "type:T", "status:ACTIVE"):  # scores: the stored created_at
+        assert await client.zscore(f"{prefix}idx:{index}", member) == micros(T0)
     assert await provider.list_workflows(status=WorkflowStatus.WAITING_TIMER) == []
 
 

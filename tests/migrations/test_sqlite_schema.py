@@ -206,13 +206,18 @@ async def test_an_older_file_is_upgraded_by_the_migrations(
     conn.close()
 
 
-async def test_a_save_still_writes_a_changed_created_at(tmp_path: Path) -> None:
-    """created_at is indexed now (newest-first listings), so saves write it only when it changes."""
+async def test_a_save_leaves_the_fixed_fields_as_created(tmp_path: Path) -> None:
+    """created_at, workflow_type and the snapshot are fixed at creation (see the Protocol)."""
     provider = await _open(tmp_path / "keys.sqlite3")
     try:
         record, _ = await provider.create_workflow(_record("wf-1"))
+        created = record.created_at
         record.created_at = NOW.replace(year=2020)
+        record.definition_snapshot = {"edited": True}
         await provider.save_workflow(record, expected_version=record.version)
-        assert (await provider.load_workflow("wf-1")).created_at == NOW.replace(year=2020)
+        stored = await provider.load_workflow("wf-1")
+        assert stored.created_at == created
+        assert stored.definition_snapshot != {"edited": True}
+        assert stored.version == 2
     finally:
         await provider.close()

@@ -3,8 +3,10 @@
 The key layout is described in :mod:`~ruvon.implementations.persistence.redis_keys`. Every write
 that must be atomic is one Lua script (``redis_scripts.lua``, sent as EVALSHA): a create checks
 the idempotency key, inserts the hash, fills the indexes and appends the audit entries; a save
-checks the stored ``version`` against the expected one, replaces the hash, moves the index
-memberships and appends the audit entries. Other clients never see half of either, and a stale
+checks the stored ``version`` against the expected one, rewrites the hash's mutable fields
+(``workflow_type``, ``definition_snapshot`` and ``created_at`` stay as created, and so do the
+type index and every index score), moves the status/parent/timer memberships and appends the
+audit entries. Other clients never see half of either, and a stale
 writer gets ``ConcurrencyConflict`` without writing anything. Reads are one round trip each.
 
 **Durability caveat.** Redis acknowledges a write once it is in memory. The data is only as
@@ -147,7 +149,8 @@ class RedisPersistenceProvider:
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` at version 1, or return the one already started with its key."""
         args = workflow_script_args(self.key_prefix, record, version=1, expected_version=0,
-                                    limit=self.max_state_bytes, audit=audit)  # fmt: skip
+                                    limit=self.max_state_bytes, audit=audit,
+                                    create=True)  # fmt: skip
         scripts = await self._connection()
         reply = await self._guard(
             scripts.create_workflow(keys=[self.keys.workflow(record.id)], args=args)
@@ -183,7 +186,8 @@ class RedisPersistenceProvider:
         new_version = expected_version + 1
         args = workflow_script_args(self.key_prefix, record, version=new_version,
                                     expected_version=expected_version,
-                                    limit=self.max_state_bytes, audit=audit)  # fmt: skip
+                                    limit=self.max_state_bytes, audit=audit,
+                                    create=False)  # fmt: skip
         scripts = await self._connection()
         reply = await self._guard(
             scripts.save_workflow(keys=[self.keys.workflow(record.id)], args=args)

@@ -2,10 +2,12 @@
 
 A workflow is a hash whose fields the scripts index or compare are plain text (``id``,
 ``workflow_type``, ``status``, ``version``, ``parent_execution_id`` and ``idempotency_key``, the
-last two absent when None); ``state``, ``definition_snapshot`` and ``runtime`` are orjson text,
-and the other record fields share one JSON object, ``attributes`` (timestamps as ISO-8601 UTC
-text). Fewer, larger fields matter: redis-py spends about a microsecond per command argument and
-per reply element, more than Redis spends storing them.
+last two absent when None, and ``created_at`` in microseconds since the epoch, which is also its
+index score); ``state``, ``definition_snapshot`` and ``runtime`` are orjson text, and the other
+record fields share one JSON object, ``attributes`` (timestamps as ISO-8601 UTC text).
+``workflow_type``, ``created_at`` and ``definition_snapshot`` are written once, by the create
+script; saves neither send nor touch them. Fewer, larger fields matter: redis-py spends about a
+microsecond per command argument and per reply element, more than Redis spends storing them.
 Audit, log, compensation and schedule entries are compact JSON arrays (their workflow id or name
 is in the key or hash field, not repeated); new fields go at the end of an array.
 """
@@ -99,11 +101,14 @@ def workflow_script_args(
     expected_version: int,
     limit: int | None,
     audit: Iterable[AuditEntry],
+    create: bool,
 ) -> list[Value]:
-    """ARGV for the create/save scripts (layout documented in ``redis_scripts.lua``).
+    """ARGV for the create (``create=True``) or save script (layout in ``redis_scripts.lua``).
 
-    The header carries id, status, type, parent and idempotency key, which the scripts index
-    and also write as hash fields; the field pairs carry the rest.
+    The header carries id, status, parent and idempotency key, which the scripts index and also
+    write as hash fields, and, for a create only, created_at and type; the field pairs carry the
+    rest. A save leaves the fields fixed at creation as stored, so it sends no created_at, type
+    or definition_snapshot (the snapshot is the largest of them and the save is the hot path).
     """
     status = WorkflowStatus(record.status)
     attributes = {
@@ -119,7 +124,6 @@ def workflow_script_args(
         "priority": record.priority,
         "owner_id": record.owner_id,
         "org_id": record.org_id,
-        "created_at": _iso(record.created_at),
         "updated_at": _iso(record.updated_at),
         "completed_at": _iso(record.completed_at),
     }
@@ -127,22 +131,23 @@ def workflow_script_args(
     if record.run_at is not None and status in _WAITING_FOR_TIMER:
         timer = optional(str(micros(record.run_at)))
     args: list[Value] = [
-        prefix, record.id, micros(record.created_at), status.value, record.workflow_type,
-        optional(record.parent_execution_id), optional(record.idempotency_key), timer,
-        expected_version, 10,
+        prefix, record.id, micros(record.created_at) if create else "", status.value,
+        record.workflow_type if create else "", optional(record.parent_execution_id),
+        optional(record.idempotency_key), timer, expected_version, 10 if create else 8,
         "version", version,
         "state", encode_state(record.state, workflow_id=record.id, limit=limit),
-        "definition_snapshot", dumps(record.definition_snapshot),
         "runtime", dumps(record.runtime),
         "attributes", dumps(attributes),
     ]  # fmt: skip
+    if create:
+        args += ("definition_snapshot", dumps(record.definition_snapshot))
     for entry in audit:
         args += (entry.workflow_id, audit_value(entry))
     return args
 
 
 def workflow_from_hash(raw: Mapping[bytes, bytes]) -> WorkflowRecord:
-    """Inverse of the fields written from :func:`workflow_script_args`."""
+    """Inverse of the fields written from :func:`workflow_script_args` (create, then saves)."""
     try:
         attributes = loads(raw[b"attributes"])
         parent, key = raw.get(b"parent_execution_id"), raw.get(b"idempotency_key")
@@ -168,7 +173,7 @@ def workflow_from_hash(raw: Mapping[bytes, bytes]) -> WorkflowRecord:
             priority=attributes["priority"],
             owner_id=attributes["owner_id"],
             org_id=attributes["org_id"],
-            created_at=_required_time(attributes["created_at"]),
+            created_at=_EPOCH + int(raw[b"created_at"]) * _MICROSECOND,
             updated_at=_required_time(attributes["updated_at"]),
             completed_at=_time(attributes["completed_at"]),
         )

@@ -4,9 +4,12 @@ With the default prefix ``ruvon:`` the layout is::
 
     ruvon:wf:{id}                 hash     one workflow: id, workflow_type, status, version,
                                            parent_execution_id, idempotency_key (absent if None),
+                                           created_at (µs since the epoch: the index score),
                                            state, definition_snapshot, runtime (orjson text),
                                            attributes (the other fields, one JSON object) and
-                                           ``_seq``, its creation sequence number
+                                           ``_seq``, its creation sequence number; id, _seq,
+                                           workflow_type, created_at and definition_snapshot
+                                           are written once, when the workflow is created
     ruvon:seq                     string   INCR counter giving each new workflow its ``_seq``
     ruvon:idem                    hash     idempotency key -> workflow id
     ruvon:idx:all                 zset     every workflow         \\

@@ -13,8 +13,13 @@
 --   6 parent id (opt)   7 idempotency key (opt)   8 timer score (opt)   9 expected version
 --   10 n = number of field arguments   11..10+n the other hash field/value pairs
 --   11+n.. audit entries as (workflow id, JSON) pairs
--- The hash gets id, status, workflow_type, parent_execution_id and idempotency_key from the
--- header (the optional ones only when present), the rest from the pairs, and `_seq`.
+-- workflow_type, definition_snapshot and created_at are fixed when the workflow is created: only
+-- create_workflow reads ARGV[3] and ARGV[5] and gets definition_snapshot among the pairs; a save
+-- sends '' for both and no snapshot, and keeps the stored ones (and the index scores and type
+-- index membership derived from them).
+-- create writes id, status, workflow_type, created_at, parent_execution_id and
+-- idempotency_key from the header (the optional ones only when present), the rest from the
+-- pairs, and `_seq`; save rewrites status, parent, key (deleting them when absent) and the pairs.
 -- Optional values are '-' for None or '+' followed by the value, so '' stays a real value.
 -- Replies are {status, detail}: 0 ok, 1 version conflict, 2 workflow not found (detail: id),
 -- 3 idempotency key taken (detail: owner id), 4 id exists, 5 key already used (detail: HGETALL).
@@ -40,33 +45,21 @@ local function missing_audit_owner(prefix, id, first)
   return nil
 end
 
-local function write_workflow(wf, seq, fields_end)
-  redis.call('HSET', wf, '_seq', seq, 'id', ARGV[2], 'status', ARGV[4], 'workflow_type', ARGV[5],
-             unpack(ARGV, 11, fields_end))
-  local parent, key = optional(ARGV[6]), optional(ARGV[7])
-  if parent then redis.call('HSET', wf, 'parent_execution_id', parent) end
-  if key then redis.call('HSET', wf, 'idempotency_key', key) end
-end
-
 local function append_audit(prefix, first)
   for i = first, #ARGV, 2 do
     redis.call('RPUSH', prefix .. 'audit:' .. ARGV[i], ARGV[i + 1])
   end
 end
 
--- Move `member` from the indexes of the old status/type/parent (false: none) to the new ones.
-local function reindex(prefix, member, old_status, old_type, old_parent)
-  local score = ARGV[3]
-  local before = {old_status, old_type, old_parent}
-  local after = {ARGV[4], ARGV[5], optional(ARGV[6])}
-  local kinds = {'status', 'type', 'parent'}
-  redis.call('ZADD', prefix .. 'idx:all', score, member)
-  for i = 1, 3 do
-    if before[i] and before[i] ~= after[i] then
-      redis.call('ZREM', index_key(prefix, kinds[i], before[i]), member)
-    end
-    if after[i] then
-      redis.call('ZADD', index_key(prefix, kinds[i], after[i]), score, member)
+-- Move `member` (index score `score`) from the status/parent indexes of `before` to those of
+-- `after` ({status, parent}, false: none), leaving unchanged memberships alone, and set or
+-- clear its timer.
+local function reindex(prefix, member, score, before, after)
+  local kinds = {'status', 'parent'}
+  for i = 1, 2 do
+    if before[i] ~= after[i] then
+      if before[i] then redis.call('ZREM', index_key(prefix, kinds[i], before[i]), member) end
+      if after[i] then redis.call('ZADD', index_key(prefix, kinds[i], after[i]), score, member) end
     end
   end
   local timer = optional(ARGV[8])
@@ -96,17 +89,28 @@ local fields_end = 10 + tonumber(ARGV[10])
 local missing = missing_audit_owner(prefix, id, fields_end + 1)
 if missing then return {2, missing} end
 local seq = string.format('%016x', redis.call('INCR', prefix .. 'seq'))
-write_workflow(wf, seq, fields_end)
-if key then redis.call('HSET', idem, key, id) end
-reindex(prefix, seq .. id, false, false, false)
+local score, parent = ARGV[3], optional(ARGV[6])
+redis.call('HSET', wf, '_seq', seq, 'id', id, 'status', ARGV[4], 'workflow_type', ARGV[5],
+           'created_at', score, unpack(ARGV, 11, fields_end))
+if parent then redis.call('HSET', wf, 'parent_execution_id', parent) end
+if key then
+  redis.call('HSET', wf, 'idempotency_key', key)
+  redis.call('HSET', idem, key, id)
+end
+local member = seq .. id
+redis.call('ZADD', prefix .. 'idx:all', score, member)
+redis.call('ZADD', index_key(prefix, 'type', ARGV[5]), score, member)
+reindex(prefix, member, score, {false, false}, {ARGV[4], parent})
 append_audit(prefix, fields_end + 1)
 return {0}
 
 -- name: save_workflow
--- KEYS[1] the workflow hash. Replaces it if its version is ARGV[9], moving index memberships,
--- the idempotency key and appending the audit entries in the same step.
+-- KEYS[1] the workflow hash. Rewrites its mutable fields if its version is ARGV[9], moving
+-- index memberships, the idempotency key and appending the audit entries in the same step.
+-- workflow_type, definition_snapshot and created_at (and so the type index and the scores)
+-- stay as stored.
 local wf, prefix, id = KEYS[1], ARGV[1], ARGV[2]
-local old = redis.call('HMGET', wf, 'version', '_seq', 'status', 'workflow_type',
+local old = redis.call('HMGET', wf, 'version', '_seq', 'status', 'created_at',
                        'parent_execution_id', 'idempotency_key')
 if not old[1] then return {2, id} end
 if old[1] ~= ARGV[9] then return {1} end
@@ -120,13 +124,25 @@ if key and key ~= old_key then
   if owner and owner ~= id then return {3, owner} end
 end
 -- Every check passed; nothing below can fail, so the save is all or nothing.
-redis.call('DEL', wf)
-write_workflow(wf, old[2], fields_end)
+local parent, old_parent = optional(ARGV[6]), old[5] or nil
+redis.call('HSET', wf, 'status', ARGV[4], unpack(ARGV, 11, fields_end))
+if parent ~= old_parent then
+  if parent then
+    redis.call('HSET', wf, 'parent_execution_id', parent)
+  else
+    redis.call('HDEL', wf, 'parent_execution_id')
+  end
+end
 if key ~= old_key then
   if old_key then redis.call('HDEL', idem, old_key) end
-  if key then redis.call('HSET', idem, key, id) end
+  if key then
+    redis.call('HSET', wf, 'idempotency_key', key)
+    redis.call('HSET', idem, key, id)
+  else
+    redis.call('HDEL', wf, 'idempotency_key')
+  end
 end
-reindex(prefix, old[2] .. id, old[3], old[4], old[5])
+reindex(prefix, old[2] .. id, old[4], {old[3], old_parent}, {ARGV[4], parent})
 append_audit(prefix, fields_end + 1)
 return {0}
 

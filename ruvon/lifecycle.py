@@ -48,12 +48,12 @@ class WorkflowEvents:
             ),
         )
 
-    def step_started(self, step: StepDefinition, attempt: int) -> None:
+    def step_started(self, step: StepDefinition, attempt: int, branch: str | None = None) -> None:
         if self.observes("on_step_started"):
             self.notify(
                 "on_step_started",
                 events.StepStarted(
-                    self.workflow_id, self.workflow_type, step.name, str(step.type), attempt
+                    self.workflow_id, self.workflow_type, step.name, str(step.type), attempt, branch
                 ),
             )
 

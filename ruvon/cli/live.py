@@ -88,6 +88,7 @@ class LiveObserver(BaseObserver):
             event.workflow_type,
             (f"{self.output.symbols.step} ", "dim"),
             (event.step_name, "bold"),
+            (f" [{event.branch}]" if event.branch else "", "bold"),
             (f" ({event.step_type}) started", "dim"),
         )
 

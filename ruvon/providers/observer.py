@@ -26,6 +26,7 @@ class StepStarted:
     step_name: str
     step_type: str
     attempt: int = 1
+    branch: str | None = None  # the PARALLEL branch (or None for the step itself)
 
 
 @dataclass(frozen=True)

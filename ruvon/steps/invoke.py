@@ -75,7 +75,7 @@ async def call_step_function(
             kwargs=kwargs or {},
             timeout=timeout if timeout is not None else step.timeout,
         )
-        wf.events.step_started(step, attempt)
+        wf.events.step_started(step, attempt, context.branch_name)
         try:
             value = await wf.execution.execute(call)
         except Exception as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from ruvon.errors import StepFunctionError
 
@@ -28,12 +31,6 @@ def resolve_items(wf: Workflow, step: StepDefinition) -> list[Any]:
 def branch_state(wf: Workflow) -> Any:
     """A private copy of the state for one concurrent branch (in-place edits are discarded)."""
     state = wf.state
-    if hasattr(state, "model_copy"):
+    if isinstance(state, BaseModel):
         return state.model_copy(deep=True)
-    return wf.state_dict() if not isinstance(state, dict) else _deep_dict(state)
-
-
-def _deep_dict(state: dict[str, Any]) -> dict[str, Any]:
-    import copy
-
     return copy.deepcopy(state)

@@ -60,17 +60,17 @@ def test_migrations_build_exactly_the_metadata(empty_database: str, tmp_path: Pa
     if migrated.startswith("sqlite"):
         created = f"sqlite:///{tmp_path / 'created.sqlite3'}"
         _create_all(created)
-        _compare(migrated, created)
+        _assert_same_schema(migrated, created)
         return
     created = create_postgres_database()
     try:
         _create_all(created)
-        _compare(migrated, created)
+        _assert_same_schema(migrated, created)
     finally:
         drop_postgres_database(created)
 
 
-def _compare(migrated: str, created: str) -> None:
+def _assert_same_schema(migrated: str, created: str) -> None:
     migrations.upgrade(migrated)
     from_migrations, from_metadata = _snapshot(migrated), _snapshot(created)
     assert set(from_migrations) == RUVON_TABLES

@@ -7,7 +7,9 @@ baseline is a loop of single-row JSONB ``UPDATE``s on one asyncpg connection (on
 bridge loop, so both see the same event loop), i.e. one raw round trip plus commit. Runs
 alternate between the two so both see the same server load, and each engine run is divided by
 the raw run next to it. Target: ratio >= 0.5, i.e. a durable step costs at most two raw round
-trips. Everything happens in a fresh database cloned from the test template (the server is
+trips; that is the steps-only ratio (a workflow's steps, timed apart from its creation, as the
+embedded suite does). The ratio with creation folded in (six writes for five steps) is printed
+too. Everything happens in a fresh database cloned from the test template (the server is
 ``--postgres-url`` or ``RUVON_TEST_POSTGRES_URL``), dropped at the end.
 """
 
@@ -164,15 +166,16 @@ def _measure(
         _figure("raw asyncpg JSONB UPDATE (1 row, autocommit)", "updates/s", raw_per_s),
         _figure("raw asyncpg JSONB UPDATE", "us/update", [s * 1e6 for s in raw]),
         _figure(
-            "ratio: steps/s incl. create / raw updates/s",
+            "ratio: durable steps/s / raw updates/s",
             "x",
-            [s.steps_per_second / r for s, r in pairs],
+            [steps / r for steps, r in zip(stepping_per_s, raw_per_s, strict=True)],
             "target >= 0.5",
         ),
         _figure(
-            "ratio: steps/s (steps only) / raw updates/s",
+            "ratio incl. create_workflow (6 writes / 5 steps)",
             "x",
-            [steps / r for steps, r in zip(stepping_per_s, raw_per_s, strict=True)],
+            [s.steps_per_second / r for s, r in pairs],
+            "(reported)",
         ),
         _figure("provider.create_workflow (1 audit row)", "us/call", op("create")),
         _figure("provider.save_workflow (1 audit row)", "us/call", op("save")),

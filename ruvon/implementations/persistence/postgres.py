@@ -3,10 +3,10 @@
 Every query is a named query in ``sql/postgres.sql``. The hot paths are one round trip each:
 
 * ``save_workflow`` is one statement: the version-fenced ``UPDATE ... WHERE id = $1 AND
-  version = $8`` and the audit ``INSERT`` chained in a CTE, so the state change and the audit
-  rows that describe it commit together or not at all. A stale writer matches no row and gets
-  :class:`~ruvon.errors.ConcurrencyConflict` (a second query tells it apart from
-  :class:`~ruvon.errors.WorkflowNotFound`, only on that failure path).
+  version = $6`` and the audit ``INSERT`` chained through a CTE (see :mod:`postgres_writes`), so
+  the state change and the audit rows that describe it commit together or not at all. A
+  stale writer matches no row and gets :class:`~ruvon.errors.ConcurrencyConflict` (a second
+  query tells it apart from :class:`~ruvon.errors.WorkflowNotFound`, only on that failure path).
 * ``create_workflow`` is ``INSERT ... ON CONFLICT (idempotency_key) DO NOTHING`` with its audit
   rows in the same statement; only when the key exists does a second query read the winner.
 * ``load_workflow`` is one ``SELECT``.
@@ -43,7 +43,6 @@ from ruvon.implementations.persistence.postgres_codecs import register_codecs
 from ruvon.implementations.persistence.postgres_connections import ConnectionLender
 from ruvon.implementations.persistence.postgres_rows import (
     audit_from_row,
-    audit_json,
     compensation_from_row,
     compensation_params,
     execution_log_from_row,
@@ -59,6 +58,7 @@ from ruvon.implementations.persistence.postgres_target import (
     ConnectionTarget,
     is_connection_lost,
 )
+from ruvon.implementations.persistence.postgres_writes import AuditedWrite, rows_written
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.models import WorkflowStatus
 from ruvon.records import (
@@ -72,6 +72,8 @@ from ruvon.records import (
 __all__ = ["PostgresPersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "postgres.sql")
+_CREATE = AuditedWrite(_Q["create_workflow"], 24)
+_SAVE = AuditedWrite(_Q["save_workflow"], 21)
 _UQ_IDEMPOTENCY_KEY = "uq_workflow_executions_idempotency_key"
 _CLOSE_TIMEOUT = 10.0
 _CREATE_ATTEMPTS = 3
@@ -158,12 +160,10 @@ class PostgresPersistenceProvider:
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` at version 1, or return the one already started with its key."""
         params = workflow_params(record, 1, self.max_state_bytes)
-        rows = audit_json(audit)
+        sql, rows = _CREATE.statement(audit)
         for _attempt in range(_CREATE_ATTEMPTS):
             try:
-                inserted = await self._fetchval(
-                    "create workflow", _Q["create_workflow"], *params, rows
-                )
+                inserted = rows_written(await self._execute("create workflow", sql, *params, *rows))
             except asyncpg.UniqueViolationError as exc:
                 raise self._unique_violation(exc, record) from None
             except asyncpg.ForeignKeyViolationError:
@@ -197,14 +197,14 @@ class PostgresPersistenceProvider:
     ) -> int:
         """Fenced save plus audit rows in one statement; return the new version."""
         params = save_params(record, expected_version, self.max_state_bytes)
-        rows = audit_json(audit)
+        sql, rows = _SAVE.statement(audit)
         try:
-            updated = await self._fetchval("save workflow", _Q["save_workflow"], *params, rows)
+            updated = rows_written(await self._execute("save workflow", sql, *params, *rows))
         except asyncpg.UniqueViolationError as exc:
             raise self._unique_violation(exc, record) from None
         except asyncpg.ForeignKeyViolationError:
             raise WorkflowNotFound(_foreign_id(audit, record.id)) from None
-        if updated != 1:
+        if not updated:
             if not await self._fetchval("save workflow", _Q["workflow_exists"], record.id):
                 raise WorkflowNotFound(record.id)
             raise ConcurrencyConflict(record.id, expected_version)
@@ -297,8 +297,9 @@ class PostgresPersistenceProvider:
         rows: list[asyncpg.Record] = await self._query(operation, "fetch", sql, args)
         return rows
 
-    async def _execute(self, operation: str, sql: str, *args: Any) -> None:
-        await self._query(operation, "execute", sql, args)
+    async def _execute(self, operation: str, sql: str, *args: Any) -> str:
+        status: str = await self._query(operation, "execute", sql, args)
+        return status
 
     async def _query(self, operation: str, method: str, sql: str, args: tuple[Any, ...]) -> Any:
         """Run one statement on a lent connection; integrity errors pass through untranslated.

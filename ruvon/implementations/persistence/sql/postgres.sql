@@ -2,61 +2,37 @@
 -- The tables come from ruvon/db_schema/database.py through the Alembic migrations; JSON columns
 -- are jsonb, timestamps timestamptz. workflow_executions columns are selected and bound in the
 -- order of the WorkflowRecord fields ($1..$24), so rows map to records positionally.
--- Audit rows travel as one jsonb array of arrays:
---   [workflow_id, event_type, step_name, old_status, new_status, details, recorded_at]
+-- Audit rows are added by postgres_writes.AuditedWrite: the write below goes into a CTE
+-- (RETURNING id) and the audit INSERT selects from it, so both are one statement.
 
 -- name: create_workflow
--- Insert unless the idempotency key is taken, with the audit rows, in one statement. Returns
--- the number of workflows inserted (0: the key exists; the caller then reads that workflow).
--- The audit rows reference the new row: foreign keys are checked at the end of the statement.
-WITH inserted AS (
-    INSERT INTO workflow_executions (
-        id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
-        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
-        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-        org_id, created_at, updated_at, completed_at
-    ) VALUES (
-        $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-        $20, $21, $22, $23, $24
-    )
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-), audit AS (
-    INSERT INTO workflow_audit_log (
-        workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
-    )
-    SELECT a.e ->> 0, a.e ->> 1, a.e ->> 2, a.e ->> 3, a.e ->> 4, a.e -> 5,
-           (a.e ->> 6)::timestamptz
-    FROM inserted, jsonb_array_elements($25::jsonb) WITH ORDINALITY AS a(e, n)
-    ORDER BY a.n
+-- Insert unless the idempotency key is taken. The command status counts the workflows (or,
+-- with audit rows, the audit rows) inserted; 0: the key exists and the caller reads that
+-- workflow. Audit rows reference the new row: foreign keys are checked at statement end.
+INSERT INTO workflow_executions (
+    id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
+    version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
+    completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
+    org_id, created_at, updated_at, completed_at
+) VALUES (
+    $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
+    $20, $21, $22, $23, $24
 )
-SELECT count(*) FROM inserted;
+ON CONFLICT (idempotency_key) DO NOTHING
 
 -- name: save_workflow
 -- The fenced save: the UPDATE matches no row unless the stored version is the one the writer
--- read ($6); the audit rows are inserted only if it matched. One statement, one round trip,
--- one implicit transaction. Returns the number of workflows updated (0 or 1).
--- workflow_type, definition_snapshot and created_at are fixed by insert_workflow: a running
+-- read ($6); audit rows are inserted only if it matched. One statement, one round trip, one
+-- implicit transaction; the command status counts the rows written (0: no match).
+-- workflow_type, definition_snapshot and created_at are fixed by create_workflow: a running
 -- workflow keeps the definition it started with, so a save never re-sends (or re-parses) it.
-WITH updated AS (
-    UPDATE workflow_executions SET
-        status = $2, state = $3, current_step = $4, workflow_version = $5, version = $6 + 1,
-        parent_execution_id = $7, blocked_on_child_id = $8, idempotency_key = $9,
-        saga_mode = $10, completed_steps = $11, run_at = $12, error = $13, runtime = $14,
-        metadata = $15, data_region = $16, priority = $17, owner_id = $18, org_id = $19,
-        updated_at = $20, completed_at = $21
-    WHERE id = $1 AND version = $6
-    RETURNING id
-), audit AS (
-    INSERT INTO workflow_audit_log (
-        workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
-    )
-    SELECT a.e ->> 0, a.e ->> 1, a.e ->> 2, a.e ->> 3, a.e ->> 4, a.e -> 5,
-           (a.e ->> 6)::timestamptz
-    FROM updated, jsonb_array_elements($22::jsonb) WITH ORDINALITY AS a(e, n)
-    ORDER BY a.n
-)
-SELECT count(*) FROM updated;
+UPDATE workflow_executions SET
+    status = $2, state = $3, current_step = $4, workflow_version = $5, version = $6 + 1,
+    parent_execution_id = $7, blocked_on_child_id = $8, idempotency_key = $9,
+    saga_mode = $10, completed_steps = $11, run_at = $12, error = $13, runtime = $14,
+    metadata = $15, data_region = $16, priority = $17, owner_id = $18, org_id = $19,
+    updated_at = $20, completed_at = $21
+WHERE id = $1 AND version = $6
 
 -- name: workflow_exists
 -- After a save matched no row: a conflict if the workflow exists, not-found otherwise.

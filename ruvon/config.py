@@ -12,6 +12,11 @@ Variable (fallback): meaning, default::
     RUVON_MAX_STATE_BYTES                           serialized state limit, default 10 MiB
     RUVON_CONFIG_DIR (WORKFLOW_CONFIG_DIR)          default ./config
     RUVON_REGISTRY_FILE (WORKFLOW_REGISTRY_FILE)    default <config dir>/workflow_registry.yaml
+    RUVON_BROKER_URL (CELERY_BROKER_URL)            Celery broker, default redis://127.0.0.1:6379/0
+    RUVON_RESULT_BACKEND (CELERY_RESULT_BACKEND)    Celery results, default the broker URL
+    RUVON_BROKER_KEY_PREFIX                         prefix of every Redis key the broker uses,
+                                                    so environments can share one Redis;
+                                                    default none
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from pathlib import Path
 from ruvon.errors import ConfigurationError
 
 DEFAULT_SQLITE_FILE = "ruvon.sqlite3"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
@@ -81,6 +87,9 @@ class Settings:
     pool_min_size: int = 2
     pool_max_size: int = 10
     statement_timeout: float | None = 30.0
+    broker_url: str = DEFAULT_BROKER_URL
+    result_backend: str = DEFAULT_BROKER_URL
+    broker_key_prefix: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +102,7 @@ class Settings:
         registry = _first(env, "RUVON_REGISTRY_FILE", "WORKFLOW_REGISTRY_FILE")
         registry_file = Path(registry) if registry else config_dir / "workflow_registry.yaml"
         pool_min_size, pool_max_size = _pool_sizes(env)
+        broker_url = _first(env, "RUVON_BROKER_URL", "CELERY_BROKER_URL") or DEFAULT_BROKER_URL
         return cls(
             database_url=database_url,
             config_dir=config_dir,
@@ -101,4 +111,8 @@ class Settings:
             pool_min_size=pool_min_size,
             pool_max_size=pool_max_size,
             statement_timeout=_seconds(env, "RUVON_STATEMENT_TIMEOUT", 30.0),
+            broker_url=broker_url,
+            result_backend=_first(env, "RUVON_RESULT_BACKEND", "CELERY_RESULT_BACKEND")
+            or broker_url,
+            broker_key_prefix=env.get("RUVON_BROKER_KEY_PREFIX", ""),
         )

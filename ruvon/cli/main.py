@@ -14,6 +14,7 @@ from ruvon.cli.commands_db import db_group
 from ruvon.cli.commands_inspect import list_command, logs_command, show_command
 from ruvon.cli.commands_run import run_command, start_command
 from ruvon.cli.commands_validate import validate_command
+from ruvon.cli.commands_worker import worker_command
 from ruvon.cli.failures import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -95,6 +96,7 @@ for _command in (
     logs_command,
     validate_command,
     db_group,
+    worker_command,
 ):
     cli.add_command(_command)
 

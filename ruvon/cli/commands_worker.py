@@ -1,0 +1,105 @@
+"""``ruvon worker``: start a Celery worker of the cluster (``celery -A worker worker``).
+
+The command replaces itself with Celery (``os.execv``) instead of running it as a child: in a
+container Celery then *is* PID 1, so ``docker stop`` / Kubernetes' SIGTERM reaches it directly
+and triggers its warm shutdown (finish running tasks, close each process's bridge and pool),
+and there is no wrapper process to forward signals or exit codes. Celery runs as
+``python -m celery`` with this interpreter, so the worker uses the same environment as ``ruvon``
+and finds the ``worker`` package in the current directory.
+
+The SDK does not import ``worker/``: this module only names it on Celery's command line.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from ruvon.cli.runtime import CliConfig
+from ruvon.errors import ConfigurationError
+
+WORKER_APP = "worker"
+
+
+def celery_worker_argv(
+    *,
+    queues: str | None,
+    concurrency: int | None,
+    loglevel: str,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """The argv of ``python -m celery -A worker worker`` with these options."""
+    argv = [sys.executable, "-m", "celery", "-A", WORKER_APP, "worker", "--loglevel", loglevel]
+    if queues:
+        names = [name.strip() for name in queues.split(",") if name.strip()]
+        if not names:
+            raise ConfigurationError(f"--queues {queues!r} names no queue (use e.g. default,gpu)")
+        argv += ["--queues", ",".join(names)]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    return [*argv, *extra]
+
+
+def _check_installed() -> None:
+    if importlib.util.find_spec("celery") is None:
+        raise ConfigurationError("ruvon worker needs Celery: pip install 'ruvon[celery,postgres]'")
+    # `python -m celery` puts the current directory first on sys.path.
+    if importlib.machinery.PathFinder.find_spec(WORKER_APP, [os.getcwd(), *sys.path]) is None:
+        raise ConfigurationError(
+            f"cannot find the '{WORKER_APP}' package (the Ruvon Celery app): run `ruvon worker` "
+            "from the project directory that contains worker/, or add it to PYTHONPATH"
+        )
+
+
+@click.command(
+    "worker",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "--queues",
+    "-Q",
+    metavar="Q1,Q2",
+    help="Comma-separated queues to consume (default: Celery's default queue).",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(min=1),
+    help="Pool processes (default: one per CPU).",
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Celery log level.",
+)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- CELERY_OPTIONS]")
+@click.pass_obj
+def worker_command(
+    config: CliConfig,
+    queues: str | None,
+    concurrency: int | None,
+    loglevel: str,
+    celery_args: tuple[str, ...],
+) -> None:
+    """Run a Celery worker of the Ruvon cluster (replaces this process with Celery).
+
+    Broker and database come from RUVON_BROKER_URL and RUVON_DATABASE_URL (or --db).
+    Options after `--` go to `celery worker` unchanged, e.g. `-- --hostname gpu1@%h`.
+    """
+    argv = celery_worker_argv(
+        queues=queues, concurrency=concurrency, loglevel=loglevel.upper(), extra=celery_args
+    )
+    _check_installed()
+    if config.db_url:  # --db wins over the environment, as for every command
+        os.environ["RUVON_DATABASE_URL"] = config.settings().database_url
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)

@@ -50,36 +50,16 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def workflow_params(record: WorkflowRecord, version: int, limit: int | None) -> tuple[Any, ...]:
-    """Parameters $1..$24 of insert/save, in field order; ``version`` goes to $8.
+    """Parameters $1..$24 of create_workflow: save's $1..$21, then the fields fixed at creation.
 
     The state is encoded here, before any I/O, so an invalid or oversized state is rejected
     without touching the database.
     """
     return (
-        record.id,
+        *save_params(record, version, limit),
         record.workflow_type,
-        str(record.status),
-        encode_state(record.state, workflow_id=record.id, limit=limit),
         dumps(record.definition_snapshot),
-        record.current_step,
-        record.workflow_version,
-        version,
-        record.parent_execution_id,
-        record.blocked_on_child_id,
-        record.idempotency_key,
-        record.saga_mode,
-        dumps(record.completed_steps),
-        utc(record.run_at),
-        record.error,
-        dumps(record.runtime),
-        dumps(record.metadata),
-        record.data_region,
-        record.priority,
-        record.owner_id,
-        record.org_id,
         utc(record.created_at),
-        utc(record.updated_at),
-        utc(record.completed_at),
     )
 
 

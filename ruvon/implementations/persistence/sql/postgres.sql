@@ -9,11 +9,12 @@
 -- Insert unless the idempotency key is taken. The command status counts the workflows (or,
 -- with audit rows, the audit rows) inserted; 0: the key exists and the caller reads that
 -- workflow. Audit rows reference the new row: foreign keys are checked at statement end.
+-- Parameters $1..$21 are save_workflow's, in the same order; $22..$24 are fixed at creation.
 INSERT INTO workflow_executions (
-    id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
-    version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
-    completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-    org_id, created_at, updated_at, completed_at
+    id, status, state, current_step, workflow_version, version, parent_execution_id,
+    blocked_on_child_id, idempotency_key, saga_mode, completed_steps, run_at, error, runtime,
+    metadata, data_region, priority, owner_id, org_id, updated_at, completed_at,
+    workflow_type, definition_snapshot, created_at
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
     $20, $21, $22, $23, $24

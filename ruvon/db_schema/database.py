@@ -127,7 +127,10 @@ step_runs = Table(
     Column("error", Text),
     Column("created_at", TIMESTAMP, nullable=False),
     Column("updated_at", TIMESTAMP, nullable=False),
-    UniqueConstraint("workflow_id", "step_name", "branch", "run_number"),
+    # step (an ASYNC step), branch (one PARALLEL branch), join (a PARALLEL join) or advance
+    # (move the workflow on from where it is: its start, a finished child).
+    Column("kind", Text, nullable=False, server_default=text("'step'")),
+    UniqueConstraint("workflow_id", "kind", "step_name", "branch", "run_number"),
     # Claimable and due work: WHERE status = 'QUEUED' AND run_at <= now().
     Index("ix_step_runs_status_run_at", "status", "run_at"),
     # Zombie sweep: running steps whose lease expired.

@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_head_is_the_revision_the_code_expects() -> None:
-    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0001_initial"
+    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0002_step_run_kinds"
     assert migrations.SCHEMA_REVISION in migrations.known_revisions()
     assert (migrations.MIGRATIONS_DIR / "env.py").is_file()
 
@@ -102,19 +102,19 @@ def test_check_reports_type_and_nullability_drift_on_postgres(postgres_url: str)
 def test_assert_schema_current_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     migrations.assert_schema_current(migrations.SCHEMA_REVISION)  # no error
 
-    with pytest.raises(SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0001_init"):
+    with pytest.raises(SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0002_step_run_kinds"):
         migrations.assert_schema_current(None)
     with pytest.raises(SchemaOutOfDate, match=r"run `ruvon db upgrade`$"):
         migrations.assert_schema_current(None, database="PostgreSQL database 'x' on h:5432")
     with pytest.raises(SchemaOutOfDate, match="revision 9999_future, which this Ruvon does not"):
         migrations.assert_schema_current("9999_future")
 
-    # A database behind the code: only possible once a second revision exists, so pretend.
-    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0002_next")
+    # A database behind the code (here: pretend a third revision is the head).
+    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0003_next")
     with pytest.raises(SchemaOutOfDate) as behind:
         migrations.assert_schema_current("0001_initial", database="db 'x'")
     assert str(behind.value) == (
-        "db 'x' schema is at revision 0001_initial but this Ruvon expects 0002_next: "
+        "db 'x' schema is at revision 0001_initial but this Ruvon expects 0003_next: "
         "run `ruvon db upgrade`"
     )
 
@@ -153,7 +153,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     current = _ruvon("--db", db, "db", "current")
     assert current.exit_code == 0, current.output
-    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0001_initial")
+    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0002_step_run_kinds")
     assert not Path(db).exists()  # looking does not create the file
 
     check = _ruvon("--db", db, "db", "check")
@@ -162,9 +162,9 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
     upgrade = _ruvon("--db", db, "db", "upgrade")
     assert upgrade.exit_code == 0, upgrade.output
     assert upgrade.stdout == (
-        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0001_initial.\n"
+        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0002_step_run_kinds.\n"
     )
-    assert _ruvon("--db", db, "db", "current").stdout == "0001_initial  (head)\n"
+    assert _ruvon("--db", db, "db", "current").stdout == "0002_step_run_kinds  (head)\n"
     check = _ruvon("--db", db, "db", "check")
     assert (check.exit_code, check.stdout) == (
         0,
@@ -178,7 +178,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     down = _ruvon("--db", db, "db", "downgrade", "base")
     assert down.exit_code == 0, down.output
-    assert "from 0001_initial to none" in down.stdout
+    assert "from 0002_step_run_kinds to none" in down.stdout
 
 
 def test_cli_honours_ruvon_database_url(tmp_path: Path) -> None:

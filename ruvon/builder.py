@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
 from pydantic import BaseModel, ValidationError
@@ -19,6 +19,7 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import load_definition_data, load_registry, load_workflow_file
 from ruvon.definitions.schema import RegistryEntry
+from ruvon.distributed.work import RunKind, RunRequest, WorkWrites
 from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider
@@ -26,6 +27,9 @@ from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.workflow import Workflow
+
+if TYPE_CHECKING:
+    from ruvon.distributed.dispatch import RunDispatcher
 
 _CHILD_TYPES = (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE)
 
@@ -274,11 +278,15 @@ class WorkflowBuilder:
         parent_execution_id: str | None = None,
         automate_start: bool | None = None,
         workflow_id: str | None = None,
+        announce: bool = True,
     ) -> Workflow:
         """Validate the initial data, persist a new ACTIVE workflow, and return it.
 
         With an ``idempotency_key`` already used, the existing workflow is returned instead and
-        nothing new is written.
+        nothing new is written. With a dispatching execution provider (Celery), the workflow is
+        stored with its start run and the workers run it (``automate_start`` does not apply);
+        ``announce=False`` leaves sending that run's message to the caller
+        (``workflow.outbox.unannounced``).
         """
         definition = self.get_definition(workflow_type)
         persistence, execution, observer = await self._providers(
@@ -310,6 +318,10 @@ class WorkflowBuilder:
             new_status=str(WorkflowStatus.ACTIVE),
             details={"workflow_type": workflow_type, "parent_execution_id": parent_execution_id},
         )
+        if getattr(type(execution), "dispatches_runs", False):
+            return await self._create_distributed(
+                record, created_audit, persistence, execution, observer, announce=announce
+            )
         stored, created = await persistence.create_workflow(record, audit=[created_audit])
         workflow = self._wrap(stored, persistence, execution, observer)
         if not created:
@@ -318,6 +330,36 @@ class WorkflowBuilder:
         start = definition.spec.automate_start if automate_start is None else automate_start
         if start:
             await workflow.run(max_transitions=1)
+        return workflow
+
+    async def _create_distributed(
+        self,
+        record: WorkflowRecord,
+        audit: AuditEntry,
+        persistence: PersistenceProvider,
+        execution: ExecutionProvider,
+        observer: WorkflowObserver,
+        *,
+        announce: bool,
+    ) -> Workflow:
+        """Store the workflow and its start run in one transaction; announce the run."""
+        dispatcher = cast("RunDispatcher", execution)
+        start = RunRequest(
+            record.id,
+            RunKind.ADVANCE,
+            record.current_step_name or "",
+            branch="start",
+            queue=dispatcher.queue_for(None, record.data_region),
+        )
+        work = WorkWrites(enqueue=[start])
+        stored, created = await persistence.create_workflow(record, audit=[audit], work=work)
+        workflow = self._wrap(stored, persistence, execution, observer)
+        if created:
+            workflow.events.started(stored.state, record.parent_execution_id)
+            assert workflow.outbox is not None
+            workflow.outbox.unannounced = list(work.queued)
+            if announce:
+                workflow.outbox.committed(None)
         return workflow
 
     async def load_workflow(

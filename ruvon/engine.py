@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.schema import StepDefinition
+from ruvon.distributed.outbox import RunOutbox
+from ruvon.distributed.work import RunKind, RunRequest
 from ruvon.errors import (
     ChildWorkflowFailed,
     ConcurrencyConflict,
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("ruvon.workflow")
 
 WAITING = (WorkflowStatus.WAITING_HUMAN, WorkflowStatus.WAITING_TIMER)
+ON_WORKER = (WorkflowStatus.PENDING_ASYNC, WorkflowStatus.PENDING_PARALLEL)
 
 
 class WorkflowEngine:
@@ -82,6 +85,13 @@ class WorkflowEngine:
         # Set while a parent runs this child in-process, so the child does not report to a
         # second copy of the parent (the running one applies the result itself).
         self.reports_to_parent = True
+        # Distributed mode (an execution provider that dispatches step runs, e.g. Celery):
+        # work goes to workers as durable runs, committed with the transition that asks for it.
+        self.outbox: RunOutbox | None = (
+            RunOutbox(cast("Any", execution))
+            if getattr(type(execution), "dispatches_runs", False)
+            else None
+        )
 
     @property
     def id(self) -> str:
@@ -109,6 +119,34 @@ class WorkflowEngine:
     def steps(self) -> tuple[StepDefinition, ...]:
         return self.definition.steps
 
+    @property
+    def distributed(self) -> bool:
+        """True when steps run on remote workers (the execution provider dispatches runs)."""
+        return self.outbox is not None
+
+    def enqueue_run(
+        self,
+        kind: RunKind,
+        step_name: str,
+        *,
+        queue: str | None = None,
+        branch: str = "",
+        run_number: int | None = None,
+        workflow_id: str | None = None,
+    ) -> None:
+        """Ask for a step run, inserted by the next save (distributed mode only)."""
+        assert self.outbox is not None, "enqueue_run needs a dispatching execution provider"
+        record = self._record
+        if queue is None or workflow_id is not None:
+            step = self.definition.step_index.get(step_name)
+            own = self.steps[step].queue if step is not None and workflow_id is None else None
+            queue = self.outbox.dispatcher.queue_for(queue or own, record.data_region)
+        if run_number is None:
+            run_number = self.run_number(step_name) if kind is not RunKind.ADVANCE else 1
+        self.outbox.requests.append(
+            RunRequest(workflow_id or record.id, kind, step_name, run_number, branch, queue)
+        )
+
     def state_dict(self) -> dict[str, Any]:
         """State as a JSON-ready dict (includes changes a step made to ``state`` in place)."""
         return self._states.as_dict()
@@ -119,13 +157,48 @@ class WorkflowEngine:
         record.state = self._states.plain()
         record.updated_at = utc_now()
         audit, self._pending_audit = self._pending_audit, []
+        outbox = self.outbox
+        if outbox is None:
+            try:
+                await self.persistence.save_workflow(
+                    record, expected_version=record.version, audit=audit
+                )
+            except BaseException:
+                self._pending_audit = audit + self._pending_audit
+                raise
+            return
+        restore = outbox.snapshot()
+        self._enqueue_parent_report()
+        work = outbox.writes()
         try:
-            await self.persistence.save_workflow(
-                record, expected_version=record.version, audit=audit
-            )
+            if work is None:
+                await self.persistence.save_workflow(
+                    record, expected_version=record.version, audit=audit
+                )
+            else:
+                await self.persistence.save_workflow(
+                    record, expected_version=record.version, audit=audit, work=work
+                )
         except BaseException:
             self._pending_audit = audit + self._pending_audit
+            outbox.restore(restore)
             raise
+        outbox.committed(work)
+
+    def _enqueue_parent_report(self) -> None:
+        """A child's terminal save also enqueues its parent's resumption (one transaction)."""
+        record = self._record
+        if not (
+            record.status.is_terminal and record.parent_execution_id and self.reports_to_parent
+        ):
+            return
+        self.reports_to_parent = False  # once: a terminal workflow is not saved again
+        self.enqueue_run(
+            RunKind.ADVANCE,
+            "",
+            branch=f"child:{record.id}",
+            workflow_id=record.parent_execution_id,
+        )
 
     async def log(self, message: str, *, level: str = "INFO", step: str | None = None) -> None:
         """Attach a log line to this workflow (shown by ``ruvon logs``)."""
@@ -182,10 +255,21 @@ class WorkflowEngine:
                 # PENDING_ASYNC/PENDING_PARALLEL here means a crash interrupted this very run:
                 # re-running it is another attempt (same run number, same idempotency key).
                 await self._count_visit(step)
+            elif self._owned_by_a_worker(step):
+                return {"status": str(self.status), "step": step.name}, None, False
             outcome = await self._guard(
                 step, lambda: handler.execute(self._workflow, step, user_input)
             )
         return await self._commit(step, outcome)
+
+    def _owned_by_a_worker(self, step: StepDefinition) -> bool:
+        """Distributed: a PENDING_ASYNC/PARALLEL step runs only under a worker's claim on it."""
+        outbox = self.outbox
+        return (
+            outbox is not None
+            and self.status in ON_WORKER
+            and not outbox.holds(step.name, RunKind.STEP, RunKind.JOIN)
+        )
 
     async def _resume_after_pause(
         self, step: StepDefinition, user_input: dict[str, Any]
@@ -269,6 +353,7 @@ class WorkflowEngine:
         """
         record = self._record
         jump: str | None = None
+        handed_off = False
         before = self._snapshot()
         try:
             if isinstance(outcome, Suspend):
@@ -291,6 +376,15 @@ class WorkflowEngine:
                 if record.current_step >= len(self.steps):
                     self._set_status(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", step=step.name)
                     record.completed_at = utc_now()
+                elif self.outbox is not None and self.outbox.claim is None:
+                    # A client moved a distributed workflow on (e.g. a resume): the workers
+                    # take it from here, not this process.
+                    self.enqueue_run(
+                        RunKind.ADVANCE,
+                        record.current_step_name or "",
+                        branch=f"v{record.version + 1}",
+                    )
+                    handed_off = True
             await self.save()
         except ConcurrencyConflict:
             self._restore(before)
@@ -322,7 +416,7 @@ class WorkflowEngine:
         )
         if self.status.is_terminal:
             await self._after_terminal()
-        return outcome.result, jump, step.automate_next
+        return outcome.result, jump, step.automate_next and not handed_off
 
     def _snapshot(self) -> tuple[Any, ...]:
         record = self._record
@@ -337,6 +431,7 @@ class WorkflowEngine:
             record.completed_at,
             record.error,
             list(self._pending_audit),
+            self.outbox.snapshot() if self.outbox is not None else None,
         )
 
     def _restore(self, snapshot: tuple[Any, ...]) -> None:
@@ -352,7 +447,10 @@ class WorkflowEngine:
             record.completed_at,
             record.error,
             self._pending_audit,
+            outbox,
         ) = snapshot
+        if self.outbox is not None and outbox is not None:
+            self.outbox.restore(outbox)
 
     def _complete_step(self, step: StepDefinition, result: dict[str, Any], target: int) -> None:
         record = self._record
@@ -461,7 +559,7 @@ class WorkflowEngine:
     async def _after_terminal(self) -> None:
         if self.events.observes("on_workflow_finished"):
             self.events.finished(str(self.status), self._record.error, self.state_dict())
-        if self._record.parent_execution_id and self.reports_to_parent:
+        if self._record.parent_execution_id and self.reports_to_parent and self.outbox is None:
             from ruvon.steps.sub_workflow import report_to_parent
 
             await report_to_parent(self._workflow)

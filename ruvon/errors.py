@@ -201,12 +201,37 @@ class ConcurrencyConflict(PersistenceError):
         )
 
 
+class ClaimLost(ConcurrencyConflict):
+    """A worker's claim on a step run no longer holds (another attempt took it over, or the run
+    was closed): its result is discarded, nothing is written."""
+
+    def __init__(self, workflow_id: str, run_id: int, attempt: int) -> None:
+        self.run_id = run_id
+        self.attempt = attempt
+        PersistenceError.__init__(
+            self,
+            f"step run {run_id} of workflow '{workflow_id}' is no longer held by attempt "
+            f"{attempt} (its lease expired and another worker took it, or it was closed); "
+            "this attempt's result is discarded",
+        )
+        self.workflow_id = workflow_id
+        self.expected_version = -1
+
+
 class DatabaseUnavailable(PersistenceError):
     """The database cannot be reached or refuses the connection; names host and database."""
 
 
 class SchemaOutOfDate(PersistenceError):
     """The database schema is behind (or ahead of) the code: run ``ruvon db upgrade``."""
+
+
+class BrokerUnavailable(RuvonError):
+    """The message broker cannot be reached: nothing was started."""
+
+
+class WaitTimeout(RuvonError):
+    """A workflow did not reach a terminal status (or the awaited one) within the timeout."""
 
 
 class BridgeError(RuvonError):

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from ruvon.distributed.work import WorkWrites
 from ruvon.models import WorkflowStatus
 from ruvon.records import (
     AuditEntry,
@@ -43,12 +44,17 @@ class PersistenceProvider(Protocol):
         ...
 
     async def create_workflow(
-        self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
+        self,
+        record: WorkflowRecord,
+        audit: Sequence[AuditEntry] = (),
+        *,
+        work: WorkWrites | None = None,
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` (version 1); return (stored record, True if inserted).
 
         With an ``idempotency_key`` that already exists, nothing is written and the existing
-        record is returned with False.
+        record is returned with False. ``work`` (step runs, distributed mode) commits with the
+        insert; a provider that cannot keep step runs raises ``ConfigurationError`` for it.
         """
         ...
 
@@ -62,8 +68,13 @@ class PersistenceProvider(Protocol):
         *,
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
+        work: WorkWrites | None = None,
     ) -> int:
-        """Fenced save: write if the stored version is ``expected_version``; return the new one."""
+        """Fenced save: write if the stored version is ``expected_version``; return the new one.
+
+        ``work`` (distributed mode) commits in the same transaction: its claim fence must hold
+        (else ``ClaimLost``) and its runs are inserted into ``work.queued``.
+        """
         ...
 
     async def find_by_idempotency_key(self, key: str) -> WorkflowRecord | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.schema import RetryPolicy
+from ruvon.distributed.work import RetryLater, RunKind
 from ruvon.errors import InvalidStepResult, RuvonError
 from ruvon.models import StepContext
 from ruvon.providers.execution import StepCall
@@ -59,9 +60,14 @@ async def call_step_function(
     """Run ``function(state, context, **kwargs)`` with the step's timeout and retry policy.
 
     Directives (BaseException) pass straight through; the last failure is re-raised unchanged.
+    On a worker that claimed this step (or branch), one call is one attempt: the claim says which,
+    and a retryable failure raises :class:`~ruvon.distributed.work.RetryLater` so the backoff
+    waits in the database, not in this process.
     """
     policy = retry or step.retry or NO_RETRY
-    attempt = 1
+    outbox = wf.outbox
+    claimed = outbox is not None and outbox.holds(step.name, RunKind.STEP, RunKind.BRANCH)
+    attempt = outbox.claim.attempt if claimed and outbox and outbox.claim else 1
     call_state = wf.state if state is None else state
     while True:
         attempt_context = (
@@ -86,6 +92,8 @@ async def call_step_function(
             delay = policy.delay_before(attempt + 1)
             if policy.jitter:
                 delay *= random.uniform(0.5, 1.0)
+            if claimed:
+                raise RetryLater(delay, exc, attempt) from exc
             wf.record_retry(step, attempt, exc, delay)
             await asyncio.sleep(delay)
             attempt += 1

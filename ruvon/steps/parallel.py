@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ruvon.definitions.imports import cached_step_function
+from ruvon.distributed.work import RunKind
 from ruvon.errors import StepFunctionError
 from ruvon.merge import merge_many
 from ruvon.models import WorkflowDirective, WorkflowStatus
@@ -22,6 +23,7 @@ from ruvon.steps.iteration import branch_state, resolve_items
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
+    from ruvon.distributed.ledger import RunLedger
     from ruvon.workflow import Workflow
 
 
@@ -51,9 +53,10 @@ def plan_branches(wf: Workflow, step: StepDefinition) -> list[Branch]:
     ]
 
 
-async def _run_branch(
+async def run_branch(
     wf: Workflow, step: StepDefinition, branch: Branch, run: int
 ) -> dict[str, Any]:
+    """Call one branch's function on its own copy of the state (retries per the step's policy)."""
     context = wf.make_context(
         step,
         loop_item=branch.item,
@@ -91,8 +94,18 @@ async def run_parallel(wf: Workflow, step: StepDefinition) -> StepOutcome:
     for start in range(0, len(branches), size):
         batch = branches[start : start + size]
         outcomes += await asyncio.gather(
-            *(_run_branch(wf, step, b, run) for b in batch), return_exceptions=True
+            *(run_branch(wf, step, b, run) for b in batch), return_exceptions=True
         )
+    return merge_outcomes(wf, step, branches, outcomes)
+
+
+def merge_outcomes(
+    wf: Workflow,
+    step: StepDefinition,
+    branches: list[Branch],
+    outcomes: list[dict[str, Any] | BaseException],
+) -> StepOutcome:
+    """Merge branch results in branch order, or fail the step per ``allow_partial_success``."""
     results = [o for o in outcomes if isinstance(o, dict)]
     errors = {
         b.name: f"{type(o).__name__}: {o}"
@@ -128,14 +141,55 @@ async def run_parallel(wf: Workflow, step: StepDefinition) -> StepOutcome:
     return Advance(merged)
 
 
+async def join_stored(wf: Workflow, step: StepDefinition) -> StepOutcome:
+    """Distributed join: merge the outcomes the branch runs recorded (under the join's claim)."""
+    ledger = cast("RunLedger", wf.persistence)
+    branches = plan_branches(wf, step)
+    stored = {
+        o.branch: o for o in await ledger.branch_results(wf.id, step.name, wf.run_number(step.name))
+    }
+    outcomes: list[dict[str, Any] | BaseException] = []
+    for branch in branches:
+        found = stored.get(branch.name)
+        if found is None:  # cannot happen: the join is created when every branch recorded
+            outcomes.append(StepFunctionError(f"branch '{branch.name}' recorded no outcome"))
+        elif found.succeeded:
+            outcomes.append(found.result or {})
+        else:
+            outcomes.append(StepFunctionError(found.error or "failed", step=step.name))
+    return merge_outcomes(wf, step, branches, outcomes)
+
+
+def fan_out(wf: Workflow, step: StepDefinition) -> StepOutcome | None:
+    """Distributed fan-out: one branch run per branch, committed with PENDING_PARALLEL."""
+    branches = plan_branches(wf, step)
+    if not branches:
+        return None  # nothing to run: merge the empty set in-process
+    parallel = wf.record.runtime.setdefault("parallel", {})
+    parallel[step.name] = {"run": wf.run_number(step.name), "branches": len(branches)}
+    for branch in branches:
+        wf.enqueue_run(RunKind.BRANCH, step.name, branch=branch.name)
+    return Suspend(WorkflowStatus.PENDING_PARALLEL)
+
+
 class ParallelStep(NotResumable):
-    """Marks PENDING_PARALLEL durably, then runs the fan-out (again, after a crash)."""
+    """Marks PENDING_PARALLEL durably, then runs the fan-out (again, after a crash).
+
+    Distributed, the fan-out is one branch run per branch on the workers, and the join is a run
+    of its own, created by the branch commit that completes the set (exactly once).
+    """
 
     async def execute(
         self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
         if wf.status is WorkflowStatus.PENDING_PARALLEL:
+            if wf.distributed:
+                return await join_stored(wf, step)
             return await run_parallel(wf, step)
+        if wf.distributed:
+            suspended = fan_out(wf, step)
+            if suspended is not None:
+                return suspended
 
         async def follow_up() -> StepOutcome:
             return await run_parallel(wf, step)

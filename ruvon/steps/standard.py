@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.imports import cached_step_function
+from ruvon.distributed.work import RunKind
 from ruvon.models import WorkflowStatus
 from ruvon.steps.base import Advance, NotResumable, StepOutcome, Suspend
 from ruvon.steps.human import validate_input
@@ -47,6 +48,10 @@ class AsyncStep(NotResumable):
     ) -> StepOutcome:
         if wf.status is WorkflowStatus.PENDING_ASYNC:
             return Advance(await run_function_step(wf, step, user_input))
+        if wf.distributed:
+            # A worker claims the run and calls this again, with the workflow PENDING_ASYNC.
+            wf.enqueue_run(RunKind.STEP, step.name)
+            return Suspend(WorkflowStatus.PENDING_ASYNC)
 
         async def run() -> StepOutcome:
             return Advance(await run_function_step(wf, step, user_input))

@@ -32,7 +32,7 @@ async def _spawn(
     data_region: str | None = None,
 ) -> Workflow:
     record = wf.record
-    return await wf.builder.create_workflow(
+    child = await wf.builder.create_workflow(
         workflow_type,
         initial_data,
         persistence_provider=wf.persistence,
@@ -43,7 +43,15 @@ async def _spawn(
         data_region=data_region or record.data_region,
         metadata={"spawned_by": wf.id},
         automate_start=False,
+        announce=False,
     )
+    if wf.outbox is not None and child.outbox is not None:
+        # Distributed: the child's start run is stored with the child; announce it only after
+        # this workflow's save committed, so the child can never report to a parent that does
+        # not wait for it yet.
+        wf.outbox.unannounced += child.outbox.unannounced
+        child.outbox.unannounced.clear()
+    return child
 
 
 def child_outcome(wf: Workflow, step: StepDefinition, child: WorkflowRecord) -> StepOutcome | None:
@@ -91,6 +99,13 @@ async def start_child(
     child = await _spawn(
         wf, workflow_type, initial_data, parent=True, owner_id=owner_id, data_region=data_region
     )
+    if wf.distributed:  # the child runs on the workers; its end enqueues this one's resumption
+        return Suspend(
+            WorkflowStatus.PENDING_SUB_WORKFLOW,
+            result or {},
+            blocked_on_child_id=child.id,
+            waiting_for=f"child {child.workflow_type} {child.id}",
+        )
 
     async def follow_up() -> StepOutcome | None:
         return await _run_child(wf, step, child)
@@ -127,7 +142,7 @@ class SubWorkflowStep:
             execution_provider=wf.execution,
             workflow_observer=wf.observer,
         )
-        if child.status is WorkflowStatus.ACTIVE:
+        if child.status is WorkflowStatus.ACTIVE and not wf.distributed:
             return await _run_child(wf, step, child)
         return child_outcome(wf, step, child.record)
 
@@ -142,8 +157,9 @@ class FireAndForgetStep(NotResumable):
         child = await _spawn(wf, str(step.target_workflow_type), data, parent=False)
         wf.record.runtime.setdefault("spawned", []).append(child.id)
         wf.checkpoint_audit("WORKFLOW_SPAWNED", step.name, {"child_id": child.id})
-        # Embedded mode: the child runs here, to its first wait; its failures stay its own.
-        await child.run()
+        if not wf.distributed:
+            # Embedded mode: the child runs here, to its first wait; its failures stay its own.
+            await child.run()
         return Advance({step.output_key: child.id} if step.output_key else {})
 
 

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ruvon.distributed.work import WorkWrites, reject_work
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.models import WorkflowStatus
 from ruvon.records import (
@@ -125,9 +126,14 @@ class MemoryPersistenceProvider:
         """Nothing to release; the data stays until the instance is garbage collected."""
 
     async def create_workflow(
-        self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
+        self,
+        record: WorkflowRecord,
+        audit: Sequence[AuditEntry] = (),
+        *,
+        work: WorkWrites | None = None,
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` at version 1, or return the one already started with its key."""
+        reject_work(work, self)
         stored = _encode_workflow(record, 1, self.max_state_bytes, self._snapshots)
         frozen_audit = [(entry, dumps(entry.details)) for entry in audit]
         key = record.idempotency_key
@@ -165,8 +171,10 @@ class MemoryPersistenceProvider:
         *,
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
+        work: WorkWrites | None = None,
     ) -> int:
         """Fenced save: store ``record`` if the stored version is ``expected_version``."""
+        reject_work(work, self)
         new_version = expected_version + 1
         stored = _encode_workflow(record, new_version, self.max_state_bytes, self._snapshots)
         frozen_audit = [(entry, dumps(entry.details)) for entry in audit] if audit else []

@@ -27,16 +27,18 @@ provider through :class:`ruvon.bridge.EventLoopBridge`, which owns that loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
+from ruvon.distributed.work import RunStatus, WorkWrites
 from ruvon.errors import (
     ConcurrencyConflict,
     PersistenceError,
+    RuvonError,
     WorkflowNotFound,
 )
 from ruvon.implementations.persistence.postgres_codecs import register_codecs
@@ -53,6 +55,11 @@ from ruvon.implementations.persistence.postgres_rows import (
     utc,
     workflow_from_row,
     workflow_params,
+)
+from ruvon.implementations.persistence.postgres_runs import (
+    PostgresRunLedger,
+    close_claimed_run,
+    insert_runs,
 )
 from ruvon.implementations.persistence.postgres_target import (
     ConnectionTarget,
@@ -79,6 +86,7 @@ _CLOSE_TIMEOUT = 10.0
 _CREATE_ATTEMPTS = 3
 # What the driver raises besides SQL errors: lost sockets, timeouts, protocol misuse.
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+T = TypeVar("T")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -90,8 +98,13 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresPersistenceProvider:
+class PostgresPersistenceProvider(PostgresRunLedger):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
+
+    It is also the cluster's :class:`~ruvon.distributed.ledger.RunLedger` (step runs, see
+    :mod:`~ruvon.implementations.persistence.postgres_runs`): a save or create that carries
+    :class:`~ruvon.distributed.work.WorkWrites` runs as one transaction (claim fence, workflow
+    write with its audit rows, enqueued runs).
 
     ``db_url`` is ``postgresql://user:password@host:port/database``; the pool keeps between
     ``pool_min_size`` and ``pool_max_size`` connections; ``statement_timeout`` (seconds, None for
@@ -156,14 +169,28 @@ class PostgresPersistenceProvider:
     # -- workflows -----------------------------------------------------------------------------
 
     async def create_workflow(
-        self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
+        self,
+        record: WorkflowRecord,
+        audit: Sequence[AuditEntry] = (),
+        *,
+        work: WorkWrites | None = None,
     ) -> tuple[WorkflowRecord, bool]:
-        """Insert ``record`` at version 1, or return the one already started with its key."""
+        """Insert ``record`` at version 1, or return the one already started with its key.
+
+        ``work.enqueue`` is inserted in the same transaction, only if the workflow was.
+        """
         params = workflow_params(record, 1, self.max_state_bytes)
         sql, rows = _CREATE.statement(audit)
         for _attempt in range(_CREATE_ATTEMPTS):
             try:
-                inserted = rows_written(await self._execute("create workflow", sql, *params, *rows))
+                if work:
+                    inserted = await self._write_with_work(
+                        "create workflow", sql, (*params, *rows), work
+                    )
+                else:
+                    inserted = rows_written(
+                        await self._execute("create workflow", sql, *params, *rows)
+                    )
             except asyncpg.UniqueViolationError as exc:
                 raise self._unique_violation(exc, record) from None
             except asyncpg.ForeignKeyViolationError:
@@ -194,12 +221,20 @@ class PostgresPersistenceProvider:
         *,
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
+        work: WorkWrites | None = None,
     ) -> int:
-        """Fenced save plus audit rows in one statement; return the new version."""
+        """Fenced save plus audit rows in one statement; return the new version.
+
+        With ``work``: one transaction that also checks the claim fence (``ClaimLost`` if it
+        no longer holds) and inserts the enqueued runs (announce ``work.queued`` afterwards).
+        """
         params = save_params(record, expected_version, self.max_state_bytes)
         sql, rows = _SAVE.statement(audit)
         try:
-            updated = rows_written(await self._execute("save workflow", sql, *params, *rows))
+            if work:
+                updated = await self._write_with_work("save workflow", sql, (*params, *rows), work)
+            else:
+                updated = rows_written(await self._execute("save workflow", sql, *params, *rows))
         except asyncpg.UniqueViolationError as exc:
             raise self._unique_violation(exc, record) from None
         except asyncpg.ForeignKeyViolationError:
@@ -284,7 +319,58 @@ class PostgresPersistenceProvider:
         rows = await self._fetch("list schedules", _Q["list_schedules"])
         return [schedule_from_row(row) for row in rows]
 
+    async def _write_with_work(
+        self, operation: str, sql: str, args: tuple[Any, ...], work: WorkWrites
+    ) -> int:
+        """A workflow write plus its step-run writes, one transaction; the rows written.
+
+        Nothing commits unless the claim holds and the workflow row was written.
+        """
+
+        async def write(conn: asyncpg.Connection) -> int:
+            if work.fence is not None:
+                await close_claimed_run(conn, work.fence, RunStatus.DONE)
+            written = rows_written(await conn.execute(sql, *args))
+            if not written:
+                raise _NothingWritten
+            work.queued = await insert_runs(conn, work.enqueue)
+            return written
+
+        try:
+            return await self._transaction(operation, write)
+        except _NothingWritten:
+            return 0
+
     # -- connection ----------------------------------------------------------------------------
+
+    async def _transaction(
+        self, operation: str, body: Callable[[asyncpg.Connection], Awaitable[T]]
+    ) -> T:
+        """Run ``body(conn)`` in a transaction on one lent connection (rolled back if it raises).
+
+        Ruvon's own errors (a lost claim, a conflict) leave the connection healthy; driver
+        errors are translated like :meth:`_query`'s.
+        """
+        lender = self._lender or await self._open_lazily()
+        try:
+            conn = await lender.borrow()
+        except _DRIVER_ERRORS as exc:
+            raise self.target.failed(exc, operation) from exc
+        healthy = False
+        try:
+            async with conn.transaction():
+                result = await body(conn)
+            healthy = True
+            return result
+        except (asyncpg.IntegrityConstraintViolationError, RuvonError, _NothingWritten):
+            healthy = True
+            raise
+        except _DRIVER_ERRORS as exc:
+            healthy = isinstance(exc, asyncpg.PostgresError) and not is_connection_lost(exc)
+            raise self.target.failed(exc, operation) from exc
+        finally:
+            if not (healthy and lender.keep(conn)):
+                await lender.release(conn)
 
     async def _fetchval(self, operation: str, sql: str, *args: Any) -> Any:
         return await self._query(operation, "fetchval", sql, args)
@@ -387,6 +473,10 @@ class PostgresPersistenceProvider:
             f"workflow '{record.id}' already exists on {self.target.where} "
             "(workflow ids must be unique)"
         )
+
+
+class _NothingWritten(Exception):
+    """Rolls back a transaction whose workflow write matched no row."""
 
 
 def _foreign_id(audit: Sequence[AuditEntry], workflow_id: str) -> str:

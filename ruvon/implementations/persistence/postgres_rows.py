@@ -35,6 +35,7 @@ __all__ = [
     "schedule_params",
     "utc",
     "workflow_from_row",
+    "workflow_from_values",
     "workflow_params",
 ]
 
@@ -65,7 +66,11 @@ def workflow_params(record: WorkflowRecord, version: int, limit: int | None) -> 
 
 def workflow_from_row(row: asyncpg.Record) -> WorkflowRecord:
     """A ``workflow_executions`` row selected in field order."""
-    values = list(row)
+    return workflow_from_values(list(row))
+
+
+def workflow_from_values(values: list[Any]) -> WorkflowRecord:
+    """The record of ``workflow_executions`` columns in field order (a list it may change)."""
     values[_STATUS_COLUMN] = _STATUSES[values[_STATUS_COLUMN]]
     return WorkflowRecord(*values)
 

@@ -37,6 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ruvon.distributed.work import WorkWrites, reject_work
 from ruvon.errors import (
     ConcurrencyConflict,
     ConfigurationError,
@@ -145,9 +146,14 @@ class RedisPersistenceProvider:
                 await scripts.client.aclose()
 
     async def create_workflow(
-        self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
+        self,
+        record: WorkflowRecord,
+        audit: Sequence[AuditEntry] = (),
+        *,
+        work: WorkWrites | None = None,
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` at version 1, or return the one already started with its key."""
+        reject_work(work, self)
         args = workflow_script_args(self.key_prefix, record, version=1, expected_version=0,
                                     limit=self.max_state_bytes, audit=audit,
                                     create=True)  # fmt: skip
@@ -181,8 +187,10 @@ class RedisPersistenceProvider:
         *,
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
+        work: WorkWrites | None = None,
     ) -> int:
         """Fenced save plus audit entries in one script; return the new version."""
+        reject_work(work, self)
         new_version = expected_version + 1
         args = workflow_script_args(self.key_prefix, record, version=new_version,
                                     expected_version=expected_version,

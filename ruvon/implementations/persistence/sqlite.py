@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from ruvon.distributed.work import WorkWrites, reject_work
 from ruvon.errors import ConcurrencyConflict, PersistenceError, RuvonError, WorkflowNotFound
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.sqlite_checkpoint import BackgroundCheckpointer
@@ -231,9 +232,14 @@ class SQLitePersistenceProvider:
                 await db.close()
 
     async def create_workflow(
-        self, record: WorkflowRecord, audit: Sequence[AuditEntry] = ()
+        self,
+        record: WorkflowRecord,
+        audit: Sequence[AuditEntry] = (),
+        *,
+        work: WorkWrites | None = None,
     ) -> tuple[WorkflowRecord, bool]:
         """Insert ``record`` at version 1, or return the one already started with its key."""
+        reject_work(work, self)
         params = workflow_params(record, 1, self.max_state_bytes)
         existing = await self._write(_create_workflow, params, audit_rows(audit))
         if existing is not None:
@@ -254,8 +260,10 @@ class SQLitePersistenceProvider:
         *,
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
+        work: WorkWrites | None = None,
     ) -> int:
         """Fenced save plus audit rows in one transaction; return the new version."""
+        reject_work(work, self)
         new_version = expected_version + 1
         params = workflow_params(record, new_version, self.max_state_bytes)
         params["expected_version"] = expected_version

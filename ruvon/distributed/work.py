@@ -1,0 +1,151 @@
+"""Step runs: the durable units of work of the distributed mode.
+
+Every piece of work a worker can do is a row in ``step_runs``, created in the same transaction
+as the transition that asks for it, and announced afterwards with an ids-only message (a hint:
+lost or doubled messages change nothing, see DESIGN.md). The kinds:
+
+* ``step``    — run an ASYNC step's function, then continue with the inline steps after it;
+* ``branch``  — run one PARALLEL branch and record its result;
+* ``join``    — merge a PARALLEL step's branch results (created by the branch completing the set);
+* ``advance`` — move a workflow on from where it is (its start, a finished child, a resume).
+
+A row's identity is (workflow, kind, step, branch, run number): enqueueing the same work twice
+inserts it once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ruvon.errors import ConfigurationError
+
+__all__ = [
+    "BranchOutcome",
+    "Claim",
+    "QueuedRun",
+    "RetryLater",
+    "RunKind",
+    "RunRequest",
+    "RunStatus",
+    "WorkWrites",
+    "reject_work",
+]
+
+DEFAULT_QUEUE = "default"
+
+
+class RunKind(StrEnum):
+    STEP = "step"
+    BRANCH = "branch"
+    JOIN = "join"
+    ADVANCE = "advance"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "QUEUED"  # waiting for a worker (from run_at on)
+    RUNNING = "RUNNING"  # claimed: lease_owner holds it until lease_expires_at
+    DONE = "DONE"  # its outcome is committed (the workflow moved on, or failed)
+    SKIPPED = "SKIPPED"  # stale when claimed: the workflow was no longer waiting for it
+
+
+class RetryLater(BaseException):
+    """A claimed attempt failed and its retry policy allows another: give the run back.
+
+    A BaseException, like the workflow directives, so it passes the engine's failure handling
+    (the workflow has not failed) up to the worker's runner, which re-queues the run with
+    ``run_at = now() + delay`` in the database.
+    """
+
+    def __init__(self, delay: float, error: BaseException, attempt: int) -> None:
+        super().__init__(f"attempt {attempt} failed; retry in {delay:.3f}s: {error!r}")
+        self.delay = delay
+        self.error = error
+        self.attempt = attempt
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """Work to enqueue with a transition (inserted in the transition's transaction)."""
+
+    workflow_id: str
+    kind: RunKind
+    step_name: str
+    run_number: int = 1
+    branch: str = ""
+    queue: str = DEFAULT_QUEUE
+    # Seconds from the database's now() until the run is due (a retry's backoff).
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRun:
+    """A stored run to announce: ids only (the message carries nothing else)."""
+
+    run_id: int
+    workflow_id: str
+    kind: RunKind
+    step_name: str
+    branch: str
+    queue: str
+    delay: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A worker's hold on one run: valid while ``attempt`` is the run's attempt and it runs."""
+
+    run_id: int
+    workflow_id: str
+    kind: RunKind
+    step_name: str
+    branch: str
+    run_number: int
+    attempt: int
+    owner: str
+    queue: str
+
+    def queued(self, delay: float = 0.0) -> QueuedRun:
+        """This run as a message to send again."""
+        return QueuedRun(
+            self.run_id, self.workflow_id, self.kind, self.step_name, self.branch, self.queue, delay
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BranchOutcome:
+    """What one PARALLEL branch produced (a result, or the error of its last attempt)."""
+
+    branch: str
+    index: int
+    succeeded: bool
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class WorkWrites:
+    """Step-run writes that commit in the same transaction as a workflow save.
+
+    ``fence``: the save only commits if this claim is still held (same attempt, still RUNNING);
+    the run is then marked DONE. ``enqueue``: runs to insert (duplicates of stored runs are
+    ignored). After the commit, ``queued`` holds the inserted runs, which the caller announces.
+    """
+
+    fence: Claim | None = None
+    enqueue: list[RunRequest] = field(default_factory=list)
+    queued: list[QueuedRun] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.fence is not None or bool(self.enqueue)
+
+
+def reject_work(work: WorkWrites | None, provider: object) -> None:
+    """For providers without step runs: refuse distributed work with the reason."""
+    if work:
+        raise ConfigurationError(
+            f"{type(provider).__name__} cannot keep step runs: distributed execution (the "
+            "Celery executor) needs the cluster's shared PostgreSQL database "
+            "(RUVON_DATABASE_URL=postgresql://...)"
+        )

@@ -1,0 +1,188 @@
+"""The step-run ledger on PostgreSQL: claims, leases, retries, branch results and the join.
+
+Mixed into :class:`~ruvon.implementations.persistence.postgres.PostgresPersistenceProvider`,
+whose connection handling it uses. Single statements where one suffices (a claim also returns
+the workflow row; a retry also writes its audit row); a transaction where several writes must
+commit together (a branch result, its run, and the join it may fire). The queries are in
+``sql/postgres_runs.sql``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+
+from ruvon.distributed.ledger import BranchRecorded, RunSnapshot
+from ruvon.distributed.work import (
+    BranchOutcome,
+    Claim,
+    QueuedRun,
+    RunKind,
+    RunRequest,
+    RunStatus,
+)
+from ruvon.errors import ClaimLost
+from ruvon.implementations.persistence.postgres_rows import workflow_from_values
+from ruvon.implementations.persistence.postgres_writes import rows_written
+from ruvon.implementations.persistence.queries import load_queries
+from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.serialization import dumps
+
+__all__ = ["PostgresRunLedger", "close_claimed_run", "insert_runs"]
+
+_Q = load_queries(Path(__file__).with_name("sql") / "postgres_runs.sql")
+_WORKFLOW_COLUMNS = 24
+_PENDING_PARALLEL = "PENDING_PARALLEL"
+T = TypeVar("T")
+
+
+def _queued(row: Sequence[Any]) -> QueuedRun:
+    run_id, workflow_id, kind, step_name, branch, queue, delay = row[:7]
+    return QueuedRun(run_id, workflow_id, RunKind(kind), step_name, branch, queue, delay or 0.0)
+
+
+async def insert_runs(conn: asyncpg.Connection, runs: Sequence[RunRequest]) -> list[QueuedRun]:
+    """Insert runs (existing ones are skipped); return the inserted ones to announce."""
+    if not runs:
+        return []
+    rows = await conn.fetch(
+        _Q["insert_runs"],
+        [r.workflow_id for r in runs],
+        [str(r.kind) for r in runs],
+        [r.step_name for r in runs],
+        [r.branch for r in runs],
+        [r.run_number for r in runs],
+        [r.queue for r in runs],
+        [float(r.delay) for r in runs],
+    )
+    return [_queued(row) for row in rows]
+
+
+async def close_claimed_run(
+    conn: asyncpg.Connection, claim: Claim, status: RunStatus, error: str | None = None
+) -> None:
+    """The claim fence in a transaction: ``ClaimLost`` (rolling it back) if it no longer holds."""
+    written = await conn.execute(_Q["close_run"], claim.run_id, claim.attempt, str(status), error)
+    if not rows_written(written):
+        raise ClaimLost(claim.workflow_id, claim.run_id, claim.attempt)
+
+
+class PostgresRunLedger:
+    """:class:`~ruvon.distributed.ledger.RunLedger` methods of the PostgreSQL provider."""
+
+    # Provided by PostgresPersistenceProvider.
+    _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
+    _transaction: Callable[[str, Callable[[asyncpg.Connection], Awaitable[T]]], Awaitable[T]]
+
+    async def claim_run(
+        self, run_id: int, owner: str, lease_seconds: float
+    ) -> tuple[Claim, WorkflowRecord] | None:
+        row = await self._query(
+            "claim step run", "fetchrow", _Q["claim_run"], (run_id, owner, float(lease_seconds))
+        )
+        if row is None:
+            return None
+        values = list(row)
+        record = workflow_from_values(values[:_WORKFLOW_COLUMNS])
+        rid, kind, step_name, branch, run_number, attempt, queue = values[_WORKFLOW_COLUMNS:]
+        claim = Claim(
+            rid, record.id, RunKind(kind), step_name, branch, run_number, attempt, owner, queue
+        )
+        return claim, record
+
+    async def describe_run(self, run_id: int) -> RunSnapshot | None:
+        row = await self._query("describe step run", "fetchrow", _Q["describe_run"], (run_id,))
+        if row is None:
+            return None
+        return RunSnapshot(_queued((*row[:6], 0.0)), RunStatus(row[6]), row[7], row[8])
+
+    async def extend_lease(self, claim: Claim, lease_seconds: float) -> bool:
+        args = (claim.run_id, claim.attempt, float(lease_seconds))
+        status = await self._query("extend lease", "execute", _Q["extend_lease"], args)
+        return rows_written(status) == 1
+
+    async def finish_run(self, claim: Claim, status: RunStatus, error: str | None = None) -> bool:
+        args = (claim.run_id, claim.attempt, str(status), error)
+        written = await self._query("close step run", "execute", _Q["close_run"], args)
+        return rows_written(written) == 1
+
+    async def retry_run(
+        self, claim: Claim, delay: float, error: str, audit: AuditEntry
+    ) -> QueuedRun | None:
+        args = (
+            claim.run_id,
+            claim.attempt,
+            float(delay),
+            error,
+            audit.event_type,
+            audit.step_name,
+            dumps(audit.details),
+        )
+        row = await self._query("retry step run", "fetchrow", _Q["retry_run"], args)
+        return _queued(row) if row is not None else None
+
+    async def record_branch(
+        self,
+        claim: Claim,
+        outcome: BranchOutcome,
+        *,
+        expected: int,
+        step_index: int,
+        join_queue: str,
+    ) -> BranchRecorded:
+        async def write(conn: asyncpg.Connection) -> BranchRecorded:
+            row = await conn.fetchrow(_Q["lock_workflow"], claim.workflow_id)
+            if row is None or row[0] != _PENDING_PARALLEL or row[1] != step_index:
+                await close_claimed_run(conn, claim, RunStatus.SKIPPED)
+                return BranchRecorded(False)
+            await close_claimed_run(conn, claim, RunStatus.DONE, outcome.error)
+            await conn.execute(
+                _Q["insert_branch_result"],
+                claim.workflow_id,
+                claim.step_name,
+                claim.run_number,
+                outcome.branch,
+                outcome.index,
+                outcome.succeeded,
+                outcome.result,
+                outcome.error,
+            )
+            count = await conn.fetchval(
+                _Q["count_branch_results"], claim.workflow_id, claim.step_name, claim.run_number
+            )
+            if count < expected:
+                return BranchRecorded(True)
+            join = RunRequest(
+                claim.workflow_id,
+                RunKind.JOIN,
+                claim.step_name,
+                claim.run_number,
+                queue=join_queue,
+            )
+            fired = await insert_runs(conn, [join])
+            return BranchRecorded(True, fired[0] if fired else None)
+
+        try:
+            return await self._transaction("record branch result", write)
+        except ClaimLost:
+            return BranchRecorded(False)
+
+    async def branch_results(
+        self, workflow_id: str, step_name: str, run_number: int
+    ) -> list[BranchOutcome]:
+        rows = await self._query(
+            "read branch results",
+            "fetch",
+            _Q["branch_results"],
+            (workflow_id, step_name, run_number),
+        )
+        return [BranchOutcome(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def requeue_expired(self, limit: int = 100) -> list[QueuedRun]:
+        rows = await self._query(
+            "requeue expired runs", "fetch", _Q["requeue_expired"], (max(limit, 0),)
+        )
+        return [_queued(row) for row in rows]

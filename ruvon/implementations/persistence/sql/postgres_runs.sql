@@ -1,0 +1,106 @@
+-- Named queries of the step-run ledger (ruvon.implementations.persistence.postgres_runs).
+-- Every time is the server's now(): a worker's clock never decides a lease or a due time.
+-- A run is announced by its (id, workflow_id, kind, step_name, branch, queue, delay) tuple.
+
+-- name: insert_runs
+-- Enqueue runs (one row per array element). A run that exists already (same workflow, kind,
+-- step, branch and run number) is not inserted again, and not returned: it is not re-announced.
+INSERT INTO step_runs (
+    workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+    dispatched_at, created_at, updated_at
+)
+SELECT r.workflow_id, r.kind, r.step_name, r.branch, r.run_number, r.queue, 'QUEUED', 0,
+       now() + make_interval(secs => r.delay), now(), now(), now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::float8[])
+     AS r(workflow_id, kind, step_name, branch, run_number, queue, delay)
+ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+RETURNING id, workflow_id, kind, step_name, branch, queue,
+          greatest(extract(epoch FROM run_at - now()), 0)::float8;
+
+-- name: claim_run
+-- Claim a due QUEUED run, or a RUNNING one whose lease expired (its worker died or hung):
+-- attempt + 1, lease from now(). The workflow row comes back in the same statement (its
+-- columns first, in WorkflowRecord field order), saving a round trip per step.
+WITH claimed AS (
+    UPDATE step_runs SET
+        status = 'RUNNING', attempt = attempt + 1, lease_owner = $2,
+        lease_expires_at = now() + make_interval(secs => $3), started_at = now(),
+        updated_at = now()
+    WHERE id = $1
+      AND ((status = 'QUEUED' AND (run_at IS NULL OR run_at <= now()))
+           OR (status = 'RUNNING' AND lease_expires_at < now()))
+    RETURNING id, workflow_id, kind, step_name, branch, run_number, attempt, queue
+)
+SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.current_step,
+       w.workflow_version, w.version, w.parent_execution_id, w.blocked_on_child_id,
+       w.idempotency_key, w.saga_mode, w.completed_steps, w.run_at, w.error, w.runtime,
+       w.metadata, w.data_region, w.priority, w.owner_id, w.org_id, w.created_at, w.updated_at,
+       w.completed_at,
+       c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue
+FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id;
+
+-- name: describe_run
+SELECT id, workflow_id, kind, step_name, branch, queue, status, attempt,
+       coalesce(extract(epoch FROM run_at - now()), 0)::float8
+FROM step_runs WHERE id = $1;
+
+-- name: extend_lease
+UPDATE step_runs SET lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+WHERE id = $1 AND attempt = $2 AND status = 'RUNNING';
+
+-- name: close_run
+-- The claim fence: matches only while this attempt still holds the run.
+UPDATE step_runs SET
+    status = $3, error = $4, finished_at = now(), lease_expires_at = NULL, updated_at = now()
+WHERE id = $1 AND attempt = $2 AND status = 'RUNNING';
+
+-- name: retry_run
+-- Give a claimed run back, due after its backoff, and audit the failed attempt: one statement.
+WITH queued AS (
+    UPDATE step_runs SET
+        status = 'QUEUED', run_at = now() + make_interval(secs => $3), error = $4,
+        lease_owner = NULL, lease_expires_at = NULL, dispatched_at = now(), updated_at = now()
+    WHERE id = $1 AND attempt = $2 AND status = 'RUNNING'
+    RETURNING id, workflow_id, kind, step_name, branch, queue
+), audited AS (
+    INSERT INTO workflow_audit_log (
+        workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+    )
+    SELECT workflow_id, $5, $6, NULL, NULL, $7::jsonb, now() FROM queued
+)
+SELECT id, workflow_id, kind, step_name, branch, queue, $3::float8 FROM queued;
+
+-- name: lock_workflow
+-- Serializes the branch commits of one workflow (and its own saves) while a branch records.
+SELECT status, current_step FROM workflow_executions WHERE id = $1 FOR UPDATE;
+
+-- name: insert_branch_result
+INSERT INTO parallel_branch_results (
+    workflow_id, step_name, run_number, branch, branch_index, succeeded, result, error,
+    recorded_at
+) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+ON CONFLICT (workflow_id, step_name, run_number, branch) DO NOTHING;
+
+-- name: count_branch_results
+SELECT count(*) FROM parallel_branch_results
+WHERE workflow_id = $1 AND step_name = $2 AND run_number = $3;
+
+-- name: branch_results
+SELECT branch, branch_index, succeeded, result, error FROM parallel_branch_results
+WHERE workflow_id = $1 AND step_name = $2 AND run_number = $3
+ORDER BY branch_index;
+
+-- name: requeue_expired
+-- Runs whose worker stopped renewing the lease go back to the queue (the next claim is
+-- attempt + 1). SKIP LOCKED: two sweeps at once take disjoint rows.
+UPDATE step_runs SET
+    status = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL, run_at = now(),
+    dispatched_at = now(), updated_at = now()
+WHERE id IN (
+    SELECT id FROM step_runs
+    WHERE status = 'RUNNING' AND lease_expires_at < now()
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;

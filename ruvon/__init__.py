@@ -7,6 +7,7 @@ PostgreSQL. Start with :class:`WorkflowBuilder`.
 from __future__ import annotations
 
 from ruvon.builder import WorkflowBuilder
+from ruvon.client import Client
 from ruvon.errors import (
     ConcurrencyConflict,
     DefinitionError,
@@ -31,6 +32,7 @@ from ruvon.workflow import Workflow
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
     "ConcurrencyConflict",
     "DefinitionError",
     "InputValidationError",

@@ -377,6 +377,18 @@ class WorkflowBuilder:
         record = await persistence.load_workflow(workflow_id)
         return self._wrap(record, persistence, execution, observer)
 
+    def workflow_from_record(
+        self,
+        record: WorkflowRecord,
+        *,
+        persistence_provider: PersistenceProvider,
+        execution_provider: ExecutionProvider,
+        workflow_observer: WorkflowObserver | None = None,
+    ) -> Workflow:
+        """The workflow object of a record already read (a worker's claim returns the row)."""
+        observer = workflow_observer or self.observer or BaseObserver()
+        return self._wrap(record, persistence_provider, execution_provider, observer)
+
     def _wrap(
         self,
         record: WorkflowRecord,

@@ -17,6 +17,14 @@ Variable (fallback): meaning, default::
     RUVON_BROKER_KEY_PREFIX                         prefix of every Redis key the broker uses,
                                                     so environments can share one Redis;
                                                     default none
+    RUVON_DEFAULT_QUEUE                             queue of steps without `queue` (and of
+                                                    workflows without a data region),
+                                                    default "default"
+    RUVON_STEP_LEASE_SECONDS                        a worker's lease on a claimed step run,
+                                                    renewed by its heartbeat, default 30
+    RUVON_HEARTBEAT_SECONDS                         lease renewal interval, default 10
+    RUVON_DUPLICATE_MESSAGES                        test hook: send every step-run message
+                                                    twice (1/true), default off
 """
 
 from __future__ import annotations
@@ -90,6 +98,10 @@ class Settings:
     broker_url: str = DEFAULT_BROKER_URL
     result_backend: str = DEFAULT_BROKER_URL
     broker_key_prefix: str = ""
+    default_queue: str = "default"
+    step_lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    duplicate_messages: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,4 +127,9 @@ class Settings:
             result_backend=_first(env, "RUVON_RESULT_BACKEND", "CELERY_RESULT_BACKEND")
             or broker_url,
             broker_key_prefix=env.get("RUVON_BROKER_KEY_PREFIX", ""),
+            default_queue=env.get("RUVON_DEFAULT_QUEUE") or "default",
+            step_lease_seconds=_seconds(env, "RUVON_STEP_LEASE_SECONDS", 30.0) or 30.0,
+            heartbeat_seconds=_seconds(env, "RUVON_HEARTBEAT_SECONDS", 10.0) or 10.0,
+            duplicate_messages=env.get("RUVON_DUPLICATE_MESSAGES", "").lower()
+            in ("1", "true", "yes"),
         )

@@ -534,6 +534,8 @@ class WorkflowEngine:
         if isinstance(exc, ChildWorkflowFailed):
             status = WorkflowStatus.FAILED_CHILD_WORKFLOW
         self._record.error = f"{type(exc).__name__}: {exc}"
+        if self.outbox is not None and self.outbox.claim is not None:
+            self._record.error += f" [worker {self.outbox.claim.owner}]"
         step_name = step.name if step else None
         self._audit("STEP_FAILED", step_name, {"error": self._record.error})
         if self._record.saga_mode and self._record.completed_steps:

@@ -7,11 +7,9 @@ Start it with ``ruvon worker`` or ``celery -A worker worker``. Configuration com
     RUVON_APPLICATION_NAME    the PostgreSQL ``application_name`` of the worker's connections,
                               default ``ruvon-worker`` (find them in ``pg_stat_activity``)
 
-PostgreSQL is the source of truth and a Celery message is only a hint (DESIGN.md, "The
-correctness model"), which is what the settings below encode: a message is acknowledged after
-its task ran (``task_acks_late``), a child killed mid-task gives its message back
-(``task_reject_on_worker_lost``), a process reserves one message at a time
-(``worker_prefetch_multiplier=1``), and messages are JSON carrying ids only.
+The Celery settings (acks late, reject on worker lost, prefetch 1, JSON ids-only messages,
+events on) are :func:`ruvon.implementations.execution.celery_config.celery_config`, shared with
+clients.
 
 Each pool process owns one :class:`~ruvon.bridge.EventLoopBridge` and, when the database is
 PostgreSQL, one provider whose asyncpg pool lives on that bridge's loop. Both are created
@@ -28,66 +26,27 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import threading
-from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 
 from ruvon.bridge import close_process_bridge, get_process_bridge
+from ruvon.builder import WorkflowBuilder
 from ruvon.config import Settings
+from ruvon.distributed.runner import StepRunner
 from ruvon.errors import ConfigurationError
+from ruvon.implementations.execution.celery import CeleryExecutionProvider
+from ruvon.implementations.execution.celery_config import PROCESS_INIT_TIMEOUT, celery_config
 from ruvon.providers.persistence import PersistenceProvider
 
-__all__ = ["app", "celery_config", "create_app", "process_persistence"]
+__all__ = ["app", "celery_config", "create_app", "process_persistence", "process_runner"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_APPLICATION_NAME = "ruvon-worker"
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg")
-
-# Redis re-delivers a message that was reserved but not acknowledged after this long. With
-# acks_late a message stays reserved while its task runs, so this must exceed the longest task:
-# steps are short units of work, and delays live in PostgreSQL (``run_at``), never in Celery
-# ETA/countdown, which would sit reserved past this timeout and then be delivered twice.
-BROKER_VISIBILITY_TIMEOUT = 3600
-# Opening the asyncpg pool (and checking the schema revision) happens in worker_process_init;
-# Celery kills a child that has not reported "up" within worker_proc_alive_timeout (4 s by
-# default), which a loaded machine or a slow database can exceed.
-PROCESS_INIT_TIMEOUT = 30.0
-_PROC_ALIVE_TIMEOUT = PROCESS_INIT_TIMEOUT + 10.0
-
-
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """The Celery configuration of a Ruvon worker (or client) for ``settings``."""
-    transport_options: dict[str, Any] = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
-    backend_options: dict[str, Any] = {}
-    if settings.broker_key_prefix:
-        transport_options["global_keyprefix"] = settings.broker_key_prefix
-        backend_options["global_keyprefix"] = settings.broker_key_prefix
-    return {
-        "broker_url": settings.broker_url,
-        "result_backend": settings.result_backend,
-        "broker_connection_retry_on_startup": True,
-        "broker_transport_options": transport_options,
-        "result_backend_transport_options": backend_options,
-        # Ids-only messages: JSON, never pickle (no code execution from the broker).
-        "task_serializer": "json",
-        "result_serializer": "json",
-        "accept_content": ["json"],
-        "result_accept_content": ["json"],
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        # Events on, so Flower (and `celery events`) work unchanged.
-        "task_send_sent_event": True,
-        "worker_send_task_events": True,
-        "task_track_started": True,
-        "worker_proc_alive_timeout": _PROC_ALIVE_TIMEOUT,
-        "result_expires": 24 * 3600,
-        "timezone": "UTC",
-        "enable_utc": True,
-    }
 
 
 def create_app(settings: Settings | None = None) -> Celery:
@@ -102,9 +61,10 @@ app = create_app()
 
 # -- the process's persistence ---------------------------------------------------------------
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _provider: PersistenceProvider | None = None
 _provider_pid: int | None = None
+_runner: StepRunner | None = None
 
 
 def _is_postgres(url: str) -> bool:
@@ -154,6 +114,28 @@ def process_persistence() -> PersistenceProvider:
         return _provider
 
 
+def process_runner() -> StepRunner:
+    """This process's step runner (over its provider, with this app as the dispatcher)."""
+    global _runner
+    with _lock:
+        provider = process_persistence()
+        if _runner is None or _runner.persistence is not provider:
+            settings = Settings.from_env()
+            execution = CeleryExecutionProvider(app, settings=settings)
+            builder = WorkflowBuilder(
+                settings=settings, persistence_provider=provider, execution_provider=execution
+            )
+            _runner = StepRunner(
+                provider,
+                builder,
+                execution,
+                owner=f"{socket.gethostname()}:{os.getpid()}",
+                lease_seconds=settings.step_lease_seconds,
+                heartbeat_seconds=settings.heartbeat_seconds,
+            )
+        return _runner
+
+
 @worker_process_init.connect
 def _open_process_resources(**_: object) -> None:
     get_process_bridge()
@@ -171,9 +153,9 @@ def _open_process_resources(**_: object) -> None:
 @worker_shutdown.connect
 def _close_process_resources(**_: object) -> None:
     # worker_shutdown covers the solo pool, whose tasks run in the main process.
-    global _provider, _provider_pid
+    global _provider, _provider_pid, _runner
     with _lock:
-        provider, _provider, _provider_pid = _provider, None, None
+        provider, _provider, _provider_pid, _runner = _provider, None, None, None
     close_process_bridge()  # runs the provider's close (registered with on_close) on its loop
     if provider is not None:
         logger.info("ruvon worker process %d: closed its database pool", os.getpid())

@@ -1,7 +1,11 @@
 """Celery task shims: each takes ids, reaches ``ruvon`` through the process's bridge, returns JSON.
 
-Tasks are named explicitly (``ruvon.<area>.<action>``) because senders address them by name:
-the SDK never imports this package, so a rename here would silently strand messages.
+Tasks are named explicitly because senders address them by name: the SDK never imports this
+package, so a rename here would silently strand messages. The run task names are
+:data:`ruvon.implementations.execution.celery_config.RUN_TASKS`; every run task does the same
+thing (:class:`ruvon.distributed.runner.StepRunner`), the names only tell the kinds apart in
+Flower and in the logs. Their arguments are (run id, workflow id, step, branch): the run id is
+the work, the rest makes a message readable.
 """
 
 from __future__ import annotations
@@ -10,9 +14,12 @@ import os
 from typing import Any
 
 from ruvon.bridge import get_process_bridge
-from worker.app import app, process_persistence
+from ruvon.distributed.task_thread import TaskThread
+from ruvon.distributed.work import RunKind
+from ruvon.implementations.execution.celery_config import RUN_TASKS
+from worker.app import app, process_persistence, process_runner
 
-__all__ = ["check_database"]
+__all__ = ["check_database", "run_advance", "run_branch", "run_join", "run_step"]
 
 # A liveness query should answer quickly or count as a failure, not hang a pool slot.
 _HEALTH_QUERY_TIMEOUT = 10.0
@@ -24,3 +31,32 @@ def check_database() -> dict[str, Any]:
     provider = process_persistence()
     get_process_bridge().run(provider.list_workflows(limit=1), timeout=_HEALTH_QUERY_TIMEOUT)
     return {"pid": os.getpid(), "ok": True}
+
+
+def _run(run_id: int) -> str:
+    """Claim and execute one step run; sync step functions run in this (the task's) thread."""
+    return TaskThread().run(get_process_bridge(), process_runner().run(int(run_id)))
+
+
+@app.task(name=RUN_TASKS[RunKind.STEP], ignore_result=True)
+def run_step(run_id: int, workflow_id: str, step_name: str, branch: str = "") -> str:
+    """Run an ASYNC step, then the inline steps after it."""
+    return _run(run_id)
+
+
+@app.task(name=RUN_TASKS[RunKind.BRANCH], ignore_result=True)
+def run_branch(run_id: int, workflow_id: str, step_name: str, branch: str = "") -> str:
+    """Run one PARALLEL branch; the branch completing the set runs the join too."""
+    return _run(run_id)
+
+
+@app.task(name=RUN_TASKS[RunKind.JOIN], ignore_result=True)
+def run_join(run_id: int, workflow_id: str, step_name: str, branch: str = "") -> str:
+    """Merge a PARALLEL step's branch results and continue."""
+    return _run(run_id)
+
+
+@app.task(name=RUN_TASKS[RunKind.ADVANCE], ignore_result=True)
+def run_advance(run_id: int, workflow_id: str, step_name: str, branch: str = "") -> str:
+    """Move a workflow on from where it is (its start, a finished child, a resume)."""
+    return _run(run_id)

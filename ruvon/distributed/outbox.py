@@ -44,9 +44,16 @@ class RunOutbox:
         return self._fence is not None
 
     def holds(self, step_name: str, *kinds: RunKind) -> bool:
-        """Whether this object runs under a claim of one of ``kinds`` for ``step_name``."""
+        """Whether this object runs the claimed work itself: a claim of one of ``kinds`` for
+        ``step_name`` whose outcome is not committed yet (after that, the same step is new work:
+        a loop that comes back to it enqueues another run)."""
         claim = self.claim
-        return claim is not None and claim.step_name == step_name and claim.kind in kinds
+        return (
+            claim is not None
+            and self._fence is not None
+            and claim.step_name == step_name
+            and claim.kind in kinds
+        )
 
     def writes(self) -> WorkWrites | None:
         """What the next save must carry (None: nothing, a plain save)."""

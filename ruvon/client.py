@@ -1,0 +1,214 @@
+"""``ruvon.Client``: start, watch and steer workflows on a Ruvon cluster from any process.
+
+The client writes to the cluster's PostgreSQL and announces work through the broker; the
+workers do the rest. It never runs a step itself, except the step a ``resume`` hands the
+person's input to (the workers continue after it)::
+
+    async with Client() as client:                      # RUVON_DATABASE_URL, RUVON_BROKER_URL
+        record = await client.start("OrderFulfillment", {"order_id": "A-1"})
+        done = await client.wait(record.id, timeout=30)
+        print(done.status, done.state)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel
+
+from ruvon.builder import WorkflowBuilder
+from ruvon.config import Settings
+from ruvon.distributed.work import RunKind
+from ruvon.errors import ConfigurationError, WaitTimeout
+from ruvon.models import WorkflowStatus
+from ruvon.providers.persistence import PersistenceProvider
+from ruvon.records import WorkflowRecord
+from ruvon.workflow import Workflow
+
+__all__ = ["SETTLED", "Client"]
+
+#: Statuses a workflow does not leave on its own: terminal ones, and waiting for a person.
+SETTLED = frozenset(
+    {status for status in WorkflowStatus if status.is_terminal} | {WorkflowStatus.WAITING_HUMAN}
+)
+_FIRST_POLL = 0.005
+_MAX_POLL = 0.2
+
+
+class Client:
+    """A connection to a cluster: PostgreSQL for the truth, the broker for the hints.
+
+    ``builder`` supplies the workflow types (default: the configured registry,
+    ``RUVON_CONFIG_DIR`` / ``RUVON_REGISTRY_FILE``); ``settings`` the URLs (default: the
+    environment). Use it as an async context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        builder: WorkflowBuilder | None = None,
+        *,
+        settings: Settings | None = None,
+        persistence: PersistenceProvider | None = None,
+        execution: Any = None,
+    ) -> None:
+        self.settings = settings or (builder.settings if builder else Settings.from_env())
+        self.builder = builder or WorkflowBuilder(settings=self.settings)
+        self._persistence = persistence
+        self._execution = execution
+        self._owned: list[Any] = []
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Open the database pool and the broker app (idempotent)."""
+        if self._persistence is None:
+            url = self.settings.database_url
+            if not url.split("://", 1)[0].startswith("postgres"):
+                raise ConfigurationError(
+                    f"a cluster client needs the cluster's PostgreSQL database, not {url!r}: "
+                    "set RUVON_DATABASE_URL=postgresql://USER@HOST/DB"
+                )
+            from ruvon.implementations.persistence.factory import persistence_from_url
+
+            self._persistence = persistence_from_url(
+                url, max_state_bytes=self.settings.max_state_bytes
+            )
+            self._owned.append(self._persistence)
+        await self._persistence.initialize()
+        if self._execution is None:
+            from ruvon.implementations.execution.celery import CeleryExecutionProvider
+
+            self._execution = CeleryExecutionProvider(settings=self.settings)
+            self._owned.append(self._execution)
+
+    async def close(self) -> None:
+        """Release what this client opened."""
+        owned, self._owned = self._owned, []
+        for resource in owned:
+            result = resource.close()
+            if asyncio.iscoroutine(result):
+                await result
+        self._persistence = None if self._persistence in owned else self._persistence
+        self._execution = None if self._execution in owned else self._execution
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow_type: str,
+        initial_data: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        idempotency_key: str | None = None,
+        owner_id: str | None = None,
+        org_id: str | None = None,
+        data_region: str | None = None,
+        priority: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        check_broker: bool = True,
+    ) -> WorkflowRecord:
+        """Store a new workflow with its start run and announce it; return the stored record.
+
+        The broker is checked first (``BrokerUnavailable``, nothing written) unless
+        ``check_broker`` is False. With an ``idempotency_key`` already used, the existing
+        workflow is returned and nothing is written.
+        """
+        persistence, execution = await self._providers()
+        if check_broker:
+            await asyncio.to_thread(execution.check_broker)
+        workflow = await self.builder.create_workflow(
+            workflow_type,
+            initial_data,
+            persistence_provider=persistence,
+            execution_provider=execution,
+            idempotency_key=idempotency_key,
+            owner_id=owner_id,
+            org_id=org_id,
+            data_region=data_region,
+            priority=priority,
+            metadata=metadata,
+        )
+        return workflow.record
+
+    async def get(self, workflow_id: str) -> WorkflowRecord:
+        """The workflow as stored (``WorkflowNotFound`` for an unknown id)."""
+        persistence, _ = await self._providers()
+        return await persistence.load_workflow(workflow_id)
+
+    async def state(self, workflow_id: str) -> dict[str, Any]:
+        """The workflow's current state."""
+        return dict((await self.get(workflow_id)).state)
+
+    async def wait(
+        self,
+        workflow_id: str,
+        timeout: float = 60.0,
+        *,
+        until: Iterable[WorkflowStatus] = SETTLED,
+    ) -> WorkflowRecord:
+        """Poll until the workflow is in one of ``until`` (default: settled); ``WaitTimeout``."""
+        wanted = frozenset(until)
+        deadline = time.monotonic() + timeout
+        pause = _FIRST_POLL
+        while True:
+            record = await self.get(workflow_id)
+            if record.status in wanted:
+                return record
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"workflow '{workflow_id}' is still {record.status} at step "
+                    f"'{record.current_step_name}' after {timeout:g}s"
+                )
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, _MAX_POLL)
+
+    async def resume(
+        self, workflow_id: str, user_input: dict[str, Any] | None = None
+    ) -> WorkflowRecord:
+        """Give a waiting workflow its input; the workers continue after that step."""
+        workflow = await self._load(workflow_id)
+        await workflow.resume(user_input or {})
+        return workflow.record
+
+    async def cancel(self, workflow_id: str, reason: str | None = None) -> WorkflowRecord:
+        """Move the workflow to CANCELLED; runs still queued for it become no-ops."""
+        workflow = await self._load(workflow_id)
+        await workflow.cancel(reason)
+        return workflow.record
+
+    async def retry(self, workflow_id: str) -> WorkflowRecord:
+        """Re-activate a failed workflow at its failed step, on the workers."""
+        workflow = await self._load(workflow_id)
+        assert workflow.outbox is not None
+        workflow.enqueue_run(
+            RunKind.ADVANCE, workflow.current_step or "", branch=f"v{workflow.record.version + 1}"
+        )
+        await workflow.retry()
+        return workflow.record
+
+    async def _load(self, workflow_id: str) -> Workflow:
+        persistence, execution = await self._providers()
+        return await self.builder.load_workflow(
+            workflow_id, persistence_provider=persistence, execution_provider=execution
+        )
+
+    async def _providers(self) -> tuple[PersistenceProvider, Any]:
+        if self._persistence is None or self._execution is None:
+            await self.connect()
+        assert self._persistence is not None
+        return self._persistence, self._execution
+

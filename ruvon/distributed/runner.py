@@ -1,0 +1,214 @@
+"""What a worker does with one step-run message: claim, run, commit, continue, announce.
+
+1. **Claim** the run (one statement that also returns the workflow row). Nothing to claim means
+   the message was a duplicate, early, or late: a run not yet due is announced again for when
+   it is; anything else is dropped (acknowledged) — the database already says what happened.
+2. **Check** the workflow still waits for this run (a cancelled workflow, or one a duplicate
+   already moved on, makes it stale: the run is closed SKIPPED).
+3. **Run** it under a lease kept alive by a heartbeat: a step run resumes the workflow's ASYNC
+   step through the engine, whose first save is fenced by the claim and closes the run; the
+   following inline steps run in the same task; the next ASYNC/PARALLEL/child work is enqueued by
+   those saves and announced after each commit. A branch run records its outcome (and, if it
+   completes the set, fires the join, which this task then runs too).
+4. A retryable failure gives the run back with ``run_at = now() + backoff``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, cast
+
+from ruvon.distributed.ledger import RunLedger
+from ruvon.distributed.work import (
+    BranchOutcome,
+    Claim,
+    RetryLater,
+    RunKind,
+    RunStatus,
+)
+from ruvon.engine import describe_error
+from ruvon.errors import ClaimLost, ConcurrencyConflict
+from ruvon.models import WorkflowStatus
+from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.steps.parallel import plan_branches, run_branch
+
+if TYPE_CHECKING:
+    from ruvon.builder import WorkflowBuilder
+    from ruvon.implementations.execution.celery import CeleryExecutionProvider
+    from ruvon.providers.observer import WorkflowObserver
+    from ruvon.providers.persistence import PersistenceProvider
+    from ruvon.workflow import Workflow
+
+__all__ = ["StepRunner"]
+
+logger = logging.getLogger("ruvon.worker")
+
+_WAITING_AT = {
+    RunKind.STEP: WorkflowStatus.PENDING_ASYNC,
+    RunKind.BRANCH: WorkflowStatus.PENDING_PARALLEL,
+    RunKind.JOIN: WorkflowStatus.PENDING_PARALLEL,
+}
+
+
+class StepRunner:
+    """Executes step runs for one worker process (use it from the process's bridge loop)."""
+
+    def __init__(
+        self,
+        persistence: PersistenceProvider,
+        builder: WorkflowBuilder,
+        execution: CeleryExecutionProvider,
+        *,
+        owner: str,
+        lease_seconds: float = 30.0,
+        heartbeat_seconds: float = 10.0,
+        observer: WorkflowObserver | None = None,
+    ) -> None:
+        if not isinstance(persistence, RunLedger):
+            raise TypeError(f"{persistence!r} cannot keep step runs (use PostgreSQL)")
+        self.persistence = persistence
+        self.ledger: RunLedger = persistence
+        self.builder = builder
+        self.execution = execution
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
+        self.observer = observer
+
+    async def run(self, run_id: int) -> str:
+        """Handle one message for ``run_id``; returns what happened (for logs and results)."""
+        claimed = await self.ledger.claim_run(run_id, self.owner, self.lease_seconds)
+        if claimed is None:
+            return await self._not_claimed(run_id)
+        return await self._run_claimed(*claimed)
+
+    async def _not_claimed(self, run_id: int) -> str:
+        snapshot = await self.ledger.describe_run(run_id)
+        if snapshot is None:
+            return "unknown"
+        if snapshot.status is RunStatus.QUEUED and snapshot.due_in > 0:
+            # Early (a countdown hint measured by another clock): ask again when it is due.
+            self.execution.dispatch([replace(snapshot.run, delay=snapshot.due_in)])
+            return "not-due"
+        return "duplicate"
+
+    async def _run_claimed(self, claim: Claim, record: WorkflowRecord) -> str:
+        heartbeat = asyncio.create_task(self._heartbeat(claim))
+        try:
+            return await self._execute(claim, record)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self, claim: Claim) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                held = await self.ledger.extend_lease(claim, self.lease_seconds)
+            except Exception:
+                logger.exception("heartbeat of step run %d failed; retrying", claim.run_id)
+                continue
+            if not held:
+                return  # closed (committed), or taken over: its commit will be refused
+
+    async def _execute(self, claim: Claim, record: WorkflowRecord) -> str:
+        wf = self.builder.workflow_from_record(
+            record,
+            persistence_provider=self.persistence,
+            execution_provider=self.execution,
+            workflow_observer=self.observer,
+        )
+        assert wf.outbox is not None
+        wf.outbox.hold(claim)
+        if not _still_waits_for(wf, claim):
+            await self.ledger.finish_run(claim, RunStatus.SKIPPED)
+            return "stale"
+        try:
+            if claim.kind is RunKind.BRANCH:
+                return await self._run_branch(wf, claim)
+            await wf.run()
+        except RetryLater as retry:
+            return await self._retry(wf, claim, retry)
+        except ClaimLost:
+            return "claim-lost"
+        except ConcurrencyConflict:
+            # Another writer moved the workflow on (a cancel, a duplicate): this run is moot.
+            if wf.outbox.fence_pending:
+                await self.ledger.finish_run(claim, RunStatus.SKIPPED)
+            return "conflict"
+        except Exception as exc:
+            # The engine persisted the failure (FAILED / rolled back) unless it could not save.
+            if wf.outbox.fence_pending:
+                await self.ledger.finish_run(claim, RunStatus.DONE, describe_error(exc))
+            raise
+        if wf.outbox.fence_pending:
+            # Nothing to save (e.g. a parent whose child is still running): close the run.
+            await self.ledger.finish_run(claim, RunStatus.DONE)
+        return "done"
+
+    async def _run_branch(self, wf: Workflow, claim: Claim) -> str:
+        step = wf.steps[wf.current_step_index]
+        branches = plan_branches(wf, step)
+        index = next((i for i, b in enumerate(branches) if b.name == claim.branch), None)
+        if index is None:
+            outcome = BranchOutcome(
+                claim.branch, len(branches), False, error=f"no branch '{claim.branch}' to run"
+            )
+        else:
+            branch = branches[index]
+            try:
+                result = await run_branch(wf, step, branch, claim.run_number)
+                outcome = BranchOutcome(branch.name, index, True, result)
+            except RetryLater:
+                raise
+            except Exception as exc:
+                outcome = BranchOutcome(branch.name, index, False, error=describe_error(exc))
+        queue = self.execution.queue_for(step.queue, wf.record.data_region)
+        recorded = await self.ledger.record_branch(
+            claim,
+            outcome,
+            expected=len(branches),
+            step_index=wf.current_step_index,
+            join_queue=queue,
+        )
+        if not recorded.recorded:
+            return "stale"
+        if recorded.join is None:
+            return "branch-recorded"
+        # This branch completed the set: run the join here rather than another broker hop.
+        joined = await self.ledger.claim_run(recorded.join.run_id, self.owner, self.lease_seconds)
+        if joined is None:
+            return "branch-recorded"
+        return await self._run_claimed(*joined)
+
+    async def _retry(self, wf: Workflow, claim: Claim, retry: RetryLater) -> str:
+        error = describe_error(retry.error)
+        details: dict[str, object] = {
+            "attempt": retry.attempt,
+            "error": error,
+            "delay": round(retry.delay, 3),
+        }
+        if claim.branch:
+            details["branch"] = claim.branch
+        audit = AuditEntry(wf.id, "STEP_RETRY", step_name=claim.step_name, details=details)
+        queued = await self.ledger.retry_run(claim, retry.delay, error, audit)
+        if queued is None:
+            return "claim-lost"
+        self.execution.dispatch([queued])
+        return "retry"
+
+
+def _still_waits_for(wf: Workflow, claim: Claim) -> bool:
+    """Whether the workflow, as claimed, is still waiting for this run."""
+    if claim.kind is RunKind.ADVANCE:
+        return not wf.status.is_terminal
+    if wf.status is not _WAITING_AT[claim.kind] or wf.current_step != claim.step_name:
+        return False
+    if claim.kind is RunKind.STEP:
+        return wf.run_number(claim.step_name) == claim.run_number
+    parallel = cast("dict[str, dict[str, int]]", wf.record.runtime.get("parallel", {}))
+    return parallel.get(claim.step_name, {}).get("run") == claim.run_number

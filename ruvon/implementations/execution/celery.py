@@ -1,0 +1,159 @@
+"""CeleryExecutionProvider: ASYNC and PARALLEL steps and sub-workflows run on Celery workers.
+
+The provider does two things:
+
+* ``dispatch`` announces stored step runs (see :mod:`ruvon.distributed.work`) by sending a task
+  **by name** (:data:`~ruvon.implementations.execution.celery_config.RUN_TASKS`) to the run's
+  queue, with ids only. The SDK never imports ``worker/``.
+* ``execute`` runs a step function in this process: on a worker, sync functions run in the Celery
+  task's thread (:mod:`ruvon.distributed.task_thread`) and async ones on the bridge loop; a step
+  with a ``timeout`` runs in a watched thread, like :class:`SyncExecutionProvider`.
+
+Which process calls ``execute`` is the engine's business: with this provider the engine stores
+ASYNC/PARALLEL work as runs instead of running it, so a client only runs the inline steps it is
+explicitly asked to (e.g. the step a resume continues with) and hands the rest to the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+
+from ruvon.config import Settings
+from ruvon.definitions.imports import function_shape
+from ruvon.distributed.task_thread import current_task_thread
+from ruvon.distributed.work import QueuedRun
+from ruvon.errors import BrokerUnavailable
+from ruvon.implementations.execution.celery_config import (
+    BROKER_VISIBILITY_TIMEOUT,
+    RUN_TASKS,
+    celery_config,
+)
+from ruvon.implementations.execution.sync import SyncExecutionProvider, run_async_function
+from ruvon.providers.execution import StepCall
+
+__all__ = ["CeleryExecutionProvider", "CeleryExecutor"]
+
+logger = logging.getLogger("ruvon.celery")
+
+# A retry's message carries its backoff as a countdown hint only while that is short: Redis
+# would deliver a reserved ETA message twice past the visibility timeout. Longer backoffs wait
+# in PostgreSQL alone and are sent by the beat's due-run sweep.
+MAX_COUNTDOWN = BROKER_VISIBILITY_TIMEOUT / 4
+
+
+class CeleryExecutionProvider:
+    """Dispatches step runs to Celery workers; runs step functions where it is called.
+
+    ``app``: a configured Celery app (a worker passes its own); otherwise one is built from
+    ``settings`` (default: the environment: ``RUVON_BROKER_URL``, ``RUVON_BROKER_KEY_PREFIX``...).
+    ``default_queue``: the queue of steps without ``queue`` in workflows without a data region.
+    """
+
+    name = "celery"
+    dispatches_runs = True
+
+    def __init__(
+        self,
+        app: Celery | None = None,
+        *,
+        settings: Settings | None = None,
+        default_queue: str | None = None,
+        duplicate_messages: bool | None = None,
+    ) -> None:
+        settings = settings or Settings.from_env()
+        if app is None:
+            app = Celery("ruvon", set_as_current=False)
+            app.conf.update(celery_config(settings))
+            self._owns_app = True
+        else:
+            self._owns_app = False
+        self.app = app
+        self.default_queue = default_queue or settings.default_queue
+        # Test hook (RUVON_DUPLICATE_MESSAGES): every message twice, to prove they are hints.
+        self.copies = 2 if (settings.duplicate_messages if duplicate_messages is None
+                            else duplicate_messages) else 1  # fmt: skip
+        self._local = SyncExecutionProvider()
+
+    def __repr__(self) -> str:
+        return f"CeleryExecutionProvider(default_queue={self.default_queue!r})"
+
+    # -- dispatch --------------------------------------------------------------------------------
+
+    def queue_for(self, step_queue: str | None, data_region: str | None) -> str:
+        return step_queue or data_region or self.default_queue
+
+    def dispatch(self, runs: Sequence[QueuedRun]) -> None:
+        """Send one ids-only message per run (``copies`` of it), on one producer connection."""
+        if not runs:
+            return
+        try:
+            with self.app.producer_or_acquire() as producer:
+                for run in runs:
+                    countdown = run.delay if 0 < run.delay <= MAX_COUNTDOWN else None
+                    if run.delay > MAX_COUNTDOWN:
+                        continue  # due later than a message can safely wait: the beat sends it
+                    for _ in range(self.copies):
+                        self.app.send_task(
+                            RUN_TASKS[run.kind],
+                            args=[run.run_id, run.workflow_id, run.step_name, run.branch],
+                            queue=run.queue,
+                            countdown=countdown,
+                            producer=producer,
+                            ignore_result=True,
+                        )
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    def check_broker(self, timeout: float = 3.0) -> None:
+        """Fail fast with :class:`BrokerUnavailable` if the broker cannot be reached."""
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=timeout)
+        except Exception as exc:
+            raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: BaseException) -> BrokerUnavailable:
+        url = self.app.conf.broker_url or "(no broker URL)"
+        redacted = _redact(str(url))
+        return BrokerUnavailable(
+            f"cannot reach the Celery broker at {redacted}: {type(exc).__name__}: {exc}. "
+            "Is Redis running, and is RUVON_BROKER_URL right?"
+        )
+
+    # -- execution -------------------------------------------------------------------------------
+
+    async def execute(self, call: StepCall) -> Any:
+        thread = current_task_thread()
+        shape = function_shape(call.function)
+        if thread is None or call.timeout is not None or shape.is_async:
+            if shape.is_async:
+                return await run_async_function(call, shape.select_kwargs(dict(call.kwargs)))
+            return await self._local.execute(call)
+        kwargs = shape.select_kwargs(dict(call.kwargs))
+        return await thread.call(_invoke, call, kwargs)
+
+    def close(self) -> None:
+        """Release the broker connections of an app this provider built itself."""
+        if self._owns_app:
+            self.app.close()
+
+
+def _invoke(call: StepCall, kwargs: dict[str, Any]) -> Any:
+    return call.function(call.state, call.context, **kwargs)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user + ':***@' if user else ':***@'}{host}"
+
+
+CeleryExecutor = CeleryExecutionProvider

@@ -1,0 +1,73 @@
+"""The Celery configuration shared by Ruvon workers and clients, and the run task names.
+
+Senders address tasks **by name** (the SDK never imports ``worker/``), so these names are the
+contract between :class:`~ruvon.implementations.execution.celery.CeleryExecutionProvider` and the
+task shims in ``worker/tasks.py``.
+
+PostgreSQL is the source of truth and a Celery message is only a hint (DESIGN.md, "The
+correctness model"), which is what the settings below encode: a message is acknowledged after
+its task ran (``task_acks_late``), a child killed mid-task gives its message back
+(``task_reject_on_worker_lost``), a process reserves one message at a time
+(``worker_prefetch_multiplier=1``), and messages are JSON carrying ids only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ruvon.config import Settings
+from ruvon.distributed.work import RunKind
+
+__all__ = ["BROKER_VISIBILITY_TIMEOUT", "RUN_TASKS", "celery_config"]
+
+#: One task name per kind of step run; each takes (run_id, workflow_id, step_name, branch).
+RUN_TASKS: dict[RunKind, str] = {
+    RunKind.STEP: "ruvon.run.step",
+    RunKind.BRANCH: "ruvon.run.branch",
+    RunKind.JOIN: "ruvon.run.join",
+    RunKind.ADVANCE: "ruvon.run.advance",
+}
+
+# Redis re-delivers a message that was reserved but not acknowledged after this long. With
+# acks_late a message stays reserved while its task runs, so this must exceed the longest task:
+# steps are short units of work, and delays live in PostgreSQL (``run_at``). A retry's message
+# may carry a short countdown as a hint, capped well below this timeout (see the provider).
+BROKER_VISIBILITY_TIMEOUT = 3600
+# Opening the asyncpg pool (and checking the schema revision) happens in worker_process_init;
+# Celery kills a child that has not reported "up" within worker_proc_alive_timeout (4 s by
+# default), which a loaded machine or a slow database can exceed.
+PROCESS_INIT_TIMEOUT = 30.0
+_PROC_ALIVE_TIMEOUT = PROCESS_INIT_TIMEOUT + 10.0
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration of a Ruvon worker (or client) for ``settings``."""
+    transport_options: dict[str, Any] = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+    backend_options: dict[str, Any] = {}
+    if settings.broker_key_prefix:
+        transport_options["global_keyprefix"] = settings.broker_key_prefix
+        backend_options["global_keyprefix"] = settings.broker_key_prefix
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": transport_options,
+        "result_backend_transport_options": backend_options,
+        # Ids-only messages: JSON, never pickle (no code execution from the broker).
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Events on, so Flower (and `celery events`) work unchanged.
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "task_track_started": True,
+        "worker_proc_alive_timeout": _PROC_ALIVE_TIMEOUT,
+        "result_expires": 24 * 3600,
+        "task_default_queue": settings.default_queue,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

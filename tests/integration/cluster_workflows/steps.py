@@ -1,0 +1,118 @@
+"""Step functions of the distributed tests; the workers import them from the checkout.
+
+Every function that runs on a worker counts its executions in Redis under the run's broker key
+prefix (``effects:<idempotency key>``, one counter per step run and attempt kind), so a test
+can tell "committed once" from "executed once" without a table of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import redis
+
+from ruvon.models import StepContext
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(os.environ["RUVON_BROKER_URL"])
+
+
+def count_effect(context: StepContext, suffix: str = "") -> int:
+    """Count one execution of this step run in Redis; returns how many there were."""
+    prefix = os.environ.get("RUVON_BROKER_KEY_PREFIX", "")
+    key = f"{prefix}effects:{context.idempotency_key}{suffix}"
+    return int(_redis().incr(key))
+
+
+def add_one(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    count_effect(context)
+    return {"counter": int(state.get("counter", 0)) + 1, "pids": [*state.get("pids", []), os.getpid()]}
+
+
+async def add_ten_async(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    count_effect(context)
+    await asyncio.sleep(0)
+    return {"counter": int(state.get("counter", 0)) + 10}
+
+
+def finish(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    return {"finished": True, "final_counter": state.get("counter")}
+
+
+def make_items(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    return {"items": list(range(int(state.get("size", 10))))}
+
+
+def square(state: dict[str, Any], context: StepContext, item: int) -> dict[str, Any]:
+    count_effect(context)
+    return {"square": item * item, "index": context.loop_index}
+
+
+def sum_squares(state: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "total": sum(r["square"] for r in results),
+        "order": [r["index"] for r in results],
+        "branches": len(results),
+    }
+
+
+def record_gpu(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    count_effect(context)
+    return {"gpu_pid": os.getpid()}
+
+
+def flaky(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """Fails on its first two attempts, with the time of each attempt recorded in Redis."""
+    count_effect(context)
+    prefix = os.environ.get("RUVON_BROKER_KEY_PREFIX", "")
+    _redis().rpush(f"{prefix}attempts:{context.workflow_id}", f"{context.attempt}:{time.time()}")
+    if context.attempt < 3:
+        raise ConnectionError(f"transient failure on attempt {context.attempt}")
+    return {"flaky_attempts": context.attempt}
+
+
+def too_slow(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    time.sleep(5)
+    return {"never": True}
+
+
+def fail_async(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    raise ValueError("the async step failed on purpose")
+
+
+def reserve(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    return {"reserved": True, "log": [*state.get("log", []), "reserve"]}
+
+
+def release(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    prefix = os.environ.get("RUVON_BROKER_KEY_PREFIX", "")
+    _redis().rpush(f"{prefix}compensations:{context.workflow_id}", "release")
+    return {"reserved": False}
+
+
+def charge(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    return {"charged": True}
+
+
+def refund(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    prefix = os.environ.get("RUVON_BROKER_KEY_PREFIX", "")
+    _redis().rpush(f"{prefix}compensations:{context.workflow_id}", "refund")
+    return {"charged": False}
+
+
+def slow_first_attempt(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """Marks that it started (with its pid), and on attempt 1 sleeps long enough to be killed."""
+    count_effect(context, f":attempt{context.attempt}")
+    prefix = os.environ.get("RUVON_BROKER_KEY_PREFIX", "")
+    _redis().set(f"{prefix}started:{context.workflow_id}:{context.attempt}", os.getpid())
+    if context.attempt == 1:
+        time.sleep(60)
+    return {"survived_attempt": context.attempt}
+
+
+def level_marker(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    return {"visited": [*state.get("visited", []), context.workflow_type]}

@@ -1,0 +1,252 @@
+"""Workflows on real ``celery worker`` subprocesses (prefork, concurrency 2), real PostgreSQL and
+Redis: every step kind, the examples, retries, timeouts, sagas, queue routing, bad input.
+
+One cluster serves the module (starting workers costs seconds); each test starts its own
+workflows through :class:`ruvon.Client`, and reads the truth from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ruvon.client import Client
+from ruvon.config import Settings
+from ruvon.errors import BrokerUnavailable
+from ruvon.models import WorkflowStatus
+from ruvon.testing.cluster import LocalCluster
+from tests.integration.distributed_support import (
+    WAIT,
+    builder_of,
+    client_of,
+    effect_counts,
+    fetch,
+    redis_list,
+    run_embedded,
+    started_cluster,
+    without,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with started_cluster() as running:
+        yield running
+
+
+async def _completed(client: Client, workflow_type: str, data: dict | None = None):
+    record = await client.start(workflow_type, data or {})
+    done = await client.wait(record.id, timeout=WAIT)
+    assert done.status is WorkflowStatus.COMPLETED, (done.status, done.error)
+    return done
+
+
+async def test_async_steps_run_on_workers_and_inline_steps_follow(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        done = await _completed(client, "AsyncChain", {"counter": 0})
+    assert done.state["counter"] == 12 and done.state["final_counter"] == 12
+    assert done.state["finished"] is True
+    workers = {pid for worker in cluster.workers for pid in worker.child_pids()}
+    assert set(done.state["pids"]) <= workers  # the sync functions ran in pool processes
+    runs = await fetch(
+        cluster,
+        "SELECT kind, step_name, status, attempt FROM step_runs WHERE workflow_id = $1 "
+        "ORDER BY id",
+        done.id,
+    )
+    assert [tuple(r) for r in runs] == [
+        ("advance", "First", "DONE", 1),
+        ("step", "First", "DONE", 1),
+        ("step", "Second", "DONE", 1),
+        ("step", "Third", "DONE", 1),
+    ]  # Finish ran inline after Third: no run of its own
+    assert effect_counts(cluster, done.id) == {"First:1": 1, "Second:1": 1, "Third:1": 1}
+
+
+@pytest.mark.parametrize("size", [3, 200])
+async def test_dynamic_fan_out_joins_once_in_branch_order(cluster: LocalCluster, size: int) -> None:
+    async with client_of(cluster) as client:
+        done = await _completed(client, "FanOut", {"size": size})
+    assert done.state["total"] == sum(i * i for i in range(size))
+    assert done.state["order"] == list(range(size))
+    assert done.state["branches"] == size
+    kinds = await fetch(
+        cluster,
+        "SELECT kind, count(*), count(*) FILTER (WHERE status = 'DONE') FROM step_runs "
+        "WHERE workflow_id = $1 GROUP BY kind",
+        done.id,
+    )
+    assert {r[0]: (r[1], r[2]) for r in kinds} == {
+        "advance": (1, 1),
+        "branch": (size, size),
+        "join": (1, 1),
+    }
+    recorded = await fetch(
+        cluster, "SELECT count(*) FROM parallel_branch_results WHERE workflow_id = $1", done.id
+    )
+    assert recorded[0][0] == size
+    counts = effect_counts(cluster, done.id)
+    assert len(counts) == size and set(counts.values()) == {1}
+
+
+async def test_examples_end_as_they_do_embedded(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        for workflow_type in ("OrderFulfillment", "SalesDataPipeline"):
+            done = await _completed(client, workflow_type)
+            embedded = await run_embedded(workflow_type, {})
+            assert embedded.status is WorkflowStatus.COMPLETED
+            # payment ids digest the workflow's idempotency key (its id): the rest is equal.
+            assert without(done.state, "payment_id") == without(embedded.state, "payment_id")
+
+
+async def test_loan_application_with_child_and_human_review(cluster: LocalCluster) -> None:
+    # A middling applicant: the CreditCheck child scores them into manual review.
+    data = {"applicant_id": "APP-9", "amount": 60000}
+    async with client_of(cluster) as client:
+        record = await client.start("LoanApplication", data)
+        waiting = await client.wait(record.id, timeout=WAIT)
+        embedded = await run_embedded("LoanApplication", data)
+        assert waiting.status is embedded.status
+        if waiting.status is WorkflowStatus.WAITING_HUMAN:
+            decision = {"approved": True, "reason": "ok", "approver": "tester"}
+            await client.resume(record.id, decision)
+            done = await client.wait(record.id, timeout=WAIT)
+            assert done.status is WorkflowStatus.COMPLETED, done.error
+        else:
+            done = waiting
+    children = await fetch(
+        cluster,
+        "SELECT workflow_type, status FROM workflow_executions WHERE parent_execution_id = $1",
+        record.id,
+    )
+    assert [tuple(c) for c in children] == [("CreditCheck", "COMPLETED")]
+    assert done.state["credit_score"] == embedded.state["credit_score"]
+
+
+async def test_nested_sub_workflows_three_deep(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        done = await _completed(client, "NestLevel1", {"size": 5})
+    assert done.state["counter"] == 1  # its own ASYNC step after the child
+    rows = await fetch(
+        cluster,
+        "WITH RECURSIVE tree AS (SELECT id, workflow_type, status, state, 1 AS depth "
+        "FROM workflow_executions WHERE id = $1 UNION ALL SELECT w.id, w.workflow_type, "
+        "w.status, w.state, t.depth + 1 FROM workflow_executions w JOIN tree t "
+        "ON w.parent_execution_id = t.id) SELECT workflow_type, status, depth, state "
+        "FROM tree ORDER BY depth",
+        done.id,
+    )
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("NestLevel1", "COMPLETED", 1),
+        ("NestLevel2", "COMPLETED", 2),
+        ("NestLevel3", "COMPLETED", 3),
+    ]
+    level3 = rows[2][3]
+    assert level3["total"] == sum(i * i for i in range(10))  # its default size of 10
+    level2_results = rows[1][3]["sub_workflow_results"]
+    assert [r["workflow_type"] for r in level2_results.values()] == ["NestLevel3"]
+
+
+async def test_saga_rolls_back_a_distributed_failure(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        record = await client.start("DistributedSaga", {})
+        done = await client.wait(record.id, timeout=WAIT)
+        assert done.status is WorkflowStatus.FAILED_ROLLED_BACK
+        assert "the async step failed on purpose" in (done.error or "")
+        order_fulfillment = await client.start("OrderFulfillment", {"shipping_country": "XX"})
+        rolled_back = await client.wait(order_fulfillment.id, timeout=WAIT)
+    assert redis_list(cluster, f"compensations:{done.id}") == ["refund", "release"]
+    assert rolled_back.status is WorkflowStatus.FAILED_ROLLED_BACK
+    assert rolled_back.state["inventory_status"] == "RELEASED"
+
+
+async def test_retries_back_off_in_the_database(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        done = await _completed(client, "Retries")
+    assert done.state["flaky_attempts"] == 3
+    attempts = [item.split(":") for item in redis_list(cluster, f"attempts:{done.id}")]
+    assert [int(a) for a, _ in attempts] == [1, 2, 3]
+    times = [float(t) for _, t in attempts]
+    assert times[1] - times[0] >= 0.3 - 0.05 and times[2] - times[1] >= 0.6 - 0.05
+    audit = await fetch(
+        cluster,
+        "SELECT details FROM workflow_audit_log WHERE workflow_id = $1 AND event_type = "
+        "'STEP_RETRY' ORDER BY id",
+        done.id,
+    )
+    assert [(d[0]["attempt"], d[0]["delay"]) for d in audit] == [(1, 0.3), (2, 0.6)]
+    run = await fetch(
+        cluster, "SELECT attempt, status FROM step_runs WHERE kind = 'step' AND workflow_id = $1",
+        done.id,
+    )
+    assert tuple(run[0]) == (3, "DONE")
+
+
+async def test_a_step_past_its_timeout_fails_on_the_worker(cluster: LocalCluster) -> None:
+    started = time.monotonic()
+    async with client_of(cluster) as client:
+        record = await client.start("StepTimeout", {})
+        done = await client.wait(record.id, timeout=WAIT)
+    assert done.status is WorkflowStatus.FAILED
+    assert "exceeded its timeout of 0.5s" in (done.error or "")
+    assert "[worker " in (done.error or "")
+    assert time.monotonic() - started < 4  # not the 5 s the function sleeps
+
+
+async def test_a_step_routed_to_gpu_waits_for_a_gpu_worker(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        record = await client.start("GpuStep", {})
+        await asyncio.sleep(1.5)
+        pending = await client.get(record.id)
+        assert pending.status is WorkflowStatus.PENDING_ASYNC
+        assert pending.current_step_name == "Render"
+        gpu = await asyncio.to_thread(cluster.start_worker, ["gpu"], concurrency=1, name="gpu")
+        done = await client.wait(record.id, timeout=WAIT)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.state["gpu_pid"] in gpu.child_pids()
+    queues = await fetch(cluster, "SELECT queue FROM step_runs WHERE workflow_id = $1 AND "
+                         "kind = 'step'", record.id)  # fmt: skip
+    assert [q[0] for q in queues] == ["gpu"]
+
+
+async def test_a_function_the_worker_cannot_import_fails_the_workflow(
+    cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importable here (the client validates the definition) but not on the workers.
+    (tmp_path / "client_only_steps.py").write_text(
+        "def work(state, context):\n    return {'done': True}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "client_only.yaml").write_text(
+        "workflow_type: ClientOnly\nsteps:\n  - name: Work\n    type: ASYNC\n"
+        "    function: client_only_steps.work\n"
+    )
+    async with client_of(cluster) as client:
+        client.builder.register_workflow_file(tmp_path / "client_only.yaml")
+        record = await client.start("ClientOnly", {})
+        done = await client.wait(record.id, timeout=WAIT)
+    assert done.status is WorkflowStatus.FAILED
+    assert "client_only_steps" in (done.error or "")
+    assert "[worker " in (done.error or "")
+
+
+async def test_an_unreachable_broker_fails_start_fast_and_writes_nothing(
+    cluster: LocalCluster,
+) -> None:
+    settings = Settings.from_env({**cluster.env, "RUVON_BROKER_URL": "redis://127.0.0.1:1/0"})
+    started = time.monotonic()
+    async with Client(builder_of(settings), settings=settings) as client:
+        with pytest.raises(BrokerUnavailable, match=r"redis://127\.0\.0\.1:1/0"):
+            await client.start("AsyncChain", {}, idempotency_key="never-written")
+    assert time.monotonic() - started < 10
+    rows = await fetch(
+        cluster, "SELECT count(*) FROM workflow_executions WHERE idempotency_key = $1",
+        "never-written",
+    )
+    assert rows[0][0] == 0

@@ -16,8 +16,8 @@ from ruvon.client import Client
 from ruvon.config import Settings
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
-from ruvon.records import WorkflowRecord
 from ruvon.testing.cluster import LocalCluster
+from ruvon.workflow import Workflow
 
 WORKFLOWS = Path(__file__).with_name("cluster_workflows")
 REGISTRY = WORKFLOWS / "workflow_registry.yaml"
@@ -49,7 +49,7 @@ async def client_of(cluster: LocalCluster, **overrides: str) -> AsyncIterator[Cl
         yield client
 
 
-async def run_embedded(workflow_type: str, data: dict[str, Any]) -> WorkflowRecord:
+async def run_embedded(workflow_type: str, data: dict[str, Any]) -> Workflow:
     """The same workflow run in-process (memory provider, sync executor), for comparison."""
     builder = WorkflowBuilder(
         REGISTRY,
@@ -59,7 +59,7 @@ async def run_embedded(workflow_type: str, data: dict[str, Any]) -> WorkflowReco
     )
     workflow = await builder.create_workflow(workflow_type, data)
     await workflow.run()
-    return workflow.record
+    return workflow
 
 
 async def fetch(cluster: LocalCluster, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ruvon.builder import WorkflowBuilder
+from ruvon.cli.commands_cluster import start_on_cluster
 from ruvon.cli.driver import Driver
 from ruvon.cli.failures import CommandError
 from ruvon.cli.inputs import input_options, read_json_input
@@ -118,6 +119,23 @@ def find_registry(config_dir: Path | None, registry: Path | None, default: Path)
     help="Path of the registry file itself.",
 )
 @click.option("--idempotency-key", metavar="KEY", help=_IDEMPOTENCY_HELP)
+@click.option(
+    "--cluster",
+    is_flag=True,
+    help="Start it on the worker cluster (shared PostgreSQL + broker) instead of running it here.",
+)
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="With --cluster (implied): wait until it completes, fails or waits for a person.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=300.0,
+    show_default=True,
+    help="Seconds --wait waits (exit code 5 when they run out).",
+)
 @click.pass_context
 def start_command(
     ctx: click.Context,
@@ -127,8 +145,15 @@ def start_command(
     config_dir: Path | None,
     registry: Path | None,
     idempotency_key: str | None,
+    cluster: bool,
+    wait: bool,
+    timeout: float,
 ) -> None:
-    """Start a workflow of WORKFLOW_TYPE from the registry and run it here, like `run`."""
+    """Start a workflow of WORKFLOW_TYPE from the registry and run it here, like `run`.
+
+    With --cluster the workers run it (RUVON_DATABASE_URL must be the cluster's PostgreSQL,
+    RUVON_BROKER_URL its broker); --wait also waits for the outcome and exits 1 if it failed.
+    """
     config: CliConfig = ctx.obj
     data = read_json_input(input_json, input_file) or {}
     settings = config.settings()
@@ -137,6 +162,22 @@ def start_command(
     entry = load_registry(registry_path).get(workflow_type)
     add_import_paths(registry_path.parent, Path(entry.config_file).parent if entry else None)
     output = Output()
+    if cluster or wait:
+        builder = WorkflowBuilder(registry_path, settings=settings)
+        ctx.exit(
+            run_async(
+                start_on_cluster(
+                    builder,
+                    config,
+                    output,
+                    workflow_type,
+                    data,
+                    idempotency_key=idempotency_key,
+                    wait=wait,
+                    timeout=timeout,
+                )
+            )
+        )
 
     async def main() -> int:
         observer = LiveObserver(output)

@@ -8,6 +8,8 @@ workflows through :class:`ruvon.Client`, and reads the truth from PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ from ruvon.errors import BrokerUnavailable
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster
 from tests.integration.distributed_support import (
+    REGISTRY,
     WAIT,
     builder_of,
     client_of,
@@ -254,3 +257,39 @@ async def test_an_unreachable_broker_fails_start_fast_and_writes_nothing(
         "never-written",
     )
     assert rows[0][0] == 0
+
+
+def _ruvon_cli(cluster: LocalCluster, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ruvon.cli.main", *args],
+        env={**cluster.env, "NO_COLOR": "1", "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_start_wait_runs_on_the_cluster(cluster: LocalCluster) -> None:
+    registry = str(REGISTRY)
+    ok = _ruvon_cli(cluster, "start", "AsyncChain", "--registry", registry, "--wait",
+                    "--input", '{"counter": 5}')  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "on the cluster" in ok.stdout and "COMPLETED" in ok.stdout
+    assert '"final_counter": 17' in ok.stdout
+
+    failed = _ruvon_cli(cluster, "start", "DistributedSaga", "--registry", registry, "--wait")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "FAILED_ROLLED_BACK" in failed.stdout
+
+    slow = _ruvon_cli(cluster, "start", "Unserved", "--registry", registry, "--wait",
+                      "--timeout", "1")  # fmt: skip
+    assert slow.returncode == 5, slow.stdout + slow.stderr
+    assert "is still PENDING_ASYNC at step 'Never' after 1s" in slow.stdout + slow.stderr
+
+    down = _ruvon_cli(
+        cluster, "start", "AsyncChain", "--registry", registry, "--cluster",
+        RUVON_BROKER_URL="redis://127.0.0.1:1/0",
+    )  # fmt: skip
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert "cannot reach the Celery broker at redis://127.0.0.1:1/0" in down.stderr + down.stdout

@@ -11,6 +11,13 @@ overhead <= 50 microseconds per step; SQLite >= 2,000 durable steps/s.
 PostgreSQL through the event-loop bridge next to a raw asyncpg single-row JSONB UPDATE loop on the
 same server, and their ratio (target >= 0.5). It needs a PostgreSQL server (``--postgres-url``,
 default ``RUVON_TEST_POSTGRES_URL`` or postgresql://postgres@127.0.0.1:5432/postgres).
+
+``distributed`` (see :mod:`loadtests.bench_distributed`) starts one local cluster (one prefork
+worker, concurrency 2) and prints, raw Celery next to Ruvon on the same broker: (a) empty tasks/s
+vs (b) steps/s of a 3-step ASYNC workflow; (c) chords of 10 vs 10-branch PARALLEL fan-outs/s;
+(d) ``.delay().get()`` vs one ASYNC step's dispatch-to-commit p50/p99; and the ratios against
+their targets ((b)/(a) >= 0.6, (c) >= 1.0, (d) <= 2.0). ``--workflows`` is the number of
+3-step workflows per run (default 200; a quarter as many fan-outs).
 """
 
 from __future__ import annotations
@@ -153,8 +160,15 @@ def bench_embedded(workflows: int, runs: int) -> list[Figure]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__)
-    parser.add_argument("suite", choices=["embedded", "postgres"], help="which benchmark to run")
-    parser.add_argument("--workflows", type=int, default=2000, help="workflows per run")
+    parser.add_argument(
+        "suite", choices=["embedded", "postgres", "distributed"], help="which benchmark to run"
+    )
+    parser.add_argument(
+        "--workflows",
+        type=int,
+        default=None,
+        help="workflows per run (default 2000; 200 distributed)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median reported)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
@@ -162,18 +176,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     runs = max(args.runs, 1)
-    if args.suite == "postgres":
+    started = time.perf_counter()
+    if args.suite == "distributed":
+        from loadtests.bench_distributed import run_distributed
+
+        figures = run_distributed(runs, args.workflows or 200)
+    elif args.suite == "postgres":
         from loadtests.bench_postgres import bench_postgres
 
-        figures = bench_postgres(max(args.workflows // 4, 50), runs, args.postgres_url)
+        figures = bench_postgres(max((args.workflows or 2000) // 4, 50), runs, args.postgres_url)
     else:
-        figures = bench_embedded(args.workflows, runs)
+        figures = bench_embedded(args.workflows or 2000, runs)
     if args.json:
         print(json.dumps([asdict(f) for f in figures], indent=2))
     else:
         print(f"{'benchmark':<44} {'median':>12} {'unit':<10} {'[min - max]':<26} target")
         for figure in figures:
             print(figure.row())
+        if args.suite == "distributed":
+            print(
+                f"(1 worker, prefork, concurrency 2; {time.perf_counter() - started:.1f} s in all)"
+            )
     return 0
 
 

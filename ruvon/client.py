@@ -211,4 +211,3 @@ class Client:
             await self.connect()
         assert self._persistence is not None
         return self._persistence, self._execution
-

@@ -64,7 +64,7 @@ def _check_installed() -> None:
     "--queues",
     "-Q",
     metavar="Q1,Q2",
-    help="Comma-separated queues to consume (default: Celery's default queue).",
+    help="Comma-separated queues to consume (default: $RUVON_DEFAULT_QUEUE, 'default').",
 )
 @click.option(
     "--concurrency",

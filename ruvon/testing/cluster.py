@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import shutil
@@ -38,15 +37,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 import redis
-from celery import Celery  # type: ignore[import-untyped, unused-ignore]
+from celery import Celery
 
 from ruvon.config import Settings
+from ruvon.implementations.execution.celery_config import celery_config
 from ruvon.implementations.persistence.redis_keys import RedisKeys
 from ruvon.testing.postgres import create_database, drop_database
 from ruvon.testing.redis import redis_url_for_tests
@@ -107,12 +107,6 @@ def cluster_env(
 
 def client_app(env: Mapping[str, str]) -> Celery:
     """A Celery client configured like the workers of ``env`` (same broker, prefix, backend)."""
-    # TRANSITIONAL: celery_config is moving from worker/app.py into the SDK.
-    try:
-        module = importlib.import_module("ruvon.implementations.execution.celery_config")
-    except ModuleNotFoundError:
-        module = importlib.import_module("worker.app")
-    celery_config = cast(Callable[[Settings], dict[str, Any]], module.celery_config)
     # A client sends tasks by name: it needs none of the worker's task modules.
     client = Celery("ruvon")
     client.conf.update(celery_config(Settings.from_env(env)))
@@ -291,7 +285,7 @@ class LocalCluster:
     Entering starts ``workers`` workers on ``queues`` (default: the run-unique :attr:`queue`)
     and waits until each answers a ping; :meth:`start_worker` adds more at any time. Logs go to
     ``log_dir`` (default: a temporary directory, removed on a clean exit, kept on failure).
-    Synchronous: do not use it inside a running event loop.
+    Single use, and synchronous: do not enter it inside a running event loop.
     """
 
     def __init__(
@@ -330,8 +324,8 @@ class LocalCluster:
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> LocalCluster:
-        if self._stack is not None:
-            raise RuntimeError("this LocalCluster is already running")
+        if self._database_url is not None:
+            raise RuntimeError("a LocalCluster runs once: make a new one")
         with contextlib.ExitStack() as stack:
             self._stack = stack
             try:
@@ -461,5 +455,5 @@ class LocalCluster:
 
 def _require(value: _T | None, what: str) -> _T:
     if value is None:
-        raise RuntimeError(f"LocalCluster.{what} exists only while the cluster is running")
+        raise RuntimeError(f"LocalCluster.{what} is set when the cluster starts (enter it first)")
     return value

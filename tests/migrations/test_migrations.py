@@ -102,7 +102,9 @@ def test_check_reports_type_and_nullability_drift_on_postgres(postgres_url: str)
 def test_assert_schema_current_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     migrations.assert_schema_current(migrations.SCHEMA_REVISION)  # no error
 
-    with pytest.raises(SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0002_step_run_kinds"):
+    with pytest.raises(
+        SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0002_step_run_kinds"
+    ):
         migrations.assert_schema_current(None)
     with pytest.raises(SchemaOutOfDate, match=r"run `ruvon db upgrade`$"):
         migrations.assert_schema_current(None, database="PostgreSQL database 'x' on h:5432")

@@ -7,6 +7,7 @@ import importlib
 import ruvon
 
 EXPECTED_ALL = {
+    "Client",
     "ConcurrencyConflict",
     "DefinitionError",
     "InputValidationError",
@@ -42,6 +43,8 @@ DOCUMENTED_PATHS = [
     ("ruvon.implementations.execution.sync", "SyncExecutor"),
     ("ruvon.implementations.execution.sync", "SyncExecutionProvider"),
     ("ruvon.implementations.execution.thread_pool", "ThreadPoolExecutionProvider"),
+    ("ruvon.implementations.execution.celery", "CeleryExecutor"),
+    ("ruvon.implementations.execution.celery", "CeleryExecutionProvider"),
     ("ruvon.implementations.observability.logging", "LoggingObserver"),
     ("ruvon.providers.observer", "NoopObserver"),
     ("ruvon.providers.persistence", "PersistenceProvider"),

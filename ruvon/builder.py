@@ -344,6 +344,7 @@ class WorkflowBuilder:
     ) -> Workflow:
         """Store the workflow and its start run in one transaction; announce the run."""
         dispatcher = cast("RunDispatcher", execution)
+        record.runtime["cluster"] = True  # tools that act on it later use the cluster too
         start = RunRequest(
             record.id,
             RunKind.ADVANCE,

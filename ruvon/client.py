@@ -22,7 +22,6 @@ from pydantic import BaseModel
 
 from ruvon.builder import WorkflowBuilder
 from ruvon.config import Settings
-from ruvon.distributed.work import RunKind
 from ruvon.errors import ConfigurationError, WaitTimeout
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
@@ -193,10 +192,6 @@ class Client:
     async def retry(self, workflow_id: str) -> WorkflowRecord:
         """Re-activate a failed workflow at its failed step, on the workers."""
         workflow = await self._load(workflow_id)
-        assert workflow.outbox is not None
-        workflow.enqueue_run(
-            RunKind.ADVANCE, workflow.current_step or "", branch=f"v{workflow.record.version + 1}"
-        )
         await workflow.retry()
         return workflow.record
 

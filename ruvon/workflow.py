@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ruvon.definitions.schema import StepDefinition
+from ruvon.distributed.work import RunKind
 from ruvon.engine import WAITING, WorkflowEngine
 from ruvon.errors import InvalidWorkflowOperation
 from ruvon.expressions import evaluate_expression
@@ -152,6 +153,12 @@ class Workflow(WorkflowEngine):
             self._record.completed_at = None
             self._record.blocked_on_child_id = None
             self._set_status(WorkflowStatus.ACTIVE, "WORKFLOW_RETRIED", old=old)
+            if self.outbox is not None:  # on a cluster, the workers re-run the step
+                self.enqueue_run(
+                    RunKind.ADVANCE,
+                    self.current_step or "",
+                    branch=f"v{self._record.version + 1}",
+                )
             await self.save()
 
     async def jump_to_step(self, target_step_name: str) -> None:

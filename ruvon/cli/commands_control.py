@@ -90,6 +90,8 @@ async def _drive_loaded(
 ) -> int:
     """Load a workflow, make ``first_move`` on it, then run it to its next stop."""
     wf = await engine.open_workflow(workflow_id, config_dir=config_dir)
+    if wf.record.runtime.get("cluster"):
+        return await _hand_to_cluster(output, config, engine, wf, verb, first_move, precheck)
     if precheck is not None:
         precheck(wf)
     observer.primary = wf.id
@@ -100,6 +102,39 @@ async def _drive_loaded(
         await first_move(wf)
         result = await driver.drive(wf, follow_parent=True)
     return print_outcome(output, config, result, observer)
+
+
+async def _hand_to_cluster(
+    output: Output,
+    config: CliConfig,
+    engine: Engine,
+    local: Workflow,
+    verb: str,
+    first_move: Callable[[Workflow], Awaitable[None]],
+    precheck: Callable[[Workflow], None] | None,
+) -> int:
+    """A workflow started on the cluster: make the move here, let the workers continue."""
+    from ruvon.implementations.execution.celery import CeleryExecutionProvider
+
+    execution = CeleryExecutionProvider(settings=engine.settings)
+    try:
+        execution.check_broker()
+        wf = await local.builder.load_workflow(
+            local.id, persistence_provider=engine.persistence, execution_provider=execution
+        )
+        if precheck is not None:
+            precheck(wf)
+        _describe(output, verb, wf)
+        await first_move(wf)
+    finally:
+        execution.close()
+    output.line(
+        ("Handed to the workers: ", "dim"),
+        status_text(str(wf.status)),
+        ("  follow it with ", "dim"),
+        (config.command_line("show", wf.id), "bold"),
+    )
+    return 1 if wf.status.is_failed else 0
 
 
 @click.command("resume")

@@ -293,3 +293,24 @@ def test_cli_start_wait_runs_on_the_cluster(cluster: LocalCluster) -> None:
     )  # fmt: skip
     assert down.returncode == 1, down.stdout + down.stderr
     assert "cannot reach the Celery broker at redis://127.0.0.1:1/0" in down.stderr + down.stdout
+
+
+async def test_cli_resume_and_retry_hand_cluster_workflows_back_to_the_workers(
+    cluster: LocalCluster,
+) -> None:
+    registry = str(REGISTRY)
+    started = _ruvon_cli(cluster, "start", "LoanApplication", "--registry", registry, "--wait",
+                         "--input", '{"amount": 60000}')  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "WAITING_HUMAN" in started.stdout
+    workflow_id = started.stdout.split("Started ", 1)[1].split()[0]
+    decision = '{"approved": false, "reason": "too much"}'
+    resumed = await asyncio.to_thread(
+        _ruvon_cli, cluster, "resume", workflow_id, "--input", decision
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Handed to the workers" in resumed.stdout
+    async with client_of(cluster) as client:
+        done = await client.wait(workflow_id, timeout=WAIT)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.state["approved"] is False and done.state["decision"] == "REJECTED"

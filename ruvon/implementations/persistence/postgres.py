@@ -346,31 +346,13 @@ class PostgresPersistenceProvider(PostgresRunLedger):
     async def _transaction(
         self, operation: str, body: Callable[[asyncpg.Connection], Awaitable[T]]
     ) -> T:
-        """Run ``body(conn)`` in a transaction on one lent connection (rolled back if it raises).
+        """Run ``body(conn)`` in a transaction on one lent connection (rolled back if it raises)."""
 
-        Ruvon's own errors (a lost claim, a conflict) leave the connection healthy; driver
-        errors are translated like :meth:`_query`'s.
-        """
-        lender = self._lender or await self._open_lazily()
-        try:
-            conn = await lender.borrow()
-        except _DRIVER_ERRORS as exc:
-            raise self.target.failed(exc, operation) from exc
-        healthy = False
-        try:
+        async def in_transaction(conn: asyncpg.Connection) -> T:
             async with conn.transaction():
-                result = await body(conn)
-            healthy = True
-            return result
-        except (asyncpg.IntegrityConstraintViolationError, RuvonError, _NothingWritten):
-            healthy = True
-            raise
-        except _DRIVER_ERRORS as exc:
-            healthy = isinstance(exc, asyncpg.PostgresError) and not is_connection_lost(exc)
-            raise self.target.failed(exc, operation) from exc
-        finally:
-            if not (healthy and lender.keep(conn)):
-                await lender.release(conn)
+                return await body(conn)
+
+        return await self._on_connection(operation, in_transaction)
 
     async def _fetchval(self, operation: str, sql: str, *args: Any) -> Any:
         return await self._query(operation, "fetchval", sql, args)
@@ -388,7 +370,14 @@ class PostgresPersistenceProvider(PostgresRunLedger):
         return status
 
     async def _query(self, operation: str, method: str, sql: str, args: tuple[Any, ...]) -> Any:
-        """Run one statement on a lent connection; integrity errors pass through untranslated.
+        """Run one statement on a lent connection (see :meth:`_on_connection`)."""
+        return await self._on_connection(operation, lambda conn: getattr(conn, method)(sql, *args))
+
+    async def _on_connection(
+        self, operation: str, body: Callable[[asyncpg.Connection], Awaitable[T]]
+    ) -> T:
+        """Run ``body`` on a lent connection; integrity errors and Ruvon's own (a lost claim, a
+        conflict) pass through untranslated, driver errors become ``PersistenceError`` s.
 
         The connection goes back to the lender unless the error leaves it suspect (lost,
         cancelled, protocol state unknown), in which case the pool's release sorts it out.
@@ -400,10 +389,10 @@ class PostgresPersistenceProvider(PostgresRunLedger):
             raise self.target.failed(exc, operation) from exc
         healthy = False
         try:
-            result = await getattr(conn, method)(sql, *args)
+            result = await body(conn)
             healthy = True
             return result
-        except asyncpg.IntegrityConstraintViolationError:
+        except (asyncpg.IntegrityConstraintViolationError, RuvonError, _NothingWritten):
             healthy = True
             raise
         except _DRIVER_ERRORS as exc:

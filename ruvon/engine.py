@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, cast
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.schema import StepDefinition
 from ruvon.distributed.outbox import RunOutbox
-from ruvon.distributed.work import RunKind, RunRequest
+from ruvon.distributed.transitions import DistributedTransitions
+from ruvon.distributed.work import RunKind
 from ruvon.errors import (
     ChildWorkflowFailed,
     ConcurrencyConflict,
@@ -50,10 +51,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("ruvon.workflow")
 
 WAITING = (WorkflowStatus.WAITING_HUMAN, WorkflowStatus.WAITING_TIMER)
-ON_WORKER = (WorkflowStatus.PENDING_ASYNC, WorkflowStatus.PENDING_PARALLEL)
 
 
-class WorkflowEngine:
+class WorkflowEngine(DistributedTransitions):
     """Transitions of one workflow: run or resume the current step, commit the outcome.
 
     :class:`~ruvon.workflow.Workflow` is the public face; this base class holds the state
@@ -119,57 +119,26 @@ class WorkflowEngine:
     def steps(self) -> tuple[StepDefinition, ...]:
         return self.definition.steps
 
-    @property
-    def distributed(self) -> bool:
-        """True when steps run on remote workers (the execution provider dispatches runs)."""
-        return self.outbox is not None
-
-    def enqueue_run(
-        self,
-        kind: RunKind,
-        step_name: str,
-        *,
-        queue: str | None = None,
-        branch: str = "",
-        run_number: int | None = None,
-        workflow_id: str | None = None,
-    ) -> None:
-        """Ask for a step run, inserted by the next save (distributed mode only)."""
-        assert self.outbox is not None, "enqueue_run needs a dispatching execution provider"
-        record = self._record
-        if queue is None or workflow_id is not None:
-            step = self.definition.step_index.get(step_name)
-            own = self.steps[step].queue if step is not None and workflow_id is None else None
-            queue = self.outbox.dispatcher.queue_for(queue or own, record.data_region)
-        if run_number is None:
-            run_number = self.run_number(step_name) if kind is not RunKind.ADVANCE else 1
-        self.outbox.requests.append(
-            RunRequest(workflow_id or record.id, kind, step_name, run_number, branch, queue)
-        )
-
     def state_dict(self) -> dict[str, Any]:
         """State as a JSON-ready dict (includes changes a step made to ``state`` in place)."""
         return self._states.as_dict()
 
     async def save(self) -> None:
-        """Persist the current record with the pending audit rows (fenced by ``version``)."""
+        """Persist the current record with the pending audit rows (fenced by ``version``).
+
+        Distributed, the save also carries the outbox's step-run writes (claim fence, runs to
+        enqueue) in its transaction, and announces the stored runs once it committed.
+        """
         record = self._record
         record.state = self._states.plain()
         record.updated_at = utc_now()
         audit, self._pending_audit = self._pending_audit, []
         outbox = self.outbox
-        if outbox is None:
-            try:
-                await self.persistence.save_workflow(
-                    record, expected_version=record.version, audit=audit
-                )
-            except BaseException:
-                self._pending_audit = audit + self._pending_audit
-                raise
-            return
-        restore = outbox.snapshot()
-        self._enqueue_parent_report()
-        work = outbox.writes()
+        work = restore = None
+        if outbox is not None:
+            restore = outbox.snapshot()
+            self._enqueue_parent_report()
+            work = outbox.writes()
         try:
             if work is None:
                 await self.persistence.save_workflow(
@@ -181,24 +150,11 @@ class WorkflowEngine:
                 )
         except BaseException:
             self._pending_audit = audit + self._pending_audit
-            outbox.restore(restore)
+            if outbox is not None and restore is not None:
+                outbox.restore(restore)
             raise
-        outbox.committed(work)
-
-    def _enqueue_parent_report(self) -> None:
-        """A child's terminal save also enqueues its parent's resumption (one transaction)."""
-        record = self._record
-        if not (
-            record.status.is_terminal and record.parent_execution_id and self.reports_to_parent
-        ):
-            return
-        self.reports_to_parent = False  # once: a terminal workflow is not saved again
-        self.enqueue_run(
-            RunKind.ADVANCE,
-            "",
-            branch=f"child:{record.id}",
-            workflow_id=record.parent_execution_id,
-        )
+        if outbox is not None:
+            outbox.committed(work)
 
     async def log(self, message: str, *, level: str = "INFO", step: str | None = None) -> None:
         """Attach a log line to this workflow (shown by ``ruvon logs``)."""
@@ -261,15 +217,6 @@ class WorkflowEngine:
                 step, lambda: handler.execute(self._workflow, step, user_input)
             )
         return await self._commit(step, outcome)
-
-    def _owned_by_a_worker(self, step: StepDefinition) -> bool:
-        """Distributed: a PENDING_ASYNC/PARALLEL step runs only under a worker's claim on it."""
-        outbox = self.outbox
-        return (
-            outbox is not None
-            and self.status in ON_WORKER
-            and not outbox.holds(step.name, RunKind.STEP, RunKind.JOIN)
-        )
 
     async def _resume_after_pause(
         self, step: StepDefinition, user_input: dict[str, Any]

@@ -481,7 +481,8 @@ class WorkflowEngine(DistributedTransitions):
         if isinstance(exc, ChildWorkflowFailed):
             status = WorkflowStatus.FAILED_CHILD_WORKFLOW
         self._record.error = f"{type(exc).__name__}: {exc}"
-        if self.outbox is not None and self.outbox.claim is not None:
+        if self.outbox and self.outbox.claim and not isinstance(exc, ChildWorkflowFailed):
+            # Which worker failed it (a child's error already names its own worker).
             self._record.error += f" [worker {self.outbox.claim.owner}]"
         step_name = step.name if step else None
         self._audit("STEP_FAILED", step_name, {"error": self._record.error})

@@ -33,7 +33,7 @@ from ruvon.engine import describe_error
 from ruvon.errors import ClaimLost, ConcurrencyConflict
 from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, WorkflowRecord
-from ruvon.steps.parallel import plan_branches, run_branch
+from ruvon.steps.parallel import branch_error_text, plan_branches, run_branch
 
 if TYPE_CHECKING:
     from ruvon.builder import WorkflowBuilder
@@ -166,7 +166,7 @@ class StepRunner:
             except RetryLater:
                 raise
             except Exception as exc:
-                outcome = BranchOutcome(branch.name, index, False, error=describe_error(exc))
+                outcome = BranchOutcome(branch.name, index, False, error=branch_error_text(exc))
         queue = self.execution.queue_for(step.queue, wf.record.data_region)
         recorded = await self.ledger.record_branch(
             claim,

@@ -85,6 +85,17 @@ async def run_branch(
         ) from None
 
 
+class RecordedBranchError(Exception):
+    """A branch failure as its worker recorded it: the text of :func:`branch_error_text`."""
+
+
+def branch_error_text(error: BaseException) -> str:
+    """How a failed branch is reported (audit, ``parallel_errors``): ``Type: message``."""
+    if isinstance(error, RecordedBranchError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
 async def run_parallel(wf: Workflow, step: StepDefinition) -> StepOutcome:
     """Run every branch, then merge (or fail per ``allow_partial_success``)."""
     branches = plan_branches(wf, step)
@@ -108,7 +119,7 @@ def merge_outcomes(
     """Merge branch results in branch order, or fail the step per ``allow_partial_success``."""
     results = [o for o in outcomes if isinstance(o, dict)]
     errors = {
-        b.name: f"{type(o).__name__}: {o}"
+        b.name: branch_error_text(o)
         for b, o in zip(branches, outcomes, strict=True)
         if isinstance(o, BaseException)
     }
@@ -156,7 +167,7 @@ async def join_stored(wf: Workflow, step: StepDefinition) -> StepOutcome:
         elif found.succeeded:
             outcomes.append(found.result or {})
         else:
-            outcomes.append(StepFunctionError(found.error or "failed", step=step.name))
+            outcomes.append(RecordedBranchError(found.error or "failed"))
     return merge_outcomes(wf, step, branches, outcomes)
 
 

@@ -84,7 +84,7 @@ class Client:
             from ruvon.implementations.persistence.factory import persistence_from_url
 
             self._persistence = persistence_from_url(
-                url, max_state_bytes=self.settings.max_state_bytes
+                url, max_state_bytes=self.settings.max_state_bytes, settings=self.settings
             )
             self._owned.append(self._persistence)
         await self._persistence.initialize()

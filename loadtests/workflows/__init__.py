@@ -1,0 +1,1 @@
+"""Workflows of the distributed benchmark (:mod:`loadtests.bench_distributed`), with their steps."""

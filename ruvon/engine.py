@@ -18,7 +18,6 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.schema import StepDefinition
 from ruvon.distributed.outbox import RunOutbox
 from ruvon.distributed.transitions import DistributedTransitions
-from ruvon.distributed.work import RunKind
 from ruvon.errors import (
     ChildWorkflowFailed,
     ConcurrencyConflict,
@@ -323,15 +322,8 @@ class WorkflowEngine(DistributedTransitions):
                 if record.current_step >= len(self.steps):
                     self._set_status(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", step=step.name)
                     record.completed_at = utc_now()
-                elif self.outbox is not None and self.outbox.claim is None:
-                    # A client moved a distributed workflow on (e.g. a resume): the workers
-                    # take it from here, not this process.
-                    self.enqueue_run(
-                        RunKind.ADVANCE,
-                        record.current_step_name or "",
-                        branch=f"v{record.version + 1}",
-                    )
-                    handed_off = True
+                elif self.outbox is not None:
+                    handed_off = self._hand_on()
             await self.save()
         except ConcurrencyConflict:
             self._restore(before)

@@ -8,11 +8,11 @@ PENDING_ASYNC/PARALLEL step only runs under a worker's claim on it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ruvon.distributed.outbox import RunOutbox
 from ruvon.distributed.work import RunKind, RunRequest
-from ruvon.models import WorkflowStatus
+from ruvon.models import StepType, WorkflowStatus
 
 if TYPE_CHECKING:
     from ruvon.definitions.definition import WorkflowDefinition
@@ -68,6 +68,40 @@ class DistributedTransitions:
         self.outbox.requests.append(
             RunRequest(workflow_id or record.id, kind, step_name, run_number, branch, queue)
         )
+
+    def _hand_on(self) -> bool:
+        """A step completed, distributed: fold what comes next into the same save.
+
+        In a client (no claim: e.g. a resume) the workers take the workflow from here: an
+        advance run is enqueued and True returned (this process stops). On a worker, when the
+        next step is ASYNC, its dispatch (PENDING_ASYNC plus its step run) joins this save,
+        sparing a second commit per step.
+        """
+        assert self.outbox is not None
+        record = self._record
+        if self.outbox.claim is None:
+            self.enqueue_run(
+                RunKind.ADVANCE, record.current_step_name or "", branch=f"v{record.version + 1}"
+            )
+            return True
+        following = self.definition.steps[record.current_step]
+        if following.type is StepType.ASYNC and following.max_iterations is None:
+            runs = record.runtime.setdefault("runs", {})
+            runs[following.name] = runs.get(following.name, 0) + 1
+            self.enqueue_run(RunKind.STEP, following.name)
+            self._set_status(WorkflowStatus.PENDING_ASYNC, "STEP_SUSPENDED", step=following.name)
+        return False
+
+    def _set_status(
+        self,
+        status: WorkflowStatus,
+        event: str,
+        *,
+        step: str | None = None,
+        old: WorkflowStatus | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        raise NotImplementedError  # WorkflowEngine's
 
     def _enqueue_parent_report(self) -> None:
         """A child's terminal save also enqueues its parent's resumption (one transaction)."""

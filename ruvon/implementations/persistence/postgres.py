@@ -36,6 +36,7 @@ import asyncpg
 
 from ruvon.distributed.work import RunStatus, WorkWrites
 from ruvon.errors import (
+    ClaimLost,
     ConcurrencyConflict,
     PersistenceError,
     RuvonError,
@@ -60,11 +61,13 @@ from ruvon.implementations.persistence.postgres_runs import (
     PostgresRunLedger,
     close_claimed_run,
     insert_runs,
+    queued_run,
 )
 from ruvon.implementations.persistence.postgres_target import (
     ConnectionTarget,
     is_connection_lost,
 )
+from ruvon.implementations.persistence.postgres_work import WorkWrite
 from ruvon.implementations.persistence.postgres_writes import AuditedWrite, rows_written
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.models import WorkflowStatus
@@ -81,6 +84,7 @@ __all__ = ["PostgresPersistenceProvider"]
 _Q = load_queries(Path(__file__).with_name("sql") / "postgres.sql")
 _CREATE = AuditedWrite(_Q["create_workflow"], 24)
 _SAVE = AuditedWrite(_Q["save_workflow"], 21)
+_SAVE_WORK = WorkWrite(_Q["save_workflow"], 21)
 _UQ_IDEMPOTENCY_KEY = "uq_workflow_executions_idempotency_key"
 _CLOSE_TIMEOUT = 10.0
 _CREATE_ATTEMPTS = 3
@@ -232,7 +236,7 @@ class PostgresPersistenceProvider(PostgresRunLedger):
         sql, rows = _SAVE.statement(audit)
         try:
             if work:
-                updated = await self._write_with_work("save workflow", sql, (*params, *rows), work)
+                updated = await self._save_with_work(record, params, audit, work)
             else:
                 updated = rows_written(await self._execute("save workflow", sql, *params, *rows))
         except asyncpg.UniqueViolationError as exc:
@@ -318,6 +322,25 @@ class PostgresPersistenceProvider(PostgresRunLedger):
         """All schedules, by name."""
         rows = await self._fetch("list schedules", _Q["list_schedules"])
         return [schedule_from_row(row) for row in rows]
+
+    async def _save_with_work(
+        self,
+        record: WorkflowRecord,
+        params: tuple[Any, ...],
+        audit: Sequence[AuditEntry],
+        work: WorkWrites,
+    ) -> int:
+        """The save, its claim fence and its enqueued runs as one statement (see
+        :mod:`postgres_work`); the rows written. ``ClaimLost`` if the fence did not hold."""
+        sql, extra = _SAVE_WORK.statement(audit, work.fence, work.enqueue)
+        rows = await self._query("save workflow", "fetch", sql, (*params, *extra))
+        held, written = rows[0][0], rows[0][1]
+        if not held:
+            assert work.fence is not None
+            raise ClaimLost(record.id, work.fence.run_id, work.fence.attempt)
+        if written and work.enqueue:
+            work.queued = [queued_run(tuple(row)[2:]) for row in rows if row[2] is not None]
+        return int(written)
 
     async def _write_with_work(
         self, operation: str, sql: str, args: tuple[Any, ...], work: WorkWrites

@@ -39,7 +39,7 @@ _PENDING_PARALLEL = "PENDING_PARALLEL"
 T = TypeVar("T")
 
 
-def _queued(row: Sequence[Any]) -> QueuedRun:
+def queued_run(row: Sequence[Any]) -> QueuedRun:
     run_id, workflow_id, kind, step_name, branch, queue, delay = row[:7]
     return QueuedRun(run_id, workflow_id, RunKind(kind), step_name, branch, queue, delay or 0.0)
 
@@ -58,7 +58,7 @@ async def insert_runs(conn: asyncpg.Connection, runs: Sequence[RunRequest]) -> l
         [r.queue for r in runs],
         [float(r.delay) for r in runs],
     )
-    return [_queued(row) for row in rows]
+    return [queued_run(row) for row in rows]
 
 
 async def close_claimed_run(
@@ -97,7 +97,7 @@ class PostgresRunLedger:
         row = await self._query("describe step run", "fetchrow", _Q["describe_run"], (run_id,))
         if row is None:
             return None
-        return RunSnapshot(_queued((*row[:6], 0.0)), RunStatus(row[6]), row[7], row[8])
+        return RunSnapshot(queued_run((*row[:6], 0.0)), RunStatus(row[6]), row[7], row[8])
 
     async def extend_lease(self, claim: Claim, lease_seconds: float) -> bool:
         args = (claim.run_id, claim.attempt, float(lease_seconds))
@@ -122,7 +122,7 @@ class PostgresRunLedger:
             dumps(audit.details),
         )
         row = await self._query("retry step run", "fetchrow", _Q["retry_run"], args)
-        return _queued(row) if row is not None else None
+        return queued_run(row) if row is not None else None
 
     async def record_branch(
         self,
@@ -185,4 +185,4 @@ class PostgresRunLedger:
         rows = await self._query(
             "requeue expired runs", "fetch", _Q["requeue_expired"], (max(limit, 0),)
         )
-        return [_queued(row) for row in rows]
+        return [queued_run(row) for row in rows]

@@ -22,10 +22,17 @@ from ruvon.implementations.persistence.postgres_rows import audit_json, utc
 from ruvon.records import AuditEntry
 from ruvon.serialization import dumps
 
-__all__ = ["INLINE_ROWS", "AuditedWrite", "rows_written"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "INLINE_ROWS",
+    "AuditedWrite",
+    "audit_params",
+    "audit_select",
+    "rows_written",
+]
 
 INLINE_ROWS = 4
-_COLUMNS = "workflow_id, event_type, step_name, old_status, new_status, details, recorded_at"
+AUDIT_COLUMNS = "workflow_id, event_type, step_name, old_status, new_status, details, recorded_at"
 _CASTS = ("text", "text", "text", "text", "text", "jsonb", "timestamptz")
 _JSON_ROWS = """SELECT a.e ->> 0, a.e ->> 1, a.e ->> 2, a.e ->> 3, a.e ->> 4, a.e -> 5,
        (a.e ->> 6)::timestamptz
@@ -41,24 +48,38 @@ class AuditedWrite:
     def __init__(self, write: str, params: int) -> None:
         head = (
             f"WITH written AS (\n{write}\nRETURNING id\n)\n"
-            f"INSERT INTO workflow_audit_log ({_COLUMNS})\n"
+            f"INSERT INTO workflow_audit_log ({AUDIT_COLUMNS})\n"
         )
         first = params + 1
         self._statements = [write] + [
-            head + _values(first, count) for count in range(1, INLINE_ROWS + 1)
+            head + audit_select(first, count)[0] for count in range(1, INLINE_ROWS + 1)
         ]
-        self._json = head + _JSON_ROWS.replace("{first}", str(first))
+        self._json = head + audit_select(first, -1)[0]
 
     def statement(self, audit: Sequence[AuditEntry]) -> tuple[str, tuple[Any, ...]]:
         """The SQL for this many audit rows and the parameters that follow the write's own."""
-        if len(audit) > INLINE_ROWS:
-            return self._json, (audit_json(audit),)
-        params: list[Any] = []
-        for e in audit:
-            # details as encoded JSON, like the jsonb array form (None stays jsonb null).
-            params += (e.workflow_id, e.event_type, e.step_name, e.old_status, e.new_status,
-                       dumps(e.details), utc(e.recorded_at))  # fmt: skip
-        return self._statements[len(audit)], tuple(params)
+        sql = self._json if len(audit) > INLINE_ROWS else self._statements[len(audit)]
+        return sql, audit_params(audit)
+
+
+def audit_params(audit: Sequence[AuditEntry]) -> tuple[Any, ...]:
+    """The parameters of :func:`audit_select` for these rows (typed values, or one array)."""
+    if len(audit) > INLINE_ROWS:
+        return (audit_json(audit),)
+    params: list[Any] = []
+    for e in audit:
+        # details as encoded JSON, like the jsonb array form (None stays jsonb null).
+        params += (e.workflow_id, e.event_type, e.step_name, e.old_status, e.new_status,
+                   dumps(e.details), utc(e.recorded_at))  # fmt: skip
+    return tuple(params)
+
+
+def audit_select(first: int, count: int) -> tuple[str, int]:
+    """The ``SELECT ... FROM written`` of ``count`` audit rows (-1: a jsonb array) whose
+    parameters start at ``$first``; returns it with the next free parameter number."""
+    if count < 0:
+        return _JSON_ROWS.replace("{first}", str(first)), first + 1
+    return _values(first, count), first + count * len(_CASTS)
 
 
 def rows_written(status: str) -> int:

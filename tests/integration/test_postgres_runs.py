@@ -1,0 +1,217 @@
+"""The step-run ledger on the real PostgreSQL: claims, leases, the claim fence, retries, joins.
+
+These are the database halves of DESIGN.md's correctness model, checked without workers: a
+duplicate claim gets nothing; a re-claim after the lease expired is attempt 2; the first
+attempt's late commit is refused and writes nothing; a commit closes its run exactly when the
+workflow is written; of many branches committing at once, exactly one fires the join.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from ruvon.distributed.work import (
+    BranchOutcome,
+    RunKind,
+    RunRequest,
+    RunStatus,
+    WorkWrites,
+)
+from ruvon.errors import ClaimLost, ConcurrencyConflict
+from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.models import WorkflowStatus
+from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.testing.postgres import create_database, drop_database
+
+LEASE = 30.0
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    url = await create_database()
+    yield url
+    await drop_database(url)
+
+
+@pytest.fixture
+async def ledger(database: str) -> AsyncIterator[PostgresPersistenceProvider]:
+    provider = PostgresPersistenceProvider(database, 1, 4)
+    await provider.initialize()
+    yield provider
+    await provider.close()
+
+
+async def _workflow(
+    ledger: PostgresPersistenceProvider,
+    status: WorkflowStatus = WorkflowStatus.PENDING_ASYNC,
+    runs: list[RunRequest] | None = None,
+    workflow_id: str = "wf-1",
+) -> tuple[WorkflowRecord, list[int]]:
+    record = WorkflowRecord(
+        id=workflow_id,
+        workflow_type="T",
+        status=status,
+        state={"n": 0},
+        definition_snapshot={"steps": [{"name": "S"}, {"name": "T"}]},
+    )
+    work = WorkWrites(enqueue=runs or [RunRequest(workflow_id, RunKind.STEP, "S")])
+    stored, created = await ledger.create_workflow(record, work=work)
+    assert created
+    return stored, [run.run_id for run in work.queued]
+
+
+async def _sql(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(url)
+    try:
+        rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+        return rows
+    finally:
+        await connection.close()
+
+
+async def test_a_claim_is_taken_once_and_returns_the_workflow(
+    ledger: PostgresPersistenceProvider,
+) -> None:
+    record, (run_id,) = await _workflow(ledger)
+    first, second = await asyncio.gather(
+        ledger.claim_run(run_id, "w:1", LEASE), ledger.claim_run(run_id, "w:2", LEASE)
+    )
+    claims = [c for c in (first, second) if c is not None]
+    assert len(claims) == 1  # the duplicate message gets nothing
+    claim, stored = claims[0]
+    assert (claim.attempt, claim.kind, claim.step_name, claim.workflow_id) == (
+        1, RunKind.STEP, "S", record.id,
+    )  # fmt: skip
+    assert stored.id == record.id and stored.version == 1 and stored.state == {"n": 0}
+    snapshot = await ledger.describe_run(run_id)
+    assert snapshot is not None and snapshot.status is RunStatus.RUNNING
+
+
+async def test_a_zombie_commit_after_a_reclaim_is_refused_and_writes_nothing(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    record, (run_id,) = await _workflow(ledger)
+    claimed = await ledger.claim_run(run_id, "zombie:1", LEASE)
+    assert claimed is not None
+    zombie, zombie_copy = claimed
+    assert await ledger.claim_run(run_id, "other:1", LEASE) is None  # the lease is live
+    await _sql(database, "UPDATE step_runs SET lease_expires_at = now() - interval '1 second'")
+    reclaimed = await ledger.claim_run(run_id, "other:1", LEASE)
+    assert reclaimed is not None and reclaimed[0].attempt == 2
+
+    zombie_copy.state = {"n": 666}
+    zombie_copy.status = WorkflowStatus.ACTIVE
+    late = WorkWrites(fence=zombie, enqueue=[RunRequest(record.id, RunKind.STEP, "T")])
+    with pytest.raises(ClaimLost, match="no longer held by attempt 1"):
+        await ledger.save_workflow(
+            zombie_copy, expected_version=1, audit=[AuditEntry(record.id, "LATE")], work=late
+        )
+    assert (await ledger.load_workflow(record.id)).state == {"n": 0}
+    assert await ledger.get_audit_log(record.id) == []
+    rows = await _sql(database, "SELECT kind, step_name, status, attempt FROM step_runs")
+    assert [tuple(r) for r in rows] == [("step", "S", "RUNNING", 2)]  # nothing enqueued
+
+    claim, copy = reclaimed
+    copy.state, copy.status = {"n": 1}, WorkflowStatus.PENDING_ASYNC
+    work = WorkWrites(fence=claim, enqueue=[RunRequest(record.id, RunKind.STEP, "T")])
+    assert await ledger.save_workflow(copy, expected_version=1, work=work) == 2
+    assert [(q.kind, q.step_name) for q in work.queued] == [(RunKind.STEP, "T")]
+    rows = await _sql(database, "SELECT step_name, status, attempt FROM step_runs ORDER BY id")
+    assert [tuple(r) for r in rows] == [("S", "DONE", 2), ("T", "QUEUED", 0)]
+    assert not await ledger.extend_lease(claim, LEASE)  # closed with the commit
+
+
+async def test_a_version_conflict_leaves_the_claimed_run_open(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    record, (run_id,) = await _workflow(ledger)
+    claimed = await ledger.claim_run(run_id, "w:1", LEASE)
+    assert claimed is not None
+    claim, copy = claimed
+    other = await ledger.load_workflow(record.id)
+    other.status = WorkflowStatus.CANCELLED
+    await ledger.save_workflow(other, expected_version=1)  # e.g. a client's cancel
+    copy.state = {"n": 1}
+    with pytest.raises(ConcurrencyConflict) as conflict:
+        await ledger.save_workflow(copy, expected_version=1, work=WorkWrites(fence=claim))
+    assert not isinstance(conflict.value, ClaimLost)
+    rows = await _sql(database, "SELECT status FROM step_runs")
+    assert [r[0] for r in rows] == ["RUNNING"]  # the runner closes it SKIPPED
+    assert await ledger.finish_run(claim, RunStatus.SKIPPED)
+
+
+async def test_enqueueing_the_same_run_twice_stores_and_announces_it_once(
+    ledger: PostgresPersistenceProvider,
+) -> None:
+    record, _ = await _workflow(ledger, WorkflowStatus.ACTIVE)  # enqueues S
+    again = [RunRequest(record.id, RunKind.STEP, "T"), RunRequest(record.id, RunKind.STEP, "T")]
+    work = WorkWrites(enqueue=again)
+    await ledger.save_workflow(record, expected_version=1, work=work)
+    assert len(work.queued) == 1
+    work = WorkWrites(enqueue=again[:1])
+    await ledger.save_workflow(record, expected_version=2, work=work)
+    assert work.queued == []
+
+
+async def test_a_retry_waits_in_the_database(ledger: PostgresPersistenceProvider) -> None:
+    record, (run_id,) = await _workflow(ledger)
+    claimed = await ledger.claim_run(run_id, "w:1", LEASE)
+    assert claimed is not None
+    audit = AuditEntry(record.id, "STEP_RETRY", step_name="S", details={"attempt": 1})
+    queued = await ledger.retry_run(claimed[0], 30.0, "ConnectionError: down", audit)
+    assert queued is not None and queued.delay == 30.0
+    assert await ledger.claim_run(run_id, "w:2", LEASE) is None  # not due yet
+    snapshot = await ledger.describe_run(run_id)
+    assert snapshot is not None and snapshot.status is RunStatus.QUEUED
+    assert 29.0 < snapshot.due_in <= 30.0
+    assert [e.event_type for e in await ledger.get_audit_log(record.id)] == ["STEP_RETRY"]
+    assert await ledger.retry_run(claimed[0], 1.0, "again", audit) is None  # claim is spent
+
+
+async def test_of_many_branches_committing_at_once_exactly_one_fires_the_join(
+    database: str,
+) -> None:
+    branches = 24
+    providers = [PostgresPersistenceProvider(database, 1, 1) for _ in range(branches)]
+    await asyncio.gather(*(p.initialize() for p in providers))
+    try:
+        runs = [RunRequest("wf-1", RunKind.BRANCH, "S", branch=f"S[{i}]") for i in range(branches)]
+        record, run_ids = await _workflow(providers[0], WorkflowStatus.PENDING_PARALLEL, runs)
+        claims = await asyncio.gather(
+            *(
+                p.claim_run(r, f"w:{i}", LEASE)
+                for i, (p, r) in enumerate(zip(providers, run_ids, strict=True))
+            )
+        )
+        recorded = await asyncio.gather(
+            *(
+                p.record_branch(
+                    claim[0],
+                    BranchOutcome(claim[0].branch, i, True, {"i": i}),
+                    expected=branches,
+                    step_index=0,
+                    join_queue="default",
+                )
+                for i, (p, claim) in enumerate(zip(providers, claims, strict=True))
+                if claim is not None
+            )
+        )
+        assert all(r.recorded for r in recorded)
+        joins = [r.join for r in recorded if r.join is not None]
+        assert len(joins) == 1 and joins[0].kind is RunKind.JOIN
+        outcomes = await providers[0].branch_results(record.id, "S", 1)
+        assert [o.index for o in outcomes] == list(range(branches))
+        late = await providers[0].record_branch(
+            claims[0][0],  # type: ignore[index]
+            BranchOutcome("S[0]", 0, True, {}),
+            expected=branches,
+            step_index=0,
+            join_queue="default",
+        )
+        assert late.recorded is False  # its run is closed: a duplicate changes nothing
+    finally:
+        await asyncio.gather(*(p.close() for p in providers))

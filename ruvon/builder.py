@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 from uuid import uuid4
 
 from pydantic import BaseModel, ValidationError
@@ -19,7 +19,7 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import load_definition_data, load_registry, load_workflow_file
 from ruvon.definitions.schema import RegistryEntry
-from ruvon.distributed.work import RunKind, RunRequest, WorkWrites
+from ruvon.distributed.work import WorkWrites
 from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider
@@ -27,9 +27,6 @@ from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.workflow import Workflow
-
-if TYPE_CHECKING:
-    from ruvon.distributed.dispatch import RunDispatcher
 
 _CHILD_TYPES = (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE)
 
@@ -342,25 +339,22 @@ class WorkflowBuilder:
         *,
         announce: bool,
     ) -> Workflow:
-        """Store the workflow and its start run in one transaction; announce the run."""
-        dispatcher = cast("RunDispatcher", execution)
+        """Store the workflow with its first runs in one transaction; announce them."""
         record.runtime["cluster"] = True  # tools that act on it later use the cluster too
-        start = RunRequest(
-            record.id,
-            RunKind.ADVANCE,
-            record.current_step_name or "",
-            branch="start",
-            queue=dispatcher.queue_for(None, record.data_region),
-        )
-        work = WorkWrites(enqueue=[start])
-        stored, created = await persistence.create_workflow(record, audit=[audit], work=work)
-        workflow = self._wrap(stored, persistence, execution, observer)
-        if created:
-            workflow.events.started(stored.state, record.parent_execution_id)
-            assert workflow.outbox is not None
-            workflow.outbox.unannounced = list(work.queued)
-            if announce:
-                workflow.outbox.committed(None)
+        workflow = self._wrap(record, persistence, execution, observer)
+        outbox = workflow.outbox
+        assert outbox is not None
+        workflow.start_on_workers()
+        work = WorkWrites(enqueue=list(outbox.requests))
+        outbox.requests.clear()
+        entries = [audit, *workflow.take_pending_audit()]
+        stored, created = await persistence.create_workflow(record, audit=entries, work=work)
+        if not created:
+            return self._wrap(stored, persistence, execution, observer)
+        workflow.events.started(stored.state, record.parent_execution_id)
+        outbox.unannounced = list(work.queued)
+        if announce:
+            outbox.committed(None)
         return workflow
 
     async def load_workflow(

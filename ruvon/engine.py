@@ -118,6 +118,11 @@ class WorkflowEngine(DistributedTransitions):
     def steps(self) -> tuple[StepDefinition, ...]:
         return self.definition.steps
 
+    def take_pending_audit(self) -> list[AuditEntry]:
+        """The audit rows the next save would write, handed to the caller who writes them."""
+        audit, self._pending_audit = self._pending_audit, []
+        return audit
+
     def state_dict(self) -> dict[str, Any]:
         """State as a JSON-ready dict (includes changes a step made to ``state`` in place)."""
         return self._states.as_dict()

@@ -8,7 +8,7 @@ PENDING_ASYNC/PARALLEL step only runs under a worker's claim on it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ruvon.distributed.outbox import RunOutbox
 from ruvon.distributed.work import RunKind, RunRequest
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ruvon.definitions.definition import WorkflowDefinition
     from ruvon.definitions.schema import StepDefinition
     from ruvon.records import WorkflowRecord
+    from ruvon.workflow import Workflow
 
 __all__ = ["ON_WORKER", "DistributedTransitions"]
 
@@ -74,8 +75,8 @@ class DistributedTransitions:
 
         In a client (no claim: e.g. a resume) the workers take the workflow from here: an
         advance run is enqueued and True returned (this process stops). On a worker, when the
-        next step is ASYNC, its dispatch (PENDING_ASYNC plus its step run) joins this save,
-        sparing a second commit per step.
+        next step goes to the workers anyway (ASYNC, PARALLEL), its dispatch joins this save,
+        sparing a commit and a broker hop per step.
         """
         assert self.outbox is not None
         record = self._record
@@ -84,13 +85,49 @@ class DistributedTransitions:
                 RunKind.ADVANCE, record.current_step_name or "", branch=f"v{record.version + 1}"
             )
             return True
-        following = self.definition.steps[record.current_step]
-        if following.type is StepType.ASYNC and following.max_iterations is None:
-            runs = record.runtime.setdefault("runs", {})
-            runs[following.name] = runs.get(following.name, 0) + 1
-            self.enqueue_run(RunKind.STEP, following.name)
-            self._set_status(WorkflowStatus.PENDING_ASYNC, "STEP_SUSPENDED", step=following.name)
+        self._dispatch_current()
         return False
+
+    def start_on_workers(self) -> None:
+        """A new distributed workflow (not stored yet): what its creation enqueues.
+
+        The first step's own dispatch when it is ASYNC or PARALLEL (no hop through an advance
+        run), else an advance run that starts it on a worker.
+        """
+        if not self._dispatch_current():
+            record = self._record
+            self.enqueue_run(RunKind.ADVANCE, record.current_step_name or "", branch="start")
+
+    def _dispatch_current(self) -> bool:
+        """Suspend into the current step now if it is ASYNC or PARALLEL; True if it did.
+
+        Exactly what its handler would do on the next transition, done ahead so it joins the
+        pending save. Anything unusual (an iteration limit, fan-out items that do not resolve,
+        nothing to fan out) is left to that transition, which reports it properly.
+        """
+        record = self._record
+        following = self.definition.steps[record.current_step]
+        kind = following.type
+        if kind not in (StepType.ASYNC, StepType.PARALLEL) or following.max_iterations:
+            return False
+        runs = record.runtime.setdefault("runs", {})
+        runs[following.name] = runs.get(following.name, 0) + 1
+        if kind is StepType.ASYNC:
+            self.enqueue_run(RunKind.STEP, following.name)
+            status = WorkflowStatus.PENDING_ASYNC
+        else:
+            from ruvon.steps.parallel import fan_out
+
+            try:
+                suspended = fan_out(cast("Workflow", self), following)
+            except Exception:
+                suspended = None
+            if suspended is None:
+                runs[following.name] -= 1
+                return False
+            status = WorkflowStatus.PENDING_PARALLEL
+        self._set_status(status, "STEP_SUSPENDED", step=following.name)
+        return True
 
     def _set_status(
         self,

@@ -62,12 +62,13 @@ async def test_async_steps_run_on_workers_and_inline_steps_follow(cluster: Local
         "SELECT kind, step_name, status, attempt FROM step_runs WHERE workflow_id = $1 ORDER BY id",
         done.id,
     )
+    # The first ASYNC step was dispatched with the workflow's creation (no advance run), each
+    # next one with the commit of the one before; Finish ran inline after Third.
     assert [tuple(r) for r in runs] == [
-        ("advance", "First", "DONE", 1),
         ("step", "First", "DONE", 1),
         ("step", "Second", "DONE", 1),
         ("step", "Third", "DONE", 1),
-    ]  # Finish ran inline after Third: no run of its own
+    ]
     assert effect_counts(cluster, done.id) == {"First:1": 1, "Second:1": 1, "Third:1": 1}
 
 

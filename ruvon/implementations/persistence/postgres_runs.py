@@ -138,9 +138,8 @@ class PostgresRunLedger:
             if row is None or row[0] != _PENDING_PARALLEL or row[1] != step_index:
                 await close_claimed_run(conn, claim, RunStatus.SKIPPED)
                 return BranchRecorded(False)
-            await close_claimed_run(conn, claim, RunStatus.DONE, outcome.error)
-            await conn.execute(
-                _Q["insert_branch_result"],
+            result = await conn.fetchrow(
+                _Q["record_branch"],
                 claim.workflow_id,
                 claim.step_name,
                 claim.run_number,
@@ -149,21 +148,15 @@ class PostgresRunLedger:
                 outcome.succeeded,
                 outcome.result,
                 outcome.error,
+                claim.run_id,
+                claim.attempt,
+                expected,
+                join_queue,
             )
-            count = await conn.fetchval(
-                _Q["count_branch_results"], claim.workflow_id, claim.step_name, claim.run_number
-            )
-            if count < expected:
-                return BranchRecorded(True)
-            join = RunRequest(
-                claim.workflow_id,
-                RunKind.JOIN,
-                claim.step_name,
-                claim.run_number,
-                queue=join_queue,
-            )
-            fired = await insert_runs(conn, [join])
-            return BranchRecorded(True, fired[0] if fired else None)
+            if not result[0]:
+                raise ClaimLost(claim.workflow_id, claim.run_id, claim.attempt)
+            join = queued_run(tuple(result)[1:]) if result[1] is not None else None
+            return BranchRecorded(True, join)
 
         try:
             return await self._transaction("record branch result", write)

@@ -74,16 +74,43 @@ SELECT id, workflow_id, kind, step_name, branch, queue, $3::float8 FROM queued;
 -- Serializes the branch commits of one workflow (and its own saves) while a branch records.
 SELECT status, current_step FROM workflow_executions WHERE id = $1 FOR UPDATE;
 
--- name: insert_branch_result
-INSERT INTO parallel_branch_results (
-    workflow_id, step_name, run_number, branch, branch_index, succeeded, result, error,
-    recorded_at
-) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
-ON CONFLICT (workflow_id, step_name, run_number, branch) DO NOTHING;
-
--- name: count_branch_results
-SELECT count(*) FROM parallel_branch_results
-WHERE workflow_id = $1 AND step_name = $2 AND run_number = $3;
+-- name: record_branch
+-- After lock_workflow, in the same transaction (so this statement's snapshot sees every branch
+-- that committed before the lock was ours): close the claimed run, store the branch outcome,
+-- and if that completes the set ($11 branches) insert the join run. Returns whether the claim
+-- held, and the join run if this branch fired it. Our own insert is not visible to the count
+-- (a CTE's writes are not), hence the + stored.
+WITH closed AS (
+    UPDATE step_runs SET
+        status = 'DONE', error = $8::text, finished_at = now(), lease_expires_at = NULL,
+        updated_at = now()
+    WHERE id = $9 AND attempt = $10 AND status = 'RUNNING'
+    RETURNING id
+), stored AS (
+    INSERT INTO parallel_branch_results (
+        workflow_id, step_name, run_number, branch, branch_index, succeeded, result, error,
+        recorded_at
+    )
+    SELECT $1::text, $2::text, $3::int, $4::text, $5::int, $6::bool, $7::jsonb, $8::text, now()
+    FROM closed
+    ON CONFLICT (workflow_id, step_name, run_number, branch) DO NOTHING
+    RETURNING 1
+), counted AS (
+    SELECT count(*) + (SELECT count(*) FROM stored) AS n FROM parallel_branch_results
+    WHERE workflow_id = $1 AND step_name = $2 AND run_number = $3
+), fired AS (
+    INSERT INTO step_runs (
+        workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+        dispatched_at, created_at, updated_at
+    )
+    SELECT $1::text, 'join', $2::text, '', $3::int, $12::text, 'QUEUED', 0, now(), now(), now(), now()
+    FROM counted WHERE n >= $11::bigint AND EXISTS (SELECT 1 FROM stored)
+    ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+    RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay
+)
+SELECT (SELECT count(*) FROM closed), f.id, f.workflow_id, f.kind, f.step_name, f.branch,
+       f.queue, f.delay
+FROM (SELECT 1) AS one LEFT JOIN fired AS f ON true;
 
 -- name: branch_results
 SELECT branch, branch_index, succeeded, result, error FROM parallel_branch_results

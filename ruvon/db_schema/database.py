@@ -153,6 +153,20 @@ parallel_branch_results = Table(
     PrimaryKeyConstraint("workflow_id", "step_name", "run_number", "branch"),
 )
 
+# The join counter of one PARALLEL step run: each branch's commit adds one (an upsert the
+# database serializes on the row); the commit that reaches ``expected`` fires the join.
+parallel_joins = Table(
+    "parallel_joins",
+    metadata,
+    _workflow_fk(),
+    Column("step_name", Text, nullable=False),
+    Column("run_number", Integer, nullable=False),
+    Column("expected", Integer, nullable=False),
+    Column("recorded", Integer, nullable=False, server_default=text("0")),
+    Column("updated_at", TIMESTAMP, nullable=False),
+    PrimaryKeyConstraint("workflow_id", "step_name", "run_number"),
+)
+
 workflow_audit_log = Table(
     "workflow_audit_log",
     metadata,

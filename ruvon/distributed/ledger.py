@@ -71,14 +71,12 @@ class RunLedger(Protocol):
         outcome: BranchOutcome,
         *,
         expected: int,
-        step_index: int,
         join_queue: str,
     ) -> BranchRecorded:
         """Store a branch's outcome and close its run; fire the join when the set is complete.
 
-        Commits only while the claim holds and the workflow still waits at ``step_index`` in
-        PENDING_PARALLEL. Commits of one workflow's branches are serialized, so exactly one of
-        them sees ``expected`` outcomes and inserts the join run.
+        Commits only while the claim holds. Of ``expected`` branches, exactly one commit counts
+        the last outcome and inserts the join run (returned: the caller runs or announces it).
         """
         ...
 

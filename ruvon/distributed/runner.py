@@ -172,7 +172,6 @@ class StepRunner:
             claim,
             outcome,
             expected=len(branches),
-            step_index=wf.current_step_index,
             join_queue=queue,
         )
         if not recorded.recorded:

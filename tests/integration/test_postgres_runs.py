@@ -193,7 +193,6 @@ async def test_of_many_branches_committing_at_once_exactly_one_fires_the_join(
                     claim[0],
                     BranchOutcome(claim[0].branch, i, True, {"i": i}),
                     expected=branches,
-                    step_index=0,
                     join_queue="default",
                 )
                 for i, (p, claim) in enumerate(zip(providers, claims, strict=True))
@@ -209,7 +208,6 @@ async def test_of_many_branches_committing_at_once_exactly_one_fires_the_join(
             claims[0][0],  # type: ignore[index]
             BranchOutcome("S[0]", 0, True, {}),
             expected=branches,
-            step_index=0,
             join_queue="default",
         )
         assert late.recorded is False  # its run is closed: a duplicate changes nothing

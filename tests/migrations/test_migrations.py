@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_head_is_the_revision_the_code_expects() -> None:
-    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0002_step_run_kinds"
+    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0003_parallel_joins"
     assert migrations.SCHEMA_REVISION in migrations.known_revisions()
     assert (migrations.MIGRATIONS_DIR / "env.py").is_file()
 
@@ -103,7 +103,7 @@ def test_assert_schema_current_messages(monkeypatch: pytest.MonkeyPatch) -> None
     migrations.assert_schema_current(migrations.SCHEMA_REVISION)  # no error
 
     with pytest.raises(
-        SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0002_step_run_kinds"
+        SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0003_parallel_joins"
     ):
         migrations.assert_schema_current(None)
     with pytest.raises(SchemaOutOfDate, match=r"run `ruvon db upgrade`$"):
@@ -112,11 +112,11 @@ def test_assert_schema_current_messages(monkeypatch: pytest.MonkeyPatch) -> None
         migrations.assert_schema_current("9999_future")
 
     # A database behind the code (here: pretend a third revision is the head).
-    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0003_next")
+    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0004_next")
     with pytest.raises(SchemaOutOfDate) as behind:
         migrations.assert_schema_current("0001_initial", database="db 'x'")
     assert str(behind.value) == (
-        "db 'x' schema is at revision 0001_initial but this Ruvon expects 0003_next: "
+        "db 'x' schema is at revision 0001_initial but this Ruvon expects 0004_next: "
         "run `ruvon db upgrade`"
     )
 
@@ -155,7 +155,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     current = _ruvon("--db", db, "db", "current")
     assert current.exit_code == 0, current.output
-    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0002_step_run_kinds")
+    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0003_parallel_joins")
     assert not Path(db).exists()  # looking does not create the file
 
     check = _ruvon("--db", db, "db", "check")
@@ -164,9 +164,9 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
     upgrade = _ruvon("--db", db, "db", "upgrade")
     assert upgrade.exit_code == 0, upgrade.output
     assert upgrade.stdout == (
-        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0002_step_run_kinds.\n"
+        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0003_parallel_joins.\n"
     )
-    assert _ruvon("--db", db, "db", "current").stdout == "0002_step_run_kinds  (head)\n"
+    assert _ruvon("--db", db, "db", "current").stdout == "0003_parallel_joins  (head)\n"
     check = _ruvon("--db", db, "db", "check")
     assert (check.exit_code, check.stdout) == (
         0,
@@ -180,7 +180,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     down = _ruvon("--db", db, "db", "downgrade", "base")
     assert down.exit_code == 0, down.output
-    assert "from 0002_step_run_kinds to none" in down.stdout
+    assert "from 0003_parallel_joins to none" in down.stdout
 
 
 def test_cli_honours_ruvon_database_url(tmp_path: Path) -> None:

@@ -156,8 +156,8 @@ NEXT_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_test_rebuild"
-down_revision = "0002_step_run_kinds"
+revision = "0004_test_rebuild"
+down_revision = "0003_parallel_joins"
 branch_labels = None
 depends_on = None
 
@@ -178,13 +178,13 @@ def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     """The migrations plus a second revision, as the code's head (restored afterwards)."""
     directory = tmp_path / "migrations"
     shutil.copytree(migrations.MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("__py*"))
-    (directory / "versions" / "0003_test_rebuild.py").write_text(textwrap.dedent(NEXT_REVISION))
+    (directory / "versions" / "0004_test_rebuild.py").write_text(textwrap.dedent(NEXT_REVISION))
     monkeypatch.setattr(migrations, "MIGRATIONS_DIR", directory)
-    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0003_test_rebuild")
+    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0004_test_rebuild")
     monkeypatch.setattr(sqlite_schema, "_head", None)
     migrations.head_revision.cache_clear()
     migrations.known_revisions.cache_clear()
-    yield "0003_test_rebuild"
+    yield "0004_test_rebuild"
     migrations.head_revision.cache_clear()
     migrations.known_revisions.cache_clear()
 
@@ -193,7 +193,7 @@ async def test_an_older_file_is_upgraded_by_the_migrations(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     path = tmp_path / "older.sqlite3"
-    await _write_workflow(path, "wf-1")  # at 0002_step_run_kinds
+    await _write_workflow(path, "wf-1")  # at 0003_parallel_joins
 
     head = request.getfixturevalue("next_revision")
     await _assert_readable(path, "wf-1", audit_rows=1)  # the audit rows survived the rebuild

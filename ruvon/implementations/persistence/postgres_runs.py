@@ -1,17 +1,17 @@
 """The step-run ledger on PostgreSQL: claims, leases, retries, branch results and the join.
 
 Mixed into :class:`~ruvon.implementations.persistence.postgres.PostgresPersistenceProvider`,
-whose connection handling it uses. Single statements where one suffices (a claim also returns
-the workflow row; a retry also writes its audit row); a transaction where several writes must
-commit together (a branch result, its run, and the join it may fire). The queries are in
-``sql/postgres_runs.sql``.
+whose connection handling it uses. Every operation is one statement: a claim also returns the
+workflow row, a retry also writes its audit row, and a branch's commit closes its run, stores
+its outcome, counts it on the join (``parallel_joins``) and fires the join when it completes the
+set. The queries are in ``sql/postgres_runs.sql``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
@@ -31,12 +31,10 @@ from ruvon.implementations.persistence.queries import load_queries
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.serialization import dumps
 
-__all__ = ["PostgresRunLedger", "close_claimed_run", "insert_runs"]
+__all__ = ["PostgresRunLedger", "close_claimed_run", "insert_runs", "queued_run"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "postgres_runs.sql")
 _WORKFLOW_COLUMNS = 24
-_PENDING_PARALLEL = "PENDING_PARALLEL"
-T = TypeVar("T")
 
 
 def queued_run(row: Sequence[Any]) -> QueuedRun:
@@ -75,7 +73,6 @@ class PostgresRunLedger:
 
     # Provided by PostgresPersistenceProvider.
     _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
-    _transaction: Callable[[str, Callable[[asyncpg.Connection], Awaitable[T]]], Awaitable[T]]
 
     async def claim_run(
         self, run_id: int, owner: str, lease_seconds: float
@@ -130,38 +127,27 @@ class PostgresRunLedger:
         outcome: BranchOutcome,
         *,
         expected: int,
-        step_index: int,
         join_queue: str,
     ) -> BranchRecorded:
-        async def write(conn: asyncpg.Connection) -> BranchRecorded:
-            row = await conn.fetchrow(_Q["lock_workflow"], claim.workflow_id)
-            if row is None or row[0] != _PENDING_PARALLEL or row[1] != step_index:
-                await close_claimed_run(conn, claim, RunStatus.SKIPPED)
-                return BranchRecorded(False)
-            result = await conn.fetchrow(
-                _Q["record_branch"],
-                claim.workflow_id,
-                claim.step_name,
-                claim.run_number,
-                outcome.branch,
-                outcome.index,
-                outcome.succeeded,
-                outcome.result,
-                outcome.error,
-                claim.run_id,
-                claim.attempt,
-                expected,
-                join_queue,
-            )
-            if not result[0]:
-                raise ClaimLost(claim.workflow_id, claim.run_id, claim.attempt)
-            join = queued_run(tuple(result)[1:]) if result[1] is not None else None
-            return BranchRecorded(True, join)
-
-        try:
-            return await self._transaction("record branch result", write)
-        except ClaimLost:
-            return BranchRecorded(False)
+        args = (
+            claim.workflow_id,
+            claim.step_name,
+            claim.run_number,
+            outcome.branch,
+            outcome.index,
+            outcome.succeeded,
+            outcome.result,
+            outcome.error,
+            claim.run_id,
+            claim.attempt,
+            expected,
+            join_queue,
+        )
+        row = await self._query("record branch result", "fetchrow", _Q["record_branch"], args)
+        if not row[0]:
+            return BranchRecorded(False)  # the claim no longer holds: a late or duplicate run
+        join = queued_run(tuple(row)[1:]) if row[1] is not None else None
+        return BranchRecorded(True, join)
 
     async def branch_results(
         self, workflow_id: str, step_name: str, run_number: int

@@ -70,16 +70,13 @@ WITH queued AS (
 )
 SELECT id, workflow_id, kind, step_name, branch, queue, $3::float8 FROM queued;
 
--- name: lock_workflow
--- Serializes the branch commits of one workflow (and its own saves) while a branch records.
-SELECT status, current_step FROM workflow_executions WHERE id = $1 FOR UPDATE;
-
 -- name: record_branch
--- After lock_workflow, in the same transaction (so this statement's snapshot sees every branch
--- that committed before the lock was ours): close the claimed run, store the branch outcome,
--- and if that completes the set ($11 branches) insert the join run. Returns whether the claim
--- held, and the join run if this branch fired it. Our own insert is not visible to the count
--- (a CTE's writes are not), hence the + stored.
+-- One statement: close the claimed run (the claim fence), store the branch outcome, count it
+-- on its join (an upsert: PostgreSQL serializes the increments on the parallel_joins row and
+-- each sees the latest count), and insert the join run if this outcome completes the set of
+-- $11 branches. Exactly one branch's commit sees recorded = expected. Returns whether the
+-- claim held, and the join run if this commit fired it. A branch of a workflow that stopped
+-- waiting (cancelled) still records; its join run then finds nothing to join (SKIPPED).
 WITH closed AS (
     UPDATE step_runs SET
         status = 'DONE', error = $8::text, finished_at = now(), lease_expires_at = NULL,
@@ -96,15 +93,19 @@ WITH closed AS (
     ON CONFLICT (workflow_id, step_name, run_number, branch) DO NOTHING
     RETURNING 1
 ), counted AS (
-    SELECT count(*) + (SELECT count(*) FROM stored) AS n FROM parallel_branch_results
-    WHERE workflow_id = $1 AND step_name = $2 AND run_number = $3
+    INSERT INTO parallel_joins (workflow_id, step_name, run_number, expected, recorded, updated_at)
+    SELECT $1::text, $2::text, $3::int, $11::int, 1, now() FROM stored
+    ON CONFLICT (workflow_id, step_name, run_number)
+    DO UPDATE SET recorded = parallel_joins.recorded + 1, updated_at = now()
+    RETURNING recorded, expected
 ), fired AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
         dispatched_at, created_at, updated_at
     )
-    SELECT $1::text, 'join', $2::text, '', $3::int, $12::text, 'QUEUED', 0, now(), now(), now(), now()
-    FROM counted WHERE n >= $11::bigint AND EXISTS (SELECT 1 FROM stored)
+    SELECT $1::text, 'join', $2::text, '', $3::int, $12::text, 'QUEUED', 0, now(), now(), now(),
+           now()
+    FROM counted WHERE recorded >= expected
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay
 )

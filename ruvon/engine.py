@@ -39,6 +39,7 @@ from ruvon.saga import compensate
 from ruvon.state import StateKeeper
 from ruvon.steps.base import Advance, Jump, StepOutcome, Suspend
 from ruvon.steps.registry import handler_for
+from ruvon.transition_snapshot import restore_snapshot, take_snapshot
 
 if TYPE_CHECKING:
     from ruvon.builder import WorkflowBuilder
@@ -305,7 +306,7 @@ class WorkflowEngine(DistributedTransitions):
         record = self._record
         jump: str | None = None
         handed_off = False
-        before = self._snapshot()
+        before = take_snapshot(self)
         try:
             if isinstance(outcome, Suspend):
                 self.apply_result(outcome.result, step)
@@ -331,10 +332,10 @@ class WorkflowEngine(DistributedTransitions):
                     handed_off = self._hand_on()
             await self.save()
         except ConcurrencyConflict:
-            self._restore(before)
+            restore_snapshot(self, before)
             raise
         except StateValidationError as exc:
-            self._restore(before)
+            restore_snapshot(self, before)
             error = exc
             if f"step '{step.name}'" not in str(exc):
                 error = StateValidationError(
@@ -344,7 +345,7 @@ class WorkflowEngine(DistributedTransitions):
             await self.fail(step, error)
             raise error from None
         except Exception as exc:
-            self._restore(before)
+            restore_snapshot(self, before)
             await self.fail(step, exc)
             raise
         if isinstance(outcome, Suspend):
@@ -361,40 +362,6 @@ class WorkflowEngine(DistributedTransitions):
         if self.status.is_terminal:
             await self._after_terminal()
         return outcome.result, jump, step.automate_next and not handed_off
-
-    def _snapshot(self) -> tuple[Any, ...]:
-        record = self._record
-        return (
-            self._states.value,
-            record.current_step,
-            record.status,
-            list(record.completed_steps),
-            record.run_at,
-            record.blocked_on_child_id,
-            _copy_two_levels(record.runtime),
-            record.completed_at,
-            record.error,
-            list(self._pending_audit),
-            self.outbox.snapshot() if self.outbox is not None else None,
-        )
-
-    def _restore(self, snapshot: tuple[Any, ...]) -> None:
-        record = self._record
-        (
-            self._states.value,
-            record.current_step,
-            record.status,
-            record.completed_steps,
-            record.run_at,
-            record.blocked_on_child_id,
-            record.runtime,
-            record.completed_at,
-            record.error,
-            self._pending_audit,
-            outbox,
-        ) = snapshot
-        if self.outbox is not None and outbox is not None:
-            self.outbox.restore(outbox)
 
     def _complete_step(self, step: StepDefinition, result: dict[str, Any], target: int) -> None:
         record = self._record
@@ -510,18 +477,6 @@ class WorkflowEngine(DistributedTransitions):
             from ruvon.steps.sub_workflow import report_to_parent
 
             await report_to_parent(self._workflow)
-
-
-def _copy_two_levels(data: dict[str, Any]) -> dict[str, Any]:
-    """Copy of the runtime bookkeeping deep enough for every engine write (a cheap deepcopy)."""
-    return {
-        key: dict(value)
-        if isinstance(value, dict)
-        else list(value)
-        if isinstance(value, list)
-        else value
-        for key, value in data.items()
-    }
 
 
 def describe_error(exc: BaseException) -> str:

@@ -21,8 +21,19 @@ Variable (fallback): meaning, default::
                                                     workflows without a data region),
                                                     default "default"
     RUVON_STEP_LEASE_SECONDS                        a worker's lease on a claimed step run,
-                                                    renewed by its heartbeat, default 30
-    RUVON_HEARTBEAT_SECONDS                         lease renewal interval, default 10
+                                                    renewed by its heartbeat, default 15
+    RUVON_HEARTBEAT_SECONDS                         lease renewal interval, default 5
+    RUVON_SWEEP_SECONDS                             beat: interval of the zombie, lost-message,
+                                                    parent and timer sweeps, default 5
+    RUVON_SCHEDULE_POLL_SECONDS                     beat: interval of the cron poll, default 1
+    RUVON_DISPATCH_TIMEOUT_SECONDS                  a due QUEUED run not claimed this long is
+                                                    sent again (its message was lost), default 30
+    RUVON_CRASH_ATTEMPTS                            attempts a step run may lose to dead workers
+                                                    before its workflow is FAILED_WORKER_CRASH,
+                                                    default 5
+    RUVON_SWEEP_BATCH                               rows one sweep handles at most, default 500
+    RUVON_MAINTENANCE_QUEUE                         queue of the beat's sweep tasks, default
+                                                    "ruvon.maintenance"
     RUVON_DUPLICATE_MESSAGES                        test hook: send every step-run message
                                                     twice (1/true), default off
 """
@@ -99,9 +110,15 @@ class Settings:
     result_backend: str = DEFAULT_BROKER_URL
     broker_key_prefix: str = ""
     default_queue: str = "default"
-    step_lease_seconds: float = 30.0
-    heartbeat_seconds: float = 10.0
+    step_lease_seconds: float = 15.0
+    heartbeat_seconds: float = 5.0
     duplicate_messages: bool = False
+    sweep_seconds: float = 5.0
+    schedule_poll_seconds: float = 1.0
+    dispatch_timeout_seconds: float = 30.0
+    crash_attempts: int = 5
+    sweep_batch: int = 500
+    maintenance_queue: str = "ruvon.maintenance"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -128,8 +145,14 @@ class Settings:
             or broker_url,
             broker_key_prefix=env.get("RUVON_BROKER_KEY_PREFIX", ""),
             default_queue=env.get("RUVON_DEFAULT_QUEUE") or "default",
-            step_lease_seconds=_seconds(env, "RUVON_STEP_LEASE_SECONDS", 30.0) or 30.0,
-            heartbeat_seconds=_seconds(env, "RUVON_HEARTBEAT_SECONDS", 10.0) or 10.0,
+            step_lease_seconds=_seconds(env, "RUVON_STEP_LEASE_SECONDS", 15.0) or 15.0,
+            heartbeat_seconds=_seconds(env, "RUVON_HEARTBEAT_SECONDS", 5.0) or 5.0,
+            sweep_seconds=_seconds(env, "RUVON_SWEEP_SECONDS", 5.0) or 5.0,
+            schedule_poll_seconds=_seconds(env, "RUVON_SCHEDULE_POLL_SECONDS", 1.0) or 1.0,
+            dispatch_timeout_seconds=_seconds(env, "RUVON_DISPATCH_TIMEOUT_SECONDS", 30.0) or 30.0,
+            crash_attempts=max(_int(env, "RUVON_CRASH_ATTEMPTS", 5), 1),
+            sweep_batch=max(_int(env, "RUVON_SWEEP_BATCH", 500), 1),
+            maintenance_queue=env.get("RUVON_MAINTENANCE_QUEUE") or "ruvon.maintenance",
             duplicate_messages=env.get("RUVON_DUPLICATE_MESSAGES", "").lower()
             in ("1", "true", "yes"),
         )

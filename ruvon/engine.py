@@ -26,6 +26,7 @@ from ruvon.errors import (
     IterationLimitExceeded,
     RuvonError,
     StateValidationError,
+    WorkerCrashed,
 )
 from ruvon.lifecycle import WorkflowEvents
 from ruvon.models import (
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("ruvon.workflow")
 
 WAITING = (WorkflowStatus.WAITING_HUMAN, WorkflowStatus.WAITING_TIMER)
+_NOT_THIS_WORKER = (ChildWorkflowFailed, WorkerCrashed)
 
 
 class WorkflowEngine(DistributedTransitions):
@@ -445,8 +447,9 @@ class WorkflowEngine(DistributedTransitions):
         if isinstance(exc, ChildWorkflowFailed):
             status = WorkflowStatus.FAILED_CHILD_WORKFLOW
         self._record.error = f"{type(exc).__name__}: {exc}"
-        if self.outbox and self.outbox.claim and not isinstance(exc, ChildWorkflowFailed):
-            # Which worker failed it (a child's error already names its own worker).
+        if self.outbox and self.outbox.claim and not isinstance(exc, _NOT_THIS_WORKER):
+            # Which worker failed it (a child's error names its own; a crash is not the
+            # sweeping worker's).
             self._record.error += f" [worker {self.outbox.claim.owner}]"
         step_name = step.name if step else None
         self._audit("STEP_FAILED", step_name, {"error": self._record.error})

@@ -226,6 +226,12 @@ class SchemaOutOfDate(PersistenceError):
     """The database schema is behind (or ahead of) the code: run ``ruvon db upgrade``."""
 
 
+class WorkerCrashed(RuvonError):
+    """Every worker that ran a step died or hung, as many times as the crash budget allows."""
+
+    non_retryable = True
+
+
 class BrokerUnavailable(RuvonError):
     """The message broker cannot be reached: nothing was started."""
 

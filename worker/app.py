@@ -39,9 +39,17 @@ from ruvon.distributed.runner import StepRunner
 from ruvon.errors import ConfigurationError
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
 from ruvon.implementations.execution.celery_config import PROCESS_INIT_TIMEOUT, celery_config
+from ruvon.maintenance.sweeps import Sweeps
 from ruvon.providers.persistence import PersistenceProvider
 
-__all__ = ["app", "celery_config", "create_app", "process_persistence", "process_runner"]
+__all__ = [
+    "app",
+    "celery_config",
+    "create_app",
+    "process_persistence",
+    "process_runner",
+    "process_sweeps",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +73,7 @@ _lock = threading.RLock()
 _provider: PersistenceProvider | None = None
 _provider_pid: int | None = None
 _runner: StepRunner | None = None
+_sweeps: Sweeps | None = None
 
 
 def _is_postgres(url: str) -> bool:
@@ -134,6 +143,16 @@ def process_runner() -> StepRunner:
                 heartbeat_seconds=settings.heartbeat_seconds,
             )
         return _runner
+
+
+def process_sweeps() -> Sweeps:
+    """This process's beat sweeps (over its runner)."""
+    global _sweeps
+    with _lock:
+        runner = process_runner()
+        if _sweeps is None or _sweeps.runner is not runner:
+            _sweeps = Sweeps(runner, Settings.from_env())
+        return _sweeps
 
 
 @worker_process_init.connect

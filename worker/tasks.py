@@ -16,10 +16,22 @@ from typing import Any
 from ruvon.bridge import get_process_bridge
 from ruvon.distributed.task_thread import TaskThread
 from ruvon.distributed.work import RunKind
-from ruvon.implementations.execution.celery_config import RUN_TASKS
-from worker.app import app, process_persistence, process_runner
+from ruvon.implementations.execution.celery_config import MAINTENANCE_TASKS, RUN_TASKS
+from ruvon.maintenance.sweeps import SweepReport
+from worker.app import app, process_persistence, process_runner, process_sweeps
 
-__all__ = ["check_database", "run_advance", "run_branch", "run_join", "run_step"]
+__all__ = [
+    "check_database",
+    "fire_due_timers",
+    "poll_scheduled_workflows",
+    "reconcile_parents",
+    "recover_zombies",
+    "redispatch_lost",
+    "run_advance",
+    "run_branch",
+    "run_join",
+    "run_step",
+]
 
 # A liveness query should answer quickly or count as a failure, not hang a pool slot.
 _HEALTH_QUERY_TIMEOUT = 10.0
@@ -60,3 +72,42 @@ def run_join(run_id: int, workflow_id: str, step_name: str, branch: str = "") ->
 def run_advance(run_id: int, workflow_id: str, step_name: str, branch: str = "") -> str:
     """Move a workflow on from where it is (its start, a finished child, a resume)."""
     return _run(run_id)
+
+
+# -- the beat's maintenance tasks (sent by beat/ to the maintenance queue) -------------------
+
+
+def _sweep(name: str) -> dict[str, object]:
+    sweeps = process_sweeps()
+    report: SweepReport = TaskThread().run(get_process_bridge(), getattr(sweeps, name)())
+    return report.as_dict()
+
+
+@app.task(name=MAINTENANCE_TASKS["recover_zombies"], ignore_result=True)
+def recover_zombies() -> dict[str, object]:
+    """Re-queue step runs whose worker died; fail those that lost too many workers."""
+    return _sweep("recover_zombies")
+
+
+@app.task(name=MAINTENANCE_TASKS["redispatch_lost"], ignore_result=True)
+def redispatch_lost() -> dict[str, object]:
+    """Send again the due step runs whose message was lost."""
+    return _sweep("redispatch_lost")
+
+
+@app.task(name=MAINTENANCE_TASKS["reconcile"], ignore_result=True)
+def reconcile_parents() -> dict[str, object]:
+    """Resume parents whose child ended; fire complete joins without a join run."""
+    return _sweep("reconcile")
+
+
+@app.task(name=MAINTENANCE_TASKS["fire_due_timers"], ignore_result=True)
+def fire_due_timers() -> dict[str, object]:
+    """Advance cluster workflows whose WAIT timer or approval deadline is due."""
+    return _sweep("fire_due_timers")
+
+
+@app.task(name=MAINTENANCE_TASKS["poll_schedules"], ignore_result=True)
+def poll_scheduled_workflows() -> dict[str, object]:
+    """Start the workflows of cron schedules whose tick is due."""
+    return _sweep("poll_schedules")

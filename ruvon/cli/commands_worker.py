@@ -64,7 +64,8 @@ def _check_installed() -> None:
     "--queues",
     "-Q",
     metavar="Q1,Q2",
-    help="Comma-separated queues to consume (default: $RUVON_DEFAULT_QUEUE, 'default').",
+    help="Comma-separated queues to consume (default: $RUVON_DEFAULT_QUEUE and "
+    "$RUVON_MAINTENANCE_QUEUE, i.e. 'default,ruvon.maintenance').",
 )
 @click.option(
     "--concurrency",
@@ -94,6 +95,9 @@ def worker_command(
     Broker and database come from RUVON_BROKER_URL and RUVON_DATABASE_URL (or --db).
     Options after `--` go to `celery worker` unchanged, e.g. `-- --hostname gpu1@%h`.
     """
+    if queues is None:
+        settings = config.settings()
+        queues = f"{settings.default_queue},{settings.maintenance_queue}"
     argv = celery_worker_argv(
         queues=queues, concurrency=concurrency, loglevel=loglevel.upper(), extra=celery_args
     )

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ruvon import __version__
+from ruvon.cli.commands_beat import beat_command, scan_zombies_command
 from ruvon.cli.commands_control import cancel_command, resume_command, retry_command
 from ruvon.cli.commands_db import db_group
 from ruvon.cli.commands_inspect import list_command, logs_command, show_command
@@ -97,6 +98,8 @@ for _command in (
     validate_command,
     db_group,
     worker_command,
+    beat_command,
+    scan_zombies_command,
 ):
     cli.add_command(_command)
 

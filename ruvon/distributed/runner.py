@@ -30,7 +30,7 @@ from ruvon.distributed.work import (
     RunStatus,
 )
 from ruvon.engine import describe_error
-from ruvon.errors import ClaimLost, ConcurrencyConflict
+from ruvon.errors import ClaimLost, ConcurrencyConflict, WorkerCrashed
 from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.steps.parallel import branch_error_text, plan_branches, run_branch
@@ -184,6 +184,44 @@ class StepRunner:
             return "branch-recorded"
         return await self._run_claimed(*joined)
 
+    async def fail_crashed(self, run_id: int, *, max_attempts: int) -> str:
+        """A run that lost ``max_attempts`` workers: fail its workflow (saga rollback first).
+
+        Taken with a claim like any run (so a concurrent sweep, or a worker that claimed it
+        meanwhile, makes this a no-op); the failure commits fenced by that claim.
+        """
+        claimed = await self.ledger.claim_run(run_id, self.owner, self.lease_seconds)
+        if claimed is None:
+            return "taken"
+        claim, record = claimed
+        wf = self.builder.workflow_from_record(
+            record,
+            persistence_provider=self.persistence,
+            execution_provider=self.execution,
+            workflow_observer=self.observer,
+        )
+        assert wf.outbox is not None
+        wf.outbox.hold(claim)
+        if not _still_waits_for(wf, claim):
+            await self.ledger.finish_run(claim, RunStatus.SKIPPED)
+            return "stale"
+        lost = claim.attempt - 1
+        wf.checkpoint_audit(
+            "WORKER_CRASH_DETECTED",
+            claim.step_name or None,
+            {"run": claim.run_id, "kind": str(claim.kind), "attempt": lost, "action": "failed"},
+        )
+        step = wf.steps[wf.current_step_index] if wf.current_step else None
+        error = WorkerCrashed(
+            f"step '{claim.step_name or wf.current_step}' lost its worker {lost} times "
+            f"(RUVON_CRASH_ATTEMPTS={max_attempts}): every worker that ran it died or hung"
+        )
+        try:
+            await wf.fail(step, error, status=WorkflowStatus.FAILED_WORKER_CRASH)
+        except ConcurrencyConflict:
+            return "conflict"
+        return "failed"
+
     async def _retry(self, wf: Workflow, claim: Claim, retry: RetryLater) -> str:
         error = describe_error(retry.error)
         details: dict[str, object] = {
@@ -204,10 +242,33 @@ class StepRunner:
 def _still_waits_for(wf: Workflow, claim: Claim) -> bool:
     """Whether the workflow, as claimed, is still waiting for this run."""
     if claim.kind is RunKind.ADVANCE:
-        return not wf.status.is_terminal
+        return _advance_applies(wf, claim)
     if wf.status is not _WAITING_AT[claim.kind] or wf.current_step != claim.step_name:
         return False
     if claim.kind is RunKind.STEP:
         return wf.run_number(claim.step_name) == claim.run_number
     parallel = cast("dict[str, dict[str, int]]", wf.record.runtime.get("parallel", {}))
     return parallel.get(claim.step_name, {}).get("run") == claim.run_number
+
+
+def _advance_applies(wf: Workflow, claim: Claim) -> bool:
+    """An advance run moves the workflow on only from the state it was enqueued for.
+
+    ``start``: a new workflow; ``child:<id>``: a parent still waiting for that child;
+    ``v<n>`` (a client's hand-off) and ``timer`` (run number = version): the workflow still at
+    that version. A late or duplicate advance therefore never runs a step that has moved on.
+    """
+    record = wf.record
+    reason = claim.branch
+    if wf.status.is_terminal:
+        return False
+    if reason.startswith("child:"):
+        return (
+            wf.status is WorkflowStatus.PENDING_SUB_WORKFLOW
+            and record.blocked_on_child_id == reason.removeprefix("child:")
+        )
+    if reason.startswith("v") and reason[1:].isdigit():
+        return record.version == int(reason[1:])
+    if reason == "timer":
+        return record.version == claim.run_number
+    return reason != "start" or wf.status is WorkflowStatus.ACTIVE

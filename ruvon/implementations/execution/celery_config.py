@@ -18,7 +18,7 @@ from typing import Any
 from ruvon.config import Settings
 from ruvon.distributed.work import RunKind
 
-__all__ = ["BROKER_VISIBILITY_TIMEOUT", "RUN_TASKS", "celery_config"]
+__all__ = ["BROKER_VISIBILITY_TIMEOUT", "MAINTENANCE_TASKS", "RUN_TASKS", "celery_config"]
 
 #: One task name per kind of step run; each takes (run_id, workflow_id, step_name, branch).
 RUN_TASKS: dict[RunKind, str] = {
@@ -26,6 +26,15 @@ RUN_TASKS: dict[RunKind, str] = {
     RunKind.BRANCH: "ruvon.run.branch",
     RunKind.JOIN: "ruvon.run.join",
     RunKind.ADVANCE: "ruvon.run.advance",
+}
+
+#: The beat's sweep tasks (sent by ``beat/``, run by workers on the maintenance queue).
+MAINTENANCE_TASKS: dict[str, str] = {
+    "recover_zombies": "ruvon.maintenance.recover_zombies",
+    "redispatch_lost": "ruvon.maintenance.redispatch_lost",
+    "reconcile": "ruvon.maintenance.reconcile_parents",
+    "fire_due_timers": "ruvon.maintenance.fire_due_timers",
+    "poll_schedules": "ruvon.maintenance.poll_scheduled_workflows",
 }
 
 # Redis re-delivers a message that was reserved but not acknowledged after this long. With

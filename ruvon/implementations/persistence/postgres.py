@@ -44,6 +44,7 @@ from ruvon.errors import (
 )
 from ruvon.implementations.persistence.postgres_codecs import register_codecs
 from ruvon.implementations.persistence.postgres_connections import ConnectionLender
+from ruvon.implementations.persistence.postgres_maintenance import PostgresMaintenance
 from ruvon.implementations.persistence.postgres_rows import (
     audit_from_row,
     compensation_from_row,
@@ -102,7 +103,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresPersistenceProvider(PostgresRunLedger):
+class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
 
     It is also the cluster's :class:`~ruvon.distributed.ledger.RunLedger` (step runs, see

@@ -1,0 +1,159 @@
+"""``ruvon beat`` (the cluster's scheduler) and ``ruvon scan-zombies`` (expired leases).
+
+``ruvon beat`` replaces itself with ``celery -A beat beat`` (like ``ruvon worker``: Celery is
+PID 1 in a container). ``ruvon scan-zombies`` lists step runs whose worker stopped renewing its
+lease; ``--fix`` runs the beat's zombie sweep once, here (re-queue, or fail the workflows of runs
+that used up ``RUVON_CRASH_ATTEMPTS``).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from rich.table import Table
+
+from ruvon.cli.failures import CommandError
+from ruvon.cli.render import Output, format_duration, short_id
+from ruvon.cli.runtime import CliConfig, run_async
+from ruvon.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ruvon.config import Settings
+    from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+    from ruvon.maintenance.sweeps import SweepReport
+
+BEAT_APP = "beat"
+
+
+def celery_beat_argv(*, loglevel: str, schedule_file: Path, extra: tuple[str, ...]) -> list[str]:
+    """The argv of ``python -m celery -A beat beat`` with these options."""
+    return [
+        *(sys.executable, "-m", "celery", "-A", BEAT_APP, "beat"),
+        *("--loglevel", loglevel, "--schedule", str(schedule_file)),
+        *extra,
+    ]
+
+
+@click.command(
+    "beat",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+)
+@click.option(
+    "--schedule-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where Celery keeps the last run times (default: a file in the temp directory).",
+)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- CELERY_OPTIONS]")
+@click.pass_obj
+def beat_command(
+    config: CliConfig, loglevel: str, schedule_file: Path | None, celery_args: tuple[str, ...]
+) -> None:
+    """Run the cluster's beat: sweeps and cron (replaces this process with Celery beat).
+
+    It sends the maintenance tasks to RUVON_MAINTENANCE_QUEUE; `ruvon worker` consumes that
+    queue by default. Intervals: RUVON_SWEEP_SECONDS, RUVON_SCHEDULE_POLL_SECONDS.
+    """
+    if importlib.machinery.PathFinder.find_spec(BEAT_APP, [os.getcwd(), *sys.path]) is None:
+        raise ConfigurationError(
+            f"cannot find the '{BEAT_APP}' package (the Ruvon beat): run `ruvon beat` from the "
+            "project directory that contains beat/, or add it to PYTHONPATH"
+        )
+    if config.db_url:
+        os.environ["RUVON_DATABASE_URL"] = config.settings().database_url
+    target = schedule_file or Path(tempfile.gettempdir()) / f"ruvon-beat-{os.getpid()}.schedule"
+    argv = celery_beat_argv(loglevel=loglevel.upper(), schedule_file=target, extra=celery_args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+
+
+@click.command("scan-zombies")
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Only leases expired at least this many seconds ago.",
+)
+@click.option("--fix", is_flag=True, help="Run the zombie sweep once: re-queue or fail them.")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.pass_obj
+def scan_zombies_command(config: CliConfig, threshold: float, fix: bool, limit: int) -> None:
+    """List step runs whose worker died or hung (their lease expired); --fix recovers them."""
+    settings = config.settings()
+    if not settings.database_url.split("://", 1)[0].startswith("postgres"):
+        raise CommandError(
+            "scan-zombies reads the cluster's step runs: set RUVON_DATABASE_URL (or --db) to "
+            "its PostgreSQL database"
+        )
+    output = Output()
+
+    async def main() -> None:
+        from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+
+        store = PostgresPersistenceProvider(
+            settings.database_url, 1, 2, statement_timeout=settings.statement_timeout
+        )
+        await store.initialize()
+        try:
+            zombies = await store.expired_leases(threshold, limit)
+            table = Table("run", "workflow", "type", "step", "attempt", "worker", "expired for")
+            for z in zombies:
+                step = f"{z.step_name}{f' [{z.branch}]' if z.branch else ''} ({z.kind})"
+                table.add_row(
+                    str(z.run_id),
+                    short_id(z.workflow_id),
+                    z.workflow_type,
+                    step,
+                    str(z.attempt),
+                    z.worker or "?",
+                    format_duration(z.expired_for),
+                )
+            if zombies:
+                output.print(table)
+            output.line(f"{len(zombies)} step run(s) with an expired lease")
+            if fix and zombies:
+                report = await _sweep_once(store, settings)
+                output.line(
+                    f"re-queued {report.requeued}, failed {report.failed} workflow(s) "
+                    "(FAILED_WORKER_CRASH / rolled back)"
+                )
+        finally:
+            await store.close()
+
+    run_async(main())
+
+
+async def _sweep_once(store: PostgresPersistenceProvider, settings: Settings) -> SweepReport:
+    """The zombie sweep, run here with a Celery dispatcher and the configured registry."""
+    from ruvon.builder import WorkflowBuilder
+    from ruvon.distributed.runner import StepRunner
+    from ruvon.implementations.execution.celery import CeleryExecutionProvider
+    from ruvon.maintenance.sweeps import Sweeps
+
+    execution = CeleryExecutionProvider(settings=settings)
+    try:
+        builder = WorkflowBuilder(settings=settings)
+        runner = StepRunner(
+            store,
+            builder,
+            execution,
+            owner=f"scan-zombies:{os.getpid()}",
+            lease_seconds=settings.step_lease_seconds,
+        )
+        return await Sweeps(runner, settings).recover_zombies()
+    finally:
+        execution.close()

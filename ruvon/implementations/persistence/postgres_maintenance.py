@@ -1,0 +1,91 @@
+"""The beat's sweeps on PostgreSQL: one statement each (see ``sql/postgres_maintenance.sql``).
+
+Mixed into :class:`~ruvon.implementations.persistence.postgres.PostgresPersistenceProvider`.
+Every method returns the runs it queued (or re-queued) for the caller to announce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruvon.distributed.work import QueuedRun, RunKind
+from ruvon.implementations.persistence.postgres_runs import queued_run
+from ruvon.implementations.persistence.queries import load_queries
+
+__all__ = ["ExpiredLease", "PostgresMaintenance"]
+
+_Q = load_queries(Path(__file__).with_name("sql") / "postgres_maintenance.sql")
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredLease:
+    """A RUNNING run whose worker stopped renewing its lease (``ruvon scan-zombies``)."""
+
+    run_id: int
+    workflow_id: str
+    workflow_type: str
+    kind: RunKind
+    step_name: str
+    branch: str
+    attempt: int
+    worker: str | None
+    expired_for: float
+
+
+class PostgresMaintenance:
+    """Sweep statements of the PostgreSQL provider."""
+
+    # Provided by PostgresPersistenceProvider.
+    _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
+
+    async def _runs(self, operation: str, name: str, *args: Any) -> list[QueuedRun]:
+        rows = await self._query(operation, "fetch", _Q[name], args)
+        return [queued_run(tuple(row)) for row in rows]
+
+    async def requeue_crashed(self, max_attempts: int, limit: int) -> list[QueuedRun]:
+        """Expired leases with attempts left back to QUEUED (audited); the runs to announce."""
+        return await self._runs("requeue crashed runs", "requeue_crashed", limit, max_attempts)
+
+    async def exhausted_crashes(self, max_attempts: int, limit: int) -> list[int]:
+        """Ids of expired runs that used up their attempts."""
+        rows = await self._query(
+            "find exhausted runs", "fetch", _Q["exhausted_crashes"], (limit, max_attempts)
+        )
+        return [row[0] for row in rows]
+
+    async def expired_leases(self, older_than: float, limit: int) -> list[ExpiredLease]:
+        """RUNNING runs whose lease expired more than ``older_than`` seconds ago."""
+        rows = await self._query(
+            "scan expired leases", "fetch", _Q["expired_leases"], (float(older_than), limit)
+        )
+        return [
+            ExpiredLease(r[0], r[1], r[2], RunKind(r[3]), r[4], r[5], r[6], r[7], r[8])
+            for r in rows
+        ]
+
+    async def redispatch_lost(self, timeout: float, limit: int) -> list[QueuedRun]:
+        """Due runs not claimed within ``timeout`` seconds, marked sent again."""
+        return await self._runs("redispatch lost runs", "redispatch_lost", limit, float(timeout))
+
+    async def fire_due_timers(self, default_queue: str, limit: int) -> list[QueuedRun]:
+        """An advance run for each cluster workflow whose timer is due."""
+        return await self._runs("fire due timers", "fire_due_timers", limit, default_queue)
+
+    async def reconcile_parents(
+        self, default_queue: str, grace: float, limit: int
+    ) -> list[QueuedRun]:
+        """Resumption runs for parents whose child ended ``grace`` seconds ago or more."""
+        return await self._runs(
+            "reconcile parents", "reconcile_parents", limit, default_queue, float(grace)
+        )
+
+    async def reconcile_joins(
+        self, default_queue: str, grace: float, limit: int
+    ) -> list[QueuedRun]:
+        """Join runs for complete joins that have none."""
+        return await self._runs(
+            "reconcile joins", "reconcile_joins", limit, default_queue, float(grace)
+        )

@@ -1,0 +1,121 @@
+-- Named queries of the beat's sweeps (ruvon.implementations.persistence.postgres_maintenance).
+-- Each sweep is one statement that takes its rows with FOR UPDATE SKIP LOCKED or inserts
+-- with ON CONFLICT DO NOTHING: two sweeps at once (two beats, a slow sweep and the next one)
+-- take disjoint rows or the same row once. Rows come back as runs to announce:
+-- (id, workflow_id, kind, step_name, branch, queue, delay).
+
+-- name: requeue_crashed
+-- RUNNING runs whose lease expired (their worker died or hung) with attempts left ($2) go back
+-- to the queue; the next claim is attempt + 1. Audited as WORKER_CRASH_DETECTED.
+WITH expired AS (
+    SELECT id, lease_owner FROM step_runs
+    WHERE status = 'RUNNING' AND lease_expires_at < now() AND attempt < $2
+    ORDER BY lease_expires_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+), requeued AS (
+    UPDATE step_runs AS s SET
+        status = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL, run_at = now(),
+        dispatched_at = now(), updated_at = now(),
+        error = 'worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its lease'
+    FROM expired AS e
+    WHERE s.id = e.id
+    RETURNING s.id, s.workflow_id, s.kind, s.step_name, s.branch, s.queue, s.attempt,
+              e.lease_owner
+), audited AS (
+    INSERT INTO workflow_audit_log (
+        workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+    )
+    SELECT workflow_id, 'WORKER_CRASH_DETECTED', step_name, NULL, NULL,
+           jsonb_build_object('run', id, 'kind', kind, 'branch', branch, 'attempt', attempt,
+                              'worker', lease_owner, 'action', 'requeued'),
+           now()
+    FROM requeued
+)
+SELECT id, workflow_id, kind, step_name, branch, queue, 0::float8 FROM requeued;
+
+-- name: exhausted_crashes
+-- RUNNING runs whose lease expired with no attempts left: their workflows fail
+-- (FAILED_WORKER_CRASH, or a saga rollback) under a claim the sweep takes on each.
+SELECT id FROM step_runs
+WHERE status = 'RUNNING' AND lease_expires_at < now() AND attempt >= $2
+ORDER BY lease_expires_at
+LIMIT $1;
+
+-- name: expired_leases
+-- For `ruvon scan-zombies`: RUNNING runs whose lease expired more than $1 seconds ago.
+SELECT r.id, r.workflow_id, w.workflow_type, r.kind, r.step_name, r.branch, r.attempt,
+       r.lease_owner, extract(epoch FROM now() - r.lease_expires_at)::float8
+FROM step_runs AS r JOIN workflow_executions AS w ON w.id = r.workflow_id
+WHERE r.status = 'RUNNING' AND r.lease_expires_at < now() - make_interval(secs => $1)
+ORDER BY r.lease_expires_at
+LIMIT $2;
+
+-- name: redispatch_lost
+-- Due QUEUED runs nobody claimed within the dispatch timeout ($2 s since they were due and
+-- since they were last sent): their message was lost (or the countdown of a long backoff was
+-- never sent). Marked sent again; a duplicate delivery is harmless (the claim takes it once).
+UPDATE step_runs SET dispatched_at = now(), updated_at = now()
+WHERE id IN (
+    SELECT id FROM step_runs
+    WHERE status = 'QUEUED'
+      AND run_at <= now() - make_interval(secs => $2)
+      AND dispatched_at <= now() - make_interval(secs => $2)
+    ORDER BY run_at
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;
+
+-- name: fire_due_timers
+-- Cluster workflows waiting on a due timer (WAIT, an approval deadline): one advance run per
+-- workflow version (the run applies only at that version, so a late one changes nothing).
+INSERT INTO step_runs (
+    workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+    dispatched_at, created_at, updated_at
+)
+SELECT w.id, 'advance', '', 'timer', w.version, coalesce(w.data_region, $2), 'QUEUED', 0,
+       now(), now(), now(), now()
+FROM workflow_executions AS w
+WHERE w.status IN ('WAITING_TIMER', 'WAITING_HUMAN') AND w.run_at <= now()
+  AND coalesce((w.runtime ->> 'cluster')::boolean, false)
+ORDER BY w.run_at
+LIMIT $1
+ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;
+
+-- name: reconcile_parents
+-- Parents still PENDING_SUB_WORKFLOW although their child ended more than $3 s ago (its
+-- resumption run was lost or skipped): one more resumption run per parent version.
+INSERT INTO step_runs (
+    workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+    dispatched_at, created_at, updated_at
+)
+SELECT p.id, 'advance', '', 'child:' || c.id, p.version, coalesce(p.data_region, $2),
+       'QUEUED', 0, now(), now(), now(), now()
+FROM workflow_executions AS p
+JOIN workflow_executions AS c ON c.id = p.blocked_on_child_id
+WHERE p.status = 'PENDING_SUB_WORKFLOW'
+  AND c.status IN ('COMPLETED', 'FAILED', 'FAILED_ROLLED_BACK', 'FAILED_CHILD_WORKFLOW',
+                   'FAILED_WORKER_CRASH', 'CANCELLED')
+  AND c.updated_at <= now() - make_interval(secs => $3)
+ORDER BY c.updated_at
+LIMIT $1
+ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;
+
+-- name: reconcile_joins
+-- Complete joins without a join run (cannot happen: the last branch's commit inserts it in
+-- the same statement; this is the safety net the design promises).
+INSERT INTO step_runs (
+    workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+    dispatched_at, created_at, updated_at
+)
+SELECT j.workflow_id, 'join', j.step_name, '', j.run_number, coalesce(w.data_region, $2),
+       'QUEUED', 0, now(), now(), now(), now()
+FROM parallel_joins AS j JOIN workflow_executions AS w ON w.id = j.workflow_id
+WHERE j.recorded >= j.expected AND w.status = 'PENDING_PARALLEL'
+  AND j.updated_at <= now() - make_interval(secs => $3)
+LIMIT $1
+ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;

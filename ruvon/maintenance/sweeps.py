@@ -1,0 +1,121 @@
+"""The beat's sweeps over the step-run ledger (DESIGN.md, "The correctness model", rule 6).
+
+Each sweep is safe to run twice at once (two beats, or a slow sweep overlapping the next): its
+statements take rows with ``FOR UPDATE SKIP LOCKED`` or insert with ``ON CONFLICT DO NOTHING``,
+and everything it sends is only a hint for a claim that happens at most once.
+
+* :meth:`Sweeps.recover_zombies` — a RUNNING run whose lease expired lost its worker: back to
+  the queue (the next claim is attempt + 1), or, once ``crash_attempts`` workers died on it, its
+  workflow fails FAILED_WORKER_CRASH (after a saga rollback when saga mode is on).
+* :meth:`Sweeps.redispatch_lost` — a due QUEUED run nobody claimed within the dispatch timeout
+  (its message was lost, e.g. Redis restarted without persistence) is sent again.
+* :meth:`Sweeps.reconcile` — parents still waiting for a child that ended, and complete joins
+  without a join run, get their continuation.
+* :meth:`Sweeps.fire_due_timers` — WAIT timers and approval deadlines that are due.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ruvon.config import Settings
+
+if TYPE_CHECKING:
+    from ruvon.distributed.runner import StepRunner
+    from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+
+__all__ = ["SweepReport", "Sweeps"]
+
+logger = logging.getLogger("ruvon.beat")
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did (logged, returned by the maintenance task, shown by the CLI)."""
+
+    sweep: str
+    requeued: int = 0
+    failed: int = 0
+    sent: int = 0
+    details: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"sweep": self.sweep, "requeued": self.requeued, "failed": self.failed,
+                "sent": self.sent, **self.details}  # fmt: skip
+
+
+class Sweeps:
+    """The sweeps of one worker process (its runner: store, builder, dispatcher, identity)."""
+
+    def __init__(self, runner: StepRunner, settings: Settings) -> None:
+        self.runner = runner
+        self.store: PostgresPersistenceProvider = runner.persistence  # type: ignore[assignment]
+        self.dispatcher = runner.execution
+        self.settings = settings
+        self._registry_synced = False
+
+    async def recover_zombies(self) -> SweepReport:
+        """Re-queue runs whose worker died; fail the workflows of runs that lost too many."""
+        settings = self.settings
+        report = SweepReport("recover_zombies")
+        requeued = await self.store.requeue_crashed(settings.crash_attempts, settings.sweep_batch)
+        self.dispatcher.dispatch(requeued)
+        report.requeued = len(requeued)
+        exhausted = await self.store.exhausted_crashes(
+            settings.crash_attempts, settings.sweep_batch
+        )
+        for run_id in exhausted:
+            outcome = await self.runner.fail_crashed(run_id, max_attempts=settings.crash_attempts)
+            report.details[outcome] = report.details.get(outcome, 0) + 1
+            report.failed += outcome == "failed"
+        return self._logged(report)
+
+    async def redispatch_lost(self) -> SweepReport:
+        """Send again the due runs whose message went missing."""
+        settings = self.settings
+        runs = await self.store.redispatch_lost(
+            settings.dispatch_timeout_seconds, settings.sweep_batch
+        )
+        self.dispatcher.dispatch(runs)
+        return self._logged(SweepReport("redispatch_lost", sent=len(runs)))
+
+    async def reconcile(self) -> SweepReport:
+        """Resume parents whose child ended, and fire complete joins that have no join run."""
+        settings = self.settings
+        queue = self.dispatcher.default_queue
+        grace = settings.dispatch_timeout_seconds
+        parents = await self.store.reconcile_parents(queue, grace, settings.sweep_batch)
+        joins = await self.store.reconcile_joins(queue, grace, settings.sweep_batch)
+        self.dispatcher.dispatch([*parents, *joins])
+        report = SweepReport(
+            "reconcile", sent=len(parents) + len(joins),
+            details={"parents": len(parents), "joins": len(joins)},
+        )  # fmt: skip
+        return self._logged(report)
+
+    async def fire_due_timers(self) -> SweepReport:
+        """Advance the cluster workflows whose WAIT timer or approval deadline is due."""
+        runs = await self.store.fire_due_timers(
+            self.dispatcher.default_queue, self.settings.sweep_batch
+        )
+        self.dispatcher.dispatch(runs)
+        return self._logged(SweepReport("fire_due_timers", sent=len(runs)))
+
+    async def poll_schedules(self) -> SweepReport:
+        """Start the workflows of due cron schedules (registry schedules synced once first)."""
+        from ruvon.maintenance.schedules import poll_scheduled_workflows, sync_registry_schedules
+
+        builder = self.runner.builder
+        if not self._registry_synced:
+            await sync_registry_schedules(self.store, builder)
+            self._registry_synced = True
+        started = await poll_scheduled_workflows(self.store, builder, self.dispatcher)
+        return self._logged(SweepReport("poll_schedules", sent=len(started)))
+
+    @staticmethod
+    def _logged(report: SweepReport) -> SweepReport:
+        if report.requeued or report.failed or report.sent:
+            logger.info("beat sweep %s: %s", report.sweep, report.as_dict())
+        return report

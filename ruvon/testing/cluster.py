@@ -53,6 +53,7 @@ from ruvon.testing.redis import redis_url_for_tests
 
 __all__ = [
     "REPO_ROOT",
+    "BeatProcess",
     "LocalCluster",
     "WorkerProcess",
     "client_app",
@@ -279,6 +280,56 @@ class WorkerProcess:
         return self.exit_code
 
 
+class BeatProcess:
+    """One ``ruvon beat`` subprocess (Celery beat), in its own session."""
+
+    def __init__(self, process: subprocess.Popen[bytes], *, log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+        self.exit_code: int | None = None
+
+    @classmethod
+    def start(cls, env: Mapping[str, str], *, log_path: Path, schedule_file: Path) -> BeatProcess:
+        """Spawn ``ruvon beat --schedule-file FILE`` (it sends its first sweeps at once)."""
+        command = [
+            *(sys.executable, "-m", "ruvon.cli.main", "beat", "--loglevel", "INFO"),
+            *("--schedule-file", str(schedule_file)),
+        ]
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(process, log_path=log_path)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, then SIGKILL of its process group after ``timeout``; the exit code."""
+        if self.exit_code is not None:
+            return self.exit_code
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            self.exit_code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.exit_code = self.process.wait(_KILL_REAP_TIMEOUT)
+        return self.exit_code
+
+
 class LocalCluster:
     """A private database, Redis prefix and Celery client, and the workers started on them.
 
@@ -316,6 +367,7 @@ class LocalCluster:
         self._server_url = server_url
         self.ready_timeout = ready_timeout
         self.workers: list[WorkerProcess] = []
+        self.beats: list[BeatProcess] = []
         self._stack: contextlib.ExitStack | None = None
         self._database_url: str | None = None
         self._env: dict[str, str] | None = None
@@ -425,6 +477,23 @@ class LocalCluster:
         if wait:
             worker.wait_ready(self.ready_timeout)
         return worker
+
+    def start_beat(self, name: str | None = None) -> BeatProcess:
+        """Start a ``ruvon beat`` on the run's broker (stopped when the cluster closes).
+
+        Two may run at once (that is a scenario worth testing: every sweep is safe twice).
+        """
+        if self._stack is None or self._env is None or self.log_dir is None:
+            raise RuntimeError("start_beat() needs a running LocalCluster (use it in a with)")
+        suffix = name or f"beat{len(self.beats) + 1}"
+        beat = BeatProcess.start(
+            self._env,
+            log_path=self.log_dir / f"{suffix}.log",
+            schedule_file=self.log_dir / f"{suffix}.schedule",
+        )
+        self.beats.append(beat)
+        self._stack.callback(beat.stop)
+        return beat
 
     # ------------------------------------------------------------------ what the run uses
     @property

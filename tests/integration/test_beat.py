@@ -1,0 +1,171 @@
+"""The beat on real workers and real ``celery beat`` processes: timers, approval deadlines,
+zombie recovery (re-queue, or FAILED_WORKER_CRASH past the crash budget), lost messages.
+
+Settings are shortened so the sweeps act within seconds: lease 2 s (heartbeat 0.5 s), sweeps
+every second, dispatch timeout 2 s. Recovery after a SIGKILL must then take at most
+lease + sweep interval + 2 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from ruvon.models import WorkflowStatus
+from ruvon.testing.cluster import LocalCluster, WorkerProcess
+from tests.integration.distributed_support import (
+    QUEUE,
+    WAIT,
+    client_of,
+    fetch,
+    redis_list,
+    started_cluster,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+LEASE = 2.0
+SWEEP = 1.0
+MAINTENANCE = "ruvon.maintenance"
+FAST = {
+    "RUVON_STEP_LEASE_SECONDS": str(LEASE),
+    "RUVON_HEARTBEAT_SECONDS": "0.5",
+    "RUVON_SWEEP_SECONDS": str(SWEEP),
+    "RUVON_DISPATCH_TIMEOUT_SECONDS": "2",
+}
+TERMINAL = {status for status in WorkflowStatus if status.is_terminal}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    """Two workers (default + maintenance queues) and two beats at once (both must be safe)."""
+    with started_cluster(FAST, queues=[QUEUE, MAINTENANCE], workers=2) as running:
+        running.start_beat()
+        running.start_beat()
+        yield running
+
+
+async def test_a_wait_step_is_resumed_by_the_beat(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        record = await client.start("WaitThenWork", {})
+        waiting = await client.wait(record.id, timeout=WAIT, until={WorkflowStatus.WAITING_TIMER})
+        assert waiting.run_at is not None
+        done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.state["counter"] == 1
+    timers = await fetch(
+        cluster,
+        "SELECT count(*) FROM step_runs WHERE workflow_id = $1 AND branch = 'timer'",
+        record.id,
+    )
+    assert timers[0][0] == 1  # two beats, one timer run
+
+
+async def test_an_unanswered_approval_is_rejected_by_the_beat(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        record = await client.start("ApprovalTimeout", {})
+        waiting = await client.wait(record.id, timeout=WAIT)
+        assert waiting.status is WorkflowStatus.WAITING_HUMAN
+        started = time.monotonic()
+        done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.state["approved"] is False
+    assert done.state["reason"] == "auto_reject after timeout"
+    assert done.state["visited"] == ["ApprovalTimeout"]  # the step after the approval ran once
+    assert time.monotonic() - started < 2 + SWEEP + 3
+
+
+async def test_a_lost_message_is_sent_again(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        record = await client.start("Unserved", {})
+        pending = await client.wait(record.id, timeout=WAIT, until={WorkflowStatus.PENDING_ASYNC})
+        assert pending.current_step_name == "Never"
+        # Its message waits in Redis for a worker on the queue: lose it, like a Redis restart.
+        with redis.Redis.from_url(cluster.env["RUVON_BROKER_URL"]) as broker:
+            assert broker.delete(f"{cluster.key_prefix}nobody-listens") == 1
+        await asyncio.to_thread(cluster.start_worker, ["nobody-listens"], name="late")
+        done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+
+
+def _worker_running(cluster: LocalCluster, pid: int) -> WorkerProcess:
+    return next(w for w in cluster.workers if pid in w.child_pids())
+
+
+async def _started_on(cluster: LocalCluster, workflow_id: str) -> int:
+    key = f"{cluster.key_prefix}started:{workflow_id}:1"
+    with redis.Redis.from_url(cluster.env["RUVON_BROKER_URL"]) as broker:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            value = broker.get(key)
+            if value is not None:
+                return int(value)
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"the step of {workflow_id} never started")
+
+
+@pytest.fixture
+def crash_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    env = {**FAST, "RUVON_CRASH_ATTEMPTS": str(request.param)}
+    with started_cluster(env, queues=[QUEUE, MAINTENANCE], workers=2) as running:
+        running.start_beat()
+        yield running
+
+
+@pytest.mark.parametrize("crash_cluster", [5], indirect=True)
+async def test_a_killed_worker_step_is_recovered_within_lease_plus_sweep(
+    crash_cluster: LocalCluster,
+) -> None:
+    cluster = crash_cluster
+    async with client_of(cluster) as client:
+        record = await client.start("KilledMidStep", {})
+        victim = _worker_running(cluster, await _started_on(cluster, record.id))
+        await asyncio.to_thread(victim.kill)
+        killed = time.monotonic()
+        done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
+        latency = time.monotonic() - killed
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.state["survived_attempt"] == 2
+    assert latency <= LEASE + SWEEP + 2, f"recovered after {latency:.1f} s"
+    audit = await fetch(
+        cluster,
+        "SELECT details FROM workflow_audit_log WHERE workflow_id = $1 AND "
+        "event_type = 'WORKER_CRASH_DETECTED'",
+        record.id,
+    )
+    assert [(a[0]["action"], a[0]["attempt"]) for a in audit] == [("requeued", 1)]
+    print(f"recovery latency after SIGKILL: {latency:.2f} s")
+
+
+@pytest.mark.parametrize("crash_cluster", [1], indirect=True)
+async def test_past_the_crash_budget_the_workflow_fails_or_rolls_back(
+    crash_cluster: LocalCluster,
+) -> None:
+    cluster = crash_cluster
+    async with client_of(cluster) as client:
+        started = []
+        for workflow_type in ("KilledMidStep", "KilledSaga"):  # one at a time: each kill hits
+            record = await client.start(workflow_type, {})  # only its own step
+            victim = _worker_running(cluster, await _started_on(cluster, record.id))
+            await asyncio.to_thread(victim.kill)
+            await asyncio.to_thread(cluster.start_worker, [QUEUE, MAINTENANCE])
+            started.append(record)
+        plain, saga = started
+        failed = await client.wait(plain.id, timeout=WAIT, until=TERMINAL)
+        rolled_back = await client.wait(saga.id, timeout=WAIT, until=TERMINAL)
+    assert failed.status is WorkflowStatus.FAILED_WORKER_CRASH
+    assert "lost its worker 1 times (RUVON_CRASH_ATTEMPTS=1)" in (failed.error or "")
+    assert rolled_back.status is WorkflowStatus.FAILED_ROLLED_BACK
+    assert redis_list(cluster, f"compensations:{saga.id}") == ["release"]
+    for record in (plain, saga):
+        audit = await fetch(
+            cluster,
+            "SELECT details FROM workflow_audit_log WHERE workflow_id = $1 AND "
+            "event_type = 'WORKER_CRASH_DETECTED'",
+            record.id,
+        )
+        assert [a[0]["action"] for a in audit] == ["failed"]

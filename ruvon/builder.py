@@ -118,6 +118,14 @@ class WorkflowBuilder:
         """Every workflow type this builder knows."""
         return sorted({*self._entries, *self._definitions})
 
+    def registry_schedules(self) -> list[tuple[str, str | dict[str, Any] | float]]:
+        """``(workflow type, schedule)`` of every registry entry that has a ``schedule``."""
+        return [
+            (workflow_type, entry.schedule)
+            for workflow_type, entry in sorted(self._entries.items())
+            if entry.schedule is not None
+        ]
+
     def register_definition(self, definition: WorkflowDefinition) -> WorkflowDefinition:
         """Add an already-built definition (replaces one of the same type)."""
         self._definitions[definition.workflow_type] = definition

@@ -14,6 +14,7 @@ from ruvon.cli.commands_control import cancel_command, resume_command, retry_com
 from ruvon.cli.commands_db import db_group
 from ruvon.cli.commands_inspect import list_command, logs_command, show_command
 from ruvon.cli.commands_run import run_command, start_command
+from ruvon.cli.commands_schedules import schedules_group
 from ruvon.cli.commands_validate import validate_command
 from ruvon.cli.commands_worker import worker_command
 from ruvon.cli.failures import (
@@ -100,6 +101,7 @@ for _command in (
     worker_command,
     beat_command,
     scan_zombies_command,
+    schedules_group,
 ):
     cli.add_command(_command)
 

@@ -416,7 +416,8 @@ class LocalCluster:
         env = cluster_env(self._database_url, self.run_id, extra_paths=self._extra_paths)
         env.update(self._env_overrides)
         self._env = env
-        stack.callback(delete_broker_keys, env["RUVON_BROKER_KEY_PREFIX"])
+        # On the broker the workers use: an ``env`` override may point at a private Redis.
+        stack.callback(delete_broker_keys, env["RUVON_BROKER_KEY_PREFIX"], env["RUVON_BROKER_URL"])
         self._client = client_app(env)
         stack.callback(self._client.close)
         for _ in range(self._initial_workers):

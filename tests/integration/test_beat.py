@@ -169,3 +169,38 @@ async def test_past_the_crash_budget_the_workflow_fails_or_rolls_back(
             record.id,
         )
         assert [a[0]["action"] for a in audit] == ["failed"]
+
+
+async def test_a_one_second_schedule_starts_one_workflow_per_tick_with_two_beats(
+    cluster: LocalCluster,
+) -> None:
+    from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+    from ruvon.maintenance.schedules import set_schedule_enabled
+    from ruvon.records import ScheduleRecord, utc_now
+
+    store = PostgresPersistenceProvider(cluster.database_url, 1, 1)
+    await store.initialize()
+    try:
+        name = "every-second"
+        await store.save_schedule(
+            ScheduleRecord(
+                name=name,
+                workflow_type="AsyncChain",
+                cron="@every 1s",
+                initial_data={"counter": 0},
+                next_run_at=utc_now(),
+            )
+        )
+        await asyncio.sleep(10)  # both beats poll every second meanwhile
+        await set_schedule_enabled(store, name, False)
+        await asyncio.sleep(1.5)  # a poll that claimed its tick just before the pause ends
+        started = await fetch(
+            cluster,
+            "SELECT idempotency_key FROM workflow_executions WHERE idempotency_key LIKE $1",
+            f"schedule:{name}:%",
+        )
+    finally:
+        await store.close()
+    ticks = [row[0] for row in started]
+    assert len(ticks) == len(set(ticks))  # each tick once
+    assert 9 <= len(ticks) <= 11, ticks  # 10 s of ticks, one per second (+-1)

@@ -64,6 +64,7 @@ from ruvon.implementations.persistence.postgres_runs import (
     insert_runs,
     queued_run,
 )
+from ruvon.implementations.persistence.postgres_schedules import PostgresSchedules
 from ruvon.implementations.persistence.postgres_target import (
     ConnectionTarget,
     is_connection_lost,
@@ -103,7 +104,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance):
+class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, PostgresSchedules):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
 
     It is also the cluster's :class:`~ruvon.distributed.ledger.RunLedger` (step runs, see

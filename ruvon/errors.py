@@ -226,6 +226,10 @@ class SchemaOutOfDate(PersistenceError):
     """The database schema is behind (or ahead of) the code: run ``ruvon db upgrade``."""
 
 
+class ScheduleNotFound(RuvonError, LookupError):
+    """No schedule with that name exists."""
+
+
 class WorkerCrashed(RuvonError):
     """Every worker that ran a step died or hung, as many times as the crash budget allows."""
 

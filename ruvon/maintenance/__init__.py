@@ -2,5 +2,6 @@
 
 * :mod:`~ruvon.maintenance.sweeps` — zombie recovery, lost-message re-dispatch, parent and join
   reconciliation, due timers.
-* :mod:`~ruvon.maintenance.schedules` — cron schedules that start workflows.
+* :mod:`~ruvon.maintenance.schedules` — cron schedules that start workflows (their specs:
+  :mod:`~ruvon.maintenance.schedule_spec`).
 """

@@ -24,7 +24,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ruvon.errors import ConfigurationError, DefinitionError, PersistenceError, RuvonError
+from ruvon.errors import (
+    ConfigurationError,
+    DefinitionError,
+    PersistenceError,
+    RuvonError,
+    ScheduleNotFound,
+)
 from ruvon.maintenance.schedule_spec import ScheduleSpec
 from ruvon.maintenance.schedule_spec import as_utc as _utc
 from ruvon.records import ScheduleRecord, utc_now
@@ -50,10 +56,6 @@ REGISTRY_PREFIX = "registry:"
 DUE_BATCH = 100
 
 _reported: set[tuple[str, ...]] = set()
-
-
-class ScheduleNotFound(RuvonError, LookupError):
-    """No schedule with that name exists."""
 
 
 @runtime_checkable

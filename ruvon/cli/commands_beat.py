@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
+from ruvon.cli.commands_worker import LOGLEVEL_OPTION
 from ruvon.cli.failures import CommandError
 from ruvon.cli.render import Output, format_duration, short_id
 from ruvon.cli.runtime import CliConfig, run_async
@@ -44,13 +45,7 @@ def celery_beat_argv(*, loglevel: str, schedule_file: Path, extra: tuple[str, ..
     "beat",
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
-@click.option(
-    "--loglevel",
-    "-l",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
-)
+@LOGLEVEL_OPTION
 @click.option(
     "--schedule-file",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -25,6 +25,16 @@ from ruvon.errors import ConfigurationError
 
 WORKER_APP = "worker"
 
+#: ``--loglevel`` of the commands that exec Celery (worker, beat).
+LOGLEVEL_OPTION = click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Celery log level.",
+)
+
 
 def celery_worker_argv(
     *,
@@ -73,14 +83,7 @@ def _check_installed() -> None:
     type=click.IntRange(min=1),
     help="Pool processes (default: one per CPU).",
 )
-@click.option(
-    "--loglevel",
-    "-l",
-    default="INFO",
-    show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
-    help="Celery log level.",
-)
+@LOGLEVEL_OPTION
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- CELERY_OPTIONS]")
 @click.pass_obj
 def worker_command(

@@ -115,7 +115,9 @@ class StepRunner:
             if not held:
                 return  # closed (committed), or taken over: its commit will be refused
 
-    async def _execute(self, claim: Claim, record: WorkflowRecord) -> str:
+    async def _claimed_workflow(self, claim: Claim, record: WorkflowRecord) -> Workflow | None:
+        """The workflow under ``claim``; None (the run closed SKIPPED) if it no longer waits
+        for this run: cancelled, or moved on by a duplicate or an earlier attempt."""
         wf = self.builder.workflow_from_record(
             record,
             persistence_provider=self.persistence,
@@ -124,9 +126,16 @@ class StepRunner:
         )
         assert wf.outbox is not None
         wf.outbox.hold(claim)
-        if not _still_waits_for(wf, claim):
-            await self.ledger.finish_run(claim, RunStatus.SKIPPED)
+        if _still_waits_for(wf, claim):
+            return wf
+        await self.ledger.finish_run(claim, RunStatus.SKIPPED)
+        return None
+
+    async def _execute(self, claim: Claim, record: WorkflowRecord) -> str:
+        wf = await self._claimed_workflow(claim, record)
+        if wf is None:
             return "stale"
+        assert wf.outbox is not None
         try:
             if claim.kind is RunKind.BRANCH:
                 return await self._run_branch(wf, claim)
@@ -194,16 +203,8 @@ class StepRunner:
         if claimed is None:
             return "taken"
         claim, record = claimed
-        wf = self.builder.workflow_from_record(
-            record,
-            persistence_provider=self.persistence,
-            execution_provider=self.execution,
-            workflow_observer=self.observer,
-        )
-        assert wf.outbox is not None
-        wf.outbox.hold(claim)
-        if not _still_waits_for(wf, claim):
-            await self.ledger.finish_run(claim, RunStatus.SKIPPED)
+        wf = await self._claimed_workflow(claim, record)
+        if wf is None:
             return "stale"
         lost = claim.attempt - 1
         wf.checkpoint_audit(

@@ -8,7 +8,8 @@ PENDING_ASYNC/PARALLEL step only runs under a worker's claim on it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
 
 from ruvon.distributed.outbox import RunOutbox
 from ruvon.distributed.work import RunKind, RunRequest
@@ -35,8 +36,8 @@ class DistributedTransitions:
     _record: WorkflowRecord
     definition: WorkflowDefinition
 
-    def run_number(self, step_name: str) -> int:
-        raise NotImplementedError  # WorkflowEngine's
+    run_number: Callable[[str], int]
+    _set_status: Callable[..., None]
 
     @property
     def distributed(self) -> bool:
@@ -128,17 +129,6 @@ class DistributedTransitions:
             status = WorkflowStatus.PENDING_PARALLEL
         self._set_status(status, "STEP_SUSPENDED", step=following.name)
         return True
-
-    def _set_status(
-        self,
-        status: WorkflowStatus,
-        event: str,
-        *,
-        step: str | None = None,
-        old: WorkflowStatus | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        raise NotImplementedError  # WorkflowEngine's
 
     def _enqueue_parent_report(self) -> None:
         """A child's terminal save also enqueues its parent's resumption (one transaction)."""

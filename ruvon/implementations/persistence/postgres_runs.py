@@ -31,7 +31,13 @@ from ruvon.implementations.persistence.queries import load_queries
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.serialization import dumps
 
-__all__ = ["PostgresRunLedger", "close_claimed_run", "insert_runs", "queued_run"]
+__all__ = [
+    "PostgresRunLedger",
+    "close_claimed_run",
+    "insert_runs",
+    "queued_run",
+    "run_arrays",
+]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "postgres_runs.sql")
 _WORKFLOW_COLUMNS = 24
@@ -46,8 +52,13 @@ async def insert_runs(conn: asyncpg.Connection, runs: Sequence[RunRequest]) -> l
     """Insert runs (existing ones are skipped); return the inserted ones to announce."""
     if not runs:
         return []
-    rows = await conn.fetch(
-        _Q["insert_runs"],
+    rows = await conn.fetch(_Q["insert_runs"], *run_arrays(runs))
+    return [queued_run(row) for row in rows]
+
+
+def run_arrays(runs: Sequence[RunRequest]) -> tuple[list[Any], ...]:
+    """The seven array parameters an ``unnest`` of runs takes (one element per run)."""
+    return (
         [r.workflow_id for r in runs],
         [str(r.kind) for r in runs],
         [r.step_name for r in runs],
@@ -56,7 +67,6 @@ async def insert_runs(conn: asyncpg.Connection, runs: Sequence[RunRequest]) -> l
         [r.queue for r in runs],
         [float(r.delay) for r in runs],
     )
-    return [queued_run(row) for row in rows]
 
 
 async def close_claimed_run(

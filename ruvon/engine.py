@@ -24,6 +24,7 @@ from ruvon.errors import (
     InputValidationError,
     InvalidWorkflowOperation,
     IterationLimitExceeded,
+    PersistenceError,
     RuvonError,
     StateValidationError,
     WorkerCrashed,
@@ -145,7 +146,7 @@ class WorkflowEngine(DistributedTransitions):
         if outbox is not None:
             restore = outbox.snapshot()
             self._enqueue_parent_report()
-            work = outbox.writes()
+            work = outbox.writes(settles=record.status is not WorkflowStatus.ACTIVE)
         try:
             if work is None:
                 await self.persistence.save_workflow(
@@ -294,6 +295,8 @@ class WorkflowEngine(DistributedTransitions):
             if waiting and isinstance(exc, InputValidationError):
                 # The person's input was wrong, not the workflow: it keeps waiting, unchanged.
                 raise
+            if isinstance(exc, PersistenceError):
+                raise  # the database's failure, not the step's (see _commit)
             await self.fail(step, exc)
             raise
 
@@ -346,6 +349,12 @@ class WorkflowEngine(DistributedTransitions):
                 error.__cause__ = exc
             await self.fail(step, error)
             raise error from None
+        except PersistenceError:
+            # The database failed, not the step: nothing is recorded (it could not be anyway).
+            # Embedded, the caller sees the error and the workflow is as last saved; on a
+            # worker, the run's lease expires and the next attempt carries on.
+            restore_snapshot(self, before)
+            raise
         except Exception as exc:
             restore_snapshot(self, before)
             await self.fail(step, exc)

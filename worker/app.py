@@ -16,6 +16,10 @@ PostgreSQL, one provider whose asyncpg pool lives on that bridge's loop. Both ar
 after fork in ``worker_process_init`` and closed in ``worker_process_shutdown``; tasks reach the
 provider with :func:`process_persistence` and run its coroutines with ``bridge.run``.
 
+Operations: ``RUVON_METRICS_PORT`` (Prometheus ``/metrics``, ``worker/metrics.py``),
+``RUVON_HEALTH_DIR`` (heartbeat files for probes, ``worker/health.py``) and
+``RUVON_LOG_FORMAT=json`` (:mod:`ruvon.implementations.observability.celery_logs`).
+
 Note: ``worker/__init__.py`` re-exports the Celery instance as ``worker.app``, which shadows
 this module as an attribute of the package; import helpers by name
 (``from worker.app import process_persistence``).
@@ -39,8 +43,13 @@ from ruvon.distributed.runner import StepRunner
 from ruvon.errors import ConfigurationError
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
 from ruvon.implementations.execution.celery_config import PROCESS_INIT_TIMEOUT, celery_config
+from ruvon.implementations.observability.celery_logs import connect_json_logs
 from ruvon.maintenance.sweeps import Sweeps
 from ruvon.providers.persistence import PersistenceProvider
+
+# Operations: heartbeat files and metrics connect their own Celery signals (see each module).
+from worker import health as _health  # noqa: F401
+from worker.metrics import worker_observer
 
 __all__ = [
     "app",
@@ -65,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 app = create_app()
+connect_json_logs()  # RUVON_LOG_FORMAT=json
 
 
 # -- the process's persistence ---------------------------------------------------------------
@@ -131,8 +141,12 @@ def process_runner() -> StepRunner:
         if _runner is None or _runner.persistence is not provider:
             settings = Settings.from_env()
             execution = CeleryExecutionProvider(app, settings=settings)
+            observer = worker_observer()  # also sees the workflows created here (cron starts)
             builder = WorkflowBuilder(
-                settings=settings, persistence_provider=provider, execution_provider=execution
+                settings=settings,
+                persistence_provider=provider,
+                execution_provider=execution,
+                observer=observer,
             )
             _runner = StepRunner(
                 provider,
@@ -141,6 +155,7 @@ def process_runner() -> StepRunner:
                 owner=f"{socket.gethostname()}:{os.getpid()}",
                 lease_seconds=settings.step_lease_seconds,
                 heartbeat_seconds=settings.heartbeat_seconds,
+                observer=observer,
             )
         return _runner
 

@@ -12,6 +12,8 @@ from ruvon import __version__
 from ruvon.cli.commands_beat import beat_command, scan_zombies_command
 from ruvon.cli.commands_control import cancel_command, resume_command, retry_command
 from ruvon.cli.commands_db import db_group
+from ruvon.cli.commands_flower import flower_command
+from ruvon.cli.commands_health import health_command
 from ruvon.cli.commands_inspect import list_command, logs_command, show_command
 from ruvon.cli.commands_run import run_command, start_command
 from ruvon.cli.commands_schedules import schedules_group
@@ -100,8 +102,10 @@ for _command in (
     db_group,
     worker_command,
     beat_command,
+    flower_command,
     scan_zombies_command,
     schedules_group,
+    health_command,
 ):
     cli.add_command(_command)
 

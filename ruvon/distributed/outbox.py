@@ -24,24 +24,32 @@ logger = logging.getLogger("ruvon.distributed")
 class RunOutbox:
     """Claim, pending run requests and not-yet-announced runs of one workflow object."""
 
-    __slots__ = ("_fence", "claim", "dispatcher", "requests", "unannounced")
+    __slots__ = ("_applied", "_open", "claim", "dispatcher", "requests", "unannounced")
 
     def __init__(self, dispatcher: RunDispatcher) -> None:
         self.dispatcher = dispatcher
         self.claim: Claim | None = None
-        self._fence: Claim | None = None
+        self._open = False  # the claimed run is RUNNING: saves are fenced by the claim
+        self._applied = False  # the claimed work's own outcome is committed
         self.requests: list[RunRequest] = []
         self.unannounced: list[QueuedRun] = []
 
     def hold(self, claim: Claim) -> None:
-        """A worker claimed ``claim``: the next save commits only while it holds, and closes it."""
+        """A worker claimed ``claim``: every save commits only while it holds.
+
+        The run stays open (RUNNING, leased) while the worker carries the workflow on through
+        inline steps, and is closed by the save that leaves the workflow waiting, suspended or
+        ended: a worker that dies anywhere in between leaves a run whose lease expires, and
+        whose next attempt carries on from what was committed.
+        """
         self.claim = claim
-        self._fence = claim
+        self._open = True
+        self._applied = False
 
     @property
     def fence_pending(self) -> bool:
-        """True until a save carried the claim fence (the run is still open)."""
-        return self._fence is not None
+        """True while the claimed run is open (no save closed it yet)."""
+        return self._open
 
     def holds(self, step_name: str, *kinds: RunKind) -> bool:
         """Whether this object runs the claimed work itself: a claim of one of ``kinds`` for
@@ -50,23 +58,31 @@ class RunOutbox:
         claim = self.claim
         return (
             claim is not None
-            and self._fence is not None
+            and self._open
+            and not self._applied
             and claim.step_name == step_name
             and claim.kind in kinds
         )
 
-    def writes(self) -> WorkWrites | None:
-        """What the next save must carry (None: nothing, a plain save)."""
-        if self._fence is None and not self.requests:
+    def writes(self, *, settles: bool) -> WorkWrites | None:
+        """What the next save must carry (None: nothing, a plain save).
+
+        ``settles``: the save leaves the workflow not ACTIVE (waiting, suspended, ended), so it
+        also closes the claimed run.
+        """
+        fence = self.claim if self._open else None
+        if fence is None and not self.requests:
             return None
-        return WorkWrites(fence=self._fence, enqueue=list(self.requests))
+        return WorkWrites(fence=fence, close=settles, enqueue=list(self.requests))
 
     def committed(self, work: WorkWrites | None) -> None:
         """The save carrying ``work`` committed: forget it, announce what it stored."""
         runs = list(self.unannounced)
         self.unannounced.clear()
         if work is not None:
-            self._fence = None
+            if work.fence is not None:
+                self._applied = True
+                self._open = not work.close
             self.requests.clear()
             runs += work.queued
         self.announce(runs)

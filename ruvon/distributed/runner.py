@@ -30,7 +30,7 @@ from ruvon.distributed.work import (
     RunStatus,
 )
 from ruvon.engine import describe_error
-from ruvon.errors import ClaimLost, ConcurrencyConflict, WorkerCrashed
+from ruvon.errors import ClaimLost, ConcurrencyConflict, PersistenceError, WorkerCrashed
 from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, WorkflowRecord, align_clock
 from ruvon.steps.parallel import branch_error_text, plan_branches, run_branch
@@ -152,6 +152,10 @@ class StepRunner:
             if wf.outbox.fence_pending:
                 await self.ledger.finish_run(claim, RunStatus.SKIPPED)
             return "conflict"
+        except PersistenceError:
+            # The database failed mid-run: the run stays open, its lease expires, and the
+            # next attempt carries on from what was committed.
+            raise
         except Exception as exc:
             # The engine persisted the failure (FAILED / rolled back) unless it could not save.
             if wf.outbox.fence_pending:
@@ -244,7 +248,18 @@ class StepRunner:
 
 
 def _still_waits_for(wf: Workflow, claim: Claim) -> bool:
-    """Whether the workflow, as claimed, is still waiting for this run."""
+    """Whether the workflow, as claimed, is still waiting for this run.
+
+    An ACTIVE workflow under a re-claimed run (attempt > 1) is one an earlier attempt of this
+    very run was carrying on through inline steps when its worker died: the run stayed open
+    (nothing else moves an ACTIVE workflow while it is), so this attempt carries on from there.
+    """
+    if (
+        claim.attempt > 1
+        and wf.status is WorkflowStatus.ACTIVE
+        and claim.kind is not RunKind.BRANCH
+    ):
+        return True
     if claim.kind is RunKind.ADVANCE:
         return _advance_applies(wf, claim)
     if wf.status is not _WAITING_AT[claim.kind] or wf.current_step != claim.step_name:

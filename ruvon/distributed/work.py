@@ -131,12 +131,15 @@ class BranchOutcome:
 class WorkWrites:
     """Step-run writes that commit in the same transaction as a workflow save.
 
-    ``fence``: the save only commits if this claim is still held (same attempt, still RUNNING);
-    the run is then marked DONE. ``enqueue``: runs to insert (duplicates of stored runs are
-    ignored). After the commit, ``queued`` holds the inserted runs, which the caller announces.
+    ``fence``: the save only commits if this claim is still held (same attempt, still
+    RUNNING); with ``close`` the run is then marked DONE (else it stays RUNNING for the saves
+    to come). ``enqueue``: runs to insert (duplicates of stored runs are ignored). After the
+    commit, ``queued`` holds the inserted runs, which the caller announces.
     """
 
     fence: Claim | None = None
+    # With a fence: also close the claimed run (DONE) when the workflow is written.
+    close: bool = True
     enqueue: list[RunRequest] = field(default_factory=list)
     queued: list[QueuedRun] = field(default_factory=list)
 

@@ -7,9 +7,11 @@ import random
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ruvon.definitions.imports import function_shape
 from ruvon.definitions.schema import RetryPolicy
 from ruvon.distributed.work import RetryLater, RunKind
 from ruvon.errors import InvalidStepResult, RuvonError
+from ruvon.log_context import bind_step_log_context, step_log_context
 from ruvon.models import StepContext
 from ruvon.providers.execution import StepCall
 
@@ -69,13 +71,16 @@ async def call_step_function(
     claimed = outbox is not None and outbox.holds(step.name, RunKind.STEP, RunKind.BRANCH)
     attempt = outbox.claim.attempt if claimed and outbox and outbox.claim else 1
     call_state = wf.state if state is None else state
+    # Sync functions may run in another thread (a pool, the Celery task thread), which the
+    # context variable does not follow: the wrapper enters the log context there.
+    called = function if function_shape(function).is_async else bind_step_log_context(function)
     while True:
         attempt_context = (
             context if attempt == 1 else context.model_copy(update={"attempt": attempt})
         )
         call = StepCall(
             step_name=step.name,
-            function=function,
+            function=called,
             state=call_state,
             context=attempt_context,
             kwargs=kwargs or {},
@@ -83,7 +88,8 @@ async def call_step_function(
         )
         wf.events.step_started(step, attempt, context.branch_name)
         try:
-            value = await wf.execution.execute(call)
+            with step_log_context(attempt_context):
+                value = await wf.execution.execute(call)
         except Exception as exc:
             will_retry = attempt < policy.max_attempts and is_retryable(exc, policy)
             wf.events.step_failed(step, exc, attempt, will_retry)

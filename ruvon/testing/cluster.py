@@ -453,18 +453,20 @@ class LocalCluster:
         extra_args: Sequence[str] | None = None,
         name: str | None = None,
         wait: bool = True,
+        env: Mapping[str, str] | None = None,
     ) -> WorkerProcess:
         """Start one more worker (defaults: the cluster's); with ``wait``, until it answers.
 
         ``name`` suffixes its node name (``ruvon-test-<run>-<name>@host``) and log file; it
-        must be unique in the cluster (default ``w1``, ``w2``, ...). The worker is stopped when
+        must be unique in the cluster (default ``w1``, ``w2``, ...). ``env`` adds variables
+        for this worker only (e.g. its own ``RUVON_METRICS_PORT``). The worker is stopped when
         the cluster closes, even if it never became ready.
         """
         if self._stack is None or self._env is None or self.log_dir is None:
             raise RuntimeError("start_worker() needs a running LocalCluster (use it in a with)")
         suffix = name or f"w{len(self.workers) + 1}"
         worker = WorkerProcess.start(
-            self._env,
+            {**self._env, **(env or {})},
             queues or self._queues,
             log_path=self.log_dir / f"worker-{suffix}.log",
             name=f"ruvon-test-{self.run_id}-{suffix}",

@@ -334,7 +334,7 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
     ) -> int:
         """The save, its claim fence and its enqueued runs as one statement (see
         :mod:`postgres_work`); the rows written. ``ClaimLost`` if the fence did not hold."""
-        sql, extra = _SAVE_WORK.statement(audit, work.fence, work.enqueue)
+        sql, extra = _SAVE_WORK.statement(audit, work.fence, work.enqueue, close=work.close)
         rows = await self._query("save workflow", "fetch", sql, (*params, *extra))
         held, written = rows[0][0], rows[0][1]
         if not held:
@@ -353,7 +353,7 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
         """
 
         async def write(conn: asyncpg.Connection) -> int:
-            if work.fence is not None:
+            if work.fence is not None:  # (creates carry none: a new workflow has no claim)
                 await close_claimed_run(conn, work.fence, RunStatus.DONE)
             written = rows_written(await conn.execute(sql, *args))
             if not written:

@@ -37,7 +37,13 @@ class ConnectionLender:
         idle = self._idle
         while idle:
             conn = idle.pop()
-            if not conn.is_closed():
+            try:
+                closed = conn.is_closed()
+            except asyncpg.InterfaceError:
+                # asyncpg already took it back (its server connection broke while we held it
+                # idle, e.g. a database restart): the proxy is detached, nothing to release.
+                continue
+            if not closed:
                 return conn
             await self._pool.release(conn)  # the server dropped it while idle: let it be replaced
         self._waiting += 1

@@ -7,7 +7,8 @@ The statement chains data-modifying CTEs, all in the statement's implicit transa
 * ``written`` — the version-fenced workflow ``UPDATE``, only ``WHERE EXISTS (SELECT 1 FROM
   held)``;
 * ``audited`` — the audit rows, selected ``FROM written``;
-* ``closed`` — the claimed run marked DONE, only if the workflow was written;
+* ``closed`` — the claimed run marked DONE, only if the workflow was written (omitted while the
+  worker carries the workflow on through inline steps: the run stays open until it settles);
 * ``queued`` — the enqueued runs, inserted ``FROM written`` (an existing run is skipped).
 
 So nothing is written unless the claim holds and the version matches, and the run is closed
@@ -68,14 +69,19 @@ class WorkWrite:
     def __init__(self, write: str, params: int) -> None:
         self._write = write
         self._params = params
-        self._cache: dict[tuple[bool, int, bool], str] = {}
+        self._cache: dict[tuple[bool, bool, int, bool], str] = {}
 
     def statement(
-        self, audit: Sequence[AuditEntry], fence: Claim | None, runs: Sequence[RunRequest]
+        self,
+        audit: Sequence[AuditEntry],
+        fence: Claim | None,
+        runs: Sequence[RunRequest],
+        *,
+        close: bool = True,
     ) -> tuple[str, tuple[Any, ...]]:
         """The SQL and the parameters that follow the write's own."""
         rows = len(audit) if len(audit) <= INLINE_ROWS else -1  # -1: one jsonb array
-        key = (fence is not None, rows, bool(runs))
+        key = (fence is not None, close and fence is not None, rows, bool(runs))
         sql = self._cache.get(key)
         if sql is None:
             sql = self._cache[key] = self._build(*key)
@@ -86,7 +92,7 @@ class WorkWrite:
             params += run_arrays(runs)
         return sql, tuple(params)
 
-    def _build(self, fenced: bool, rows: int, enqueue: bool) -> str:
+    def _build(self, fenced: bool, close: bool, rows: int, enqueue: bool) -> str:
         next_param = self._params + 1
         ctes: list[str] = []
         audit_sql = ""
@@ -104,7 +110,7 @@ class WorkWrite:
             ctes.append(
                 f"audited AS (\nINSERT INTO workflow_audit_log ({AUDIT_COLUMNS})\n{audit_sql}\n)"
             )
-        if fenced:
+        if close:
             ctes.append(_CLOSED)
         if enqueue:
             queued = _QUEUED.replace("{p}", str(next_param))

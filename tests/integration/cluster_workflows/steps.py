@@ -8,6 +8,7 @@ can tell "committed once" from "executed once" without a table of its own.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -16,6 +17,9 @@ import redis
 
 from ruvon.models import StepContext
 from ruvon.testing.redis import redis_url_for_tests
+
+# Step functions log, so tests of the worker's logs see records emitted inside steps.
+logger = logging.getLogger("tests.cluster_steps")
 
 
 def _redis() -> redis.Redis:
@@ -35,6 +39,7 @@ def count_effect(context: StepContext, suffix: str = "") -> int:
 
 def add_one(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     count_effect(context)
+    logger.info("add_one: counter was %s", state.get("counter", 0))
     return {
         "counter": int(state.get("counter", 0)) + 1,
         "pids": [*state.get("pids", []), os.getpid()],
@@ -43,6 +48,7 @@ def add_one(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
 
 async def add_ten_async(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     count_effect(context)
+    logger.info("add_ten_async: counter was %s", state.get("counter", 0))
     await asyncio.sleep(0)
     return {"counter": int(state.get("counter", 0)) + 10}
 

@@ -1,0 +1,78 @@
+"""``ruvon flower``: Flower, Celery's web monitor, on the cluster's broker.
+
+The command replaces itself with ``celery -A worker flower`` (like ``ruvon worker``: in a
+container Flower is PID 1 and gets the SIGTERM). Flower uses the worker's Celery app, so it
+reads the same ``RUVON_BROKER_URL`` and ``RUVON_BROKER_KEY_PREFIX`` and sees the workers' task
+events (Ruvon's config turns them on): ``ruvon.run.step`` / ``branch`` / ``join`` /
+``advance`` with ``(run_id, workflow_id, step, branch)`` and the beat's ``ruvon.maintenance.*``.
+Its Prometheus metrics (``flower_*``) are at ``/metrics``, its HTTP API at ``/api/`` (which
+Flower serves without authentication only with ``FLOWER_UNAUTHENTICATED_API=true``).
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+
+from ruvon.cli.commands_worker import WORKER_APP
+from ruvon.errors import ConfigurationError
+
+DEFAULT_PORT = 5555
+
+
+def celery_flower_argv(*, port: int, address: str, extra: Sequence[str] = ()) -> list[str]:
+    """The argv of ``python -m celery -A worker flower`` with these options."""
+    # Flower parses its own options with tornado: only the `--name=value` form is understood.
+    return [
+        *(sys.executable, "-m", "celery", "-A", WORKER_APP, "flower"),
+        *(f"--port={port}", f"--address={address}"),
+        *extra,
+    ]
+
+
+def _check_installed() -> None:
+    if importlib.util.find_spec("flower") is None:
+        raise ConfigurationError("ruvon flower needs Flower: pip install 'ruvon[celery]'")
+    if importlib.machinery.PathFinder.find_spec(WORKER_APP, [os.getcwd(), *sys.path]) is None:
+        raise ConfigurationError(
+            f"cannot find the '{WORKER_APP}' package (the Ruvon Celery app): run `ruvon flower` "
+            "from the project directory that contains worker/, or add it to PYTHONPATH"
+        )
+
+
+@click.command(
+    "flower",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option(
+    "--port",
+    "-p",
+    type=click.IntRange(1, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="HTTP port of the web UI, the API and /metrics.",
+)
+@click.option(
+    "--address",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on (0.0.0.0 in a container).",
+)
+@click.argument("flower_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- FLOWER_OPTIONS]")
+def flower_command(port: int, address: str, flower_args: tuple[str, ...]) -> None:
+    """Run Flower on the cluster's broker (replaces this process with `celery flower`).
+
+    It shows the workers and Ruvon's tasks (ruvon.run.*, ruvon.maintenance.*) live, from the
+    workers' task events. Options after `--` go to Flower unchanged, in its `--name=value`
+    form, e.g. `-- --basic_auth=user:password --persistent=True`.
+    """
+    _check_installed()
+    argv = celery_flower_argv(port=port, address=address, extra=flower_args)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)

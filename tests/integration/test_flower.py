@@ -1,0 +1,151 @@
+"""``ruvon flower`` against a real cluster: Ruvon's tasks appear in Flower under their own names.
+
+One cluster (a prefork worker and a beat on a private database and Redis prefix) and one
+``ruvon flower`` subprocess on the same broker and prefix, on a free loopback port. Flower only
+learns about tasks from the events it receives while it runs, so it starts before the workflows.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ruvon.client import Client
+from ruvon.models import WorkflowStatus
+from ruvon.testing.cluster import REPO_ROOT, LocalCluster
+from tests.integration.distributed_support import QUEUE, WAIT, client_of, started_cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+READY_TIMEOUT = 30.0
+SEEN_TIMEOUT = 30.0
+MAINTENANCE = "ruvon.maintenance"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalCluster]:
+    with started_cluster(queues=[QUEUE, MAINTENANCE]) as running:
+        running.start_beat()
+        yield running
+
+
+@pytest.fixture(scope="module")
+def flower(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The base URL of a ``ruvon flower`` on the cluster's broker (stopped afterwards)."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("flower") / "flower.log"
+    env = {**cluster.env, "FLOWER_UNAUTHENTICATED_API": "true"}
+    command = [sys.executable, "-m", "ruvon.cli.main", "flower", "--port", str(port)]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(process, url, log_path)
+        yield url
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        print(f"--- flower log ({log_path}) ---\n{log_path.read_text(errors='replace')}")
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"flower exited with {process.returncode}:\n{log_path.read_text()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/healthcheck", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"flower did not answer within {READY_TIMEOUT} s:\n{log_path.read_text()}")
+
+
+def tasks_seen(url: str, names: set[str]) -> dict[str, dict[str, Any]]:
+    """Flower's tasks (``/api/tasks``) once every name in ``names`` is among them."""
+    deadline = time.monotonic() + SEEN_TIMEOUT
+    tasks: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{url}/api/tasks", timeout=5.0)
+        response.raise_for_status()
+        tasks = response.json()
+        if names <= {task.get("name") for task in tasks.values()}:
+            return tasks
+        time.sleep(0.3)
+    seen = sorted({str(task.get("name")) for task in tasks.values()})
+    raise AssertionError(f"Flower saw {seen}, not all of {sorted(names)}")
+
+
+async def _completed(client: Client, workflow_type: str, data: dict[str, Any]) -> str:
+    record = await client.start(workflow_type, data)
+    done = await client.wait(record.id, timeout=WAIT)
+    assert done.status is WorkflowStatus.COMPLETED, (done.status, done.error)
+    return record.id
+
+
+async def test_flower_lists_ruvon_tasks_by_name_with_their_run_ids(
+    cluster: LocalCluster, flower: str
+) -> None:
+    async with client_of(cluster) as client:
+        chain = await _completed(client, "AsyncChain", {"counter": 0})
+        order = await _completed(client, "OrderFulfillment", {})
+    tasks = tasks_seen(
+        flower,
+        {
+            "ruvon.run.step",
+            "ruvon.run.branch",
+            "ruvon.maintenance.recover_zombies",
+            "ruvon.maintenance.poll_scheduled_workflows",
+        },
+    )
+    # (run_id, workflow_id, step, branch): a reader can tell which workflow and step ran.
+    runs = [
+        (task["name"], ast.literal_eval(task["args"]), task["state"])
+        for task in tasks.values()
+        if task["name"].startswith("ruvon.run.")
+    ]
+    chain_steps = {args[2]: state for name, args, state in runs if args[1] == chain}
+    assert chain_steps == {"First": "SUCCESS", "Second": "SUCCESS", "Third": "SUCCESS"}
+    branches = {
+        args[3] for name, args, _ in runs if name == "ruvon.run.branch" and args[1] == order
+    }
+    assert branches == {"Fraud_Check", "Address_Check"}
+    workers = httpx.get(f"{flower}/api/workers", params={"refresh": "1"}, timeout=10.0).json()
+    assert {worker.hostname for worker in cluster.workers} <= set(workers)
+
+
+def test_flower_serves_its_prometheus_metrics(cluster: LocalCluster, flower: str) -> None:
+    response = httpx.get(f"{flower}/metrics", timeout=5.0)
+    assert response.status_code == 200
+    assert "flower_events_total" in response.text
+    assert "flower_worker_online" in response.text

@@ -35,7 +35,7 @@ from tests.chaos.driver import (
     replace_dead_workers,
     workers_frozen,
 )
-from tests.chaos.invariants import FAILED_BY_DATABASE, STRANDED, ChaosReport
+from tests.chaos.invariants import ChaosReport
 from tests.chaos.servers import PrivatePostgres, PrivateRedis, libfaketime_path
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.timeout(900 if LONG else 240)]
@@ -60,20 +60,6 @@ def servers() -> Iterator[Servers]:
 def _assert_holds(report: ChaosReport) -> None:
     print("\n" + report.figures())
     assert not report.violations(), "\n".join(report.violations())
-
-
-def _xfail_if_known_bugs(report: ChaosReport) -> None:
-    """Every other invariant held: what is left are known ruvon bugs, not new failures."""
-    known = [
-        f"{len(found)} workflows: {reason}"
-        for found, reason in (
-            (report.stranded, STRANDED),
-            (report.failed_by_database, FAILED_BY_DATABASE),
-        )
-        if found
-    ]
-    if known:
-        pytest.xfail("; ".join(known))
 
 
 def _assert_survived(cluster: LocalCluster, run: ChaosRun) -> None:
@@ -102,7 +88,6 @@ def test_s1_sigkill_pool_children_and_workers(servers: Servers, tmp_path: Path) 
         assert report.faults >= kills // 2
         assert report.crash_detections > 0  # the kills did land mid-step
         assert not report.unexplained_detections
-        _xfail_if_known_bugs(report)
 
 
 def test_s2_postgres_restarted_mid_run(servers: Servers, tmp_path: Path) -> None:
@@ -123,7 +108,6 @@ def test_s2_postgres_restarted_mid_run(servers: Servers, tmp_path: Path) -> None
         report = asyncio.run(run.run(inject))
         _assert_holds(report)
         _assert_survived(cluster, run)
-        _xfail_if_known_bugs(report)
 
 
 def test_s3_redis_restarted_without_persistence(servers: Servers, tmp_path: Path) -> None:
@@ -163,7 +147,6 @@ def test_s3_redis_restarted_without_persistence(servers: Servers, tmp_path: Path
         assert isinstance(sweeps, dict)
         if report.notes["queued messages lost in the restarts"]:
             assert sweeps.get("redispatch_lost", 0) > 0  # the beat re-sent what Redis lost
-        _xfail_if_known_bugs(report)
 
 
 def test_s4_two_beats_for_the_whole_run(servers: Servers, tmp_path: Path) -> None:
@@ -185,7 +168,6 @@ def test_s4_two_beats_for_the_whole_run(servers: Servers, tmp_path: Path) -> Non
         _assert_holds(report)
         assert report.crash_detections > 0
         _assert_survived(cluster, run)
-        _xfail_if_known_bugs(report)
 
 
 def test_s5_frozen_worker_late_write_is_rejected(servers: Servers, tmp_path: Path) -> None:
@@ -213,7 +195,6 @@ def test_s5_frozen_worker_late_write_is_rejected(servers: Servers, tmp_path: Pat
         _assert_holds(report)
         assert report.crash_detections > 0  # the frozen runs were taken over
         _assert_survived(cluster, run)
-        _xfail_if_known_bugs(report)
 
 
 def test_s6_clock_skewed_worker_is_no_zombie(servers: Servers, tmp_path: Path) -> None:
@@ -244,7 +225,6 @@ def test_s6_clock_skewed_worker_is_no_zombie(servers: Servers, tmp_path: Path) -
         assert report.crash_detections == 0, "a healthy run was taken for a zombie"
         assert done_by_skewed, "the skewed worker did no work"
         _assert_survived(cluster, run)
-        _xfail_if_known_bugs(report)
 
 
 def _start_skewed_worker(cluster: LocalCluster, library: str, offset: str) -> WorkerProcess:

@@ -104,7 +104,9 @@ async def test_two_concurrent_pollers_start_each_tick_once(
         ScheduleRecord("every-second", "Tick", spec.text, {"n": 1}, next_run_at=first)
     )
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + RUN_SECONDS - (first - begin).total_seconds()
+    # Poll for RUN_SECONDS from the first tick (ticks first .. first + 9 s), half a second
+    # spare before the next one.
+    deadline = loop.time() + (first - begin).total_seconds() + RUN_SECONDS - 0.5
 
     async def poller(provider: PostgresPersistenceProvider) -> list[str]:
         builder = make_builder(provider)

@@ -213,3 +213,49 @@ async def test_of_many_branches_committing_at_once_exactly_one_fires_the_join(
         assert late.recorded is False  # its run is closed: a duplicate changes nothing
     finally:
         await asyncio.gather(*(p.close() for p in providers))
+
+
+async def test_scan_zombies_lists_expired_leases_and_fix_requeues_them(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    import subprocess
+    import sys
+    import uuid
+
+    from ruvon.testing.cluster import delete_broker_keys
+    from ruvon.testing.redis import redis_url_for_tests
+
+    record, (run_id,) = await _workflow(ledger)
+    assert await ledger.claim_run(run_id, "dead-worker:1", LEASE) is not None
+    await _sql(database, "UPDATE step_runs SET lease_expires_at = now() - interval '5 seconds'")
+    prefix = f"ruvon-test-zombies-{uuid.uuid4().hex[:8]}:"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RUVON_DATABASE_URL": database,
+        "RUVON_BROKER_URL": redis_url_for_tests(),
+        "RUVON_BROKER_KEY_PREFIX": prefix,
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+
+    def scan(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "ruvon.cli.main", "scan-zombies", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    try:
+        listed = await asyncio.to_thread(scan, "--threshold", "1")
+        assert listed.returncode == 0, listed.stderr
+        assert (
+            "dead-worker:1" in listed.stdout
+            and "1 step run(s) with an expired lease" in listed.stdout
+        )
+        assert "0 step run(s)" in (await asyncio.to_thread(scan, "--threshold", "600")).stdout
+        fixed = await asyncio.to_thread(scan, "--fix")
+        assert fixed.returncode == 0, fixed.stderr
+        assert "re-queued 1, failed 0" in fixed.stdout
+    finally:
+        delete_broker_keys(prefix)
+    rows = await _sql(database, "SELECT status, attempt FROM step_runs")
+    assert [tuple(r) for r in rows] == [("QUEUED", 1)]  # the next claim is attempt 2
+    audit = [e.event_type for e in await ledger.get_audit_log(record.id)]
+    assert audit == ["WORKER_CRASH_DETECTED"]

@@ -147,11 +147,9 @@ class ChaosReport:
             f"workflows: {self.workflows} (+{self.children} children), faults injected: "
             f"{self.faults}, rolled back: {self.rolled_back}",
             f"lost (must be 0): {len(self.lost)}",
-            f"stranded after an inline commit (known ruvon bug, not counted as lost): "
-            f"{len(self.stranded)}",
+            f"stranded after an inline commit (must be 0): {len(self.stranded)}",
             f"unexpected outcomes (must be 0): {len(self.unexpected_outcomes)}",
-            f"failed by a database error (known ruvon bug, not counted above): "
-            f"{len(self.failed_by_database)}",
+            f"failed by a database error (must be 0): {len(self.failed_by_database)}",
             f"applied effects: {self.applied_effects}, missing (must be 0): "
             f"{len(self.missing_effects)}, duplicated (must be 0): {len(self.duplicated_effects)}",
             f"raw re-executions (effect + recorded steps): {self.raw_reexecutions} "
@@ -163,7 +161,7 @@ class ChaosReport:
             f"children: {self.orphan_children}",
             f"compensation errors (must be 0): {len(self.compensation_errors)}; compensation "
             f"function calls: {self.compensation_calls}",
-            f"compensation_log rows of rollbacks that never committed (known ruvon issue): "
+            f"compensation_log rows of rollbacks that never committed (reported, see note): "
             f"{len(self.compensation_log_extra)} workflows {self.compensation_log_extra[:2]}",
             f"zombie detections: {self.crash_detections} (unexplained by a fault: "
             f"{len(self.unexplained_detections)}, duplicated: {len(self.duplicate_detections)})",

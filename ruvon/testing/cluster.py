@@ -48,7 +48,9 @@ from celery import Celery
 from ruvon.config import Settings
 from ruvon.implementations.execution.celery_config import celery_config
 from ruvon.implementations.persistence.redis_keys import RedisKeys
+from ruvon.testing.beat_process import BeatProcess
 from ruvon.testing.postgres import create_database, drop_database
+from ruvon.testing.processes import REPO_ROOT, spawn
 from ruvon.testing.redis import redis_url_for_tests
 
 __all__ = [
@@ -59,13 +61,12 @@ __all__ = [
     "client_app",
     "cluster_env",
     "delete_broker_keys",
+    "spawn",
 ]
 
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-"""The checkout this module lives in: the workers' working directory and first import path."""
 
 READY_TIMEOUT = 60.0  # a cold start on a loaded CI machine; usually ~2 s
 STOP_TIMEOUT = 30.0
@@ -181,17 +182,7 @@ class WorkerProcess:
             *("--without-mingle", "--without-gossip"),
             *extra_args,
         ]
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = spawn(command, env, log_path)
         return cls(process, hostname=hostname, queues=queues, log_path=log_path, client=client)
 
     @property
@@ -277,56 +268,6 @@ class WorkerProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.exit_code = self.process.wait(_KILL_REAP_TIMEOUT)
-        return self.exit_code
-
-
-class BeatProcess:
-    """One ``ruvon beat`` subprocess (Celery beat), in its own session."""
-
-    def __init__(self, process: subprocess.Popen[bytes], *, log_path: Path) -> None:
-        self.process = process
-        self.log_path = log_path
-        self.exit_code: int | None = None
-
-    @classmethod
-    def start(cls, env: Mapping[str, str], *, log_path: Path, schedule_file: Path) -> BeatProcess:
-        """Spawn ``ruvon beat --schedule-file FILE`` (it sends its first sweeps at once)."""
-        command = [
-            *(sys.executable, "-m", "ruvon.cli.main", "beat", "--loglevel", "INFO"),
-            *("--schedule-file", str(schedule_file)),
-        ]
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                command,
-                cwd=REPO_ROOT,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return cls(process, log_path=log_path)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
-        """SIGTERM, then SIGKILL of its process group after ``timeout``; the exit code."""
-        if self.exit_code is not None:
-            return self.exit_code
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.exit_code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.exit_code = self.process.wait(_KILL_REAP_TIMEOUT)
         return self.exit_code
 
 

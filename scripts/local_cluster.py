@@ -196,6 +196,9 @@ def write_registry(path: Path) -> list[str]:
 
 def _check_port_free(port: int, variable: str) -> None:
     with socket.socket() as probe:
+        # SO_REUSEADDR, like the servers that will bind it: connections a previous cluster
+        # left in TIME_WAIT do not make the port taken.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 
 def add_one(state: dict[str, Any], context: Any) -> dict[str, Any]:
     """An ASYNC step's body: read a counter, write it back incremented."""
@@ -17,3 +19,37 @@ def add_one(state: dict[str, Any], context: Any) -> dict[str, Any]:
 def branch_done(state: dict[str, Any], context: Any) -> dict[str, Any]:
     """A PARALLEL branch's body: a small constant result (the default merge keeps one)."""
     return {"branch_done": True}
+
+
+class Decision(BaseModel):
+    """What the person answers at BenchHumanResume's ``Approve`` step."""
+
+    approved: bool
+
+
+def record_decision(state: dict[str, Any], context: Any, approved: bool) -> dict[str, Any]:
+    """A HUMAN_IN_LOOP step's body: keep the answer (run by the resuming client)."""
+    return {"approved": approved}
+
+
+def reserve(state: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A COMPENSATABLE step of BenchSaga; undone by :func:`release`."""
+    return {"reserved": True}
+
+
+def release(state: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"reserved": False}
+
+
+def charge(state: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A COMPENSATABLE step of BenchSaga; undone by :func:`refund`."""
+    return {"charged": True}
+
+
+def refund(state: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"charged": False}
+
+
+def fail_on_purpose(state: dict[str, Any], context: Any) -> dict[str, Any]:
+    """BenchSaga's last step: always fails, so the saga rolls back (the expected outcome)."""
+    raise ValueError("BenchSaga fails here on purpose, to measure the rollback")

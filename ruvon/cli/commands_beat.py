@@ -8,7 +8,6 @@ that used up ``RUVON_CRASH_ATTEMPTS``).
 
 from __future__ import annotations
 
-import importlib.machinery
 import os
 import sys
 import tempfile
@@ -18,11 +17,10 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from ruvon.cli.commands_worker import LOGLEVEL_OPTION
+from ruvon.cli.commands_worker import LOGLEVEL_OPTION, exec_celery, require_app_package
 from ruvon.cli.failures import CommandError
 from ruvon.cli.render import Output, format_duration, short_id
 from ruvon.cli.runtime import CliConfig, run_async
-from ruvon.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from ruvon.config import Settings
@@ -61,18 +59,12 @@ def beat_command(
     It sends the maintenance tasks to RUVON_MAINTENANCE_QUEUE; `ruvon worker` consumes that
     queue by default. Intervals: RUVON_SWEEP_SECONDS, RUVON_SCHEDULE_POLL_SECONDS.
     """
-    if importlib.machinery.PathFinder.find_spec(BEAT_APP, [os.getcwd(), *sys.path]) is None:
-        raise ConfigurationError(
-            f"cannot find the '{BEAT_APP}' package (the Ruvon beat): run `ruvon beat` from the "
-            "project directory that contains beat/, or add it to PYTHONPATH"
-        )
+    require_app_package(BEAT_APP, "the Ruvon beat", "beat")
     if config.db_url:
         os.environ["RUVON_DATABASE_URL"] = config.settings().database_url
     target = schedule_file or Path(tempfile.gettempdir()) / f"ruvon-beat-{os.getpid()}.schedule"
     argv = celery_beat_argv(loglevel=loglevel.upper(), schedule_file=target, extra=celery_args)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(argv[0], argv)
+    exec_celery(argv)
 
 
 @click.command("scan-zombies")

@@ -11,16 +11,12 @@ Flower serves without authentication only with ``FLOWER_UNAUTHENTICATED_API=true
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import os
 import sys
 from collections.abc import Sequence
 
 import click
 
-from ruvon.cli.commands_worker import WORKER_APP
-from ruvon.errors import ConfigurationError
+from ruvon.cli.commands_worker import WORKER_APP, exec_celery, require_app_package, require_module
 
 DEFAULT_PORT = 5555
 
@@ -36,13 +32,8 @@ def celery_flower_argv(*, port: int, address: str, extra: Sequence[str] = ()) ->
 
 
 def _check_installed() -> None:
-    if importlib.util.find_spec("flower") is None:
-        raise ConfigurationError("ruvon flower needs Flower: pip install 'ruvon[celery]'")
-    if importlib.machinery.PathFinder.find_spec(WORKER_APP, [os.getcwd(), *sys.path]) is None:
-        raise ConfigurationError(
-            f"cannot find the '{WORKER_APP}' package (the Ruvon Celery app): run `ruvon flower` "
-            "from the project directory that contains worker/, or add it to PYTHONPATH"
-        )
+    require_module("flower", "ruvon flower needs Flower: pip install 'ruvon[celery]'")
+    require_app_package(WORKER_APP, "the Ruvon Celery app", "flower")
 
 
 @click.command(
@@ -73,6 +64,4 @@ def flower_command(port: int, address: str, flower_args: tuple[str, ...]) -> Non
     """
     _check_installed()
     argv = celery_flower_argv(port=port, address=address, extra=flower_args)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(argv[0], argv)
+    exec_celery(argv)

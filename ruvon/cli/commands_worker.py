@@ -17,6 +17,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import click
 
@@ -55,15 +56,32 @@ def celery_worker_argv(
     return [*argv, *extra]
 
 
-def _check_installed() -> None:
-    if importlib.util.find_spec("celery") is None:
-        raise ConfigurationError("ruvon worker needs Celery: pip install 'ruvon[celery,postgres]'")
+def require_module(module: str, message: str) -> None:
+    """``ConfigurationError(message)`` unless ``module`` is installed."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigurationError(message)
+
+
+def require_app_package(package: str, what: str, command: str) -> None:
+    """The Celery app package (worker/, beat/) must be importable where Celery will look."""
     # `python -m celery` puts the current directory first on sys.path.
-    if importlib.machinery.PathFinder.find_spec(WORKER_APP, [os.getcwd(), *sys.path]) is None:
+    if importlib.machinery.PathFinder.find_spec(package, [os.getcwd(), *sys.path]) is None:
         raise ConfigurationError(
-            f"cannot find the '{WORKER_APP}' package (the Ruvon Celery app): run `ruvon worker` "
-            "from the project directory that contains worker/, or add it to PYTHONPATH"
+            f"cannot find the '{package}' package ({what}): run `ruvon {command}` from the "
+            f"project directory that contains {package}/, or add it to PYTHONPATH"
         )
+
+
+def exec_celery(argv: list[str]) -> NoReturn:
+    """Replace this process with Celery (see the module docstring: Celery becomes PID 1)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)
+
+
+def _check_installed() -> None:
+    require_module("celery", "ruvon worker needs Celery: pip install 'ruvon[celery,postgres]'")
+    require_app_package(WORKER_APP, "the Ruvon Celery app", "worker")
 
 
 @click.command(
@@ -107,6 +125,4 @@ def worker_command(
     _check_installed()
     if config.db_url:  # --db wins over the environment, as for every command
         os.environ["RUVON_DATABASE_URL"] = config.settings().database_url
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(argv[0], argv)
+    exec_celery(argv)

@@ -31,6 +31,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from loadtests.workloads import add_one, register_linear
 from ruvon.builder import WorkflowBuilder
@@ -73,20 +74,24 @@ class Sample:
     step_us: float
 
 
-async def _run_linear(persistence: PersistenceProvider, workflows: int) -> Sample:
+async def _run_linear(
+    persistence: PersistenceProvider, workflows: int, data: dict[str, Any] | None = None
+) -> Sample:
+    """``workflows`` 5-step workflows created with ``data`` (default a bare counter) and run."""
+    data = data or {"counter": 0}
     builder = WorkflowBuilder(
         persistence_provider=persistence, execution_provider=SyncExecutionProvider()
     )
     workflow_type = register_linear(builder, steps=STEPS)
     await persistence.initialize()
     # Warm caches (imports, definition snapshot) outside the timed region.
-    warm = await builder.create_workflow(workflow_type, {"counter": 0})
+    warm = await builder.create_workflow(workflow_type, data)
     await warm.next_step()
     creating = stepping = 0.0
     clock = time.perf_counter
     for _ in range(workflows):
         started = clock()
-        workflow = await builder.create_workflow(workflow_type, {"counter": 0})
+        workflow = await builder.create_workflow(workflow_type, data)
         created = clock()
         await workflow.next_step()  # automate_next: all five steps in one call
         stepping += clock() - created
@@ -161,7 +166,9 @@ def bench_embedded(workflows: int, runs: int) -> list[Figure]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__)
     parser.add_argument(
-        "suite", choices=["embedded", "postgres", "distributed"], help="which benchmark to run"
+        "suite",
+        choices=["embedded", "postgres", "distributed", "all"],
+        help="which benchmark to run (all: the three and the studies, see loadtests.bench_all)",
     )
     parser.add_argument(
         "--workflows",
@@ -169,14 +176,30 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="workflows per run (default 2000; 200 distributed)",
     )
-    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median reported)")
+    parser.add_argument(
+        "--runs", type=int, default=None, help="runs per figure (median reported; default 3)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--postgres-url", default=None, help="PostgreSQL server for the postgres suite"
     )
+    parser.add_argument("--plot", action="store_true", help="all: draw each study as a PNG")
+    parser.add_argument(
+        "--quick", action="store_true", help="all: tiny counts, one run (a smoke test)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="all: results directory (default loadtests/results)"
+    )
     args = parser.parse_args(argv)
-    runs = max(args.runs, 1)
     started = time.perf_counter()
+    if args.suite == "all":
+        from loadtests.bench_all import Sizes, run_all
+
+        sizes = Sizes.quick(args.runs or 1) if args.quick else Sizes(runs=args.runs or 3)
+        _, out = run_all(sizes, args.out, plot=args.plot, postgres_url=args.postgres_url)
+        print(f"results in {out} ({time.perf_counter() - started:.1f} s in all)")
+        return 0
+    runs = max(args.runs or 3, 1)
     if args.suite == "distributed":
         from loadtests.bench_distributed import run_distributed
 

@@ -63,7 +63,11 @@ __all__ = [
     "distributed_cluster",
     "fan_out_throughput",
     "run_distributed",
+    "run_with_client",
+    "sequential_workflows",
     "step_latency",
+    "step_times",
+    "wait_completed",
 ]
 
 REGISTRY = Path(__file__).with_name("workflows") / "workflow_registry.yaml"
@@ -169,7 +173,7 @@ def async_step_throughput(
     cluster: LocalCluster, workflows: int = 200, runs: int = 3, starters: int = 4
 ) -> Throughput:
     """(b) Steps/s of ``workflows`` concurrent BenchAsync3 workflows, first start to last done."""
-    elapsed = _engine(
+    elapsed = run_with_client(
         cluster, lambda c, db: _batches(c, db, "BenchAsync3", workflows, runs, starters)
     )
     rates = tuple(ASYNC_STEPS * workflows / seconds for seconds in elapsed)
@@ -180,7 +184,7 @@ def fan_out_throughput(
     cluster: LocalCluster, fan_outs: int = 50, runs: int = 3, starters: int = 4
 ) -> Throughput:
     """(c) Completed BenchFanOut10 workflows (a 10-branch PARALLEL step) per second."""
-    elapsed = _engine(
+    elapsed = run_with_client(
         cluster, lambda c, db: _batches(c, db, "BenchFanOut10", fan_outs, runs, starters)
     )
     rates = tuple(fan_outs / seconds for seconds in elapsed)
@@ -191,7 +195,7 @@ def step_latency(
     cluster: LocalCluster, samples: int = 200, runs: int = 3, warmup: int = 20
 ) -> StepLatency:
     """(d) Sequential BenchAsync1 workflows: their step's times from ``step_runs``, per run."""
-    per_run = _engine(cluster, lambda c, db: _latency_runs(c, db, samples, runs, warmup))
+    per_run = run_with_client(cluster, lambda c, db: _latency_runs(c, db, samples, runs, warmup))
     p50, p99, queue_wait, run, client_p50, client_p99 = zip(*per_run, strict=True)
     return StepLatency(samples, p50, p99, queue_wait, run, client_p50, client_p99)
 
@@ -242,7 +246,7 @@ def run_distributed(runs: int = 3, workflows: int = 200) -> list[Figure]:
 # -- the engine's side ---------------------------------------------------------------------------
 
 
-def _engine(
+def run_with_client(
     cluster: LocalCluster,
     measure: Callable[[Client, asyncpg.Connection], Awaitable[_T]],
 ) -> _T:
@@ -322,14 +326,11 @@ async def _latency_runs(
     """Per run: step p50, p99, queue wait p50, run p50, client p50, client p99 (ms)."""
     warm = await client.start("BenchAsync1", {"counter": 0})  # checks the broker once
     await _wait_batch(db, [warm.id])
-    await _sequential(client, db, warmup)
+    await sequential_workflows(client, db, warmup)
     results: list[tuple[float, ...]] = []
     for _ in range(runs):
-        ids, client_ms = await _sequential(client, db, samples)
-        rows = await db.fetch(_STEP_TIMES, ids)
-        if len(rows) != samples:
-            raise RuntimeError(f"expected {samples} finished step runs, found {len(rows)}")
-        total, queued, ran = (list(map(float, column)) for column in zip(*rows, strict=True))
+        ids, client_ms = await sequential_workflows(client, db, samples)
+        total, queued, ran = await step_times(db, ids)
         results.append(
             (
                 statistics.median(total),
@@ -343,23 +344,46 @@ async def _latency_runs(
     return results
 
 
-async def _sequential(
-    client: Client, db: asyncpg.Connection, count: int
+async def sequential_workflows(
+    client: Client,
+    db: asyncpg.Connection,
+    count: int,
+    data: dict[str, Any] | None = None,
+    workflow_type: str = "BenchAsync1",
 ) -> tuple[list[str], list[float]]:
-    """Start BenchAsync1 workflows one after another, each once the last is COMPLETED."""
+    """Start ``count`` workflows one after another, each once the last is COMPLETED.
+
+    Returns their ids and each one's start -> COMPLETED time seen by the client (ms).
+    """
     ids, client_ms = [], []
     clock = time.perf_counter
     for _ in range(count):
         started = clock()
-        record = await client.start("BenchAsync1", {"counter": 0}, check_broker=False)
-        deadline = time.monotonic() + _TIMEOUT
-        while (status := await db.fetchval(_STATUS, record.id)) != "COMPLETED":
-            if status in _FAILED or time.monotonic() > deadline:
-                raise RuntimeError(f"benchmark workflow {record.id} is {status}")
-            await asyncio.sleep(_SINGLE_POLL)
+        record = await client.start(workflow_type, data or {"counter": 0}, check_broker=False)
+        await wait_completed(db, record.id)
         client_ms.append((clock() - started) * 1e3)
         ids.append(record.id)
     return ids, client_ms
+
+
+async def wait_completed(db: asyncpg.Connection, workflow_id: str) -> None:
+    """Poll one workflow's status every millisecond until it is COMPLETED."""
+    deadline = time.monotonic() + _TIMEOUT
+    while (status := await db.fetchval(_STATUS, workflow_id)) != "COMPLETED":
+        if status in _FAILED or time.monotonic() > deadline:
+            raise RuntimeError(f"benchmark workflow {workflow_id} is {status}")
+        await asyncio.sleep(_SINGLE_POLL)
+
+
+async def step_times(
+    db: asyncpg.Connection, ids: Sequence[str]
+) -> tuple[list[float], list[float], list[float]]:
+    """The ASYNC step runs of ``ids`` (one each): dispatch->commit, queue wait, run (ms)."""
+    rows = await db.fetch(_STEP_TIMES, list(ids))
+    if len(rows) != len(ids):
+        raise RuntimeError(f"expected {len(ids)} finished step runs, found {len(rows)}")
+    total, queued, ran = (list(map(float, column)) for column in zip(*rows, strict=True))
+    return total, queued, ran
 
 
 # -- figures -------------------------------------------------------------------------------------

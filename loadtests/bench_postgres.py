@@ -15,7 +15,10 @@ too. Everything happens in a fresh database cloned from the test template (the s
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -31,7 +34,7 @@ from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.testing.postgres import create_database, drop_database, server_url
 
-__all__ = ["bench_postgres"]
+__all__ = ["PostgresEngine", "bench_postgres", "postgres_engine"]
 
 _RAW_UPDATE = "UPDATE bench_raw SET doc = $1 WHERE id = 1"
 _RAW_SETUP = (
@@ -41,13 +44,19 @@ _RAW_SETUP = (
 _TIMEOUT = 600.0
 
 
-def _engine_run(bridge: EventLoopBridge, builder: WorkflowBuilder, kind: str, n: int) -> Sample:
-    """``n`` workflows created and run to completion, each call through the bridge."""
+def _engine_run(
+    bridge: EventLoopBridge,
+    builder: WorkflowBuilder,
+    kind: str,
+    n: int,
+    data: dict[str, Any] | None = None,
+) -> Sample:
+    """``n`` workflows created (with ``data``) and run to completion, each call via the bridge."""
     creating = stepping = 0.0
     clock = time.perf_counter
     for _ in range(n):
         started = clock()
-        workflow = bridge.run(builder.create_workflow(kind, {"counter": 0}), _TIMEOUT)
+        workflow = bridge.run(builder.create_workflow(kind, data or {"counter": 0}), _TIMEOUT)
         created = clock()
         bridge.run(workflow.next_step(), _TIMEOUT)  # automate_next: all five steps
         stepping += clock() - created
@@ -59,8 +68,11 @@ def _engine_run(bridge: EventLoopBridge, builder: WorkflowBuilder, kind: str, n:
     )
 
 
-async def _raw_updates(url: str, n: int) -> float:
-    """Seconds per single-row JSONB UPDATE (autocommit) on one plain asyncpg connection."""
+async def _raw_updates(url: str, n: int, doc: dict[str, Any] | None = None) -> float:
+    """Seconds per single-row JSONB UPDATE (autocommit) on one plain asyncpg connection.
+
+    The document is ``doc`` with a changing counter (default: the counter alone).
+    """
     conn = await asyncpg.connect(url)
     try:
         await conn.set_type_codec(
@@ -69,11 +81,12 @@ async def _raw_updates(url: str, n: int) -> float:
             encoder=lambda value: orjson.dumps(value).decode(),
             decoder=orjson.loads,
         )
+        base = doc or {}
         for i in range(50):  # warm the prepared statement and the row's page
-            await conn.execute(_RAW_UPDATE, {"counter": i})
+            await conn.execute(_RAW_UPDATE, {**base, "counter": i})
         started = time.perf_counter()
         for i in range(n):
-            await conn.execute(_RAW_UPDATE, {"counter": i})
+            await conn.execute(_RAW_UPDATE, {**base, "counter": i})
         return (time.perf_counter() - started) / n
     finally:
         await conn.close()
@@ -108,8 +121,31 @@ async def _operations(provider: PostgresPersistenceProvider, n: int) -> dict[str
     }
 
 
-def bench_postgres(workflows: int, runs: int, url: str | None = None) -> list[Figure]:
-    """Engine steps/s through the bridge, raw UPDATEs/s, their ratio, and per-call costs."""
+@dataclass(frozen=True)
+class PostgresEngine:
+    """The 5-step workflow on a fresh PostgreSQL database, driven through an event-loop bridge.
+
+    The database also holds ``bench_raw``, the one-row table of the raw UPDATE baseline.
+    """
+
+    bridge: EventLoopBridge
+    provider: PostgresPersistenceProvider
+    builder: WorkflowBuilder
+    kind: str
+    database: str
+
+    def run_workflows(self, n: int, data: dict[str, Any] | None = None) -> Sample:
+        """``n`` workflows created with ``data`` and run to completion through the bridge."""
+        return _engine_run(self.bridge, self.builder, self.kind, n, data)
+
+    def raw_update_seconds(self, n: int, doc: dict[str, Any] | None = None) -> float:
+        """Seconds per raw single-row JSONB UPDATE of ``doc`` (plus a counter)."""
+        return self.bridge.run(_raw_updates(self.database, n, doc), _TIMEOUT)
+
+
+@contextlib.contextmanager
+def postgres_engine(url: str | None = None) -> Iterator[PostgresEngine]:
+    """A :class:`PostgresEngine` on a database cloned from the template, dropped on exit."""
     server = url or server_url()
     bridge = EventLoopBridge(name="ruvon-bench")
     database = bridge.run(create_database(server), _TIMEOUT)
@@ -117,7 +153,14 @@ def bench_postgres(workflows: int, runs: int, url: str | None = None) -> list[Fi
         provider = PostgresPersistenceProvider(database, 2, 4)
         bridge.run(provider.initialize(), _TIMEOUT)
         try:
-            return _measure(bridge, provider, database, workflows, runs)
+            builder = WorkflowBuilder(
+                persistence_provider=provider, execution_provider=SyncExecutionProvider()
+            )
+            kind = register_linear(builder, steps=STEPS)
+            setup = bridge.run(asyncpg.connect(database), _TIMEOUT)
+            bridge.run(setup.execute(_RAW_SETUP), _TIMEOUT)
+            bridge.run(setup.close(), _TIMEOUT)
+            yield PostgresEngine(bridge, provider, builder, kind, database)
         finally:
             bridge.run(provider.close(), _TIMEOUT)
     finally:
@@ -125,29 +168,22 @@ def bench_postgres(workflows: int, runs: int, url: str | None = None) -> list[Fi
         bridge.close()
 
 
-def _measure(
-    bridge: EventLoopBridge,
-    provider: PostgresPersistenceProvider,
-    database: str,
-    workflows: int,
-    runs: int,
-) -> list[Figure]:
-    builder = WorkflowBuilder(
-        persistence_provider=provider, execution_provider=SyncExecutionProvider()
-    )
-    kind = register_linear(builder, steps=STEPS)
-    setup = bridge.run(asyncpg.connect(database), _TIMEOUT)
-    bridge.run(setup.execute(_RAW_SETUP), _TIMEOUT)
-    bridge.run(setup.close(), _TIMEOUT)
-    _engine_run(bridge, builder, kind, 20)  # warm: imports, prepared statements, snapshots
+def bench_postgres(workflows: int, runs: int, url: str | None = None) -> list[Figure]:
+    """Engine steps/s through the bridge, raw UPDATEs/s, their ratio, and per-call costs."""
+    with postgres_engine(url) as engine:
+        return _measure(engine, workflows, runs)
+
+
+def _measure(pg: PostgresEngine, workflows: int, runs: int) -> list[Figure]:
+    pg.run_workflows(20)  # warm: imports, prepared statements, snapshots
 
     engine: list[Sample] = []
     raw: list[float] = []
     ops: list[dict[str, float]] = []
     for _ in range(runs):
-        engine.append(_engine_run(bridge, builder, kind, workflows))
-        raw.append(bridge.run(_raw_updates(database, workflows * STEPS), _TIMEOUT))
-        ops.append(bridge.run(_operations(provider, max(workflows // 2, 50)), _TIMEOUT))
+        engine.append(pg.run_workflows(workflows))
+        raw.append(pg.raw_update_seconds(workflows * STEPS))
+        ops.append(pg.bridge.run(_operations(pg.provider, max(workflows // 2, 50)), _TIMEOUT))
     raw_per_s = [1 / seconds for seconds in raw]
     pairs = list(zip(engine, raw_per_s, strict=True))
     stepping_per_s = [1e6 / sample.step_us for sample in engine]

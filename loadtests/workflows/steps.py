@@ -21,6 +21,11 @@ def branch_done(state: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"branch_done": True}
 
 
+def branch_item(state: dict[str, Any], context: Any, item: int) -> dict[str, Any]:
+    """A dynamic PARALLEL branch's body: a small result (the default merge keeps the last)."""
+    return {"last_item": item}
+
+
 class Decision(BaseModel):
     """What the person answers at BenchHumanResume's ``Approve`` step."""
 

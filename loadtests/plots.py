@@ -20,6 +20,7 @@ def plot_study(study: Study, directory: Path) -> Path:
 
     matplotlib.use("Agg")  # files only: works on a machine without a display
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     units = study.units
     figure, axes = plt.subplots(1, len(units), figsize=(6.4 * len(units), 4.6), squeeze=False)
@@ -46,9 +47,13 @@ def plot_study(study: Study, directory: Path) -> Path:
             axis.set_xscale("log")
         if study.log_y:
             axis.set_yscale("log")
+            # 1-2-5 steps with plain numbers: a narrow log range still gets labelled ticks.
+            axis.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.yaxis.set_minor_locator(NullLocator())
         axis.set_xticks(study.xs)
         axis.set_xticklabels([_tick(x, study.x_unit) for x in study.xs])
-        axis.minorticks_off()
+        axis.xaxis.set_minor_locator(NullLocator())
         axis.set_xlabel(study.x_label + (f" ({study.x_unit})" if study.x_unit else ""))
         axis.set_ylabel(unit)
         axis.grid(True, which="major", alpha=0.3)

@@ -33,7 +33,7 @@ from ruvon.engine import describe_error
 from ruvon.errors import ClaimLost, ConcurrencyConflict, PersistenceError, WorkerCrashed
 from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, WorkflowRecord, align_clock
-from ruvon.steps.parallel import branch_error_text, plan_branches, run_branch
+from ruvon.steps.parallel import branch_error_text, plan_branch, run_branch
 
 if TYPE_CHECKING:
     from ruvon.builder import WorkflowBuilder
@@ -168,26 +168,28 @@ class StepRunner:
 
     async def _run_branch(self, wf: Workflow, claim: Claim) -> str:
         step = wf.steps[wf.current_step_index]
-        branches = plan_branches(wf, step)
-        index = next((i for i, b in enumerate(branches) if b.name == claim.branch), None)
-        if index is None:
+        planned = plan_branch(wf, step, claim.branch)
+        branch = planned.branch
+        if branch is None:
             outcome = BranchOutcome(
-                claim.branch, len(branches), False, error=f"no branch '{claim.branch}' to run"
+                claim.branch, planned.count, False, error=f"no branch '{claim.branch}' to run"
             )
         else:
-            branch = branches[index]
             try:
-                result = await run_branch(wf, step, branch, claim.run_number)
-                outcome = BranchOutcome(branch.name, index, True, result)
+                # This workflow object was loaded for this branch and is dropped after it.
+                result = await run_branch(wf, step, branch, claim.run_number, private_state=False)
+                outcome = BranchOutcome(branch.name, planned.index, True, result)
             except RetryLater:
                 raise
             except Exception as exc:
-                outcome = BranchOutcome(branch.name, index, False, error=branch_error_text(exc))
+                outcome = BranchOutcome(
+                    branch.name, planned.index, False, error=branch_error_text(exc)
+                )
         queue = self.execution.queue_for(step.queue, wf.record.data_region)
         recorded = await self.ledger.record_branch(
             claim,
             outcome,
-            expected=len(branches),
+            expected=planned.count,
             join_queue=queue,
         )
         if not recorded.recorded:

@@ -41,22 +41,67 @@ def plan_branches(wf: Workflow, step: StepDefinition) -> list[Branch]:
     """The branches of one PARALLEL step run, in merge order."""
     if step.iterate_over is not None and step.task_function is not None:
         fn = cached_step_function(step.task_function, step=step.name)
-        return [
-            Branch(f"{step.name}[{i}]", fn, {step.item_var_name: item}, item, i)
-            for i, item in enumerate(resolve_items(wf, step))
-        ]
-    return [
-        Branch(
-            task.name, cached_step_function(task.function, step=step.name), {}, timeout=task.timeout
-        )
-        for task in step.tasks
-    ]
+        return [_item_branch(step, fn, i, item) for i, item in enumerate(resolve_items(wf, step))]
+    return [_task_branch(step, i) for i in range(len(step.tasks))]
+
+
+@dataclass(frozen=True)
+class PlannedBranch:
+    """One branch of a PARALLEL step (None if the step has no branch of that name), its merge
+    position, and how many branches the step has."""
+
+    branch: Branch | None
+    index: int
+    count: int
+
+
+def plan_branch(wf: Workflow, step: StepDefinition, name: str) -> PlannedBranch:
+    """The branch called ``name`` alone: what one distributed branch run needs.
+
+    Building every branch to pick one made each of N branch runs cost O(N) (a 1,000-branch
+    fan-out spent most of its worker time here); this builds one.
+    """
+    if step.iterate_over is not None and step.task_function is not None:
+        items = resolve_items(wf, step)
+        index = _item_index(step, name)
+        if index is None or index >= len(items):
+            return PlannedBranch(None, -1, len(items))
+        fn = cached_step_function(step.task_function, step=step.name)
+        return PlannedBranch(_item_branch(step, fn, index, items[index]), index, len(items))
+    for index, task in enumerate(step.tasks):
+        if task.name == name:
+            return PlannedBranch(_task_branch(step, index), index, len(step.tasks))
+    return PlannedBranch(None, -1, len(step.tasks))
+
+
+def _item_branch(step: StepDefinition, fn: Callable[..., Any], index: int, item: Any) -> Branch:
+    return Branch(f"{step.name}[{index}]", fn, {step.item_var_name: item}, item, index)
+
+
+def _item_index(step: StepDefinition, name: str) -> int | None:
+    """``i`` of a dynamic branch name ``<step>[i]`` (see :func:`_item_branch`)."""
+    prefix = f"{step.name}["
+    if not (name.startswith(prefix) and name.endswith("]")):
+        return None
+    digits = name[len(prefix) : -1]
+    return int(digits) if digits.isdigit() else None
+
+
+def _task_branch(step: StepDefinition, index: int) -> Branch:
+    task = step.tasks[index]
+    function = cached_step_function(task.function, step=step.name)
+    return Branch(task.name, function, {}, timeout=task.timeout)
 
 
 async def run_branch(
-    wf: Workflow, step: StepDefinition, branch: Branch, run: int
+    wf: Workflow, step: StepDefinition, branch: Branch, run: int, *, private_state: bool = True
 ) -> dict[str, Any]:
-    """Call one branch's function on its own copy of the state (retries per the step's policy)."""
+    """Call one branch's function on its own copy of the state (retries per the step's policy).
+
+    ``private_state=False`` hands the function the workflow's state itself: for a caller that
+    loaded the workflow for this branch alone and drops it afterwards (a worker's branch run),
+    where a deep copy per branch would only cost time in proportion to the state.
+    """
     context = wf.make_context(
         step,
         loop_item=branch.item,
@@ -71,7 +116,7 @@ async def run_branch(
             step,
             branch.function,
             context=context,
-            state=branch_state(wf),
+            state=branch_state(wf) if private_state else wf.state,
             kwargs=branch.kwargs,
             timeout=branch.timeout,
         )

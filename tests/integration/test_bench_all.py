@@ -1,0 +1,88 @@
+"""Smoke test of ``python -m loadtests.bench all --quick --plot``: every suite and study, briefly.
+
+It runs the harness's own command line (tiny counts, one run) against the real PostgreSQL,
+Redis and prefork workers, then reads what it wrote: the JSON holds every suite's figures and
+every study's series at every x, all positive and finite; the Markdown names each study; each
+PNG is a real PNG. The figures themselves are not judged (that is the benchmark's job): the
+point is that no benchmark can rot unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loadtests.bench import main
+from loadtests.bench_all import Sizes
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("bench-all")
+    assert main(["all", "--quick", "--plot", "--out", str(out)]) == 0
+    return json.loads((out / "results.json").read_text()), out
+
+
+def finite_positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def test_every_suite_reports_its_figures(results: tuple[dict[str, Any], Path]) -> None:
+    data, _ = results
+    assert set(data["suites"]) == {"embedded", "postgres", "distributed"}
+    for name, figures in data["suites"].items():
+        assert figures, name
+        for figure in figures:
+            assert figure["low"] <= figure["median"] <= figure["high"], figure
+            if not figure["name"].lstrip().startswith("of which queue wait"):
+                assert finite_positive(figure["median"]), figure
+    targets = [figure["target"] for figure in data["targets"]]
+    assert sum(target.endswith((": met", ": NOT met")) for target in targets) == 3
+
+
+def test_every_study_has_every_point(results: tuple[dict[str, Any], Path]) -> None:
+    data, _ = results
+    quick = Sizes.quick()
+    expected_xs = {
+        "state_size": list(quick.state_sizes_kb),
+        "fan_out": list(quick.widths),
+        "scaling": list(quick.process_counts),
+    }
+    studies = {study["key"]: study for study in data["studies"]}
+    assert set(studies) == set(expected_xs)
+    for key, study in studies.items():
+        assert study["findings"], key
+        for series in study["series"]:
+            assert [point["x"] for point in series["points"]] == expected_xs[key], series
+            for point in series["points"]:
+                assert len(point["runs"]) == quick.runs
+                assert all(finite_positive(value) for value in point["runs"]), (key, point)
+                assert point["min"] <= point["median"] <= point["max"]
+
+
+def test_fan_out_compares_like_with_like(results: tuple[dict[str, Any], Path]) -> None:
+    data, _ = results
+    study = next(s for s in data["studies"] if s["key"] == "fan_out")
+    by_name = {series["name"]: series for series in study["series"]}
+    total = by_name["ruvon: PARALLEL, start -> join committed"]["points"]
+    per_branch = by_name["ruvon: per branch"]["points"]
+    for whole, share in zip(total, per_branch, strict=True):
+        assert share["median"] == pytest.approx(whole["median"] / whole["x"])
+
+
+def test_writes_markdown_and_one_png_per_study(results: tuple[dict[str, Any], Path]) -> None:
+    data, out = results
+    markdown = (out / "results.md").read_text()
+    for study in data["studies"]:
+        assert study["title"] in markdown
+        png = out / f"{study['key']}.png"
+        assert png.read_bytes()[:8] == PNG_MAGIC, png
+        assert png.stat().st_size > 10_000, png

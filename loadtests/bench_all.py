@@ -149,7 +149,8 @@ def run_all(
     runs = sizes.runs
     suite("embedded", lambda: bench_embedded(sizes.embedded_workflows, runs))
     suite("postgres", lambda: bench_postgres(sizes.postgres_workflows, runs, postgres_url))
-    with distributed_cluster(log_dir=out / "logs") as cluster:
+    # Worker logs go to a temporary directory, kept (and its path logged) only if a run fails.
+    with distributed_cluster() as cluster:
         suite(
             "distributed",
             lambda: bench_distributed(
@@ -178,7 +179,6 @@ def run_all(
             tasks=sizes.tasks,
             workflows=sizes.workflows,
             runs=runs,
-            log_dir=out / "logs",
         )
     )
     if plot:

@@ -10,9 +10,12 @@ of ``runs`` runs (ms per step):
 - ``postgres in-process``: the same workflow on PostgreSQL through the event-loop bridge;
 - ``raw asyncpg UPDATE``: one autocommit JSONB ``UPDATE`` of the same document on the same
   server (the floor under a durable step of this size);
-- ``cluster ASYNC step``: one ASYNC step on a worker, dispatch (the commit that queued it) to the
-  commit of its result, from ``step_runs`` on the database clock (the p50 of sequential
-  ``BenchAsync1`` workflows); the run part (claim, load, execute, save) is reported apart.
+- ``cluster ASYNC step``: the time from one ASYNC step's save to the next one's, in sequential
+  ``BenchAsync3`` workflows (steps 2 and 3; ``step_runs.finished_at``, the database clock, which
+  is the start of each one-statement save): one save of the state, the message hop, the claim
+  that loads the state, the step. The part on the worker between claim and save (``started_at``
+  to ``finished_at``: claim with the state, decode, execute, encode) is reported apart; the rest
+  is the save itself and the hop.
 
 Growth is judged from 64 KB to 1 MB (16 x the data): a factor above 16 is super-linear.
 """
@@ -20,6 +23,7 @@ Growth is judged from 64 KB to 1 MB (16 x the data): a factor above 16 is super-
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -30,7 +34,7 @@ import asyncpg
 import orjson
 
 from loadtests.bench import STEPS, _run_linear
-from loadtests.bench_distributed import run_with_client, sequential_workflows, step_times
+from loadtests.bench_distributed import run_with_client, sequential_workflows
 from loadtests.bench_postgres import postgres_engine
 from loadtests.studies.model import Point, Series, Study
 from ruvon.client import Client
@@ -40,6 +44,14 @@ from ruvon.testing.cluster import LocalCluster
 __all__ = ["SIZES_KB", "state_document", "state_size_study"]
 
 SIZES_KB = (1, 64, 1024)
+_CHAIN_WORKFLOW = "BenchAsync3"
+_CHAIN_STEPS = 3
+# Each ASYNC step run of the given workflows, in commit order (epoch seconds, database clock).
+_STEP_RUN_TIMES = (
+    "SELECT workflow_id, extract(epoch FROM started_at), extract(epoch FROM finished_at) "
+    "FROM step_runs WHERE kind = 'step' AND status = 'DONE' AND workflow_id = ANY($1::text[]) "
+    "ORDER BY workflow_id, finished_at"
+)
 _ROW_BYTES = len(
     orjson.dumps({"id": 0, "name": "item-00000000", "price": 12.5, "tags": ["alpha", "beta"]})
 )
@@ -96,8 +108,8 @@ def state_size_study(
     if cluster is not None:
         total, ran = _cluster_points(cluster, sizes_kb, runs, scale)
         series += [
-            Series("cluster: ASYNC step dispatch->commit p50", "ms", tuple(total)),
-            Series("  of which run (claim+load+execute+save) p50", "ms", tuple(ran)),
+            Series("cluster: ASYNC step, commit to next commit", "ms", tuple(total)),
+            Series("  of which worker claim+load+execute", "ms", tuple(ran)),
         ]
     return Study(
         key="state_size",
@@ -127,23 +139,44 @@ def _cluster_points(
     cluster: LocalCluster, sizes_kb: Sequence[int], runs: int, scale: float
 ) -> tuple[list[Point], list[Point]]:
     async def measure(client: Client, db: asyncpg.Connection) -> tuple[list[Point], list[Point]]:
-        await sequential_workflows(client, db, 3)  # warm
-        total_points, run_points = [], []
+        await sequential_workflows(client, db, 3, workflow_type=_CHAIN_WORKFLOW)  # warm
+        chained_points, run_points = [], []
         for size in sizes_kb:
             data = state_document(size)
             samples = _workflows_for(size, scale)
-            await sequential_workflows(client, db, 1, data)
-            totals, ran = [], []
+            await sequential_workflows(client, db, 1, data, _CHAIN_WORKFLOW)
+            chained, ran = [], []
             for _ in range(runs):
-                ids, _client_ms = await sequential_workflows(client, db, samples, data)
-                total, _queued, run = await step_times(db, ids)
-                totals.append(statistics.median(total))
-                ran.append(statistics.median(run))
-            total_points.append(Point(size, tuple(totals)))
+                ids, _client_ms = await sequential_workflows(
+                    client, db, samples, data, _CHAIN_WORKFLOW
+                )
+                intervals, runs_ms = await _chain_times(db, ids)
+                chained.append(statistics.median(intervals))
+                ran.append(statistics.median(runs_ms))
+            chained_points.append(Point(size, tuple(chained)))
             run_points.append(Point(size, tuple(ran)))
-        return total_points, run_points
+        return chained_points, run_points
 
     return run_with_client(cluster, measure)
+
+
+async def _chain_times(
+    db: asyncpg.Connection, ids: Sequence[str]
+) -> tuple[list[float], list[float]]:
+    """Steps 2 and 3 of each workflow: commit-to-commit interval and worker run time (ms)."""
+    rows = await db.fetch(_STEP_RUN_TIMES, list(ids))
+    by_workflow: dict[str, list[tuple[float, float]]] = {}
+    for workflow_id, started, finished in rows:
+        by_workflow.setdefault(workflow_id, []).append((float(started), float(finished)))
+    intervals, runs_ms = [], []
+    for workflow_id in ids:
+        steps = by_workflow.get(workflow_id, [])
+        if len(steps) != _CHAIN_STEPS:
+            raise RuntimeError(f"{workflow_id}: {len(steps)} finished step runs, not 3")
+        for (_, previous), (started, finished) in itertools.pairwise(steps):
+            intervals.append((finished - previous) * 1e3)
+            runs_ms.append((finished - started) * 1e3)
+    return intervals, runs_ms
 
 
 def _findings(series: list[Series]) -> list[str]:

@@ -1,4 +1,8 @@
-"""Benchmark harness: ``python -m loadtests.bench {embedded,postgres} [--workflows N] [--runs R]``.
+"""Benchmark harness: ``python -m loadtests.bench {embedded,postgres,distributed,all} [...]``.
+
+``all`` (see :mod:`loadtests.bench_all`) runs the three suites below and the studies of
+:mod:`loadtests.studies` (scaling with worker processes, state size, fan-out width), printing
+each table, and writes JSON, Markdown and (``--plot``) PNGs; ``--quick`` is a smoke run.
 
 ``embedded`` prints steps/s of a 5-step STANDARD workflow on in-memory and on SQLite persistence
 (sync executor, everything in-process), each the median of ``--runs`` runs with its min-max spread.

@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.suite == "all":
         from loadtests.bench_all import Sizes, run_all
+        from loadtests.plots import require_matplotlib
+
+        if args.plot:
+            require_matplotlib()  # before minutes of measuring, not after
 
         sizes = Sizes.quick(args.runs or 1) if args.quick else Sizes(runs=args.runs or 3)
         _, out = run_all(sizes, args.out, plot=args.plot, postgres_url=args.postgres_url)

@@ -11,11 +11,23 @@ from pathlib import Path
 
 from loadtests.studies.model import Study
 
-__all__ = ["plot_study"]
+__all__ = ["plot_study", "require_matplotlib"]
+
+
+def require_matplotlib() -> None:
+    """Exit with a clear message if matplotlib is missing (it is in the loadtest/dev extras)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "--plot needs matplotlib: install it with `scripts/install dev` "
+            "(or `pip install -e '.[loadtest]'`)"
+        ) from None
 
 
 def plot_study(study: Study, directory: Path) -> Path:
     """Draw ``study`` into ``directory/<key>.png``; return the path."""
+    require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works on a machine without a display

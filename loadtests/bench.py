@@ -21,7 +21,7 @@ worker, concurrency 2) and prints, raw Celery next to Ruvon on the same broker: 
 vs (b) steps/s of a 3-step ASYNC workflow; (c) chords of 10 vs 10-branch PARALLEL fan-outs/s;
 (d) ``.delay().get()`` vs one ASYNC step's dispatch-to-commit p50/p99; and the ratios against
 their targets ((b)/(a) >= 0.6, (c) >= 1.0, (d) <= 2.0). ``--workflows`` is the number of
-3-step workflows per run (default 200; a quarter as many fan-outs).
+3-step workflows per run (default 200; half as many fan-outs and chords).
 """
 
 from __future__ import annotations

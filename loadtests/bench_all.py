@@ -46,8 +46,8 @@ class Sizes:
     postgres_workflows: int = 500
     tasks: int = 1000
     workflows: int = 200
-    fan_outs: int = 50
-    chords: int = 50
+    fan_outs: int = 100
+    chords: int = 100
     samples: int = 200
     state_sizes_kb: tuple[int, ...] = SIZES_KB
     state_scale: float = 1.0

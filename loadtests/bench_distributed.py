@@ -181,7 +181,7 @@ def async_step_throughput(
 
 
 def fan_out_throughput(
-    cluster: LocalCluster, fan_outs: int = 50, runs: int = 3, starters: int = 4
+    cluster: LocalCluster, fan_outs: int = 100, runs: int = 3, starters: int = 4
 ) -> Throughput:
     """(c) Completed BenchFanOut10 workflows (a 10-branch PARALLEL step) per second."""
     elapsed = run_with_client(
@@ -205,8 +205,8 @@ def bench_distributed(
     *,
     tasks: int = 1000,
     workflows: int = 200,
-    fan_outs: int = 50,
-    chords: int = 50,
+    fan_outs: int = 100,
+    chords: int = 100,
     samples: int = 200,
     runs: int = 3,
 ) -> DistributedBench:
@@ -237,8 +237,11 @@ def bench_distributed(
 def run_distributed(runs: int = 3, workflows: int = 200) -> list[Figure]:
     """Start the cluster, measure everything, stop it: the figures ``bench distributed`` prints."""
     with distributed_cluster() as cluster:
+        # 100 fan-outs (and chords) per run by default: with fewer, a run lasts about a second
+        # and its ramp-up and tail (the last joins) swing the rate by +-15 %.
+        side = max(workflows // 2, 1)
         result = bench_distributed(
-            cluster, workflows=workflows, fan_outs=max(workflows // 4, 1), runs=runs
+            cluster, workflows=workflows, fan_outs=side, chords=side, runs=runs
         )
     return result.figures()
 

@@ -63,7 +63,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: The revision this Ruvon's code reads and writes; tests pin it to the head of migrations/.
-SCHEMA_REVISION = "0003_parallel_joins"
+SCHEMA_REVISION = "0004_whole_json_documents"
 
 #: How a provider reads a database's revision (the table is Alembic's).
 VERSION_QUERY = "SELECT version_num FROM alembic_version"

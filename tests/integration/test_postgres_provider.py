@@ -91,7 +91,8 @@ async def test_sessions_carry_the_application_name(
     assert count >= 1
 
 
-async def test_columns_are_jsonb_and_timestamptz(provider: TestPostgresProvider) -> None:
+async def test_column_types_and_compression(provider: TestPostgresProvider) -> None:
+    """Whole documents are json (lz4 where the server has it), the rest jsonb; timestamptz."""
     assert provider.database_url is not None
     conn = await asyncpg.connect(provider.database_url)
     try:
@@ -101,10 +102,23 @@ async def test_columns_are_jsonb_and_timestamptz(provider: TestPostgresProvider)
                 "WHERE table_name = 'workflow_executions'"
             )
         )
+        compression = dict(
+            await conn.fetch(
+                "SELECT attname, attcompression::text FROM pg_attribute "
+                "WHERE attrelid = 'workflow_executions'::regclass AND attnum > 0"
+            )
+        )
+        has_lz4 = await conn.fetchval(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
+            "WHERE name = 'default_toast_compression'"
+        )
     finally:
         await conn.close()
-    assert types["state"] == types["definition_snapshot"] == "jsonb"
+    assert types["state"] == types["definition_snapshot"] == "json"
+    assert types["runtime"] == types["metadata"] == "jsonb"
     assert types["created_at"] == types["run_at"] == "timestamp with time zone"
+    expected = "l" if has_lz4 else ""  # pg_attribute.attcompression: l = lz4, empty = default
+    assert compression["state"] == compression["definition_snapshot"] == expected
 
 
 async def test_naive_datetimes_are_utc(provider: TestPostgresProvider) -> None:

@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_head_is_the_revision_the_code_expects() -> None:
-    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0003_parallel_joins"
+    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0004_whole_json_documents"
     assert migrations.SCHEMA_REVISION in migrations.known_revisions()
     assert (migrations.MIGRATIONS_DIR / "env.py").is_file()
 
@@ -103,7 +103,7 @@ def test_assert_schema_current_messages(monkeypatch: pytest.MonkeyPatch) -> None
     migrations.assert_schema_current(migrations.SCHEMA_REVISION)  # no error
 
     with pytest.raises(
-        SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0003_parallel_joins"
+        SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0004_whole_json_documents"
     ):
         migrations.assert_schema_current(None)
     with pytest.raises(SchemaOutOfDate, match=r"run `ruvon db upgrade`$"):
@@ -155,7 +155,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     current = _ruvon("--db", db, "db", "current")
     assert current.exit_code == 0, current.output
-    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0003_parallel_joins")
+    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0004_whole_json_documents")
     assert not Path(db).exists()  # looking does not create the file
 
     check = _ruvon("--db", db, "db", "check")
@@ -164,9 +164,10 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
     upgrade = _ruvon("--db", db, "db", "upgrade")
     assert upgrade.exit_code == 0, upgrade.output
     assert upgrade.stdout == (
-        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0003_parallel_joins.\n"
+        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to "
+        "0004_whole_json_documents.\n"
     )
-    assert _ruvon("--db", db, "db", "current").stdout == "0003_parallel_joins  (head)\n"
+    assert _ruvon("--db", db, "db", "current").stdout == "0004_whole_json_documents  (head)\n"
     check = _ruvon("--db", db, "db", "check")
     assert (check.exit_code, check.stdout) == (
         0,
@@ -180,7 +181,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     down = _ruvon("--db", db, "db", "downgrade", "base")
     assert down.exit_code == 0, down.output
-    assert "from 0003_parallel_joins to none" in down.stdout
+    assert "from 0004_whole_json_documents to none" in down.stdout
 
 
 def test_cli_honours_ruvon_database_url(tmp_path: Path) -> None:

@@ -73,32 +73,46 @@ def decode_text(value: str) -> str:
     return value
 
 
-def encode_jsonb(value: Any) -> bytes:
-    """A ``jsonb`` parameter in the binary format.
+def encode_json(value: Any) -> bytes:
+    """A ``json`` parameter: the JSON text itself (the binary format of ``json`` is its text).
 
     ``bytes`` are taken as JSON already encoded by :func:`ruvon.serialization.dumps` (state is
-    encoded up front to check its size); anything else is encoded here.
+    encoded up front to check its size); anything else is encoded here. The escapes are those of
+    ``jsonb`` (which cannot hold ``\\u0000``), so a document reads back the same whichever of the
+    two types stored it (migration 0004 cast stored states from one to the other).
     """
     data = value if type(value) is bytes else dumps(value)
     if b"\\u00" in data:
         data = _JSON_TO_STORE.sub(_json_to_store, data)
-    return _JSONB_VERSION + data
+    return data
+
+
+def decode_json(data: bytes) -> Any:
+    """A ``json`` result, escapes undone."""
+    if b"\\u001" in data:
+        data = _JSON_FROM_STORE.sub(_json_from_store, data)
+    return loads(data)
+
+
+def encode_jsonb(value: Any) -> bytes:
+    """A ``jsonb`` parameter in the binary format: a version byte, then :func:`encode_json`."""
+    return _JSONB_VERSION + encode_json(value)
 
 
 def decode_jsonb(data: bytes) -> Any:
     """A ``jsonb`` result in the binary format, escapes undone."""
     if data[:1] != _JSONB_VERSION:
         raise ValueError(f"unsupported jsonb wire format version {data[:1]!r}")
-    text = data[1:]
-    if b"\\u001" in text:
-        text = _JSON_FROM_STORE.sub(_json_from_store, text)
-    return loads(text)
+    return decode_json(data[1:])
 
 
 async def register_codecs(conn: asyncpg.Connection) -> None:
     """Install the codecs on a new connection (the pool's ``init``)."""
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", encoder=encode_jsonb, decoder=decode_jsonb, format="binary"
+    )
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", encoder=encode_json, decoder=decode_json, format="binary"
     )
     await conn.set_type_codec(
         "text", schema="pg_catalog", encoder=encode_text, decoder=decode_text, format="text"

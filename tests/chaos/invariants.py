@@ -175,7 +175,10 @@ class ChaosReport:
 
 async def _connect(url: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(url, timeout=10)
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    for json_type in ("jsonb", "json"):  # state and definition_snapshot are json
+        await conn.set_type_codec(
+            json_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
     return conn
 
 

@@ -64,9 +64,10 @@ async def run_embedded(workflow_type: str, data: dict[str, Any]) -> Workflow:
 
 async def fetch(cluster: LocalCluster, sql: str, *args: Any) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(cluster.database_url)
-    await connection.set_type_codec(
-        "jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-    )
+    for json_type in ("jsonb", "json"):  # state and definition_snapshot are json
+        await connection.set_type_codec(
+            json_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
     try:
         rows: list[asyncpg.Record] = await connection.fetch(sql, *args)
         return rows

@@ -109,8 +109,7 @@ async def test_column_types_and_compression(provider: TestPostgresProvider) -> N
             )
         )
         has_lz4 = await conn.fetchval(
-            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings "
-            "WHERE name = 'default_toast_compression'"
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
         )
     finally:
         await conn.close()

@@ -41,19 +41,34 @@ class AsyncStep(NotResumable):
 
     In embedded mode the provider is local (a thread pool), so ``next_step`` awaits it; if the
     process dies meanwhile, the workflow is found PENDING_ASYNC and the step runs again.
+    Input given to ``next_step`` is saved with PENDING_ASYNC (``runtime["pending_input"]``), so
+    that run, a worker's (whose message carries ids only) and a retry after a failure call the
+    function with it too; the save recording the step's success drops it.
     """
 
     async def execute(
         self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
         if wf.status is WorkflowStatus.PENDING_ASYNC:
-            return Advance(await run_function_step(wf, step, user_input))
+            return await _run_with_pending_input(wf, step)
+        if user_input is not None:
+            wf.record.runtime.setdefault(PENDING_INPUT, {})[step.name] = user_input
         if wf.distributed:
             # A worker claims the run and calls this again, with the workflow PENDING_ASYNC.
             wf.enqueue_run(RunKind.STEP, step.name)
             return Suspend(WorkflowStatus.PENDING_ASYNC)
+        return Suspend(
+            WorkflowStatus.PENDING_ASYNC, follow_up=lambda: _run_with_pending_input(wf, step)
+        )
 
-        async def run() -> StepOutcome:
-            return Advance(await run_function_step(wf, step, user_input))
 
-        return Suspend(WorkflowStatus.PENDING_ASYNC, follow_up=run)
+PENDING_INPUT = "pending_input"
+
+
+async def _run_with_pending_input(wf: Workflow, step: StepDefinition) -> StepOutcome:
+    pending = wf.record.runtime.get(PENDING_INPUT)
+    stored = pending.get(step.name) if isinstance(pending, dict) else None
+    result = await run_function_step(wf, step, stored)
+    if isinstance(pending, dict) and pending.pop(step.name, None) is not None and not pending:
+        del wf.record.runtime[PENDING_INPUT]
+    return Advance(result)

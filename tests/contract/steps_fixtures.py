@@ -344,3 +344,23 @@ async def async_crash_once(state: Any, context: StepContext) -> dict[str, Any]:
     if not FLAGS.get("recovered"):
         raise SimulatedCrash("the worker process died")
     return {"charged": True}
+
+
+async def crash_once_with_note(
+    state: Any, context: StepContext, note: str = "none"
+) -> dict[str, Any]:
+    """An ASYNC step taking input: the process dies on the first call, not once recovered."""
+    record("crash_once_with_note", ("crash_once_with_note", note))
+    if not FLAGS.get("recovered"):
+        raise SimulatedCrash("the worker process died")
+    return {"note_seen": note}
+
+
+def fail_until_fixed_with_note(
+    state: Any, context: StepContext, note: str = "none"
+) -> dict[str, Any]:
+    """A step taking input that fails (for good) until FLAGS['fixed'] is set."""
+    record("fail_until_fixed_with_note", note)
+    if not FLAGS.get("fixed"):
+        raise PermanentError("downstream is broken")
+    return {"note_seen": note}

@@ -34,27 +34,21 @@ COLUMNS = ("state", "definition_snapshot")
 
 def upgrade() -> None:
     """state and definition_snapshot: jsonb -> json (lz4 where the server has it)."""
-    bind = op.get_bind()
-    if bind.dialect.name != "postgresql":
-        return
-    for column in COLUMNS:
-        op.alter_column(
-            "workflow_executions",
-            column,
-            type_=postgresql.JSON(),
-            existing_type=postgresql.JSONB(),
-            existing_nullable=False,
-            postgresql_using=f"{column}::json",
-        )
-    if _server_has_lz4(bind):
-        op.execute(
-            "ALTER TABLE workflow_executions "
-            + ", ".join(f"ALTER COLUMN {column} SET COMPRESSION lz4" for column in COLUMNS)
-        )
+    _convert(postgresql.JSONB(), postgresql.JSON(), cast="json", compression="lz4")
 
 
 def downgrade() -> None:
     """Back to jsonb with the server's default compression."""
+    _convert(postgresql.JSON(), postgresql.JSONB(), cast="jsonb", compression="default")
+
+
+def _convert(
+    old: sa.types.TypeEngine[object],
+    new: sa.types.TypeEngine[object],
+    *,
+    cast: str,
+    compression: str,
+) -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
@@ -62,15 +56,15 @@ def downgrade() -> None:
         op.alter_column(
             "workflow_executions",
             column,
-            type_=postgresql.JSONB(),
-            existing_type=postgresql.JSON(),
+            type_=new,
+            existing_type=old,
             existing_nullable=False,
-            postgresql_using=f"{column}::jsonb",
+            postgresql_using=f"{column}::{cast}",
         )
     if _server_has_lz4(bind):
         op.execute(
             "ALTER TABLE workflow_executions "
-            + ", ".join(f"ALTER COLUMN {column} SET COMPRESSION default" for column in COLUMNS)
+            + ", ".join(f"ALTER COLUMN {c} SET COMPRESSION {compression}" for c in COLUMNS)
         )
 
 

@@ -49,10 +49,10 @@ class AsyncStep(NotResumable):
     async def execute(
         self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
-        if wf.status is WorkflowStatus.PENDING_ASYNC:
-            return await _run_with_pending_input(wf, step)
         if user_input is not None:
             wf.record.runtime.setdefault(PENDING_INPUT, {})[step.name] = user_input
+        if wf.status is WorkflowStatus.PENDING_ASYNC:
+            return await _run_with_pending_input(wf, step)
         if wf.distributed:
             # A worker claims the run and calls this again, with the workflow PENDING_ASYNC.
             wf.enqueue_run(RunKind.STEP, step.name)

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from time import monotonic, sleep
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -57,6 +58,7 @@ from ruvon.serialization import loads
 __all__ = ["SQLitePersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "sqlite.sql")
+_WAL_RETRY_SECONDS = 0.01
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 _URL_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
@@ -165,12 +167,31 @@ def _save_workflow(conn: sqlite3.Connection, params: dict[str, Any], audit_rows:
             conn.executemany(_Q["insert_audit"], audit_rows)
 
 
+def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL, retrying while other connections hold it (up to ``timeout``).
+
+    Changing the journal mode needs the file to itself, and SQLite may answer SQLITE_BUSY at once
+    instead of calling the busy handler (to avoid a deadlock between openers): several processes
+    opening a new file together would otherwise fail with "database is locked".
+    """
+    deadline = monotonic() + timeout
+    while True:
+        try:
+            conn.execute(_Q["enable_wal"]).fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY  # extended codes too
+            if not busy or monotonic() >= deadline:
+                raise
+            sleep(_WAL_RETRY_SECONDS)
+
+
 def _open_database(
     conn: sqlite3.Connection, path: str, in_memory: bool, busy_timeout_ms: int
 ) -> str | None:
     """Configure the connection and install the schema; return a revision to upgrade from."""
     if not in_memory:
-        conn.execute(_Q["enable_wal"]).fetchall()
+        _enable_wal(conn, busy_timeout_ms / 1000)
         conn.execute(_Q["defer_checkpoints"])
     conn.executescript(_Q["configure_connection"])
     conn.execute(_Q["set_busy_timeout"].format(milliseconds=busy_timeout_ms))

@@ -83,12 +83,6 @@ class Study:
     def units(self) -> list[str]:
         return list(dict.fromkeys(series.unit for series in self.series))
 
-    def series_named(self, name: str) -> Series:
-        for series in self.series:
-            if series.name == name:
-                return series
-        raise KeyError(f"study {self.key!r} has no series {name!r}")
-
     def table(self) -> str:
         """A plain-text table: one row per series and x, median with the min-max spread."""
         lines = [f"{self.title}", f"{'series':<46} {self.x_label:>12} {'median':>12} [min - max]"]

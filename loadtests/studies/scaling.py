@@ -14,7 +14,6 @@ with the workers, so throughput flattens once processes outnumber cores; the stu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from loadtests.bench_distributed import QUEUE, async_step_throughput, distributed_cluster
 from loadtests.raw_celery import empty_task_throughput
@@ -31,7 +30,6 @@ def scaling_study(
     tasks: int = 1000,
     workflows: int = 200,
     runs: int = 3,
-    log_dir: Path | None = None,
 ) -> Study:
     """Raw tasks/s and Ruvon ASYNC steps/s per worker-process count, ``runs`` alternating runs."""
     raw_points: list[Point] = []
@@ -39,7 +37,7 @@ def scaling_study(
     for count in counts:
         raw: list[float] = []
         ruvon: list[float] = []
-        with distributed_cluster(concurrency=count, log_dir=_subdir(log_dir, count)) as cluster:
+        with distributed_cluster(concurrency=count) as cluster:
             for _ in range(runs):
                 raw.extend(empty_task_throughput(cluster, tasks, 1, QUEUE).per_second)
                 # One starter coroutine per process keeps every process fed.
@@ -70,7 +68,3 @@ def _findings(raw: Series, ruvon: Series) -> list[str]:
             f"ruvon x{ruvon_point.median / base_ruvon.median:.2f}"
         )
     return lines
-
-
-def _subdir(log_dir: Path | None, count: int) -> Path | None:
-    return None if log_dir is None else log_dir / f"scaling-{count}"

@@ -172,7 +172,9 @@ async def _chain_times(
     for workflow_id in ids:
         steps = by_workflow.get(workflow_id, [])
         if len(steps) != _CHAIN_STEPS:
-            raise RuntimeError(f"{workflow_id}: {len(steps)} finished step runs, not 3")
+            raise RuntimeError(
+                f"{workflow_id}: {len(steps)} finished step runs, not {_CHAIN_STEPS}"
+            )
         for (_, previous), (started, finished) in itertools.pairwise(steps):
             intervals.append((finished - previous) * 1e3)
             runs_ms.append((finished - started) * 1e3)

@@ -1,16 +1,13 @@
-"""The Ruvon beat: the periodic sweeps and the cron poll (``celery -A beat beat``, ``ruvon beat``).
+"""The Ruvon beat, as Celery finds it: ``celery -A beat beat`` (``ruvon beat``).
 
+A thin entry point: the beat lives in :mod:`ruvon.cluster.beat` (its schedule, its metrics).
 The beat only sends tasks, by name, to the maintenance queue; workers run them
-(``worker/tasks.py`` → :mod:`ruvon.maintenance`). Run one beat per cluster; two at once are
-safe (every sweep is), only wasteful.
+(:mod:`ruvon.cluster.tasks` → :mod:`ruvon.cluster.sweeps`). Run one beat per cluster; two at
+once are safe (every sweep is), only wasteful.
 """
 
 from __future__ import annotations
 
-from beat import metrics as _metrics  # noqa: F401  (RUVON_BEAT_METRICS_PORT: queue metrics)
-from beat.schedule import app, beat_schedule, create_beat_app
-from ruvon.implementations.observability.celery_logs import connect_json_logs
-
-connect_json_logs()  # RUVON_LOG_FORMAT=json
+from ruvon.cluster.beat import app, beat_schedule, create_beat_app
 
 __all__ = ["app", "beat_schedule", "create_beat_app"]

@@ -19,12 +19,12 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import load_definition_data, load_registry, load_workflow_file
 from ruvon.definitions.schema import RegistryEntry
-from ruvon.distributed.work import WorkWrites
 from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
+from ruvon.providers.runs import WorkWrites
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.workflow import Workflow
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
+from ruvon.clock import utc_now
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.schema import StepDefinition
 from ruvon.distributed.outbox import RunOutbox
@@ -36,7 +37,7 @@ from ruvon.models import (
     WorkflowPauseDirective,
     WorkflowStatus,
 )
-from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord, utc_now
+from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord
 from ruvon.saga import compensate
 from ruvon.state import StateKeeper
 from ruvon.steps.base import Advance, Jump, StepOutcome, Suspend

@@ -12,11 +12,11 @@ from collections.abc import Awaitable
 from typing import Any
 
 from ruvon.definitions.schema import StepDefinition
-from ruvon.distributed.work import RunKind
 from ruvon.engine import WAITING, WorkflowEngine
 from ruvon.errors import InvalidWorkflowOperation
 from ruvon.expressions import evaluate_expression
 from ruvon.models import StepContext, WorkflowStatus, make_step_context
+from ruvon.providers.runs import RunKind
 from ruvon.templating import render_value
 
 

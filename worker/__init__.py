@@ -1,12 +1,11 @@
-"""The Ruvon Celery worker: ``celery -A worker worker`` (or ``ruvon worker``) starts it.
+"""The Ruvon worker, as Celery finds it: ``celery -A worker worker`` (``ruvon worker``).
 
-``worker.app`` is the Celery application (it shadows the ``worker.app`` module as a package
-attribute; import that module's helpers by name: ``from worker.app import process_persistence``).
-This package imports ``ruvon``; ``ruvon`` never imports it.
+A thin entry point: the worker's runtime lives in :mod:`ruvon.cluster` (the app, its tasks,
+each process's resources). ``worker.app`` is the Celery application.
 """
 
 from __future__ import annotations
 
-from worker.app import app
+from ruvon.cluster.app import app
 
 __all__ = ["app"]

@@ -23,9 +23,9 @@ from ruvon.cli.render import Output, format_duration, short_id
 from ruvon.cli.runtime import CliConfig, run_async
 
 if TYPE_CHECKING:
+    from ruvon.cluster.sweeps import SweepReport
     from ruvon.config import Settings
     from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-    from ruvon.maintenance.sweeps import SweepReport
 
 BEAT_APP = "beat"
 
@@ -127,9 +127,9 @@ def scan_zombies_command(config: CliConfig, threshold: float, fix: bool, limit: 
 async def _sweep_once(store: PostgresPersistenceProvider, settings: Settings) -> SweepReport:
     """The zombie sweep, run here with a Celery dispatcher and the configured registry."""
     from ruvon.builder import WorkflowBuilder
-    from ruvon.distributed.runner import StepRunner
+    from ruvon.cluster.runner import StepRunner
+    from ruvon.cluster.sweeps import Sweeps
     from ruvon.implementations.execution.celery import CeleryExecutionProvider
-    from ruvon.maintenance.sweeps import Sweeps
 
     execution = CeleryExecutionProvider(settings=settings)
     try:

@@ -23,9 +23,9 @@ from ruvon.cli.runtime import (
 )
 from ruvon.cli.session import interruptible, print_outcome
 from ruvon.cli.waiting import check_resume_input
+from ruvon.clock import utc_now
 from ruvon.errors import InvalidWorkflowOperation
 from ruvon.models import WorkflowStatus
-from ruvon.records import utc_now
 from ruvon.workflow import Workflow
 
 _CONFIG_DIR_OPTION = click.option(

@@ -18,7 +18,7 @@ from ruvon.cli.commands_inspect import json_option
 from ruvon.cli.failures import EXIT_NOT_FOUND, CommandError
 from ruvon.cli.render import Output, iso, local_time
 from ruvon.cli.runtime import CliConfig, missing_sqlite_file, open_engine, run_async
-from ruvon.maintenance.schedules import ScheduleNotFound, set_schedule_enabled
+from ruvon.cluster.schedules import ScheduleNotFound, set_schedule_enabled
 from ruvon.records import ScheduleRecord
 
 

@@ -14,8 +14,8 @@ from rich.text import Text
 from ruvon.builder import WorkflowBuilder
 from ruvon.cli.render import Output, local_time, short_id
 from ruvon.cli.runtime import CliConfig
+from ruvon.clock import utc_now
 from ruvon.models import WorkflowStatus
-from ruvon.records import utc_now
 from ruvon.workflow import Workflow
 
 # A crash between "PENDING_*" being saved and the step finishing leaves these behind; the

@@ -1,10 +1,11 @@
 """Distributed execution: steps as durable step runs claimed by workers (DESIGN.md, "The
 correctness model").
 
-* :mod:`~ruvon.distributed.work` — what a step run is (requests, claims, the writes a commit
+* :mod:`~ruvon.providers.runs` — what a step run is (requests, claims, the writes a commit
   carries).
-* :mod:`~ruvon.distributed.ledger` — the protocol of a store that keeps step runs (PostgreSQL).
-* :mod:`~ruvon.distributed.dispatch` — the protocol of whatever sends the "run this" hints.
-* :mod:`~ruvon.distributed.runner` — what a worker does with one message: claim, run, commit.
-* :mod:`~ruvon.distributed.task_thread` — sync step functions run in the Celery task's thread.
+* :mod:`~ruvon.providers.ledger` — the protocol of a store that keeps step runs (PostgreSQL).
+* :mod:`~ruvon.providers.dispatch` — the protocol of whatever sends the "run this" hints.
+* :mod:`~ruvon.cluster.runner` — what a worker does with one message: claim, run, commit.
+* :mod:`~ruvon.implementations.execution.task_thread` — sync step functions run in the Celery
+  task's thread.
 """

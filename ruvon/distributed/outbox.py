@@ -2,9 +2,9 @@
 and announcing them once that save has committed.
 
 A workflow object built with a dispatching execution provider (Celery) keeps one
-:class:`RunOutbox`. Handlers add :class:`~ruvon.distributed.work.RunRequest` s instead of running
+:class:`RunOutbox`. Handlers add :class:`~ruvon.providers.runs.RunRequest` s instead of running
 work in-process; the engine's next save carries them (and the claim fence, if a worker holds
-one) as :class:`~ruvon.distributed.work.WorkWrites` in its transaction; only after the commit are
+one) as :class:`~ruvon.providers.runs.WorkWrites` in its transaction; only after the commit are
 the stored runs announced, so a worker can never receive a message for work that does not exist.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from ruvon.distributed.dispatch import RunDispatcher
-from ruvon.distributed.work import Claim, QueuedRun, RunKind, RunRequest, WorkWrites
+from ruvon.providers.dispatch import RunDispatcher
+from ruvon.providers.runs import Claim, QueuedRun, RunKind, RunRequest, WorkWrites
 
 __all__ = ["RunOutbox"]
 

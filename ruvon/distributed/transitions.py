@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from ruvon.distributed.outbox import RunOutbox
-from ruvon.distributed.work import RunKind, RunRequest
 from ruvon.models import StepType, WorkflowStatus
+from ruvon.providers.runs import RunKind, RunRequest
 
 if TYPE_CHECKING:
     from ruvon.definitions.definition import WorkflowDefinition

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ruvon.distributed.work import WorkWrites
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import WorkWrites
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,

@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from ruvon.clock import utc_now
 from ruvon.definitions.imports import cached_step_function, import_object
 from ruvon.definitions.schema import TimeoutAction
 from ruvon.errors import InputValidationError, StepTimeoutError
 from ruvon.models import WorkflowStatus
-from ruvon.records import utc_now
 from ruvon.steps.base import Advance, StepOutcome, Suspend
 from ruvon.steps.invoke import call_step_function
 

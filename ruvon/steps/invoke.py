@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.imports import function_shape
 from ruvon.definitions.schema import RetryPolicy
-from ruvon.distributed.work import RetryLater, RunKind
 from ruvon.errors import InvalidStepResult, RuvonError
 from ruvon.log_context import bind_step_log_context, step_log_context
 from ruvon.models import StepContext
 from ruvon.providers.execution import StepCall
+from ruvon.providers.runs import RetryLater, RunKind
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
@@ -63,7 +63,7 @@ async def call_step_function(
 
     Directives (BaseException) pass straight through; the last failure is re-raised unchanged.
     On a worker that claimed this step (or branch), one call is one attempt: the claim says which,
-    and a retryable failure raises :class:`~ruvon.distributed.work.RetryLater` so the backoff
+    and a retryable failure raises :class:`~ruvon.providers.runs.RetryLater` so the backoff
     waits in the database, not in this process.
     """
     policy = retry or step.retry or NO_RETRY

@@ -13,17 +13,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from ruvon.definitions.imports import cached_step_function
-from ruvon.distributed.work import RunKind
 from ruvon.errors import StepFunctionError
 from ruvon.merge import merge_many
 from ruvon.models import WorkflowDirective, WorkflowStatus
+from ruvon.providers.runs import RunKind
 from ruvon.steps.base import Advance, NotResumable, StepOutcome, Suspend
 from ruvon.steps.invoke import call_step_function, check_result
 from ruvon.steps.iteration import branch_state, resolve_items
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
-    from ruvon.distributed.ledger import RunLedger
+    from ruvon.providers.ledger import RunLedger
     from ruvon.workflow import Workflow
 
 

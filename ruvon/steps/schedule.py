@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from croniter import croniter
 
+from ruvon.clock import utc_now
 from ruvon.errors import StepFunctionError
-from ruvon.records import ScheduleRecord, utc_now
+from ruvon.records import ScheduleRecord
 from ruvon.steps.base import Advance, NotResumable, StepOutcome
 
 if TYPE_CHECKING:

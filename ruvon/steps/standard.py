@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.imports import cached_step_function
-from ruvon.distributed.work import RunKind
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import RunKind
 from ruvon.steps.base import Advance, NotResumable, StepOutcome, Suspend
 from ruvon.steps.human import validate_input
 from ruvon.steps.invoke import call_step_function

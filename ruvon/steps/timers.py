@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ruvon.clock import utc_now
 from ruvon.errors import StepFunctionError
 from ruvon.models import WorkflowStatus
-from ruvon.records import utc_now
 from ruvon.steps.base import Advance, StepOutcome, Suspend
 
 if TYPE_CHECKING:

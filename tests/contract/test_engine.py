@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ruvon.clock import utc_now
 from ruvon.errors import (
     InvalidStepResult,
     InvalidWorkflowOperation,
@@ -28,7 +29,6 @@ from ruvon.providers.observer import (
     WorkflowFinished,
     WorkflowStarted,
 )
-from ruvon.records import utc_now
 from ruvon.testing import TestHarness
 from ruvon.testing.providers import EngineUnderTest
 from tests.contract import steps_fixtures as fx

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from ruvon.clock import utc_now
 from ruvon.errors import InputValidationError, IterationLimitExceeded, StepTimeoutError
 from ruvon.models import WorkflowStatus
-from ruvon.records import utc_now
 from ruvon.testing.providers import EngineUnderTest
 from tests.contract import steps_fixtures as fx
 

@@ -174,9 +174,10 @@ async def test_past_the_crash_budget_the_workflow_fails_or_rolls_back(
 async def test_a_one_second_schedule_starts_one_workflow_per_tick_with_two_beats(
     cluster: LocalCluster,
 ) -> None:
+    from ruvon.clock import utc_now
+    from ruvon.cluster.schedules import set_schedule_enabled
     from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-    from ruvon.maintenance.schedules import set_schedule_enabled
-    from ruvon.records import ScheduleRecord, utc_now
+    from ruvon.records import ScheduleRecord
 
     store = PostgresPersistenceProvider(cluster.database_url, 1, 1)
     await store.initialize()

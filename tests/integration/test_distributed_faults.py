@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from ruvon.distributed.recovery import requeue_expired_runs
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster
@@ -136,7 +135,8 @@ async def test_a_step_killed_mid_run_is_reclaimed_as_attempt_2(
             deadline = time.monotonic() + LEASE + 10
             while not requeued and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-                requeued = await requeue_expired_runs(provider, client._execution)
+                requeued = await provider.requeue_crashed(max_attempts=3, limit=10)
+                client._execution.dispatch(requeued)
         finally:
             await provider.close()
         assert [r.workflow_id for r in requeued] == [record.id]

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ruvon.builder import WorkflowBuilder
+from ruvon.clock import utc_now
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.errors import InputValidationError
 from ruvon.implementations.execution.sync import SyncExecutionProvider
@@ -24,7 +25,6 @@ from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.models import WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.persistence import PersistenceProvider
-from ruvon.records import utc_now
 from ruvon.workflow import Workflow
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,16 +14,16 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from ruvon.distributed.work import (
+from ruvon.errors import ClaimLost, ConcurrencyConflict
+from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import (
     BranchOutcome,
     RunKind,
     RunRequest,
     RunStatus,
     WorkWrites,
 )
-from ruvon.errors import ClaimLost, ConcurrencyConflict
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.testing.postgres import create_database, drop_database
 

@@ -20,16 +20,17 @@ from click.testing import CliRunner
 
 from ruvon.builder import WorkflowBuilder
 from ruvon.cli.main import cli
-from ruvon.implementations.execution.sync import SyncExecutionProvider
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.maintenance.schedules import (
+from ruvon.clock import utc_now
+from ruvon.cluster.schedules import (
     ScheduleClaims,
     ScheduleSpec,
     poll_scheduled_workflows,
     set_schedule_enabled,
     sync_registry_schedules,
 )
-from ruvon.records import ScheduleRecord, utc_now
+from ruvon.implementations.execution.sync import SyncExecutionProvider
+from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.records import ScheduleRecord
 from ruvon.testing.postgres import create_database, drop_database
 
 RUN_SECONDS = 10.0

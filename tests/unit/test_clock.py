@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ruvon import records
-from ruvon.records import align_clock, utc_now
+from ruvon import clock
+from ruvon.clock import align_clock, utc_now
 
 
 @pytest.fixture(autouse=True)
 def _restore_clock() -> Iterator[None]:
-    saved = records._clock_offset
+    saved = clock._clock_offset
     yield
-    records._clock_offset = saved
+    clock._clock_offset = saved
 
 
 def test_a_clock_an_hour_behind_the_database_is_moved_forward() -> None:
@@ -26,8 +26,8 @@ def test_a_clock_an_hour_behind_the_database_is_moved_forward() -> None:
 
 
 def test_small_differences_are_left_alone() -> None:
-    records._clock_offset = timedelta()
+    clock._clock_offset = timedelta()
     align_clock(datetime.now(UTC) + timedelta(milliseconds=200))
-    assert records._clock_offset == timedelta()
+    assert clock._clock_offset == timedelta()
     align_clock(datetime.now(UTC) - timedelta(seconds=3))
-    assert -3.1 < records._clock_offset.total_seconds() < -2.9
+    assert -3.1 < clock._clock_offset.total_seconds() < -2.9

@@ -15,16 +15,16 @@ import pytest
 from pydantic import BaseModel
 
 from ruvon.builder import WorkflowBuilder
-from ruvon.errors import ConfigurationError, DefinitionError, PersistenceError
-from ruvon.implementations.execution.sync import SyncExecutionProvider
-from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
-from ruvon.maintenance.schedules import (
+from ruvon.cluster.schedules import (
     ScheduleNotFound,
     ScheduleSpec,
     poll_scheduled_workflows,
     set_schedule_enabled,
     sync_registry_schedules,
 )
+from ruvon.errors import ConfigurationError, DefinitionError, PersistenceError
+from ruvon.implementations.execution.sync import SyncExecutionProvider
+from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from ruvon.records import ScheduleRecord
 
 

@@ -2,12 +2,13 @@
 
 The provider does two things:
 
-* ``dispatch`` announces stored step runs (see :mod:`ruvon.distributed.work`) by sending a task
+* ``dispatch`` announces stored step runs (see :mod:`ruvon.providers.runs`) by sending a task
   **by name** (:data:`~ruvon.implementations.execution.celery_config.RUN_TASKS`) to the run's
   queue, with ids only. The SDK never imports ``worker/``.
 * ``execute`` runs a step function in this process: on a worker, sync functions run in the Celery
-  task's thread (:mod:`ruvon.distributed.task_thread`) and async ones on the bridge loop; a step
-  with a ``timeout`` runs in a watched thread, like :class:`SyncExecutionProvider`.
+  task's thread (:mod:`~ruvon.implementations.execution.task_thread`) and async ones on the
+  bridge loop; a step with a ``timeout`` runs in a watched thread, like
+  :class:`SyncExecutionProvider`.
 
 Which process calls ``execute`` is the engine's business: with this provider the engine stores
 ASYNC/PARALLEL work as runs instead of running it, so a client only runs the inline steps it is
@@ -25,8 +26,6 @@ from celery import Celery
 
 from ruvon.config import Settings
 from ruvon.definitions.imports import function_shape
-from ruvon.distributed.task_thread import current_task_thread
-from ruvon.distributed.work import QueuedRun
 from ruvon.errors import BrokerUnavailable
 from ruvon.implementations.execution.celery_config import (
     BROKER_VISIBILITY_TIMEOUT,
@@ -34,7 +33,9 @@ from ruvon.implementations.execution.celery_config import (
     celery_config,
 )
 from ruvon.implementations.execution.sync import SyncExecutionProvider, run_async_function
+from ruvon.implementations.execution.task_thread import current_task_thread
 from ruvon.providers.execution import StepCall
+from ruvon.providers.runs import QueuedRun
 
 __all__ = ["CeleryExecutionProvider", "CeleryExecutor"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ruvon.config import Settings
-from ruvon.distributed.work import RunKind
+from ruvon.providers.runs import RunKind
 
 __all__ = ["BROKER_VISIBILITY_TIMEOUT", "MAINTENANCE_TASKS", "RUN_TASKS", "celery_config"]
 

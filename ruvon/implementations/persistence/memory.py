@@ -20,9 +20,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from ruvon.distributed.work import WorkWrites, reject_work
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,

@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from ruvon.distributed.work import RunStatus, WorkWrites
 from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
@@ -73,6 +72,7 @@ from ruvon.implementations.persistence.postgres_work import WorkWrite
 from ruvon.implementations.persistence.postgres_writes import AuditedWrite, rows_written
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import RunStatus, WorkWrites
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
@@ -107,9 +107,9 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, PostgresSchedules):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
 
-    It is also the cluster's :class:`~ruvon.distributed.ledger.RunLedger` (step runs, see
+    It is also the cluster's :class:`~ruvon.providers.ledger.RunLedger` (step runs, see
     :mod:`~ruvon.implementations.persistence.postgres_runs`): a save or create that carries
-    :class:`~ruvon.distributed.work.WorkWrites` runs as one transaction (claim fence, workflow
+    :class:`~ruvon.providers.runs.WorkWrites` runs as one transaction (claim fence, workflow
     write with its audit rows, enqueued runs).
 
     ``db_url`` is ``postgresql://user:password@host:port/database``; the pool keeps between

@@ -7,36 +7,21 @@ Every method returns the runs it queued (or re-queued) for the caller to announc
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruvon.distributed.work import QueuedRun, RunKind
 from ruvon.implementations.persistence.postgres_runs import queued_run
 from ruvon.implementations.persistence.queries import load_queries
+from ruvon.providers.ledger import ExpiredLease
+from ruvon.providers.runs import QueuedRun, RunKind
 
-__all__ = ["ExpiredLease", "PostgresMaintenance"]
+__all__ = ["PostgresMaintenance"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "postgres_maintenance.sql")
 
 
-@dataclass(frozen=True, slots=True)
-class ExpiredLease:
-    """A RUNNING run whose worker stopped renewing its lease (``ruvon scan-zombies``)."""
-
-    run_id: int
-    workflow_id: str
-    workflow_type: str
-    kind: RunKind
-    step_name: str
-    branch: str
-    attempt: int
-    worker: str | None
-    expired_for: float
-
-
 class PostgresMaintenance:
-    """Sweep statements of the PostgreSQL provider."""
+    """The PostgreSQL provider's :class:`~ruvon.providers.ledger.Maintenance` statements."""
 
     # Provided by PostgresPersistenceProvider.
     _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]

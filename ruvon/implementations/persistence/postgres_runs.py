@@ -15,8 +15,12 @@ from typing import Any
 
 import asyncpg
 
-from ruvon.distributed.ledger import BranchRecorded, RunSnapshot
-from ruvon.distributed.work import (
+from ruvon.errors import ClaimLost
+from ruvon.implementations.persistence.postgres_rows import workflow_from_values
+from ruvon.implementations.persistence.postgres_writes import rows_written
+from ruvon.implementations.persistence.queries import load_queries
+from ruvon.providers.ledger import BranchRecorded, RunSnapshot
+from ruvon.providers.runs import (
     BranchOutcome,
     Claim,
     QueuedRun,
@@ -24,10 +28,6 @@ from ruvon.distributed.work import (
     RunRequest,
     RunStatus,
 )
-from ruvon.errors import ClaimLost
-from ruvon.implementations.persistence.postgres_rows import workflow_from_values
-from ruvon.implementations.persistence.postgres_writes import rows_written
-from ruvon.implementations.persistence.queries import load_queries
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.serialization import dumps
 
@@ -79,7 +79,7 @@ async def close_claimed_run(
 
 
 class PostgresRunLedger:
-    """:class:`~ruvon.distributed.ledger.RunLedger` methods of the PostgreSQL provider."""
+    """:class:`~ruvon.providers.ledger.RunLedger` methods of the PostgreSQL provider."""
 
     # Provided by PostgresPersistenceProvider.
     _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
@@ -169,9 +169,3 @@ class PostgresRunLedger:
             (workflow_id, step_name, run_number),
         )
         return [BranchOutcome(r[0], r[1], r[2], r[3], r[4]) for r in rows]
-
-    async def requeue_expired(self, limit: int = 100) -> list[QueuedRun]:
-        rows = await self._query(
-            "requeue expired runs", "fetch", _Q["requeue_expired"], (max(limit, 0),)
-        )
-        return [queued_run(row) for row in rows]

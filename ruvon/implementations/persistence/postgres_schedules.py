@@ -1,7 +1,7 @@
 """Schedule claims on PostgreSQL: one conditional statement each (``sql/postgres_schedules.sql``).
 
 Mixed into :class:`~ruvon.implementations.persistence.postgres.PostgresPersistenceProvider`; it
-implements :class:`ruvon.maintenance.schedules.ScheduleClaims`, which makes the beat's poll safe
+implements :class:`ruvon.cluster.schedules.ScheduleClaims`, which makes the beat's poll safe
 to run from several pollers at once: a tick's claim matches ``next_run_at`` as the poller read
 it, so of two pollers that read the same row exactly one takes its ticks.
 """
@@ -13,8 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ruvon.clock import utc_now
 from ruvon.implementations.persistence.queries import load_queries
-from ruvon.records import ScheduleRecord, utc_now
+from ruvon.records import ScheduleRecord
 
 __all__ = ["PostgresSchedules"]
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ruvon.distributed.work import Claim, RunRequest
 from ruvon.implementations.persistence.postgres_runs import run_arrays
 from ruvon.implementations.persistence.postgres_writes import (
     AUDIT_COLUMNS,
@@ -31,6 +30,7 @@ from ruvon.implementations.persistence.postgres_writes import (
     audit_params,
     audit_select,
 )
+from ruvon.providers.runs import Claim, RunRequest
 from ruvon.records import AuditEntry
 
 __all__ = ["WorkWrite"]

@@ -37,7 +37,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ruvon.distributed.work import WorkWrites, reject_work
 from ruvon.errors import (
     ConcurrencyConflict,
     ConfigurationError,
@@ -68,6 +67,7 @@ from ruvon.implementations.persistence.redis_scripts import (
     ScriptStatus,
 )
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from ruvon.distributed.work import WorkWrites, reject_work
 from ruvon.errors import ConcurrencyConflict, PersistenceError, RuvonError, WorkflowNotFound
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.sqlite_checkpoint import BackgroundCheckpointer
@@ -46,6 +45,7 @@ from ruvon.implementations.persistence.sqlite_rows import (
 )
 from ruvon.implementations.persistence.sqlite_schema import prepare_schema
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,

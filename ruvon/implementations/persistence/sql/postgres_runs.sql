@@ -118,18 +118,3 @@ FROM (SELECT 1) AS one LEFT JOIN fired AS f ON true;
 SELECT branch, branch_index, succeeded, result, error FROM parallel_branch_results
 WHERE workflow_id = $1 AND step_name = $2 AND run_number = $3
 ORDER BY branch_index;
-
--- name: requeue_expired
--- Runs whose worker stopped renewing the lease go back to the queue (the next claim is
--- attempt + 1). SKIP LOCKED: two sweeps at once take disjoint rows.
-UPDATE step_runs SET
-    status = 'QUEUED', lease_owner = NULL, lease_expires_at = NULL, run_at = now(),
-    dispatched_at = now(), updated_at = now()
-WHERE id IN (
-    SELECT id FROM step_runs
-    WHERE status = 'RUNNING' AND lease_expires_at < now()
-    ORDER BY lease_expires_at
-    LIMIT $1
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;

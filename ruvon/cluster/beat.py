@@ -23,8 +23,10 @@ from typing import Any
 
 from celery import Celery
 
+from ruvon.cluster import beat_metrics as _metrics  # noqa: F401  (RUVON_BEAT_METRICS_PORT)
 from ruvon.config import Settings
 from ruvon.implementations.execution.celery_config import MAINTENANCE_TASKS, celery_config
+from ruvon.implementations.observability.celery_logs import connect_json_logs
 
 __all__ = ["app", "beat_schedule", "create_beat_app"]
 
@@ -58,3 +60,4 @@ def create_beat_app(settings: Settings | None = None) -> Celery:
 
 
 app = create_beat_app()
+connect_json_logs()  # RUVON_LOG_FORMAT=json

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from ruvon.distributed.work import QueuedRun
+from ruvon.providers.runs import QueuedRun
 
 __all__ = ["RunDispatcher"]
 

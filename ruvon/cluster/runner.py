@@ -21,18 +21,19 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
-from ruvon.distributed.ledger import RunLedger
-from ruvon.distributed.work import (
+from ruvon.clock import align_clock
+from ruvon.engine import describe_error
+from ruvon.errors import ClaimLost, ConcurrencyConflict, PersistenceError, WorkerCrashed
+from ruvon.models import WorkflowStatus
+from ruvon.providers.ledger import RunLedger
+from ruvon.providers.runs import (
     BranchOutcome,
     Claim,
     RetryLater,
     RunKind,
     RunStatus,
 )
-from ruvon.engine import describe_error
-from ruvon.errors import ClaimLost, ConcurrencyConflict, PersistenceError, WorkerCrashed
-from ruvon.models import WorkflowStatus
-from ruvon.records import AuditEntry, WorkflowRecord, align_clock
+from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.steps.parallel import branch_error_text, plan_branch, run_branch
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Schedules that start workflows: the spec, the registry sync, the beat's poll, pause and resume.
 
 A schedule is a row of ``scheduled_workflows``: its ``cron`` column holds the spec as text (see
-:class:`~ruvon.maintenance.schedule_spec.ScheduleSpec`), ``next_run_at`` the next tick due.
+:class:`~ruvon.cluster.schedule_spec.ScheduleSpec`), ``next_run_at`` the next tick due.
 Registry entries with a ``schedule`` own the rows named ``registry:<type>``.
 
 **Each tick starts its workflow once.** The poll reads the due rows, then takes a schedule's due
@@ -24,6 +24,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from ruvon.clock import utc_now
+from ruvon.cluster.schedule_spec import ScheduleSpec
+from ruvon.cluster.schedule_spec import as_utc as _utc
 from ruvon.errors import (
     ConfigurationError,
     DefinitionError,
@@ -31,9 +34,7 @@ from ruvon.errors import (
     RuvonError,
     ScheduleNotFound,
 )
-from ruvon.maintenance.schedule_spec import ScheduleSpec
-from ruvon.maintenance.schedule_spec import as_utc as _utc
-from ruvon.records import ScheduleRecord, utc_now
+from ruvon.records import ScheduleRecord
 
 if TYPE_CHECKING:
     from ruvon.builder import WorkflowBuilder

@@ -1,9 +1,9 @@
 """Celery task shims: each takes ids, reaches ``ruvon`` through the process's bridge, returns JSON.
 
-Tasks are named explicitly because senders address them by name: the SDK never imports this
-package, so a rename here would silently strand messages. The run task names are
+Tasks are named explicitly because senders address them by name (clients never import this
+module), so a rename here would silently strand messages. The run task names are
 :data:`ruvon.implementations.execution.celery_config.RUN_TASKS`; every run task does the same
-thing (:class:`ruvon.distributed.runner.StepRunner`), the names only tell the kinds apart in
+thing (:class:`ruvon.cluster.runner.StepRunner`), the names only tell the kinds apart in
 Flower and in the logs. Their arguments are (run id, workflow id, step, branch): the run id is
 the work, the rest makes a message readable.
 """
@@ -14,11 +14,12 @@ import os
 from typing import Any
 
 from ruvon.bridge import get_process_bridge
-from ruvon.distributed.task_thread import TaskThread
-from ruvon.distributed.work import RunKind
+from ruvon.cluster.app import app
+from ruvon.cluster.process import process_persistence, process_runner, process_sweeps
+from ruvon.cluster.sweeps import SweepReport
 from ruvon.implementations.execution.celery_config import MAINTENANCE_TASKS, RUN_TASKS
-from ruvon.maintenance.sweeps import SweepReport
-from worker.app import app, process_persistence, process_runner, process_sweeps
+from ruvon.implementations.execution.task_thread import TaskThread
+from ruvon.providers.runs import RunKind
 
 __all__ = [
     "check_database",

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ruvon.config import Settings
+from ruvon.errors import ConfigurationError
+from ruvon.providers.ledger import Maintenance
 
 if TYPE_CHECKING:
-    from ruvon.distributed.runner import StepRunner
-    from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+    from ruvon.cluster.runner import StepRunner
 
 __all__ = ["SweepReport", "Sweeps"]
 
@@ -50,8 +51,15 @@ class Sweeps:
     """The sweeps of one worker process (its runner: store, builder, dispatcher, identity)."""
 
     def __init__(self, runner: StepRunner, settings: Settings) -> None:
+        store = runner.persistence
+        if not isinstance(store, Maintenance):
+            raise ConfigurationError(
+                f"{store!r} cannot run the beat's sweeps: they need the cluster's shared "
+                "PostgreSQL database (RUVON_DATABASE_URL=postgresql://...)"
+            )
         self.runner = runner
-        self.store: PostgresPersistenceProvider = runner.persistence  # type: ignore[assignment]
+        self.persistence = store
+        self.maintenance: Maintenance = store
         self.dispatcher = runner.execution
         self.settings = settings
         self._registry_synced = False
@@ -60,10 +68,10 @@ class Sweeps:
         """Re-queue runs whose worker died; fail the workflows of runs that lost too many."""
         settings = self.settings
         report = SweepReport("recover_zombies")
-        requeued = await self.store.requeue_crashed(settings.crash_attempts, settings.sweep_batch)
+        requeued = await self.maintenance.requeue_crashed(settings.crash_attempts, settings.sweep_batch)
         self.dispatcher.dispatch(requeued)
         report.requeued = len(requeued)
-        exhausted = await self.store.exhausted_crashes(
+        exhausted = await self.maintenance.exhausted_crashes(
             settings.crash_attempts, settings.sweep_batch
         )
         for run_id in exhausted:
@@ -75,7 +83,7 @@ class Sweeps:
     async def redispatch_lost(self) -> SweepReport:
         """Send again the due runs whose message went missing."""
         settings = self.settings
-        runs = await self.store.redispatch_lost(
+        runs = await self.maintenance.redispatch_lost(
             settings.dispatch_timeout_seconds, settings.sweep_batch
         )
         self.dispatcher.dispatch(runs)
@@ -86,8 +94,8 @@ class Sweeps:
         settings = self.settings
         queue = self.dispatcher.default_queue
         grace = settings.dispatch_timeout_seconds
-        parents = await self.store.reconcile_parents(queue, grace, settings.sweep_batch)
-        joins = await self.store.reconcile_joins(queue, grace, settings.sweep_batch)
+        parents = await self.maintenance.reconcile_parents(queue, grace, settings.sweep_batch)
+        joins = await self.maintenance.reconcile_joins(queue, grace, settings.sweep_batch)
         self.dispatcher.dispatch([*parents, *joins])
         report = SweepReport(
             "reconcile", sent=len(parents) + len(joins),
@@ -97,7 +105,7 @@ class Sweeps:
 
     async def fire_due_timers(self) -> SweepReport:
         """Advance the cluster workflows whose WAIT timer or approval deadline is due."""
-        runs = await self.store.fire_due_timers(
+        runs = await self.maintenance.fire_due_timers(
             self.dispatcher.default_queue, self.settings.sweep_batch
         )
         self.dispatcher.dispatch(runs)
@@ -105,13 +113,13 @@ class Sweeps:
 
     async def poll_schedules(self) -> SweepReport:
         """Start the workflows of due cron schedules (registry schedules synced once first)."""
-        from ruvon.maintenance.schedules import poll_scheduled_workflows, sync_registry_schedules
+        from ruvon.cluster.schedules import poll_scheduled_workflows, sync_registry_schedules
 
         builder = self.runner.builder
         if not self._registry_synced:
-            await sync_registry_schedules(self.store, builder)
+            await sync_registry_schedules(self.persistence, builder)
             self._registry_synced = True
-        started = await poll_scheduled_workflows(self.store, builder, self.dispatcher)
+        started = await poll_scheduled_workflows(self.persistence, builder, self.dispatcher)
         return self._logged(SweepReport("poll_schedules", sent=len(started)))
 
     @staticmethod

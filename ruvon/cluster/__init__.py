@@ -1,0 +1,18 @@
+"""The cluster's runtime in one wing: what Celery workers and the beat run.
+
+* :mod:`~ruvon.cluster.runner` — what a worker does with one step-run message: claim, run,
+  commit, continue, announce.
+* :mod:`~ruvon.cluster.sweeps` — the beat's sweeps (zombies, lost messages, reconciliation,
+  timers) over :class:`~ruvon.providers.ledger.Maintenance`.
+* :mod:`~ruvon.cluster.schedules` — cron schedules that start workflows (specs:
+  :mod:`~ruvon.cluster.schedule_spec`).
+* :mod:`~ruvon.cluster.app`, :mod:`~ruvon.cluster.tasks`, :mod:`~ruvon.cluster.process` — the
+  worker's Celery app, its task shims, and each pool process's bridge, provider and runner;
+  :mod:`~ruvon.cluster.health` and :mod:`~ruvon.cluster.metrics` its probes and ``/metrics``.
+* :mod:`~ruvon.cluster.beat`, :mod:`~ruvon.cluster.beat_metrics` — the beat's schedule and its
+  queue gauges.
+
+The top-level ``worker/`` and ``beat/`` packages are the thin entry points Celery is pointed at
+(``celery -A worker worker``, ``celery -A beat beat``). Nothing below this package imports it,
+except the CLI commands that run it.
+"""

@@ -1,0 +1,38 @@
+"""The Celery application of a Ruvon worker (``celery -A worker worker``, ``ruvon worker``).
+
+Configuration comes from :class:`ruvon.config.Settings` (``RUVON_BROKER_URL``,
+``RUVON_RESULT_BACKEND``, ``RUVON_BROKER_KEY_PREFIX``, ``RUVON_DATABASE_URL``, pool sizes...).
+The Celery settings (acks late, reject on worker lost, prefetch 1, JSON ids-only messages,
+events on) are :func:`ruvon.implementations.execution.celery_config.celery_config`, shared with
+clients. Each process's resources (bridge, provider, runner) are :mod:`ruvon.cluster.process`;
+the tasks are :mod:`ruvon.cluster.tasks`.
+
+Operations: ``RUVON_METRICS_PORT`` (Prometheus ``/metrics``, :mod:`ruvon.cluster.metrics`),
+``RUVON_HEALTH_DIR`` (heartbeat files for probes, :mod:`ruvon.cluster.health`) and
+``RUVON_LOG_FORMAT=json`` (:mod:`ruvon.implementations.observability.celery_logs`).
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+# Heartbeat files, metrics and the process resources connect their own Celery signals.
+from ruvon.cluster import health as _health  # noqa: F401
+from ruvon.cluster.process import serve_app
+from ruvon.config import Settings
+from ruvon.implementations.execution.celery_config import celery_config
+from ruvon.implementations.observability.celery_logs import connect_json_logs
+
+__all__ = ["app", "create_app"]
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """A Celery app configured from ``settings`` (default: the environment)."""
+    celery = Celery("ruvon", include=["ruvon.cluster.tasks"])
+    celery.conf.update(celery_config(settings or Settings.from_env()))
+    return celery
+
+
+app = create_app()
+serve_app(app)
+connect_json_logs()  # RUVON_LOG_FORMAT=json

@@ -1,0 +1,166 @@
+"""Each worker process's resources: its bridge, its PostgreSQL provider, runner and sweeps.
+
+Each pool process owns one :class:`~ruvon.bridge.EventLoopBridge` and, when the database is
+PostgreSQL, one provider whose asyncpg pool lives on that bridge's loop. Both are created
+after fork in ``worker_process_init`` and closed in ``worker_process_shutdown``; tasks reach the
+provider with :func:`process_persistence` and run its coroutines with ``bridge.run``.
+
+One worker-only variable:
+
+    RUVON_APPLICATION_NAME    the PostgreSQL ``application_name`` of the worker's connections,
+                              default ``ruvon-worker`` (find them in ``pg_stat_activity``)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
+
+from ruvon.bridge import close_process_bridge, get_process_bridge
+from ruvon.builder import WorkflowBuilder
+from ruvon.cluster.metrics import worker_observer
+from ruvon.cluster.runner import StepRunner
+from ruvon.cluster.sweeps import Sweeps
+from ruvon.config import Settings
+from ruvon.errors import ConfigurationError
+from ruvon.implementations.execution.celery import CeleryExecutionProvider
+from ruvon.implementations.execution.celery_config import PROCESS_INIT_TIMEOUT
+from ruvon.providers.persistence import PersistenceProvider
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+__all__ = ["process_persistence", "process_runner", "process_sweeps", "serve_app"]
+
+logger = logging.getLogger("ruvon.worker")
+
+DEFAULT_APPLICATION_NAME = "ruvon-worker"
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "postgres+asyncpg")
+
+_lock = threading.RLock()
+_app: Celery | None = None
+_provider: PersistenceProvider | None = None
+_provider_pid: int | None = None
+_runner: StepRunner | None = None
+_sweeps: Sweeps | None = None
+
+
+def serve_app(app: Celery) -> None:
+    """Make ``app`` the one this process's runner announces runs with (the worker's own)."""
+    global _app
+    _app = app
+
+
+def _is_postgres(url: str) -> bool:
+    return "://" in url and url.split("://", 1)[0].lower() in _POSTGRES_SCHEMES
+
+
+def _open_persistence() -> PersistenceProvider:
+    """A provider for RUVON_DATABASE_URL, initialized on this process's bridge loop."""
+    settings = Settings.from_env()
+    if not _is_postgres(settings.database_url):
+        raise ConfigurationError(
+            "a Ruvon worker needs PostgreSQL, the cluster's shared source of truth: set "
+            "RUVON_DATABASE_URL=postgresql://USER@HOST/DB (SQLite and memory:// are per-process)"
+        )
+    from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+
+    provider = PostgresPersistenceProvider(
+        settings.database_url,
+        settings.pool_min_size,
+        settings.pool_max_size,
+        statement_timeout=settings.statement_timeout,
+        max_state_bytes=settings.max_state_bytes,
+        application_name=os.environ.get("RUVON_APPLICATION_NAME") or DEFAULT_APPLICATION_NAME,
+    )
+    bridge = get_process_bridge()
+    try:
+        bridge.run(provider.initialize(), timeout=PROCESS_INIT_TIMEOUT)
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep the initialize() error, not this one
+            bridge.run(provider.close(), timeout=PROCESS_INIT_TIMEOUT)
+        raise
+    bridge.on_close(provider.close)
+    return provider
+
+
+def process_persistence() -> PersistenceProvider:
+    """This process's provider: opened in ``worker_process_init``, else here on first use.
+
+    The lazy path serves ``--pool solo`` / ``threads`` (no child process, so no init signal)
+    and a child whose init could not reach the database.
+    """
+    global _provider, _provider_pid
+    with _lock:
+        if _provider is None or _provider_pid != os.getpid():
+            _provider = _open_persistence()
+            _provider_pid = os.getpid()
+        return _provider
+
+
+def process_runner() -> StepRunner:
+    """This process's step runner (over its provider, with this app as the dispatcher)."""
+    global _runner
+    with _lock:
+        provider = process_persistence()
+        if _runner is None or _runner.persistence is not provider:
+            settings = Settings.from_env()
+            execution = CeleryExecutionProvider(_app, settings=settings)
+            observer = worker_observer()  # also sees the workflows created here (cron starts)
+            builder = WorkflowBuilder(
+                settings=settings,
+                persistence_provider=provider,
+                execution_provider=execution,
+                observer=observer,
+            )
+            _runner = StepRunner(
+                provider,
+                builder,
+                execution,
+                owner=f"{socket.gethostname()}:{os.getpid()}",
+                lease_seconds=settings.step_lease_seconds,
+                heartbeat_seconds=settings.heartbeat_seconds,
+                observer=observer,
+            )
+        return _runner
+
+
+def process_sweeps() -> Sweeps:
+    """This process's beat sweeps (over its runner)."""
+    global _sweeps
+    with _lock:
+        runner = process_runner()
+        if _sweeps is None or _sweeps.runner is not runner:
+            _sweeps = Sweeps(runner, Settings.from_env())
+        return _sweeps
+
+
+@worker_process_init.connect
+def _open_process_resources(**_: object) -> None:
+    get_process_bridge()
+    if not _is_postgres(Settings.from_env().database_url):
+        return  # process_persistence() raises the explanation when a task needs it
+    try:
+        process_persistence()
+    except Exception:
+        # Raising here would make the pool respawn this child in a loop; tasks retry the
+        # connection lazily and fail with the error instead.
+        logger.exception("ruvon worker process %d: could not open persistence", os.getpid())
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _close_process_resources(**_: object) -> None:
+    # worker_shutdown covers the solo pool, whose tasks run in the main process.
+    global _provider, _provider_pid, _runner
+    with _lock:
+        provider, _provider, _provider_pid, _runner = _provider, None, None, None
+    close_process_bridge()  # runs the provider's close (registered with on_close) on its loop
+    if provider is not None:
+        logger.info("ruvon worker process %d: closed its database pool", os.getpid())

@@ -1,0 +1,146 @@
+"""The seams of a store that keeps step runs: the workers' verbs and the beat's.
+
+* :class:`RunLedger` — what a worker does with runs: claim, heartbeat, close, retry, record a
+  branch and fire the join.
+* :class:`Maintenance` — the beat's sweeps over the same rows: expired leases, lost messages,
+  parents and joins to reconcile, due timers. Every verb is one statement and returns the runs
+  it queued for the caller to announce.
+
+Only a store every worker shares can implement them (PostgreSQL). Times are the database's
+(``now()``), never a worker's clock, so a skewed worker cannot shorten anyone's lease.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ruvon.providers.runs import BranchOutcome, Claim, QueuedRun, RunKind, RunStatus
+from ruvon.records import AuditEntry, WorkflowRecord
+
+__all__ = ["BranchRecorded", "ExpiredLease", "Maintenance", "RunLedger", "RunSnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunSnapshot:
+    """A run as stored, for a worker whose claim found nothing to take."""
+
+    run: QueuedRun
+    status: RunStatus
+    attempt: int
+    due_in: float  # seconds until run_at (<= 0: due)
+
+
+@dataclass(frozen=True, slots=True)
+class BranchRecorded:
+    """The outcome of recording one branch: whether it counted, and the join if it fired."""
+
+    recorded: bool
+    join: QueuedRun | None = None
+
+
+@runtime_checkable
+class RunLedger(Protocol):
+    """Step runs in a shared store (see :mod:`ruvon.providers.runs`)."""
+
+    async def claim_run(
+        self, run_id: int, owner: str, lease_seconds: float
+    ) -> tuple[Claim, WorkflowRecord] | None:
+        """Take a due QUEUED run (or one whose lease expired): attempt + 1, lease from now().
+
+        Returns the claim and the workflow as stored, or None when there is nothing to take
+        (a duplicate message, a run not yet due, a run someone else holds, or a finished one).
+        """
+        ...
+
+    async def describe_run(self, run_id: int) -> RunSnapshot | None:
+        """The run as stored (None if there is no such run)."""
+        ...
+
+    async def extend_lease(self, claim: Claim, lease_seconds: float) -> bool:
+        """Heartbeat: push the lease to now() + lease_seconds while the claim holds."""
+        ...
+
+    async def finish_run(self, claim: Claim, status: RunStatus, error: str | None = None) -> bool:
+        """Close a claimed run without a workflow save (fenced by the claim)."""
+        ...
+
+    async def retry_run(
+        self, claim: Claim, delay: float, error: str, audit: AuditEntry
+    ) -> QueuedRun | None:
+        """Give the run back as QUEUED, due in ``delay`` seconds, with an audit row (fenced)."""
+        ...
+
+    async def record_branch(
+        self,
+        claim: Claim,
+        outcome: BranchOutcome,
+        *,
+        expected: int,
+        join_queue: str,
+    ) -> BranchRecorded:
+        """Store a branch's outcome and close its run; fire the join when the set is complete.
+
+        Commits only while the claim holds. Of ``expected`` branches, exactly one commit counts
+        the last outcome and inserts the join run (returned: the caller runs or announces it).
+        """
+        ...
+
+    async def branch_results(
+        self, workflow_id: str, step_name: str, run_number: int
+    ) -> list[BranchOutcome]:
+        """The recorded outcomes of one PARALLEL step run, in branch order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiredLease:
+    """A RUNNING run whose worker stopped renewing its lease (``ruvon scan-zombies``)."""
+
+    run_id: int
+    workflow_id: str
+    workflow_type: str
+    kind: RunKind
+    step_name: str
+    branch: str
+    attempt: int
+    worker: str | None
+    expired_for: float
+
+
+@runtime_checkable
+class Maintenance(Protocol):
+    """The beat's queries (DESIGN.md, rule 6). Each is safe to run twice at once: rows are taken
+    ``FOR UPDATE SKIP LOCKED`` or inserted ``ON CONFLICT DO NOTHING``."""
+
+    async def requeue_crashed(self, max_attempts: int, limit: int) -> list[QueuedRun]:
+        """Expired leases with attempts left back to QUEUED (audited); the runs to announce."""
+        ...
+
+    async def exhausted_crashes(self, max_attempts: int, limit: int) -> list[int]:
+        """Ids of expired runs that used up their attempts (their workflows are to fail)."""
+        ...
+
+    async def expired_leases(self, older_than: float, limit: int) -> list[ExpiredLease]:
+        """RUNNING runs whose lease expired more than ``older_than`` seconds ago."""
+        ...
+
+    async def redispatch_lost(self, timeout: float, limit: int) -> list[QueuedRun]:
+        """Due runs not claimed within ``timeout`` seconds of their last message, sent again."""
+        ...
+
+    async def fire_due_timers(self, default_queue: str, limit: int) -> list[QueuedRun]:
+        """An advance run for each cluster workflow whose timer or approval deadline is due."""
+        ...
+
+    async def reconcile_parents(
+        self, default_queue: str, grace: float, limit: int
+    ) -> list[QueuedRun]:
+        """Resumption runs for parents whose child ended ``grace`` seconds ago or more."""
+        ...
+
+    async def reconcile_joins(
+        self, default_queue: str, grace: float, limit: int
+    ) -> list[QueuedRun]:
+        """Join runs for complete joins that have none."""
+        ...

@@ -68,7 +68,9 @@ class Sweeps:
         """Re-queue runs whose worker died; fail the workflows of runs that lost too many."""
         settings = self.settings
         report = SweepReport("recover_zombies")
-        requeued = await self.maintenance.requeue_crashed(settings.crash_attempts, settings.sweep_batch)
+        requeued = await self.maintenance.requeue_crashed(
+            settings.crash_attempts, settings.sweep_batch
+        )
         self.dispatcher.dispatch(requeued)
         report.requeued = len(requeued)
         exhausted = await self.maintenance.exhausted_crashes(

@@ -6,7 +6,8 @@ It loads ``workflow_registry.yaml`` (or an equivalent dict), validates each work
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -19,13 +20,16 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import load_definition_data, load_registry, load_workflow_file
 from ruvon.definitions.schema import RegistryEntry
+from ruvon.engine.distribution import Distribution
+from ruvon.engine.runtime import StepRuntime
 from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
-from ruvon.providers.runs import WorkWrites
+from ruvon.providers.runs import Claim
 from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.steps.registry import DEFAULT_HANDLERS
 from ruvon.workflow import Workflow
 
 _CHILD_TYPES = (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE)
@@ -52,6 +56,48 @@ def _inline_steps(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return converted
 
 
+class _Children:
+    """A builder as the engine's :class:`~ruvon.engine.runtime.ChildFactory`: workflows made on
+    the providers of the workflow asking for them."""
+
+    __slots__ = ("builder",)
+
+    def __init__(self, builder: WorkflowBuilder) -> None:
+        self.builder = builder
+
+    async def create_child(
+        self,
+        asking: StepRuntime,
+        workflow_type: str,
+        initial_data: dict[str, Any],
+        *,
+        parent_execution_id: str | None,
+        owner_id: str | None,
+        data_region: str | None,
+    ) -> Workflow:
+        return await self.builder.create_workflow(
+            workflow_type,
+            initial_data,
+            persistence_provider=asking.persistence,
+            execution_provider=asking.execution,
+            workflow_observer=asking.events.observer,
+            parent_execution_id=parent_execution_id,
+            owner_id=owner_id,
+            data_region=data_region,
+            metadata={"spawned_by": asking.id},
+            automate_start=False,
+            announce=False,
+        )
+
+    async def load_related(self, asking: StepRuntime, workflow_id: str) -> Workflow:
+        return await self.builder.load_workflow(
+            workflow_id,
+            persistence_provider=asking.persistence,
+            execution_provider=asking.execution,
+            workflow_observer=asking.events.observer,
+        )
+
+
 class WorkflowBuilder:
     """Loads workflow definitions and creates workflows.
 
@@ -60,6 +106,9 @@ class WorkflowBuilder:
     is used when it exists (``WORKFLOW_CONFIG_DIR`` / ``WORKFLOW_REGISTRY_FILE`` otherwise).
     Providers given here are the defaults for every workflow this builder creates; without
     them a workflow uses the SQLite file from settings, runs steps inline, and logs nothing.
+    ``expression_evaluator_cls`` and ``template_engine_cls`` are accepted so code written for
+    Ruvon's first SDK still constructs a builder, and warn: conditions always use Ruvon's
+    sandboxed evaluator and templates Jinja.
     """
 
     _import_cache = imports._cache
@@ -82,6 +131,19 @@ class WorkflowBuilder:
         self.persistence_provider = persistence_provider
         self.execution_provider = execution_provider
         self.observer = observer or workflow_observer
+        for name, value in (
+            ("expression_evaluator_cls", expression_evaluator_cls),
+            ("template_engine_cls", template_engine_cls),
+        ):
+            if value is not None:
+                warnings.warn(
+                    f"WorkflowBuilder({name}=...) has no effect: Ruvon evaluates conditions "
+                    "with its own sandboxed evaluator and renders templates with Jinja; drop "
+                    "the argument",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+        self._children = _Children(self)
         self._entries: dict[str, RegistryEntry] = {}
         self._definitions: dict[str, WorkflowDefinition] = {}
         self._initialized: set[int] = set()
@@ -133,7 +195,7 @@ class WorkflowBuilder:
 
     def register_workflow_file(self, path: str | Path) -> WorkflowDefinition:
         """Load one workflow file directly (no registry entry needed)."""
-        return self.register_definition(load_workflow_file(path))
+        return self.register_definition(load_workflow_file(path, rules=DEFAULT_HANDLERS))
 
     def register_workflow_inline(
         self,
@@ -160,7 +222,9 @@ class WorkflowBuilder:
             "parameters": dict(parameters or {}),
             "steps": _inline_steps(steps),
         }
-        definition = load_definition_data(data, file=f"<inline {workflow_type}>")
+        definition = load_definition_data(
+            data, file=f"<inline {workflow_type}>", rules=DEFAULT_HANDLERS
+        )
         return self.register_definition(definition)
 
     def get_definition(self, workflow_type: str) -> WorkflowDefinition:
@@ -176,7 +240,9 @@ class WorkflowBuilder:
                 "workflow_registry.yaml"
             )
         definition = load_workflow_file(
-            entry.config_file, state_model_path=entry.initial_state_model_path
+            entry.config_file,
+            rules=DEFAULT_HANDLERS,
+            state_model_path=entry.initial_state_model_path,
         )
         if definition.workflow_type != workflow_type:
             raise DefinitionError(
@@ -271,9 +337,6 @@ class WorkflowBuilder:
         persistence_provider: PersistenceProvider | None = None,
         execution_provider: ExecutionProvider | None = None,
         workflow_observer: WorkflowObserver | None = None,
-        workflow_builder: WorkflowBuilder | None = None,
-        expression_evaluator_cls: Any = None,
-        template_engine_cls: Any = None,
         owner_id: str | None = None,
         org_id: str | None = None,
         data_region: str | None = None,
@@ -290,8 +353,8 @@ class WorkflowBuilder:
         With an ``idempotency_key`` already used, the existing workflow is returned instead and
         nothing new is written. With a dispatching execution provider (Celery), the workflow is
         stored with its start run and the workers run it (``automate_start`` does not apply);
-        ``announce=False`` leaves sending that run's message to the caller
-        (``workflow.outbox.unannounced``).
+        ``announce=False`` leaves sending that run's message to the caller (it is deferred on
+        ``workflow.distribution``).
         """
         definition = self.get_definition(workflow_type)
         persistence, execution, observer = await self._providers(
@@ -323,9 +386,10 @@ class WorkflowBuilder:
             new_status=str(WorkflowStatus.ACTIVE),
             details={"workflow_type": workflow_type, "parent_execution_id": parent_execution_id},
         )
-        if getattr(type(execution), "dispatches_runs", False):
+        distribution = Distribution.for_providers(execution, persistence)
+        if distribution is not None:
             return await self._create_distributed(
-                record, created_audit, persistence, execution, observer, announce=announce
+                record, created_audit, persistence, execution, observer, distribution, announce
             )
         stored, created = await persistence.create_workflow(record, audit=[created_audit])
         workflow = self._wrap(stored, persistence, execution, observer)
@@ -344,25 +408,20 @@ class WorkflowBuilder:
         persistence: PersistenceProvider,
         execution: ExecutionProvider,
         observer: WorkflowObserver,
-        *,
+        distribution: Distribution,
         announce: bool,
     ) -> Workflow:
         """Store the workflow with its first runs in one transaction; announce them."""
         record.runtime["cluster"] = True  # tools that act on it later use the cluster too
-        workflow = self._wrap(record, persistence, execution, observer)
-        outbox = workflow.outbox
-        assert outbox is not None
-        workflow.start_on_workers()
-        work = WorkWrites(enqueue=list(outbox.requests))
-        outbox.requests.clear()
+        workflow = self._wrap(record, persistence, execution, observer, distribution)
+        distribution.start()
+        work = distribution.writes(settles=False)
         entries = [audit, *workflow.take_pending_audit()]
         stored, created = await persistence.create_workflow(record, audit=entries, work=work)
         if not created:
             return self._wrap(stored, persistence, execution, observer)
         workflow.events.started(stored.state, record.parent_execution_id)
-        outbox.unannounced = list(work.queued)
-        if announce:
-            outbox.committed(None)
+        distribution.committed(work, announce=announce)
         return workflow
 
     async def load_workflow(
@@ -387,10 +446,17 @@ class WorkflowBuilder:
         persistence_provider: PersistenceProvider,
         execution_provider: ExecutionProvider,
         workflow_observer: WorkflowObserver | None = None,
+        claim: Claim | None = None,
     ) -> Workflow:
-        """The workflow object of a record already read (a worker's claim returns the row)."""
+        """The workflow object of a record already read (a worker's claim returns the row).
+
+        ``claim``: the run a worker claimed; every save of this object is fenced by it.
+        """
         observer = workflow_observer or self.observer or BaseObserver()
-        return self._wrap(record, persistence_provider, execution_provider, observer)
+        distribution = Distribution.for_providers(execution_provider, persistence_provider, claim)
+        return self._wrap(
+            record, persistence_provider, execution_provider, observer, distribution
+        )
 
     def _wrap(
         self,
@@ -398,7 +464,10 @@ class WorkflowBuilder:
         persistence: PersistenceProvider,
         execution: ExecutionProvider,
         observer: WorkflowObserver,
+        distribution: Distribution | None = None,
     ) -> Workflow:
+        if distribution is None:
+            distribution = Distribution.for_providers(execution, persistence)
         definition = WorkflowDefinition.from_snapshot(record.definition_snapshot)
         return Workflow(
             record,
@@ -406,7 +475,8 @@ class WorkflowBuilder:
             persistence=persistence,
             execution=execution,
             observer=observer,
-            builder=self,
+            children=self._children,
+            distribution=distribution,
         )
 
     @classmethod
@@ -414,7 +484,3 @@ class WorkflowBuilder:
         """Import ``module.attr`` (cached); kept for code written against Ruvon."""
         return imports.import_object(import_path)
 
-
-def function_path(fn: Callable[..., Any]) -> str:
-    """The dotted path a callable is registered under (for inline definitions)."""
-    return callable_path(fn)

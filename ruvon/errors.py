@@ -254,3 +254,10 @@ class BridgeClosed(BridgeError):
 
 class BridgeForkError(BridgeError):
     """A bridge (and its connection pool) cannot cross ``fork``: create one per process."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an exception, used in logs and run records."""
+    if isinstance(exc, RuvonError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,6 +1,6 @@
 """Which step a log record was emitted in: a context variable set around every step attempt.
 
-:func:`ruvon.steps.invoke.call_step_function` enters the attempt's
+:func:`ruvon.engine.invoke.call_step_function` enters the attempt's
 :class:`~ruvon.models.StepContext` for the duration of the call, so a record logged by the step
 function, or by Ruvon while it runs the step, can carry the workflow id, type, step, attempt and
 branch (:class:`ruvon.implementations.observability.json_logs.StepContextFilter` adds them to

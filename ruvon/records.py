@@ -8,10 +8,55 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from ruvon.clock import utc_now
 from ruvon.models import WorkflowStatus
+
+
+class ParallelRun(TypedDict):
+    """A PARALLEL step whose branches are out on the workers."""
+
+    run: int  # the step's run number the branches belong to
+    branches: int  # how many branch runs the fan-out enqueued
+
+
+class ChildResult(TypedDict):
+    """What a parent keeps of a child that completed."""
+
+    workflow_type: str
+    status: str
+    state: dict[str, Any]
+    final_result: dict[str, Any]  # the same as ``state`` (Ruvon's name for it)
+
+
+class WorkflowRuntime(TypedDict, total=False):
+    """The engine's bookkeeping of one workflow, stored as JSON with the record.
+
+    Every key is optional; a key is absent until the step kind that uses it writes it.
+    """
+
+    # How many times each step has been entered: the run number (a loop that comes back to a
+    # step enters it again). Part of the idempotency key; a retry of one run keeps it.
+    runs: dict[str, int]
+    # A step function raised WorkflowPauseDirective: the workflow resumes *after* that step.
+    resume_after: bool
+    # Input given to next_step() for an ASYNC step, by step name, until the step succeeds
+    # (a crash-recovered run, a worker's run and a retry call the function with it).
+    pending_input: dict[str, dict[str, Any]]
+    # LOOP progress, by step name: the next iteration's index (saved after every iteration).
+    loops: dict[str, int]
+    # Distributed PARALLEL steps whose branches are out, by step name.
+    parallel: dict[str, ParallelRun]
+    # Branch errors a PARALLEL step with allow_partial_success tolerated, by step name, then
+    # by branch name.
+    parallel_errors: dict[str, dict[str, str]]
+    # Results of finished children, by child workflow id.
+    sub_workflow_results: dict[str, ChildResult]
+    # Ids of the workflows FIRE_AND_FORGET steps started.
+    spawned: list[str]
+    # The workflow was started on a cluster: tools that act on it later go through the cluster.
+    cluster: bool
 
 
 @dataclass
@@ -37,7 +82,7 @@ class WorkflowRecord:
     completed_steps: list[str] = field(default_factory=list)
     run_at: datetime | None = None
     error: str | None = None
-    runtime: dict[str, Any] = field(default_factory=dict)
+    runtime: WorkflowRuntime = field(default_factory=lambda: WorkflowRuntime())
     metadata: dict[str, Any] = field(default_factory=dict)
     data_region: str | None = None
     priority: int = 0

@@ -8,16 +8,22 @@ state, status, position and its audit rows together (see :mod:`ruvon.engine`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
-from ruvon.definitions.schema import StepDefinition
-from ruvon.engine import WAITING, WorkflowEngine
+from ruvon.definitions.definition import WorkflowDefinition
+from ruvon.engine.distribution import Distribution
+from ruvon.engine.machine import WAITING, WorkflowEngine
+from ruvon.engine.outcomes import StepHandler
+from ruvon.engine.runtime import ChildFactory
 from ruvon.errors import InvalidWorkflowOperation
-from ruvon.expressions import evaluate_expression
-from ruvon.models import StepContext, WorkflowStatus, make_step_context
+from ruvon.models import StepType, WorkflowStatus
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.observer import WorkflowObserver
+from ruvon.providers.persistence import PersistenceProvider
 from ruvon.providers.runs import RunKind
-from ruvon.templating import render_value
+from ruvon.records import WorkflowRecord
+from ruvon.steps.registry import DEFAULT_HANDLERS
 
 
 class _Done:
@@ -34,6 +40,29 @@ class Workflow(WorkflowEngine):
     then call ``await workflow.next_step(user_input=...)`` until the status is terminal, or
     ``await workflow.run()`` to go as far as possible.
     """
+
+    def __init__(
+        self,
+        record: WorkflowRecord,
+        definition: WorkflowDefinition,
+        *,
+        persistence: PersistenceProvider,
+        execution: ExecutionProvider,
+        observer: WorkflowObserver,
+        children: ChildFactory,
+        distribution: Distribution | None = None,
+        handlers: Mapping[StepType, StepHandler] = DEFAULT_HANDLERS,
+    ) -> None:
+        super().__init__(
+            record,
+            definition,
+            persistence=persistence,
+            execution=execution,
+            observer=observer,
+            handlers=handlers,
+            children=children,
+            distribution=distribution,
+        )
 
     # ------------------------------------------------------------------ read-only view
     @property
@@ -153,8 +182,8 @@ class Workflow(WorkflowEngine):
             self._record.completed_at = None
             self._record.blocked_on_child_id = None
             self._set_status(WorkflowStatus.ACTIVE, "WORKFLOW_RETRIED", old=old)
-            if self.outbox is not None:  # on a cluster, the workers re-run the step
-                self.enqueue_run(
+            if self.distribution is not None:  # on a cluster, the workers re-run the step
+                self.distribution.enqueue(
                     RunKind.ADVANCE,
                     self.current_step or "",
                     branch=f"v{self._record.version + 1}",
@@ -167,44 +196,3 @@ class Workflow(WorkflowEngine):
             self._record.current_step = self._index_of(target_step_name)
             self._audit("JUMPED", target_step_name, {"manual": True})
             await self.save()
-
-    # ------------------------------------------------------------------ helpers for steps
-    def make_context(self, step: StepDefinition, **extra: Any) -> StepContext:
-        """The StepContext handed to a step function."""
-        run = self.run_number(step.name)
-        base: dict[str, Any] = {
-            "workflow_id": self.id,
-            "step_name": step.name,
-            "previous_step_result": self._last_result,
-            "workflow_type": self.workflow_type,
-            "idempotency_key": f"{self.id}:{step.name}:{run}",
-            "parent_execution_id": self._record.parent_execution_id,
-        }
-        base.update(extra)
-        return make_step_context(base)
-
-    def template_variables(self) -> dict[str, Any]:
-        """Names available to templates: state, parameters, workflow id and type."""
-        return {
-            "state": self.state_dict(),
-            "parameters": self.definition.spec.parameters,
-            "workflow_id": self.id,
-            "workflow_type": self.workflow_type,
-        }
-
-    def render(self, value: Any) -> Any:
-        """Render Jinja templates inside ``value`` against this workflow (sandboxed)."""
-        return render_value(value, self.template_variables())
-
-    def evaluate(self, expression: str, extra: dict[str, Any] | None = None) -> Any:
-        """Evaluate a safe expression over the state."""
-        return evaluate_expression(expression, self._states.value, extra)
-
-    def checkpoint_audit(self, event: str, step: str | None, details: dict[str, Any]) -> None:
-        """Queue an audit row for the next save."""
-        self._audit(event, step, details)
-
-    async def checkpoint(self, event: str, step: StepDefinition, details: dict[str, Any]) -> None:
-        """Save progress inside a long step (e.g. after each LOOP iteration)."""
-        self._audit(event, step.name, details)
-        await self.save()

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from rich.text import Text
 
+from ruvon.builder import WorkflowBuilder
 from ruvon.cli.driver import Driver, advance
 from ruvon.cli.inputs import input_options, read_json_input
 from ruvon.cli.live import LiveObserver
@@ -89,14 +90,17 @@ async def _drive_loaded(
     precheck: Callable[[Workflow], None] | None = None,
 ) -> int:
     """Load a workflow, make ``first_move`` on it, then run it to its next stop."""
-    wf = await engine.open_workflow(workflow_id, config_dir=config_dir)
+    builder = await engine.builder_for(workflow_id, config_dir=config_dir)
+    wf = await builder.load_workflow(workflow_id)
     if wf.record.runtime.get("cluster"):
-        return await _hand_to_cluster(output, config, engine, wf, verb, first_move, precheck)
+        return await _hand_to_cluster(
+            output, config, engine, builder, wf, verb, first_move, precheck
+        )
     if precheck is not None:
         precheck(wf)
     observer.primary = wf.id
     _describe(output, verb, wf)
-    driver = Driver(wf.builder, output, config)
+    driver = Driver(builder, output, config)
     driver.current_id = wf.id
     async with interruptible(output, engine, config, lambda: driver.current_id):
         await first_move(wf)
@@ -108,6 +112,7 @@ async def _hand_to_cluster(
     output: Output,
     config: CliConfig,
     engine: Engine,
+    builder: WorkflowBuilder,
     local: Workflow,
     verb: str,
     first_move: Callable[[Workflow], Awaitable[None]],
@@ -119,7 +124,7 @@ async def _hand_to_cluster(
     execution = CeleryExecutionProvider(settings=engine.settings)
     try:
         execution.check_broker()
-        wf = await local.builder.load_workflow(
+        wf = await builder.load_workflow(
             local.id, persistence_provider=engine.persistence, execution_provider=execution
         )
         if precheck is not None:

@@ -16,6 +16,7 @@ from ruvon.cli.runtime import CliConfig, add_import_paths, is_registry_file
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.loader import load_registry, load_workflow_file
 from ruvon.errors import DefinitionError, WorkflowTypeNotFound
+from ruvon.steps.registry import DEFAULT_HANDLERS
 
 
 def _definition_data(definition: WorkflowDefinition) -> dict[str, Any]:
@@ -55,7 +56,7 @@ def validate_path(path: Path, config: CliConfig) -> tuple[str, list[WorkflowDefi
             add_import_paths(Path(entry.config_file).parent)
         builder = WorkflowBuilder(path, settings=config.settings())
         return "registry", builder.validate_all()
-    definition = load_workflow_file(path)
+    definition = load_workflow_file(path, rules=DEFAULT_HANDLERS)
     return "workflow", [definition]
 
 

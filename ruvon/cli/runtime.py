@@ -24,6 +24,7 @@ from ruvon.models import StepType
 from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import WorkflowRecord
+from ruvon.steps.registry import DEFAULT_HANDLERS
 from ruvon.workflow import Workflow
 
 T = TypeVar("T")
@@ -134,14 +135,20 @@ class Engine:
         """The stored record (``WorkflowNotFound`` when the database does not even exist)."""
         return await self.persistence.load_workflow(workflow_id)
 
-    async def open_workflow(self, workflow_id: str, *, config_dir: Path | None = None) -> Workflow:
-        """Load a workflow, with its YAML directory importable and its registry available."""
+    async def builder_for(
+        self, workflow_id: str, *, config_dir: Path | None = None
+    ) -> WorkflowBuilder:
+        """A builder for a stored workflow: its YAML directory importable, its registry known."""
         record = await self.load_record(workflow_id)
         source = source_directory(record)
         add_import_paths(source)
         if config_dir is None and source is not None and (source / REGISTRY_FILE_NAME).exists():
             config_dir = source
-        builder = self.builder(config_dir=config_dir)
+        return self.builder(config_dir=config_dir)
+
+    async def open_workflow(self, workflow_id: str, *, config_dir: Path | None = None) -> Workflow:
+        """Load a workflow, with its YAML directory importable and its registry available."""
+        builder = await self.builder_for(workflow_id, config_dir=config_dir)
         return await builder.load_workflow(workflow_id)
 
 
@@ -194,12 +201,14 @@ def load_file_into(builder: WorkflowBuilder, path: Path) -> str:
             "with --registry",
             file=path,
         )
-    definition = load_workflow_file(path)
+    definition = load_workflow_file(path, rules=DEFAULT_HANDLERS)
     registry = sibling_registry(path)
     if registry is not None and definition.spec.initial_state_model_path is None:
         entry = load_registry(registry).get(definition.workflow_type)
         if entry is not None and entry.initial_state_model_path:
-            definition = load_workflow_file(path, state_model_path=entry.initial_state_model_path)
+            definition = load_workflow_file(
+                path, rules=DEFAULT_HANDLERS, state_model_path=entry.initial_state_model_path
+            )
     # Errors above name the path as typed; the snapshot keeps it absolute, so a later
     # `ruvon resume` from another directory still finds the step modules next to it.
     definition = dataclasses.replace(definition, source_file=str(path.resolve()))

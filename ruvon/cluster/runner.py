@@ -22,8 +22,13 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from ruvon.clock import align_clock
-from ruvon.engine import describe_error
-from ruvon.errors import ClaimLost, ConcurrencyConflict, PersistenceError, WorkerCrashed
+from ruvon.errors import (
+    ClaimLost,
+    ConcurrencyConflict,
+    PersistenceError,
+    WorkerCrashed,
+    describe_error,
+)
 from ruvon.models import WorkflowStatus
 from ruvon.providers.ledger import RunLedger
 from ruvon.providers.runs import (
@@ -127,9 +132,8 @@ class StepRunner:
             persistence_provider=self.persistence,
             execution_provider=self.execution,
             workflow_observer=self.observer,
+            claim=claim,
         )
-        assert wf.outbox is not None
-        wf.outbox.hold(claim)
         if _still_waits_for(wf, claim):
             return wf
         await self.ledger.finish_run(claim, RunStatus.SKIPPED)
@@ -139,7 +143,8 @@ class StepRunner:
         wf = await self._claimed_workflow(claim, record)
         if wf is None:
             return "stale"
-        assert wf.outbox is not None
+        distribution = wf.distribution
+        assert distribution is not None  # built with this worker's dispatching executor
         try:
             if claim.kind is RunKind.BRANCH:
                 return await self._run_branch(wf, claim)
@@ -150,7 +155,7 @@ class StepRunner:
             return "claim-lost"
         except ConcurrencyConflict:
             # Another writer moved the workflow on (a cancel, a duplicate): this run is moot.
-            if wf.outbox.fence_pending:
+            if distribution.fence_pending:
                 await self.ledger.finish_run(claim, RunStatus.SKIPPED)
             return "conflict"
         except PersistenceError:
@@ -159,10 +164,10 @@ class StepRunner:
             raise
         except Exception as exc:
             # The engine persisted the failure (FAILED / rolled back) unless it could not save.
-            if wf.outbox.fence_pending:
+            if distribution.fence_pending:
                 await self.ledger.finish_run(claim, RunStatus.DONE, describe_error(exc))
             raise
-        if wf.outbox.fence_pending:
+        if distribution.fence_pending:
             # Nothing to save (e.g. a parent whose child is still running): close the run.
             await self.ledger.finish_run(claim, RunStatus.DONE)
         return "done"
@@ -217,7 +222,7 @@ class StepRunner:
         if wf is None:
             return "stale"
         lost = claim.attempt - 1
-        wf.checkpoint_audit(
+        wf.audit(
             "WORKER_CRASH_DETECTED",
             claim.step_name or None,
             {"run": claim.run_id, "kind": str(claim.kind), "attempt": lost, "action": "failed"},

@@ -69,10 +69,6 @@ class WorkflowDefinition:
         """True when state is a pydantic model rather than a free-form dict."""
         return issubclass(self.state_model, BaseModel)
 
-    def step_named(self, name: str) -> StepDefinition:
-        """The top-level step called ``name``; ``KeyError`` if there is none."""
-        return self.spec.steps[self.step_index[name]]
-
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready form stored with every instance, so YAML edits never reach it.
 

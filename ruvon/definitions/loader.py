@@ -2,7 +2,9 @@
 
 Validation happens once, at load time: schema (unknown keys, types), duplicate step names, route
 targets, conditions that do not compile, function paths that do not import or take the wrong
-arguments, input models, cron expressions, and loops that could never end.
+arguments, input models, and loops that could never end. What each step kind needs of its own
+fields (a PARALLEL's tasks, a WAIT's one deadline, a valid cron expression) is that kind's rules
+(:mod:`ruvon.definitions.rules`), which the caller hands in.
 """
 
 from __future__ import annotations
@@ -11,17 +13,15 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from croniter import croniter
 from pydantic import BaseModel, ValidationError
 
 from ruvon.definitions.definition import WorkflowDefinition, resolve_state_model
 from ruvon.definitions.graph import find_unbounded_cycle
 from ruvon.definitions.imports import import_object, resolve_step_function
+from ruvon.definitions.rules import StepRulebook
 from ruvon.definitions.schema import (
-    FUNCTION_REQUIRED,
-    LoopMode,
     RegistryEntry,
     RegistryFile,
     StepDefinition,
@@ -123,14 +123,17 @@ def _parse_field_path(path: str) -> tuple[Any, ...]:
 class _Checker:
     """Semantic checks over a parsed workflow file, with line numbers from the raw mapping."""
 
-    def __init__(self, spec: WorkflowFile, raw: Mapping[str, Any], file: str | None) -> None:
+    def __init__(
+        self, spec: WorkflowFile, raw: Mapping[str, Any], file: str | None, rules: StepRulebook
+    ) -> None:
         self.spec = spec
         self.raw = raw
         self.file = file
+        self.rules = rules
 
     def fail(
         self, message: str, *, step: str | None, field: str | None, path: tuple[Any, ...]
-    ) -> None:
+    ) -> NoReturn:
         mapping, key = _raw_at(self.raw, path)
         line = mapping.line_of(key) if mapping is not None else None
         raise DefinitionError(message, file=self.file, step=step, field=field, line=line)
@@ -173,117 +176,32 @@ class _Checker:
         self, step: StepDefinition, here: tuple[Any, ...], names: set[str], *, top_level: bool
     ) -> None:
         kind = step.type
+        rules = self.rules.get(kind)
+        if rules is None:
+            self.fail(
+                f"no handler knows step type {kind}", step=step.name, field="type",
+                path=(*here, "type"),
+            )  # fmt: skip
+        for problem in rules.validate(step):
+            at = problem.at if problem.at is not None else (problem.field,)
+            self.fail(
+                problem.message,
+                step=problem.step or step.name,
+                field=problem.field,
+                path=(*here, *at),
+            )
 
-        def need(condition: bool, field: str, message: str) -> None:
-            if not condition:
+        def owned(kind_of_field: StepType, present: bool, field: str, message: str) -> None:
+            if present and kind is not kind_of_field:
                 self.fail(message, step=step.name, field=field, path=(*here, field))
 
-        need(
-            kind not in FUNCTION_REQUIRED or step.function is not None,
-            "function",
-            f"a {kind} step needs 'function'",
+        owned(StepType.DECISION, bool(step.routes), "routes", "only DECISION steps route")
+        owned(StepType.PARALLEL, bool(step.tasks), "tasks", "only PARALLEL steps have 'tasks'")
+        owned(
+            StepType.LOOP, bool(step.loop_body), "loop_body", "only LOOP steps have 'loop_body'"
         )
-        need(
-            kind is not StepType.COMPENSATABLE or step.compensate_function is not None,
-            "compensate_function",
-            "a COMPENSATABLE step needs 'compensate_function'",
-        )
-        need(
-            kind is not StepType.DECISION or bool(step.routes) or step.function is not None,
-            "routes",
-            "a DECISION step needs 'routes' (or a function that raises WorkflowJumpDirective)",
-        )
-        need(not step.routes or kind is StepType.DECISION, "routes", "only DECISION steps route")
-        if kind is StepType.PARALLEL:
-            dynamic = step.iterate_over is not None or step.task_function is not None
-            need(
-                bool(step.tasks) or dynamic,
-                "tasks",
-                "a PARALLEL step needs 'tasks' or 'iterate_over'",
-            )
-            if dynamic:
-                need(
-                    step.iterate_over is not None,
-                    "iterate_over",
-                    "dynamic fan-out needs 'iterate_over'",
-                )
-                need(
-                    step.task_function is not None,
-                    "task_function",
-                    "dynamic fan-out needs 'task_function'",
-                )
-        else:
-            need(not step.tasks, "tasks", "only PARALLEL steps have 'tasks'")
-        if kind is StepType.LOOP:
-            need(step.mode is not None, "mode", "a LOOP step needs 'mode' (ITERATE or WHILE)")
-            need(
-                bool(step.loop_body) or step.function is not None,
-                "loop_body",
-                "a LOOP step needs 'loop_body' (or a 'function' run each iteration)",
-            )
-            if step.mode is LoopMode.ITERATE:
-                need(
-                    step.iterate_over is not None,
-                    "iterate_over",
-                    "an ITERATE loop needs 'iterate_over'",
-                )
-            if step.mode is LoopMode.WHILE:
-                need(
-                    step.while_condition is not None,
-                    "while_condition",
-                    "a WHILE loop needs 'while_condition'",
-                )
-                need(
-                    step.max_iterations is not None,
-                    "max_iterations",
-                    "a WHILE loop needs 'max_iterations' so it cannot run forever",
-                )
+        if step.loop_body:
             self.check_steps(step.loop_body, (*here, "loop_body"), top_level=False)
-            for body in step.loop_body:
-                if body.type not in (StepType.STANDARD, StepType.COMPENSATABLE, StepType.ASYNC):
-                    self.fail(
-                        "loop body steps must be STANDARD, COMPENSATABLE or ASYNC, "
-                        f"not {body.type}",
-                        step=body.name,
-                        field="type",
-                        path=(*here, "loop_body"),
-                    )
-        else:
-            need(not step.loop_body, "loop_body", "only LOOP steps have 'loop_body'")
-        need(
-            kind is not StepType.HTTP or step.http_config is not None,
-            "http_config",
-            "an HTTP step needs 'http_config' with at least 'url'",
-        )
-        need(
-            kind is not StepType.HTTP or step.output_key is not None,
-            "output_key",
-            "an HTTP step needs 'output_key' (the state key that receives the response)",
-        )
-        if kind in (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE):
-            need(
-                step.target_workflow_type is not None,
-                "target_workflow_type",
-                f"a {kind} step needs 'target_workflow_type'",
-            )
-        if kind is StepType.CRON_SCHEDULE:
-            need(
-                step.cron_expression is not None,
-                "cron_expression",
-                "a CRON_SCHEDULE step needs 'cron_expression'",
-            )
-            expr = step.cron_expression or ""
-            need(
-                "{{" in expr or croniter.is_valid(expr),
-                "cron_expression",
-                f"'{expr}' is not a valid cron expression (e.g. '*/5 * * * *')",
-            )
-        if kind is StepType.WAIT:
-            need(
-                (step.wait_seconds is None) != (step.wait_until is None),
-                "wait_seconds",
-                "a WAIT step needs exactly one of 'wait_seconds' or 'wait_until'",
-            )
         for r, route in enumerate(step.routes):
             if route.destination not in names:
                 key = "default" if route.default is not None else "target"
@@ -363,6 +281,7 @@ def load_definition_data(
     raw: Mapping[str, Any],
     *,
     file: str | None,
+    rules: StepRulebook,
     state_model_path: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> WorkflowDefinition:
@@ -383,7 +302,7 @@ def load_definition_data(
         spec = spec.model_copy(update={"parameters": rendered})
     if spec.initial_state_model_path is None and state_model_path is not None:
         spec = spec.model_copy(update={"initial_state_model_path": state_model_path})
-    _Checker(spec, raw, file).run()
+    _Checker(spec, raw, file, rules).run()
     try:
         state_model = resolve_state_model(spec.initial_state_model_path, file=file)
     except DefinitionError as exc:
@@ -396,12 +315,14 @@ def load_definition_data(
 
 
 def load_workflow_file(
-    path: str | Path, *, state_model_path: str | None = None
+    path: str | Path, *, rules: StepRulebook, state_model_path: str | None = None
 ) -> WorkflowDefinition:
-    """Read and validate one workflow YAML file."""
+    """Read and validate one workflow YAML file (each step kind by its own ``rules``)."""
     path = Path(path)
     raw = read_yaml_mapping(path)
-    return load_definition_data(raw, file=str(path), state_model_path=state_model_path)
+    return load_definition_data(
+        raw, file=str(path), rules=rules, state_model_path=state_model_path
+    )
 
 
 def load_registry(path: str | Path) -> dict[str, RegistryEntry]:

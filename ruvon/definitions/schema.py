@@ -18,10 +18,6 @@ from ruvon.models import StepType
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-# Step types whose behaviour needs a `function`.
-FUNCTION_REQUIRED = frozenset({StepType.STANDARD, StepType.COMPENSATABLE, StepType.ASYNC})
-
-
 class RetryPolicy(BaseModel):
     """How often and how patiently a failing step is tried again."""
 

@@ -6,17 +6,19 @@ other 4xx are not (repeating a bad request does not fix it).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ruvon.definitions.rules import StepProblem, unless
+from ruvon.engine.invoke import call_step_function
+from ruvon.engine.outcomes import Advance, StepKind, StepOutcome
 from ruvon.errors import HttpStepError, StepTimeoutError
-from ruvon.steps.base import Advance, NotResumable, StepOutcome
-from ruvon.steps.invoke import call_step_function
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
-    from ruvon.workflow import Workflow
+    from ruvon.engine.runtime import StepRuntime
 
 _BODY_PREVIEW = 200
 
@@ -62,15 +64,15 @@ async def send_request(state: Any, context: Any, *, spec: dict[str, Any]) -> dic
     return {part: parts[part] for part in spec["includes"]}
 
 
-class HttpStep(NotResumable):
+class HttpStep(StepKind):
     """Templates see ``state``, ``parameters``, ``workflow_id`` and ``workflow_type``."""
 
     async def execute(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
         config = step.http_config
         assert config is not None  # validated at load time
-        rendered = wf.render(
+        rendered = rt.render(
             {
                 "url": config.url,
                 "headers": config.headers,
@@ -85,11 +87,23 @@ class HttpStep(NotResumable):
             "includes": step.includes,
         }
         response = await call_step_function(
-            wf,
+            rt,
             step,
             send_request,
-            context=wf.make_context(step),
+            context=rt.make_context(step),
             kwargs={"spec": spec},
             retry=config.retry_policy or step.retry,
         )
         return Advance({str(step.output_key): response})
+
+    def validate(self, step: StepDefinition) -> Iterator[StepProblem]:
+        yield from unless(
+            step.http_config is not None,
+            "http_config",
+            "an HTTP step needs 'http_config' with at least 'url'",
+        )
+        yield from unless(
+            step.output_key is not None,
+            "output_key",
+            "an HTTP step needs 'output_key' (the state key that receives the response)",
+        )

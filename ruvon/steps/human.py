@@ -10,14 +10,14 @@ from pydantic import BaseModel, ValidationError
 from ruvon.clock import utc_now
 from ruvon.definitions.imports import cached_step_function, import_object
 from ruvon.definitions.schema import TimeoutAction
+from ruvon.engine.invoke import call_step_function
+from ruvon.engine.outcomes import Advance, StepKind, StepOutcome, Suspend
 from ruvon.errors import InputValidationError, StepTimeoutError
 from ruvon.models import WorkflowStatus
-from ruvon.steps.base import Advance, StepOutcome, Suspend
-from ruvon.steps.invoke import call_step_function
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
-    from ruvon.workflow import Workflow
+    from ruvon.engine.runtime import StepRuntime
 
 
 class ApprovalDecision(BaseModel):
@@ -50,38 +50,38 @@ def validate_input(
 
 
 async def _apply_human_input(
-    wf: Workflow, step: StepDefinition, user_input: dict[str, Any], validated: BaseModel | None
+    rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any], validated: BaseModel | None
 ) -> StepOutcome:
     if step.function is None:
         data = validated.model_dump(mode="json") if validated is not None else dict(user_input)
         return Advance(data)
     fn = cached_step_function(step.function, step=step.name)
-    context = wf.make_context(step, validated_input=validated)
-    return Advance(await call_step_function(wf, step, fn, context=context, kwargs=user_input))
+    context = rt.make_context(step, validated_input=validated)
+    return Advance(await call_step_function(rt, step, fn, context=context, kwargs=user_input))
 
 
-class HumanInLoopStep:
+class HumanInLoopStep(StepKind):
     """Waits for a person; on resume calls the function with the input (or merges the input)."""
 
     async def execute(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
         return Suspend(WorkflowStatus.WAITING_HUMAN, waiting_for=step.name)
 
     async def resume(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome | None:
         if user_input is None:
             return None
         validated = validate_input(step, user_input)
-        return await _apply_human_input(wf, step, user_input, validated)
+        return await _apply_human_input(rt, step, user_input, validated)
 
 
-class HumanApprovalStep:
+class HumanApprovalStep(StepKind):
     """An approval with an optional deadline; ``on_timeout`` decides what a missed one means."""
 
     async def execute(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
         deadline = None
         if step.approval_timeout is not None:
@@ -89,17 +89,17 @@ class HumanApprovalStep:
         return Suspend(WorkflowStatus.WAITING_HUMAN, waiting_for=step.name, run_at=deadline)
 
     async def resume(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome | None:
-        deadline = wf.record.run_at
+        deadline = rt.record.run_at
         if user_input is None:
             if deadline is None or deadline > utc_now():
                 return None
-            return await self._time_out(wf, step)
+            return await self._time_out(rt, step)
         validated = validate_input(step, user_input, default=ApprovalDecision)
-        return await _apply_human_input(wf, step, user_input, validated)
+        return await _apply_human_input(rt, step, user_input, validated)
 
-    async def _time_out(self, wf: Workflow, step: StepDefinition) -> StepOutcome:
+    async def _time_out(self, rt: StepRuntime, step: StepDefinition) -> StepOutcome:
         if step.on_timeout is TimeoutAction.FAIL:
             raise StepTimeoutError(
                 f"approval step '{step.name}' got no decision within {step.approval_timeout:g}s",
@@ -108,6 +108,6 @@ class HumanApprovalStep:
             )
         approved = step.on_timeout is TimeoutAction.AUTO_APPROVE
         decision = {"approved": approved, "reason": f"{step.on_timeout.value} after timeout"}
-        wf.checkpoint_audit("APPROVAL_TIMED_OUT", step.name, decision)
+        rt.audit("APPROVAL_TIMED_OUT", step.name, decision)
         validated = validate_input(step, decision, default=ApprovalDecision)
-        return await _apply_human_input(wf, step, decision, validated)
+        return await _apply_human_input(rt, step, decision, validated)

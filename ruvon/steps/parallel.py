@@ -8,23 +8,24 @@ returns is merged, in task order, with the step's merge strategy and conflict be
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.imports import cached_step_function
-from ruvon.errors import StepFunctionError
+from ruvon.definitions.rules import StepProblem, unless
+from ruvon.engine.invoke import call_step_function, check_result
+from ruvon.engine.outcomes import Advance, StepKind, StepOutcome, Suspend
+from ruvon.errors import ConfigurationError, StepFunctionError
 from ruvon.merge import merge_many
 from ruvon.models import WorkflowDirective, WorkflowStatus
 from ruvon.providers.runs import RunKind
-from ruvon.steps.base import Advance, NotResumable, StepOutcome, Suspend
-from ruvon.steps.invoke import call_step_function, check_result
+from ruvon.records import ParallelRun
 from ruvon.steps.iteration import branch_state, resolve_items
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
-    from ruvon.providers.ledger import RunLedger
-    from ruvon.workflow import Workflow
+    from ruvon.engine.runtime import RemoteWork, StepRuntime
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,11 @@ class Branch:
     timeout: float | None = None
 
 
-def plan_branches(wf: Workflow, step: StepDefinition) -> list[Branch]:
+def plan_branches(rt: StepRuntime, step: StepDefinition) -> list[Branch]:
     """The branches of one PARALLEL step run, in merge order."""
     if step.iterate_over is not None and step.task_function is not None:
         fn = cached_step_function(step.task_function, step=step.name)
-        return [_item_branch(step, fn, i, item) for i, item in enumerate(resolve_items(wf, step))]
+        return [_item_branch(step, fn, i, item) for i, item in enumerate(resolve_items(rt, step))]
     return [_task_branch(step, i) for i in range(len(step.tasks))]
 
 
@@ -55,14 +56,14 @@ class PlannedBranch:
     count: int
 
 
-def plan_branch(wf: Workflow, step: StepDefinition, name: str) -> PlannedBranch:
+def plan_branch(rt: StepRuntime, step: StepDefinition, name: str) -> PlannedBranch:
     """The branch called ``name`` alone: what one distributed branch run needs.
 
     Building every branch to pick one made each of N branch runs cost O(N) (a 1,000-branch
     fan-out spent most of its worker time here); this builds one.
     """
     if step.iterate_over is not None and step.task_function is not None:
-        items = resolve_items(wf, step)
+        items = resolve_items(rt, step)
         index = _item_index(step, name)
         if index is None or index >= len(items):
             return PlannedBranch(None, -1, len(items))
@@ -94,7 +95,7 @@ def _task_branch(step: StepDefinition, index: int) -> Branch:
 
 
 async def run_branch(
-    wf: Workflow, step: StepDefinition, branch: Branch, run: int, *, private_state: bool = True
+    rt: StepRuntime, step: StepDefinition, branch: Branch, run: int, *, private_state: bool = True
 ) -> dict[str, Any]:
     """Call one branch's function on its own copy of the state (retries per the step's policy).
 
@@ -102,21 +103,21 @@ async def run_branch(
     loaded the workflow for this branch alone and drops it afterwards (a worker's branch run),
     where a deep copy per branch would only cost time in proportion to the state.
     """
-    context = wf.make_context(
+    context = rt.make_context(
         step,
         loop_item=branch.item,
         loop_index=branch.index,
         item=branch.item,
         branch_name=branch.name,
-        idempotency_key=f"{wf.id}:{step.name}:{run}:{branch.name}",
+        idempotency_key=f"{rt.id}:{step.name}:{run}:{branch.name}",
     )
     try:
         return await call_step_function(
-            wf,
+            rt,
             step,
             branch.function,
             context=context,
-            state=branch_state(wf) if private_state else wf.state,
+            state=branch_state(rt) if private_state else rt.state,
             kwargs=branch.kwargs,
             timeout=branch.timeout,
         )
@@ -141,22 +142,22 @@ def branch_error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-async def run_parallel(wf: Workflow, step: StepDefinition) -> StepOutcome:
+async def run_parallel(rt: StepRuntime, step: StepDefinition) -> StepOutcome:
     """Run every branch, then merge (or fail per ``allow_partial_success``)."""
-    branches = plan_branches(wf, step)
-    run = wf.run_number(step.name)
+    branches = plan_branches(rt, step)
+    run = rt.run_number(step.name)
     size = step.batch_size or len(branches) or 1
     outcomes: list[dict[str, Any] | BaseException] = []
     for start in range(0, len(branches), size):
         batch = branches[start : start + size]
         outcomes += await asyncio.gather(
-            *(run_branch(wf, step, b, run) for b in batch), return_exceptions=True
+            *(run_branch(rt, step, b, run) for b in batch), return_exceptions=True
         )
-    return merge_outcomes(wf, step, branches, outcomes)
+    return merge_outcomes(rt, step, branches, outcomes)
 
 
 def merge_outcomes(
-    wf: Workflow,
+    rt: StepRuntime,
     step: StepDefinition,
     branches: list[Branch],
     outcomes: list[dict[str, Any] | BaseException],
@@ -168,7 +169,7 @@ def merge_outcomes(
         for b, o in zip(branches, outcomes, strict=True)
         if isinstance(o, BaseException)
     }
-    wf.checkpoint_audit(
+    rt.audit(
         "PARALLEL_TASKS_MERGED",
         step.name,
         {"branches": len(branches), "succeeded": len(results), "failed": errors},
@@ -182,10 +183,10 @@ def merge_outcomes(
             step=step.name,
         ) from first
     if errors:
-        wf.record.runtime.setdefault("parallel_errors", {})[step.name] = errors
+        rt.record.runtime.setdefault("parallel_errors", {})[step.name] = errors
     if step.merge_function_path:
         merge = cached_step_function(step.merge_function_path, step=step.name)
-        merged = check_result(merge(wf.state, results), step=step.name, function=merge)
+        merged = check_result(merge(rt.state, results), step=step.name, function=merge)
     else:
         merged = merge_many(
             {},
@@ -197,12 +198,17 @@ def merge_outcomes(
     return Advance(merged)
 
 
-async def join_stored(wf: Workflow, step: StepDefinition) -> StepOutcome:
+async def join_stored(rt: StepRuntime, remote: RemoteWork, step: StepDefinition) -> StepOutcome:
     """Distributed join: merge the outcomes the branch runs recorded (under the join's claim)."""
-    ledger = cast("RunLedger", wf.persistence)
-    branches = plan_branches(wf, step)
+    ledger = remote.ledger
+    if ledger is None:
+        raise ConfigurationError(
+            f"PARALLEL step '{step.name}': {type(rt.persistence).__name__} keeps no branch "
+            "results; a cluster needs its shared PostgreSQL database"
+        )
+    branches = plan_branches(rt, step)
     stored = {
-        o.branch: o for o in await ledger.branch_results(wf.id, step.name, wf.run_number(step.name))
+        o.branch: o for o in await ledger.branch_results(rt.id, step.name, rt.run_number(step.name))
     }
     outcomes: list[dict[str, Any] | BaseException] = []
     for branch in branches:
@@ -213,41 +219,62 @@ async def join_stored(wf: Workflow, step: StepDefinition) -> StepOutcome:
             outcomes.append(found.result or {})
         else:
             outcomes.append(RecordedBranchError(found.error or "failed"))
-    return merge_outcomes(wf, step, branches, outcomes)
+    return merge_outcomes(rt, step, branches, outcomes)
 
 
-def fan_out(wf: Workflow, step: StepDefinition) -> StepOutcome | None:
+def fan_out(rt: StepRuntime, remote: RemoteWork, step: StepDefinition) -> Suspend | None:
     """Distributed fan-out: one branch run per branch, committed with PENDING_PARALLEL."""
-    branches = plan_branches(wf, step)
+    branches = plan_branches(rt, step)
     if not branches:
         return None  # nothing to run: merge the empty set in-process
-    parallel = wf.record.runtime.setdefault("parallel", {})
-    parallel[step.name] = {"run": wf.run_number(step.name), "branches": len(branches)}
+    parallel = rt.record.runtime.setdefault("parallel", {})
+    parallel[step.name] = ParallelRun(run=rt.run_number(step.name), branches=len(branches))
     for branch in branches:
-        wf.enqueue_run(RunKind.BRANCH, step.name, branch=branch.name)
+        remote.enqueue(RunKind.BRANCH, step.name, branch=branch.name)
     return Suspend(WorkflowStatus.PENDING_PARALLEL)
 
 
-class ParallelStep(NotResumable):
+class ParallelStep(StepKind):
     """Marks PENDING_PARALLEL durably, then runs the fan-out (again, after a crash).
 
-    Distributed, the fan-out is one branch run per branch on the workers, and the join is a run
-    of its own, created by the branch commit that completes the set (exactly once).
+    Distributed, the fan-out is one branch run per branch on the workers (enqueued when the
+    workflow arrives at the step, :meth:`dispatch_ahead`), and the join is a run of its own,
+    created by the branch commit that completes the set (exactly once).
     """
 
     async def execute(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
-        if wf.status is WorkflowStatus.PENDING_PARALLEL:
-            if wf.distributed:
-                return await join_stored(wf, step)
-            return await run_parallel(wf, step)
-        if wf.distributed:
-            suspended = fan_out(wf, step)
-            if suspended is not None:
-                return suspended
+        if rt.status is WorkflowStatus.PENDING_PARALLEL:
+            remote = rt.remote
+            if remote is not None:
+                return await join_stored(rt, remote, step)
+            return await run_parallel(rt, step)
 
         async def follow_up() -> StepOutcome:
-            return await run_parallel(wf, step)
+            return await run_parallel(rt, step)
 
         return Suspend(WorkflowStatus.PENDING_PARALLEL, follow_up=follow_up)
+
+    def dispatch_ahead(
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> Suspend | None:
+        remote = rt.remote
+        return fan_out(rt, remote, step) if remote is not None else None
+
+    def validate(self, step: StepDefinition) -> Iterator[StepProblem]:
+        dynamic = step.iterate_over is not None or step.task_function is not None
+        yield from unless(
+            bool(step.tasks) or dynamic, "tasks", "a PARALLEL step needs 'tasks' or 'iterate_over'"
+        )
+        if dynamic:
+            yield from unless(
+                step.iterate_over is not None,
+                "iterate_over",
+                "dynamic fan-out needs 'iterate_over'",
+            )
+            yield from unless(
+                step.task_function is not None,
+                "task_function",
+                "dynamic fan-out needs 'task_function'",
+            )

@@ -1,9 +1,16 @@
-"""Which handler runs which step type."""
+"""Which handler runs which step type: the one module that names every kind.
+
+The engine is handed this mapping (:class:`~ruvon.workflow.Workflow` wires it in), and the
+definition loader checks each step by its kind's rules from it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ruvon.engine.outcomes import StepHandler
 from ruvon.models import StepType
-from ruvon.steps.base import StepHandler
 from ruvon.steps.decision import DecisionStep
 from ruvon.steps.http import HttpStep
 from ruvon.steps.human import HumanApprovalStep, HumanInLoopStep
@@ -14,23 +21,23 @@ from ruvon.steps.standard import AsyncStep, StandardStep
 from ruvon.steps.sub_workflow import FireAndForgetStep, SubWorkflowStep
 from ruvon.steps.timers import WaitStep
 
-_HANDLERS: dict[StepType, StepHandler] = {
-    StepType.STANDARD: StandardStep(),
-    StepType.COMPENSATABLE: StandardStep(),
-    StepType.ASYNC: AsyncStep(),
-    StepType.DECISION: DecisionStep(),
-    StepType.PARALLEL: ParallelStep(),
-    StepType.LOOP: LoopStep(),
-    StepType.HTTP: HttpStep(),
-    StepType.HUMAN_IN_LOOP: HumanInLoopStep(),
-    StepType.HUMAN_APPROVAL: HumanApprovalStep(),
-    StepType.WAIT: WaitStep(),
-    StepType.SUB_WORKFLOW: SubWorkflowStep(),
-    StepType.FIRE_AND_FORGET: FireAndForgetStep(),
-    StepType.CRON_SCHEDULE: CronScheduleStep(),
-}
+__all__ = ["DEFAULT_HANDLERS"]
 
-
-def handler_for(step_type: StepType) -> StepHandler:
-    """The handler of a step type (every StepType has one)."""
-    return _HANDLERS[step_type]
+#: The handler of every step type Ruvon ships.
+DEFAULT_HANDLERS: Mapping[StepType, StepHandler] = MappingProxyType(
+    {
+        StepType.STANDARD: StandardStep(),
+        StepType.COMPENSATABLE: StandardStep(),
+        StepType.ASYNC: AsyncStep(),
+        StepType.DECISION: DecisionStep(),
+        StepType.PARALLEL: ParallelStep(),
+        StepType.LOOP: LoopStep(),
+        StepType.HTTP: HttpStep(),
+        StepType.HUMAN_IN_LOOP: HumanInLoopStep(),
+        StepType.HUMAN_APPROVAL: HumanApprovalStep(),
+        StepType.WAIT: WaitStep(),
+        StepType.SUB_WORKFLOW: SubWorkflowStep(),
+        StepType.FIRE_AND_FORGET: FireAndForgetStep(),
+        StepType.CRON_SCHEDULE: CronScheduleStep(),
+    }
+)

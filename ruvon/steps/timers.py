@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ruvon.clock import utc_now
+from ruvon.definitions.rules import StepProblem, unless
+from ruvon.engine.outcomes import Advance, StepKind, StepOutcome, Suspend
 from ruvon.errors import StepFunctionError
 from ruvon.models import WorkflowStatus
-from ruvon.steps.base import Advance, StepOutcome, Suspend
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
-    from ruvon.workflow import Workflow
+    from ruvon.engine.runtime import StepRuntime
 
 
-def _deadline(wf: Workflow, step: StepDefinition) -> datetime:
+def _deadline(rt: StepRuntime, step: StepDefinition) -> datetime:
     if step.wait_seconds is not None:
         return utc_now() + timedelta(seconds=step.wait_seconds)
-    text = str(wf.render(step.wait_until))
+    text = str(rt.render(step.wait_until))
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -30,22 +32,29 @@ def _deadline(wf: Workflow, step: StepDefinition) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class WaitStep:
+class WaitStep(StepKind):
     """The deadline is stored, so a restarted process picks the timer up where it was."""
 
     async def execute(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
-        run_at = _deadline(wf, step)
+        run_at = _deadline(rt, step)
         return Suspend(WorkflowStatus.WAITING_TIMER, run_at=run_at, waiting_for="timer")
 
     async def resume(
-        self, wf: Workflow, step: StepDefinition, user_input: dict[str, Any] | None
+        self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome | None:
-        run_at = wf.record.run_at
+        run_at = rt.record.run_at
         if run_at is not None and run_at > utc_now():
             return None
-        wf.checkpoint_audit(
+        rt.audit(
             "TIMER_FIRED", step.name, {"run_at": run_at.isoformat() if run_at else None}
         )
         return Advance({})
+
+    def validate(self, step: StepDefinition) -> Iterator[StepProblem]:
+        yield from unless(
+            (step.wait_seconds is None) != (step.wait_until is None),
+            "wait_seconds",
+            "a WAIT step needs exactly one of 'wait_seconds' or 'wait_until'",
+        )

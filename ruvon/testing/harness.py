@@ -26,13 +26,13 @@ from pydantic import BaseModel
 from ruvon.builder import WorkflowBuilder
 from ruvon.definitions.imports import cached_step_function
 from ruvon.definitions.schema import StepDefinition
+from ruvon.engine.invoke import check_result
 from ruvon.errors import InvalidWorkflowOperation
 from ruvon.models import StepContext, WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider, StepCall
 from ruvon.providers.observer import WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import AuditEntry
-from ruvon.steps.invoke import check_result
 from ruvon.workflow import Workflow
 
 __all__ = ["StepReport", "TestHarness"]

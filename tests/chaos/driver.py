@@ -385,9 +385,14 @@ async def freeze_busy_worker(run: ChaosRun, seconds: float) -> bool:
     worker = run.worker_of(random.choice(pids)) if pids else None
     if worker is None:
         return False
-    run.fault("freeze worker", {worker.pid, *worker.child_pids()})
+    frozen = {worker.pid, *worker.child_pids()}
     os.killpg(worker.pid, signal.SIGSTOP)
     try:
+        # Steps take milliseconds: the run seen a moment ago may have committed before the
+        # signal landed. Only a worker frozen while it holds a run is a fault worth counting.
+        if not frozen & set(await run.busy_pids(patience=0.0)):
+            return False
+        run.fault("freeze worker", frozen)
         await asyncio.sleep(seconds)
     finally:
         os.killpg(worker.pid, signal.SIGCONT)

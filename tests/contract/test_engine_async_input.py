@@ -11,7 +11,6 @@ from __future__ import annotations
 import pytest
 
 from ruvon.models import WorkflowStatus
-from ruvon.steps.standard import PENDING_INPUT
 from ruvon.testing.providers import EngineUnderTest
 from tests.contract import steps_fixtures as fx
 
@@ -38,7 +37,7 @@ async def test_the_function_gets_the_input_and_nothing_is_left_behind(
     assert await wf.run() is Status.COMPLETED
     assert wf.state == {"note_seen": "hello", "b": True}
     stored = await engine.persistence.load_workflow(wf.id)
-    assert PENDING_INPUT not in stored.runtime
+    assert "pending_input" not in stored.runtime
 
 
 async def test_the_input_survives_a_crash_mid_step(engine: EngineUnderTest) -> None:
@@ -48,7 +47,7 @@ async def test_the_input_survives_a_crash_mid_step(engine: EngineUnderTest) -> N
         await wf.next_step(user_input={"note": "hello"})
     stored = await engine.persistence.load_workflow(wf.id)
     assert stored.status is Status.PENDING_ASYNC
-    assert stored.runtime[PENDING_INPUT] == {"Annotate": {"note": "hello"}}
+    assert stored.runtime["pending_input"] == {"Annotate": {"note": "hello"}}
 
     fx.FLAGS["recovered"] = True
     recovered = await engine.load(wf.id, builder=engine.new_builder())
@@ -56,7 +55,7 @@ async def test_the_input_survives_a_crash_mid_step(engine: EngineUnderTest) -> N
     assert recovered.state == {"note_seen": "hello", "b": True}
     notes = [e[1] for e in fx.EVENTS if isinstance(e, tuple) and e[0] == "crash_once_with_note"]
     assert notes == ["hello", "hello"]  # the crashed call and the recovered one
-    assert PENDING_INPUT not in (await engine.persistence.load_workflow(wf.id)).runtime
+    assert "pending_input" not in (await engine.persistence.load_workflow(wf.id)).runtime
 
 
 async def test_a_retry_after_a_failure_gets_the_input_again(engine: EngineUnderTest) -> None:
@@ -71,4 +70,4 @@ async def test_a_retry_after_a_failure_gets_the_input_again(engine: EngineUnderT
     await operator_copy.retry()
     assert await operator_copy.run() is Status.COMPLETED
     assert operator_copy.state == {"note_seen": "again", "b": True}
-    assert PENDING_INPUT not in (await engine.persistence.load_workflow(wf.id)).runtime
+    assert "pending_input" not in (await engine.persistence.load_workflow(wf.id)).runtime

@@ -22,6 +22,7 @@ from ruvon.errors import (
     FunctionImportError,
     UnsafeExpressionError,
 )
+from ruvon.steps.registry import DEFAULT_HANDLERS
 
 FIX = "tests.unit.bad_input_fixtures"
 OK = f"{FIX}.ok_step"
@@ -59,7 +60,7 @@ def assert_readable(exc: BaseException) -> None:
 
 def load_error(path: Path, expected: type[DefinitionError] = DefinitionError) -> DefinitionError:
     with pytest.raises(expected) as info:
-        load_workflow_file(path)
+        load_workflow_file(path, rules=DEFAULT_HANDLERS)
     exc = info.value
     assert type(exc) is expected, f"{type(exc).__name__}: {exc}"
     assert exc.file == str(path)
@@ -532,7 +533,7 @@ def test_route_cycle_without_max_iterations_names_the_cycle(tmp_path: Path) -> N
 def test_same_cycle_with_max_iterations_loads(tmp_path: Path) -> None:
     limit = "\n  max_iterations: 5"
     definition = load_workflow_file(
-        write(tmp_path, workflow_with(CYCLE.format(ok=OK, limit=limit)))
+        write(tmp_path, workflow_with(CYCLE.format(ok=OK, limit=limit))), rules=DEFAULT_HANDLERS
     )
     assert [step.name for step in definition.steps] == ["fetch", "check", "finish"]
 

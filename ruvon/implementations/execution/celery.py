@@ -56,7 +56,6 @@ class CeleryExecutionProvider:
     """
 
     name = "celery"
-    dispatches_runs = True
 
     def __init__(
         self,

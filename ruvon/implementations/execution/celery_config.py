@@ -1,8 +1,8 @@
 """The Celery configuration shared by Ruvon workers and clients, and the run task names.
 
-Senders address tasks **by name** (the SDK never imports ``worker/``), so these names are the
-contract between :class:`~ruvon.implementations.execution.celery.CeleryExecutionProvider` and the
-task shims in ``worker/tasks.py``.
+Senders address tasks **by name** (a client never imports the worker's tasks), so these names
+are the contract between :class:`~ruvon.implementations.execution.celery.CeleryExecutionProvider`
+and the task shims in :mod:`ruvon.cluster.tasks`.
 
 PostgreSQL is the source of truth and a Celery message is only a hint (DESIGN.md, "The
 correctness model"), which is what the settings below encode: a message is acknowledged after

@@ -14,7 +14,7 @@ mode) and the main process merges them when scraped. Three rules keep that corre
 * **A process that exits** calls :func:`mark_process_dead`, which removes its live gauges' files
   (counters and histograms stay: they are cumulative).
 
-Usage (the worker does this in ``worker/metrics.py``)::
+Usage (the worker does this in :mod:`ruvon.cluster.metrics`)::
 
     directory = prepare_multiprocess_dir(settings.metrics_dir)      # main process, before fork
     use_multiprocess_values(lambda: slot_of_this_process())

@@ -137,7 +137,7 @@ class PrometheusObserver(BaseObserver):
     """Feeds :class:`RuvonMetrics` from workflow lifecycle events.
 
     ``WorkflowBuilder(..., observer=PrometheusObserver())``, or a worker with
-    ``RUVON_METRICS_PORT`` set (``worker/metrics.py``).
+    ``RUVON_METRICS_PORT`` set (:mod:`ruvon.cluster.metrics`).
     """
 
     def __init__(self, metrics: RuvonMetrics | None = None) -> None:

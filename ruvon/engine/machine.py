@@ -1,9 +1,10 @@
-"""The transition machinery behind :class:`ruvon.workflow.Workflow`.
+"""The state machine of one workflow: run or resume the current step, commit the outcome.
 
 The engine only knows the provider protocols: where state lives is the persistence provider's
-business, how a function runs is the execution provider's. Each call to ``next_step`` performs
-one transition (plus the ones ``automate_next`` chains), and every transition is one fenced save:
-state, status, position and its audit rows together.
+business, how a function runs is the execution provider's. It is *handed* what varies: the
+handler of each step kind, the factory of child workflows, and (on a cluster) its distributed
+part. Each transition is one fenced save: state, status, position and its audit rows together;
+on a cluster the same save carries the claim fence and the runs the transition asks for.
 """
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from ruvon.clock import utc_now
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.schema import StepDefinition
-from ruvon.distributed.outbox import RunOutbox
-from ruvon.distributed.transitions import DistributedTransitions
+from ruvon.engine.children import report_to_parent, start_child
+from ruvon.engine.distribution import Distribution
+from ruvon.engine.outcomes import Advance, Jump, StepHandler, StepOutcome, Suspend
+from ruvon.engine.runtime import ChildFactory
+from ruvon.engine.saga import compensate
+from ruvon.engine.scope import WorkflowScope
+from ruvon.engine.snapshot import TransitionSnapshot
 from ruvon.errors import (
     ChildWorkflowFailed,
     ConcurrencyConflict,
@@ -26,30 +32,22 @@ from ruvon.errors import (
     InvalidWorkflowOperation,
     IterationLimitExceeded,
     PersistenceError,
-    RuvonError,
     StateValidationError,
     WorkerCrashed,
 )
-from ruvon.lifecycle import WorkflowEvents
 from ruvon.models import (
     StartSubWorkflowDirective,
+    StepType,
     WorkflowJumpDirective,
     WorkflowPauseDirective,
     WorkflowStatus,
 )
-from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord
-from ruvon.saga import compensate
-from ruvon.state import StateKeeper
-from ruvon.steps.base import Advance, Jump, StepOutcome, Suspend
-from ruvon.steps.registry import handler_for
-from ruvon.transition_snapshot import restore_snapshot, take_snapshot
+from ruvon.providers.execution import ExecutionProvider
+from ruvon.providers.observer import WorkflowObserver
+from ruvon.providers.persistence import PersistenceProvider
+from ruvon.records import WorkflowRecord
 
-if TYPE_CHECKING:
-    from ruvon.builder import WorkflowBuilder
-    from ruvon.providers.execution import ExecutionProvider
-    from ruvon.providers.observer import WorkflowObserver
-    from ruvon.providers.persistence import PersistenceProvider
-    from ruvon.workflow import Workflow
+__all__ = ["WAITING", "WorkflowEngine"]
 
 logger = logging.getLogger("ruvon.workflow")
 
@@ -57,11 +55,10 @@ WAITING = (WorkflowStatus.WAITING_HUMAN, WorkflowStatus.WAITING_TIMER)
 _NOT_THIS_WORKER = (ChildWorkflowFailed, WorkerCrashed)
 
 
-class WorkflowEngine(DistributedTransitions):
-    """Transitions of one workflow: run or resume the current step, commit the outcome.
+class WorkflowEngine(WorkflowScope):
+    """Transitions of one workflow; implements :class:`~ruvon.engine.runtime.StepRuntime`.
 
-    :class:`~ruvon.workflow.Workflow` is the public face; this base class holds the state
-    machine it drives, so each file keeps to one concern.
+    :class:`~ruvon.workflow.Workflow` is the public face that wires the default handlers in.
     """
 
     def __init__(
@@ -72,82 +69,54 @@ class WorkflowEngine(DistributedTransitions):
         persistence: PersistenceProvider,
         execution: ExecutionProvider,
         observer: WorkflowObserver,
-        builder: WorkflowBuilder,
+        handlers: Mapping[StepType, StepHandler],
+        children: ChildFactory,
+        distribution: Distribution | None = None,
     ) -> None:
-        self._record = record
-        self.definition = definition
-        self.persistence = persistence
-        self.execution = execution
-        self.observer = observer
-        self.builder = builder
-        self._states = StateKeeper(definition.state_model, record.state, workflow_id=record.id)
-        self.events = WorkflowEvents(observer, record.id, record.workflow_type)
-        self._pending_audit: list[AuditEntry] = []
-        self._last_result: dict[str, Any] | None = None
+        super().__init__(
+            record,
+            definition,
+            persistence=persistence,
+            execution=execution,
+            observer=observer,
+            children=children,
+            distribution=distribution,
+        )
+        self.handlers = handlers
         self._lock = asyncio.Lock()
         self._step_started_at = time.perf_counter()
         # Set while a parent runs this child in-process, so the child does not report to a
         # second copy of the parent (the running one applies the result itself).
         self.reports_to_parent = True
-        # Distributed mode (an execution provider that dispatches step runs, e.g. Celery):
-        # work goes to workers as durable runs, committed with the transition that asks for it.
-        self.outbox: RunOutbox | None = (
-            RunOutbox(cast("Any", execution))
-            if getattr(type(execution), "dispatches_runs", False)
-            else None
-        )
+        if distribution is not None:
+            distribution.bind(self)
 
-    @property
-    def id(self) -> str:
-        return self._record.id
+    async def checkpoint(self, event: str, step: StepDefinition, details: dict[str, Any]) -> None:
+        """Save progress inside a long step (e.g. after each LOOP iteration)."""
+        self._audit(event, step.name, details)
+        await self.save()
 
-    @property
-    def workflow_type(self) -> str:
-        return self._record.workflow_type
+    def suspend(self, status: WorkflowStatus, step: StepDefinition) -> None:
+        """Move into ``status`` at ``step`` for the pending save (a step handed to workers)."""
+        self._set_status(status, "STEP_SUSPENDED", step=step.name)
 
-    @property
-    def status(self) -> WorkflowStatus:
-        return self._record.status
-
-    @property
-    def state(self) -> Any:
-        """The state: an instance of the workflow's pydantic model, or a dict."""
-        return self._states.value
-
-    @property
-    def record(self) -> WorkflowRecord:
-        """The stored form (read it, do not mutate it)."""
-        return self._record
-
-    @property
-    def steps(self) -> tuple[StepDefinition, ...]:
-        return self.definition.steps
-
-    def take_pending_audit(self) -> list[AuditEntry]:
-        """The audit rows the next save would write, handed to the caller who writes them."""
-        audit, self._pending_audit = self._pending_audit, []
-        return audit
-
-    def state_dict(self) -> dict[str, Any]:
-        """State as a JSON-ready dict (includes changes a step made to ``state`` in place)."""
-        return self._states.as_dict()
-
+    # ------------------------------------------------------------------ persistence
     async def save(self) -> None:
         """Persist the current record with the pending audit rows (fenced by ``version``).
 
-        Distributed, the save also carries the outbox's step-run writes (claim fence, runs to
-        enqueue) in its transaction, and announces the stored runs once it committed.
+        Distributed, the save also carries the step-run writes (claim fence, runs to enqueue)
+        in its transaction, and announces the stored runs once it committed.
         """
         record = self._record
         record.state = self._states.plain()
         record.updated_at = utc_now()
         audit, self._pending_audit = self._pending_audit, []
-        outbox = self.outbox
+        distribution = self.distribution
         work = restore = None
-        if outbox is not None:
-            restore = outbox.snapshot()
-            self._enqueue_parent_report()
-            work = outbox.writes(settles=record.status is not WorkflowStatus.ACTIVE)
+        if distribution is not None:
+            restore = distribution.snapshot()
+            distribution.report_to_parent()
+            work = distribution.writes(settles=record.status is not WorkflowStatus.ACTIVE)
         try:
             if work is None:
                 await self.persistence.save_workflow(
@@ -159,24 +128,13 @@ class WorkflowEngine(DistributedTransitions):
                 )
         except BaseException:
             self._pending_audit = audit + self._pending_audit
-            if outbox is not None and restore is not None:
-                outbox.restore(restore)
+            if distribution is not None and restore is not None:
+                distribution.restore(restore)
             raise
-        if outbox is not None:
-            outbox.committed(work)
+        if distribution is not None:
+            distribution.committed(work)
 
-    async def log(self, message: str, *, level: str = "INFO", step: str | None = None) -> None:
-        """Attach a log line to this workflow (shown by ``ruvon logs``)."""
-        await self.persistence.append_execution_log(
-            ExecutionLogEntry(self.id, level, message, step_name=step)
-        )
-
-    # ------------------------------------------------------------------ engine internals
-    @property
-    def _workflow(self) -> Workflow:
-        """This object as the public Workflow (the only concrete engine) for step handlers."""
-        return cast("Workflow", self)
-
+    # ------------------------------------------------------------------ transitions
     def _is_due(self) -> bool:
         run_at = self._record.run_at
         return self.status in WAITING and run_at is not None and run_at <= utc_now()
@@ -199,16 +157,14 @@ class WorkflowEngine(DistributedTransitions):
             await self._finish(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", {})
             return {}, None, False
         step = self.steps[record.current_step]
-        handler = handler_for(step.type)
+        handler = self.handlers[step.type]
         self._step_started_at = time.perf_counter()
         if self.status in WAITING or self.status is WorkflowStatus.PENDING_SUB_WORKFLOW:
             if record.runtime.get("resume_after") and self.status is WorkflowStatus.WAITING_HUMAN:
                 if user_input is None:
                     return {}, None, False
                 return await self._resume_after_pause(step, user_input)
-            outcome = await self._guard(
-                step, lambda: handler.resume(self._workflow, step, user_input)
-            )
+            outcome = await self._guard(step, lambda: handler.resume(self, step, user_input))
             if outcome is None:
                 waiting = {"status": str(self.status), "step": step.name}
                 if record.run_at is not None:
@@ -220,12 +176,20 @@ class WorkflowEngine(DistributedTransitions):
                 # PENDING_ASYNC/PENDING_PARALLEL here means a crash interrupted this very run:
                 # re-running it is another attempt (same run number, same idempotency key).
                 await self._count_visit(step)
-            elif self._owned_by_a_worker(step):
+            elif self.distribution is not None and self.distribution.left_to_workers(step):
                 return {"status": str(self.status), "step": step.name}, None, False
-            outcome = await self._guard(
-                step, lambda: handler.execute(self._workflow, step, user_input)
-            )
+            outcome = await self._guard(step, lambda: self._enter(handler, step, user_input))
         return await self._commit(step, outcome)
+
+    async def _enter(
+        self, handler: StepHandler, step: StepDefinition, user_input: dict[str, Any] | None
+    ) -> StepOutcome:
+        """Run a step: on a cluster, arriving at a step the workers run hands it to them."""
+        if self.distribution is not None and self.status is WorkflowStatus.ACTIVE:
+            ahead = handler.dispatch_ahead(self, step, user_input)
+            if ahead is not None:
+                return ahead
+        return await handler.execute(self, step, user_input)
 
     async def _resume_after_pause(
         self, step: StepDefinition, user_input: dict[str, Any]
@@ -240,9 +204,9 @@ class WorkflowEngine(DistributedTransitions):
             return {}, None, False
         following = self.steps[self._record.current_step]
         await self._count_visit(following)
-        handler = handler_for(following.type)
+        handler = self.handlers[following.type]
         outcome = await self._guard(
-            following, lambda: handler.execute(self._workflow, following, user_input)
+            following, lambda: self._enter(handler, following, user_input)
         )
         return await self._commit(following, outcome)
 
@@ -257,10 +221,6 @@ class WorkflowEngine(DistributedTransitions):
             # Outside _guard, so persist the failure here (like any other step failure).
             await self.fail(step, limit)
             raise limit
-
-    def run_number(self, step_name: str) -> int:
-        """How many times the step has been entered (stable across retries of one run)."""
-        return int(self._record.runtime.get("runs", {}).get(step_name, 1))
 
     async def _guard(
         self,
@@ -280,10 +240,8 @@ class WorkflowEngine(DistributedTransitions):
                 resume_after=True,
             )
         except StartSubWorkflowDirective as directive:
-            from ruvon.steps.sub_workflow import start_child
-
             return await start_child(
-                self._workflow,
+                self,
                 step,
                 workflow_type=directive.workflow_type,
                 initial_data=directive.initial_data,
@@ -312,7 +270,9 @@ class WorkflowEngine(DistributedTransitions):
         record = self._record
         jump: str | None = None
         handed_off = False
-        before = take_snapshot(self)
+        before = TransitionSnapshot.capture(
+            record, self._states, self._pending_audit, self.distribution
+        )
         try:
             if isinstance(outcome, Suspend):
                 self.apply_result(outcome.result, step)
@@ -334,14 +294,14 @@ class WorkflowEngine(DistributedTransitions):
                 if record.current_step >= len(self.steps):
                     self._set_status(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", step=step.name)
                     record.completed_at = utc_now()
-                elif self.outbox is not None:
-                    handed_off = self._hand_on()
+                elif self.distribution is not None:
+                    handed_off = self.distribution.hand_on()
             await self.save()
         except ConcurrencyConflict:
-            restore_snapshot(self, before)
+            self._pending_audit = before.restore(record, self._states, self.distribution)
             raise
         except StateValidationError as exc:
-            restore_snapshot(self, before)
+            self._pending_audit = before.restore(record, self._states, self.distribution)
             error = exc
             if f"step '{step.name}'" not in str(exc):
                 error = StateValidationError(
@@ -354,10 +314,10 @@ class WorkflowEngine(DistributedTransitions):
             # The database failed, not the step: nothing is recorded (it could not be anyway).
             # Embedded, the caller sees the error and the workflow is as last saved; on a
             # worker, the run's lease expires and the next attempt carries on.
-            restore_snapshot(self, before)
+            self._pending_audit = before.restore(record, self._states, self.distribution)
             raise
         except Exception as exc:
-            restore_snapshot(self, before)
+            self._pending_audit = before.restore(record, self._states, self.distribution)
             await self.fail(step, exc)
             raise
         if isinstance(outcome, Suspend):
@@ -389,12 +349,6 @@ class WorkflowEngine(DistributedTransitions):
             details["next_step"] = self.steps[target].name
         self._audit("STEP_COMPLETED", step.name, details)
 
-    def apply_result(
-        self, result: dict[str, Any], step: StepDefinition | None, *, soft: bool = False
-    ) -> None:
-        """Merge a step result into state and re-validate it (see :meth:`StateKeeper.apply`)."""
-        self._states.apply(result, step, soft=soft)
-
     def _set_status(
         self,
         status: WorkflowStatus,
@@ -409,36 +363,6 @@ class WorkflowEngine(DistributedTransitions):
         self._audit(event, step, details or {}, old=old, new=status)
         if old is not status:
             self.events.status_changed(str(old), str(status), step)
-
-    def _audit(
-        self,
-        event: str,
-        step: str | None,
-        details: dict[str, Any],
-        *,
-        old: WorkflowStatus | None = None,
-        new: WorkflowStatus | None = None,
-    ) -> None:
-        self._pending_audit.append(
-            AuditEntry(
-                self.id,
-                event,
-                step_name=step,
-                old_status=str(old) if old else None,
-                new_status=str(new) if new else None,
-                details=details,
-            )
-        )
-
-    def record_retry(
-        self, step: StepDefinition, attempt: int, exc: BaseException, delay: float
-    ) -> None:
-        """Audit a failed attempt that will be retried after ``delay`` seconds."""
-        self._audit(
-            "STEP_RETRY",
-            step.name,
-            {"attempt": attempt, "error": f"{type(exc).__name__}: {exc}", "delay": round(delay, 3)},
-        )
 
     async def fail(
         self,
@@ -457,14 +381,15 @@ class WorkflowEngine(DistributedTransitions):
         if isinstance(exc, ChildWorkflowFailed):
             status = WorkflowStatus.FAILED_CHILD_WORKFLOW
         self._record.error = f"{type(exc).__name__}: {exc}"
-        if self.outbox and self.outbox.claim and not isinstance(exc, _NOT_THIS_WORKER):
+        worker = self.distribution.worker if self.distribution is not None else None
+        if worker is not None and not isinstance(exc, _NOT_THIS_WORKER):
             # Which worker failed it (a child's error names its own; a crash is not the
             # sweeping worker's).
-            self._record.error += f" [worker {self.outbox.claim.owner}]"
+            self._record.error += f" [worker {worker}]"
         step_name = step.name if step else None
         self._audit("STEP_FAILED", step_name, {"error": self._record.error})
         if self._record.saga_mode and self._record.completed_steps:
-            await compensate(self._workflow)
+            await compensate(self)
             status = WorkflowStatus.FAILED_ROLLED_BACK
         await self._finish(status, "WORKFLOW_FAILED", {"error": self._record.error}, step=step_name)
         await self.log(self._record.error, level="ERROR", step=step_name)
@@ -486,14 +411,6 @@ class WorkflowEngine(DistributedTransitions):
     async def _after_terminal(self) -> None:
         if self.events.observes("on_workflow_finished"):
             self.events.finished(str(self.status), self._record.error, self.state_dict())
-        if self._record.parent_execution_id and self.reports_to_parent and self.outbox is None:
-            from ruvon.steps.sub_workflow import report_to_parent
-
-            await report_to_parent(self._workflow)
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for an exception, used in logs and CLI output."""
-    if isinstance(exc, RuvonError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
+        # Distributed, the terminal save itself enqueued the parent's resumption.
+        if self._record.parent_execution_id and self.reports_to_parent and not self.distribution:
+            await report_to_parent(self)

@@ -34,10 +34,6 @@ class StateKeeper:
         self.workflow_id = workflow_id
         self.value: Any = self.validate(data, step=None)
 
-    @property
-    def is_model(self) -> bool:
-        return issubclass(self.model, BaseModel)
-
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (includes changes a step made to the state in place)."""
         if isinstance(self.value, BaseModel):

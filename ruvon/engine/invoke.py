@@ -17,7 +17,7 @@ from ruvon.providers.runs import RetryLater, RunKind
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
-    from ruvon.workflow import Workflow
+    from ruvon.engine.runtime import StepRuntime
 
 NO_RETRY = RetryPolicy()
 
@@ -49,7 +49,7 @@ def check_result(value: Any, *, step: str, function: Callable[..., Any]) -> dict
 
 
 async def call_step_function(
-    wf: Workflow,
+    rt: StepRuntime,
     step: StepDefinition,
     function: Callable[..., Any],
     *,
@@ -67,10 +67,12 @@ async def call_step_function(
     waits in the database, not in this process.
     """
     policy = retry or step.retry or NO_RETRY
-    outbox = wf.outbox
-    claimed = outbox is not None and outbox.holds(step.name, RunKind.STEP, RunKind.BRANCH)
-    attempt = outbox.claim.attempt if claimed and outbox and outbox.claim else 1
-    call_state = wf.state if state is None else state
+    remote = rt.remote
+    claimed_attempt = (
+        remote.claimed_attempt(step.name, RunKind.STEP, RunKind.BRANCH) if remote else None
+    )
+    attempt = claimed_attempt or 1
+    call_state = rt.state if state is None else state
     # Sync functions may run in another thread (a pool, the Celery task thread), which the
     # context variable does not follow: the wrapper enters the log context there.
     called = function if function_shape(function).is_async else bind_step_log_context(function)
@@ -86,21 +88,21 @@ async def call_step_function(
             kwargs=kwargs or {},
             timeout=timeout if timeout is not None else step.timeout,
         )
-        wf.events.step_started(step, attempt, context.branch_name)
+        rt.events.step_started(step, attempt, context.branch_name)
         try:
             with step_log_context(attempt_context):
-                value = await wf.execution.execute(call)
+                value = await rt.execution.execute(call)
         except Exception as exc:
             will_retry = attempt < policy.max_attempts and is_retryable(exc, policy)
-            wf.events.step_failed(step, exc, attempt, will_retry)
+            rt.events.step_failed(step, exc, attempt, will_retry)
             if not will_retry:
                 raise
             delay = policy.delay_before(attempt + 1)
             if policy.jitter:
                 delay *= random.uniform(0.5, 1.0)
-            if claimed:
+            if claimed_attempt is not None:
                 raise RetryLater(delay, exc, attempt) from exc
-            wf.record_retry(step, attempt, exc, delay)
+            rt.record_retry(step, attempt, exc, delay)
             await asyncio.sleep(delay)
             attempt += 1
             continue

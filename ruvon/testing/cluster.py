@@ -47,7 +47,7 @@ from celery import Celery
 
 from ruvon.config import Settings
 from ruvon.implementations.execution.celery_config import celery_config
-from ruvon.implementations.persistence.redis_keys import RedisKeys
+from ruvon.implementations.persistence.redis.keys import RedisKeys
 from ruvon.testing.beat_process import BeatProcess
 from ruvon.testing.postgres import create_database, drop_database
 from ruvon.testing.processes import REPO_ROOT, spawn

@@ -30,7 +30,7 @@ import asyncpg
 
 from ruvon.errors import ConfigurationError, DatabaseUnavailable
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.implementations.persistence.postgres_target import ConnectionTarget
+from ruvon.implementations.persistence.postgres.target import ConnectionTarget
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.providers.persistence import PersistenceProvider
 

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from ruvon.errors import DatabaseUnavailable
 from ruvon.implementations.persistence.redis import RedisPersistenceProvider
-from ruvon.implementations.persistence.redis_keys import RedisKeys
+from ruvon.implementations.persistence.redis.keys import RedisKeys
 
 __all__ = [
     "DEFAULT_TEST_REDIS_URL",

@@ -29,7 +29,7 @@ from ruvon.implementations.persistence.memory import (
     MemoryPersistenceProvider,
 )
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
-from ruvon.implementations.persistence.sqlite_checkpoint import BackgroundCheckpointer
+from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import (

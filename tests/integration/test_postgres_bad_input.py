@@ -170,7 +170,7 @@ async def test_database_behind_the_code_says_to_upgrade(empty_database: str) -> 
 
 
 async def test_nul_characters_round_trip_exactly(provider: TestPostgresProvider) -> None:
-    """PostgreSQL cannot store NUL; the provider escapes it reversibly (postgres_codecs)."""
+    """PostgreSQL cannot store NUL; the provider escapes it reversibly (postgres/codecs.py)."""
     state = {"nul": "a\x00b", "key\x00": ["\x00"], "unit\x1fsep": "\x1f0 \x1fs \\u0000"}
     await provider.create_workflow(
         record("wf\x00id", state=state, error="e\x00"),

@@ -17,7 +17,7 @@ from ruvon.config import Settings
 from ruvon.errors import ConfigurationError, PersistenceError
 from ruvon.implementations.persistence.factory import persistence_from_url
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
-from ruvon.implementations.persistence.postgres_codecs import (
+from ruvon.implementations.persistence.postgres.codecs import (
     decode_jsonb,
     decode_text,
     encode_jsonb,

@@ -29,8 +29,8 @@ from ruvon.errors import (
 )
 from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from ruvon.implementations.persistence.redis import RedisPersistenceProvider
-from ruvon.implementations.persistence.redis_codec import micros
-from ruvon.implementations.persistence.redis_keys import RedisKeys
+from ruvon.implementations.persistence.redis.codec import micros
+from ruvon.implementations.persistence.redis.keys import RedisKeys
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import (

@@ -14,8 +14,8 @@ import pytest
 
 from ruvon.db_schema import migrations
 from ruvon.errors import SchemaOutOfDate
-from ruvon.implementations.persistence import sqlite_schema
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
+from ruvon.implementations.persistence.sqlite import schema as sqlite_schema
 from ruvon.models import WorkflowStatus
 from ruvon.records import AuditEntry, WorkflowRecord
 

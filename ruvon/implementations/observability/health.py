@@ -98,7 +98,7 @@ def _migrations_check(current: str | None) -> Check:
 async def _postgres_revision(url: str, timeout: float) -> str | None:
     import asyncpg
 
-    from ruvon.implementations.persistence.postgres_target import ConnectionTarget
+    from ruvon.implementations.persistence.postgres.target import ConnectionTarget
 
     connection = await asyncpg.connect(ConnectionTarget.from_url(url).dsn, timeout=timeout)
     try:

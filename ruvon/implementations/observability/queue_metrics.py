@@ -118,7 +118,7 @@ class PostgresQueueStats:
     """
 
     def __init__(self, url: str, *, application_name: str = "ruvon-metrics") -> None:
-        from ruvon.implementations.persistence.postgres_target import ConnectionTarget
+        from ruvon.implementations.persistence.postgres.target import ConnectionTarget
 
         self._dsn = ConnectionTarget.from_url(url).dsn
         self._application_name = application_name

@@ -8,8 +8,8 @@ query text::
     -- One workflow by id.
     SELECT ... FROM workflow_executions WHERE id = :id;
 
-Keeping SQL as data makes it reviewable in one place and lets each dialect (``sqlite.sql``,
-``postgres.sql``) share the Python that runs it.
+Keeping SQL as data makes it reviewable in one place and lets each dialect
+(``sqlite/sql/workflows.sql``, ``postgres/sql/workflows.sql``) share the Python that runs it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The beat's sweeps on PostgreSQL: one statement each (see ``sql/postgres_maintenance.sql``).
+"""The beat's sweeps on PostgreSQL: one statement each (see ``sql/maintenance.sql``).
 
 Mixed into :class:`~ruvon.implementations.persistence.postgres.PostgresPersistenceProvider`.
 Every method returns the runs it queued (or re-queued) for the caller to announce.
@@ -10,14 +10,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ruvon.implementations.persistence.postgres_runs import queued_run
+from ruvon.implementations.persistence.postgres.runs import queued_run
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.providers.ledger import ExpiredLease
 from ruvon.providers.runs import QueuedRun, RunKind
 
 __all__ = ["PostgresMaintenance"]
 
-_Q = load_queries(Path(__file__).with_name("sql") / "postgres_maintenance.sql")
+_Q = load_queries(Path(__file__).with_name("sql") / "maintenance.sql")
 
 
 class PostgresMaintenance:

@@ -1,4 +1,4 @@
-"""The Lua scripts that make Redis writes atomic, kept as data in ``redis_scripts.lua``.
+"""The Lua scripts that make Redis writes atomic, kept as data in ``scripts.lua``.
 
 Each script is registered with ``register_script``: calls go out as EVALSHA (the script text
 crosses the wire once per server, on the first NOSCRIPT reply) and run atomically on the server,
@@ -22,7 +22,7 @@ __all__ = ["MIN_REDIS_VERSION", "RedisScripts", "ScriptStatus", "script_source"]
 MIN_REDIS_VERSION = (7, 0)
 """Script flags (``#!lua flags=no-writes``) arrived in Redis 7.0."""
 
-_BLOCKS = load_queries(Path(__file__).with_name("redis_scripts.lua"))
+_BLOCKS = load_queries(Path(__file__).with_name("scripts.lua"))
 _READ_ONLY = frozenset({"list_workflows", "find_by_idempotency_key"})
 
 

@@ -28,7 +28,7 @@ insert first, and the id is the member minus its first 16 characters.
 
 Ids, types and keys are used verbatim: Redis keys are binary-safe, and every variable part comes
 after a fixed kind tag (``wf:``, ``idx:type:``...), so no two distinct names can collide whatever
-the id contains (spaces, quotes, ``:``, NUL). The Lua scripts in ``redis_scripts.lua`` build the
+the id contains (spaces, quotes, ``:``, NUL). The Lua scripts in ``scripts.lua`` build the
 same names; change both together.
 """
 

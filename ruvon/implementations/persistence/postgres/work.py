@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ruvon.implementations.persistence.postgres_runs import run_arrays
-from ruvon.implementations.persistence.postgres_writes import (
+from ruvon.implementations.persistence.postgres.runs import run_arrays
+from ruvon.implementations.persistence.postgres.writes import (
     AUDIT_COLUMNS,
     INLINE_ROWS,
     audit_params,

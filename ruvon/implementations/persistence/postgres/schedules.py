@@ -1,4 +1,4 @@
-"""Schedule claims on PostgreSQL: one conditional statement each (``sql/postgres_schedules.sql``).
+"""Schedule claims on PostgreSQL: one conditional statement each (``sql/schedules.sql``).
 
 Mixed into :class:`~ruvon.implementations.persistence.postgres.PostgresPersistenceProvider`; it
 implements :class:`ruvon.cluster.schedules.ScheduleClaims`, which makes the beat's poll safe
@@ -19,7 +19,7 @@ from ruvon.records import ScheduleRecord
 
 __all__ = ["PostgresSchedules"]
 
-_Q = load_queries(Path(__file__).with_name("sql") / "postgres_schedules.sql")
+_Q = load_queries(Path(__file__).with_name("sql") / "schedules.sql")
 _SCHEDULE_COLUMNS = 9
 
 

@@ -1,7 +1,7 @@
 """Redis persistence on ``redis.asyncio``: workflows as hashes, indexes as sorted sets.
 
-The key layout is described in :mod:`~ruvon.implementations.persistence.redis_keys`. Every write
-that must be atomic is one Lua script (``redis_scripts.lua``, sent as EVALSHA): a create checks
+The key layout is described in :mod:`~ruvon.implementations.persistence.redis.keys`. Every write
+that must be atomic is one Lua script (``scripts.lua``, sent as EVALSHA): a create checks
 the idempotency key, inserts the hash, fills the indexes and appends the audit entries; a save
 checks the stored ``version`` against the expected one, rewrites the hash's mutable fields
 (``workflow_type``, ``definition_snapshot`` and ``created_at`` stay as created, and so do the
@@ -45,7 +45,7 @@ from ruvon.errors import (
     RuvonError,
     WorkflowNotFound,
 )
-from ruvon.implementations.persistence.redis_codec import (
+from ruvon.implementations.persistence.redis.codec import (
     Value,
     audit_from_value,
     compensation_from_value,
@@ -60,8 +60,8 @@ from ruvon.implementations.persistence.redis_codec import (
     workflow_from_hash,
     workflow_script_args,
 )
-from ruvon.implementations.persistence.redis_keys import RedisKeys, id_from_member
-from ruvon.implementations.persistence.redis_scripts import (
+from ruvon.implementations.persistence.redis.keys import RedisKeys, id_from_member
+from ruvon.implementations.persistence.redis.scripts import (
     MIN_REDIS_VERSION,
     RedisScripts,
     ScriptStatus,

@@ -1,4 +1,4 @@
--- Named queries of the step-run ledger (ruvon.implementations.persistence.postgres_runs).
+-- Named queries of the step-run ledger (ruvon.implementations.persistence.postgres.runs).
 -- Every time is the server's now(): a worker's clock never decides a lease or a due time.
 -- A run is announced by its (id, workflow_id, kind, step_name, branch, queue, delay) tuple.
 

@@ -1,4 +1,4 @@
--- Named queries of the beat's sweeps (ruvon.implementations.persistence.postgres_maintenance).
+-- Named queries of the beat's sweeps (ruvon.implementations.persistence.postgres.maintenance).
 -- Each sweep is one statement that takes its rows with FOR UPDATE SKIP LOCKED or inserts
 -- with ON CONFLICT DO NOTHING: two sweeps at once (two beats, a slow sweep and the next one)
 -- take disjoint rows or the same row once. Rows come back as runs to announce:

@@ -2,7 +2,7 @@
 -- The tables come from ruvon/db_schema/database.py through the Alembic migrations; JSON columns
 -- are jsonb, timestamps timestamptz. workflow_executions columns are selected and bound in the
 -- order of the WorkflowRecord fields ($1..$24), so rows map to records positionally.
--- Audit rows are added by postgres_writes.AuditedWrite: the write below goes into a CTE
+-- Audit rows are added by writes.AuditedWrite: the write below goes into a CTE
 -- (RETURNING id) and the audit INSERT selects from it, so both are one statement.
 
 -- name: create_workflow

@@ -103,7 +103,7 @@ def workflow_script_args(
     audit: Iterable[AuditEntry],
     create: bool,
 ) -> list[Value]:
-    """ARGV for the create (``create=True``) or save script (layout in ``redis_scripts.lua``).
+    """ARGV for the create (``create=True``) or save script (layout in ``scripts.lua``).
 
     The header carries id, status, parent and idempotency key, which the scripts index and also
     write as hash fields, and, for a create only, created_at and type; the field pairs carry the

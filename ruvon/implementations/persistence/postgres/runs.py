@@ -4,7 +4,7 @@ Mixed into :class:`~ruvon.implementations.persistence.postgres.PostgresPersisten
 whose connection handling it uses. Every operation is one statement: a claim also returns the
 workflow row, a retry also writes its audit row, and a branch's commit closes its run, stores
 its outcome, counts it on the join (``parallel_joins``) and fires the join when it completes the
-set. The queries are in ``sql/postgres_runs.sql``.
+set. The queries are in ``sql/runs.sql``.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 
 from ruvon.errors import ClaimLost
-from ruvon.implementations.persistence.postgres_rows import workflow_from_values
-from ruvon.implementations.persistence.postgres_writes import rows_written
+from ruvon.implementations.persistence.postgres.rows import workflow_from_values
+from ruvon.implementations.persistence.postgres.writes import rows_written
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.providers.ledger import BranchRecorded, RunSnapshot
 from ruvon.providers.runs import (
@@ -39,7 +39,7 @@ __all__ = [
     "run_arrays",
 ]
 
-_Q = load_queries(Path(__file__).with_name("sql") / "postgres_runs.sql")
+_Q = load_queries(Path(__file__).with_name("sql") / "runs.sql")
 _WORKFLOW_COLUMNS = 24
 
 

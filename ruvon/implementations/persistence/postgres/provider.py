@@ -1,9 +1,9 @@
 """PostgreSQL persistence on an asyncpg pool: the cloud cluster's single source of truth.
 
-Every query is a named query in ``sql/postgres.sql``. The hot paths are one round trip each:
+Every query is a named query in ``sql/workflows.sql``. The hot paths are one round trip each:
 
 * ``save_workflow`` is one statement: the version-fenced ``UPDATE ... WHERE id = $1 AND
-  version = $6`` and the audit ``INSERT`` chained through a CTE (see :mod:`postgres_writes`), so
+  version = $6`` and the audit ``INSERT`` chained through a CTE (see :mod:`.writes`), so
   the state change and the audit rows that describe it commit together or not at all. A
   stale writer matches no row and gets :class:`~ruvon.errors.ConcurrencyConflict` (a second
   query tells it apart from :class:`~ruvon.errors.WorkflowNotFound`, only on that failure path).
@@ -12,10 +12,10 @@ Every query is a named query in ``sql/postgres.sql``. The hot paths are one roun
 * ``load_workflow`` is one ``SELECT``.
 
 JSONB travels through orjson in asyncpg's binary format, and NUL characters (which PostgreSQL
-cannot store) are escaped reversibly: see :mod:`postgres_codecs`. Sessions run with
+cannot store) are escaped reversibly: see :mod:`.codecs`. Sessions run with
 ``TimeZone=UTC``, the configured ``statement_timeout`` and ``application_name``; no operation
 leaves session state behind, so the pool skips its reset query on release, and
-:class:`~postgres_connections.ConnectionLender` keeps connections checked out between operations
+:class:`~.connections.ConnectionLender` keeps connections checked out between operations
 (an ``asyncpg.Pool`` acquire/release pair costs ~50 µs of CPU, a sixth of a durable step).
 Nothing is retried: a statement whose connection broke may or may not have committed, and the
 version fence makes a blind retry of a save unsafe to interpret, so the caller decides.
@@ -41,10 +41,10 @@ from ruvon.errors import (
     RuvonError,
     WorkflowNotFound,
 )
-from ruvon.implementations.persistence.postgres_codecs import register_codecs
-from ruvon.implementations.persistence.postgres_connections import ConnectionLender
-from ruvon.implementations.persistence.postgres_maintenance import PostgresMaintenance
-from ruvon.implementations.persistence.postgres_rows import (
+from ruvon.implementations.persistence.postgres.codecs import register_codecs
+from ruvon.implementations.persistence.postgres.connections import ConnectionLender
+from ruvon.implementations.persistence.postgres.maintenance import PostgresMaintenance
+from ruvon.implementations.persistence.postgres.rows import (
     audit_from_row,
     compensation_from_row,
     compensation_params,
@@ -57,19 +57,19 @@ from ruvon.implementations.persistence.postgres_rows import (
     workflow_from_row,
     workflow_params,
 )
-from ruvon.implementations.persistence.postgres_runs import (
+from ruvon.implementations.persistence.postgres.runs import (
     PostgresRunLedger,
     close_claimed_run,
     insert_runs,
     queued_run,
 )
-from ruvon.implementations.persistence.postgres_schedules import PostgresSchedules
-from ruvon.implementations.persistence.postgres_target import (
+from ruvon.implementations.persistence.postgres.schedules import PostgresSchedules
+from ruvon.implementations.persistence.postgres.target import (
     ConnectionTarget,
     is_connection_lost,
 )
-from ruvon.implementations.persistence.postgres_work import WorkWrite
-from ruvon.implementations.persistence.postgres_writes import AuditedWrite, rows_written
+from ruvon.implementations.persistence.postgres.work import WorkWrite
+from ruvon.implementations.persistence.postgres.writes import AuditedWrite, rows_written
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.models import WorkflowStatus
 from ruvon.providers.runs import RunStatus, WorkWrites
@@ -83,7 +83,7 @@ from ruvon.records import (
 
 __all__ = ["PostgresPersistenceProvider"]
 
-_Q = load_queries(Path(__file__).with_name("sql") / "postgres.sql")
+_Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
 _CREATE = AuditedWrite(_Q["create_workflow"], 24)
 _SAVE = AuditedWrite(_Q["save_workflow"], 21)
 _SAVE_WORK = WorkWrite(_Q["save_workflow"], 21)
@@ -108,7 +108,7 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
 
     It is also the cluster's :class:`~ruvon.providers.ledger.RunLedger` (step runs, see
-    :mod:`~ruvon.implementations.persistence.postgres_runs`): a save or create that carries
+    :mod:`~ruvon.implementations.persistence.postgres.runs`): a save or create that carries
     :class:`~ruvon.providers.runs.WorkWrites` runs as one transaction (claim fence, workflow
     write with its audit rows, enqueued runs).
 
@@ -333,7 +333,7 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
         work: WorkWrites,
     ) -> int:
         """The save, its claim fence and its enqueued runs as one statement (see
-        :mod:`postgres_work`); the rows written. ``ClaimLost`` if the fence did not hold."""
+        :mod:`.work`); the rows written. ``ClaimLost`` if the fence did not hold."""
         sql, extra = _SAVE_WORK.statement(audit, work.fence, work.enqueue, close=work.close)
         rows = await self._query("save workflow", "fetch", sql, (*params, *extra))
         held, written = rows[0][0], rows[0][1]

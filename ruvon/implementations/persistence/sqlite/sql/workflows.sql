@@ -11,7 +11,7 @@ PRAGMA synchronous = NORMAL;
 PRAGMA foreign_keys = ON;
 
 -- name: defer_checkpoints
--- File databases checkpoint in the background (see sqlite_checkpoint.py); this inline
+-- File databases checkpoint in the background (see checkpoint.py); this inline
 -- threshold (pages, ~40 MB) is only the safety net should that thread fall behind.
 PRAGMA wal_autocheckpoint = 10000;
 

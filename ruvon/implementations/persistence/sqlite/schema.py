@@ -31,7 +31,7 @@ from ruvon.implementations.persistence.queries import load_queries
 
 __all__ = ["HeadSchema", "head_schema", "prepare_schema", "read_revision"]
 
-_Q = load_queries(Path(__file__).with_name("sql") / "sqlite.sql")
+_Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
 _build_lock = threading.Lock()
 _head: HeadSchema | None = None
 

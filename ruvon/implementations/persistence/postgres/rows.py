@@ -1,8 +1,8 @@
 """Converting between Ruvon records and asyncpg parameters and rows.
 
 asyncpg maps ``timestamptz`` to aware ``datetime`` (UTC), ``boolean`` to ``bool`` and, with the
-codecs of :mod:`postgres_codecs`, ``jsonb`` to Python values, so little is left to convert. The
-queries in ``sql/postgres.sql`` select and bind ``workflow_executions`` columns in the order of
+codecs of :mod:`.codecs`, ``jsonb`` to Python values, so little is left to convert. The
+queries in ``sql/workflows.sql`` select and bind ``workflow_executions`` columns in the order of
 the :class:`~ruvon.records.WorkflowRecord` fields, so a row becomes a record positionally.
 """
 

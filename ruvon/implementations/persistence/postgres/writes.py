@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ruvon.implementations.persistence.postgres_rows import audit_json, utc
+from ruvon.implementations.persistence.postgres.rows import audit_json, utc
 from ruvon.records import AuditEntry
 from ruvon.serialization import dumps
 

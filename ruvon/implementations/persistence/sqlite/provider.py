@@ -2,8 +2,8 @@
 
 File databases run in WAL mode (readers never block the writer) with ``synchronous=NORMAL``,
 ``foreign_keys=ON`` and a ``busy_timeout``. The schema is the Alembic migrations' (see
-``sqlite_schema.py``): a new database gets it on first open, one at an older revision is
-upgraded, one at an unknown revision is refused. Every query lives in ``sql/sqlite.sql``.
+``schema.py``): a new database gets it on first open, one at an older revision is
+upgraded, one at an unknown revision is refused. Every query lives in ``sql/workflows.sql``.
 
 Each operation is **one job on the connection's thread**. aiosqlite gives a connection a thread
 and a queue, and each hop through it costs 30-60 µs, so BEGIN / UPDATE / INSERT audit / COMMIT
@@ -31,8 +31,8 @@ import aiosqlite
 
 from ruvon.errors import ConcurrencyConflict, PersistenceError, RuvonError, WorkflowNotFound
 from ruvon.implementations.persistence.queries import load_queries
-from ruvon.implementations.persistence.sqlite_checkpoint import BackgroundCheckpointer
-from ruvon.implementations.persistence.sqlite_rows import (
+from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
+from ruvon.implementations.persistence.sqlite.rows import (
     Row,
     audit_rows,
     dicts,
@@ -43,7 +43,7 @@ from ruvon.implementations.persistence.sqlite_rows import (
     workflow_from_row,
     workflow_params,
 )
-from ruvon.implementations.persistence.sqlite_schema import prepare_schema
+from ruvon.implementations.persistence.sqlite.schema import prepare_schema
 from ruvon.models import WorkflowStatus
 from ruvon.providers.runs import WorkWrites, reject_work
 from ruvon.records import (
@@ -57,7 +57,7 @@ from ruvon.serialization import loads
 
 __all__ = ["SQLitePersistenceProvider"]
 
-_Q = load_queries(Path(__file__).with_name("sql") / "sqlite.sql")
+_Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
 _WAL_RETRY_SECONDS = 0.01
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)

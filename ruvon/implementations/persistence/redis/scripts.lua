@@ -1,6 +1,6 @@
 -- Lua scripts of the Redis persistence provider, one `-- name:` block each (same format as the
--- .sql files). redis_scripts.py prepends a `#!lua` flags line and the `prelude` block to every
--- script. Key names follow redis_keys.py; scripts build them from the prefix in ARGV[1], so the
+-- .sql files). scripts.py prepends a `#!lua` flags line and the `prelude` block to every
+-- script. Key names follow keys.py; scripts build them from the prefix in ARGV[1], so the
 -- provider needs a standalone Redis (or one Cluster slot), not a sharded Cluster.
 --
 -- A script runs atomically. Redis does not roll a script back on error, so every write script

@@ -17,7 +17,7 @@ class BackgroundCheckpointer:
     A checkpoint fsyncs the WAL and the database file. SQLite's inline autocheckpoint makes
     whichever commit crosses the threshold pay for that (~40 µs per save on average on a local
     SSD, far more on network volumes); WAL lets a checkpoint run beside the writer instead.
-    ``checkpoint_sql`` is the statement to run (the ``checkpoint`` query of ``sqlite.sql``).
+    ``checkpoint_sql`` is the statement to run (the ``checkpoint`` query of ``sql/workflows.sql``).
     """
 
     every_writes = 128  # ~900 WAL pages at ~7 pages per save with one audit row

@@ -20,7 +20,7 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import load_definition_data, load_registry, load_workflow_file
 from ruvon.definitions.schema import RegistryEntry
-from ruvon.engine.distribution import Distribution
+from ruvon.engine.distribution import Continuing, Distribution
 from ruvon.engine.runtime import StepRuntime
 from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
 from ruvon.models import StepType, WorkflowStatus
@@ -447,13 +447,18 @@ class WorkflowBuilder:
         execution_provider: ExecutionProvider,
         workflow_observer: WorkflowObserver | None = None,
         claim: Claim | None = None,
+        continuing: Continuing | None = None,
     ) -> Workflow:
         """The workflow object of a record already read (a worker's claim returns the row).
 
         ``claim``: the run a worker claimed; every save of this object is fenced by it.
+        ``continuing``: the worker's policy for taking the next run itself (see
+        :mod:`ruvon.engine.distribution`).
         """
         observer = workflow_observer or self.observer or BaseObserver()
-        distribution = Distribution.for_providers(execution_provider, persistence_provider, claim)
+        distribution = Distribution.for_providers(
+            execution_provider, persistence_provider, claim, continuing
+        )
         return self._wrap(
             record, persistence_provider, execution_provider, observer, distribution
         )

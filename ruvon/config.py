@@ -23,6 +23,12 @@ Variable (fallback): meaning, default::
     RUVON_STEP_LEASE_SECONDS                        a worker's lease on a claimed step run,
                                                     renewed by its heartbeat, default 15
     RUVON_HEARTBEAT_SECONDS                         lease renewal interval, default 5
+    RUVON_CONTINUE_STEPS                            a worker carries a workflow on in the same
+                                                    task (its next ASYNC step, a branch) for at
+                                                    most this many runs (0: always through the
+                                                    broker), default 100
+    RUVON_CONTINUE_SECONDS                          ... and for at most this long (0: never),
+                                                    default 1
     RUVON_SWEEP_SECONDS                             beat: interval of the zombie, lost-message,
                                                     parent and timer sweeps, default 5
     RUVON_SCHEDULE_POLL_SECONDS                     beat: interval of the cron poll, default 1
@@ -112,6 +118,8 @@ class Settings:
     default_queue: str = "default"
     step_lease_seconds: float = 15.0
     heartbeat_seconds: float = 5.0
+    continue_steps: int = 100
+    continue_seconds: float = 1.0
     duplicate_messages: bool = False
     sweep_seconds: float = 5.0
     schedule_poll_seconds: float = 1.0
@@ -147,6 +155,8 @@ class Settings:
             default_queue=env.get("RUVON_DEFAULT_QUEUE") or "default",
             step_lease_seconds=_seconds(env, "RUVON_STEP_LEASE_SECONDS", 15.0) or 15.0,
             heartbeat_seconds=_seconds(env, "RUVON_HEARTBEAT_SECONDS", 5.0) or 5.0,
+            continue_steps=max(_int(env, "RUVON_CONTINUE_STEPS", 100), 0),
+            continue_seconds=_seconds(env, "RUVON_CONTINUE_SECONDS", 1.0) or 0.0,
             sweep_seconds=_seconds(env, "RUVON_SWEEP_SECONDS", 5.0) or 5.0,
             schedule_poll_seconds=_seconds(env, "RUVON_SCHEDULE_POLL_SECONDS", 1.0) or 1.0,
             dispatch_timeout_seconds=_seconds(env, "RUVON_DISPATCH_TIMEOUT_SECONDS", 30.0) or 30.0,

@@ -24,6 +24,7 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 
 from ruvon.bridge import close_process_bridge, get_process_bridge
 from ruvon.builder import WorkflowBuilder
+from ruvon.cluster.continuation import ContinuationLimits
 from ruvon.cluster.metrics import worker_observer
 from ruvon.cluster.runner import StepRunner
 from ruvon.cluster.sweeps import Sweeps
@@ -127,8 +128,19 @@ def process_runner() -> StepRunner:
                 lease_seconds=settings.step_lease_seconds,
                 heartbeat_seconds=settings.heartbeat_seconds,
                 observer=observer,
+                queues=_consumed_queues(),
+                continuation=ContinuationLimits(
+                    settings.continue_steps, settings.continue_seconds
+                ),
             )
         return _runner
+
+
+def _consumed_queues() -> frozenset[str]:
+    """The queues this worker consumes (``--queues``; selected before the pool forked)."""
+    if _app is None:
+        return frozenset()
+    return frozenset(_app.amqp.queues.consume_from)
 
 
 def process_sweeps() -> Sweeps:

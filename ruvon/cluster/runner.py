@@ -10,7 +10,11 @@
    following inline steps run in the same task; the next ASYNC/PARALLEL/child work is enqueued by
    those saves and announced after each commit. A branch run records its outcome (and, if it
    completes the set, fires the join, which this task then runs too).
-4. A retryable failure gives the run back with ``run_at = now() + backoff``.
+4. **Continue**: when the settling commit could hand the workflow's next run (its next ASYNC
+   step, a branch) to a queue this worker consumes, the commit claims it for this worker
+   instead (:mod:`~ruvon.cluster.continuation`) and it runs next, in this task, within a step
+   and time budget.
+5. A retryable failure gives the run back with ``run_at = now() + backoff``.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
 from ruvon.clock import align_clock
+from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits
 from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
@@ -72,7 +78,11 @@ class StepRunner:
         lease_seconds: float = 30.0,
         heartbeat_seconds: float = 10.0,
         observer: WorkflowObserver | None = None,
+        queues: Collection[str] = (),
+        continuation: ContinuationLimits | None = None,
     ) -> None:
+        """``queues``: the queues this worker consumes, whose runs it may continue with
+        (none: every run goes through the broker); ``continuation``: the budget of one chain."""
         if not isinstance(persistence, RunLedger):
             raise TypeError(f"{persistence!r} cannot keep step runs (use PostgreSQL)")
         self.persistence = persistence
@@ -83,16 +93,24 @@ class StepRunner:
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = min(heartbeat_seconds, lease_seconds / 2)
         self.observer = observer
+        self.queues = frozenset(queues)
+        self.continuation = continuation or ContinuationLimits()
 
     async def run(self, run_id: int) -> str:
-        """Handle one message for ``run_id``; returns what happened (for logs and results)."""
+        """Handle one message for ``run_id``, and the runs its commits claim for this worker;
+        returns what happened to the last (for logs and results)."""
         claimed = await self.ledger.claim_run(run_id, self.owner, self.lease_seconds)
         if claimed is None:
             return await self._not_claimed(run_id)
-        if claimed[0].claimed_at is not None:
-            # Deadlines this worker computes are compared with the database's clock.
-            align_clock(claimed[0].claimed_at)
-        return await self._run_claimed(*claimed)
+        chain = ContinuationBudget(self.owner, self.lease_seconds, self.queues, self.continuation)
+        claim, record = claimed
+        try:
+            outcome = await self._run_claimed(claim, record, chain)
+        finally:
+            # A committed continuation is this worker's to run, whatever happened after it.
+            while (taken := chain.pop()) is not None:
+                outcome = await self._run_claimed(*taken, chain)
+        return outcome
 
     async def _not_claimed(self, run_id: int) -> str:
         snapshot = await self.ledger.describe_run(run_id)
@@ -104,10 +122,15 @@ class StepRunner:
             return "not-due"
         return "duplicate"
 
-    async def _run_claimed(self, claim: Claim, record: WorkflowRecord) -> str:
+    async def _run_claimed(
+        self, claim: Claim, record: WorkflowRecord, chain: ContinuationBudget | None = None
+    ) -> str:
+        if claim.claimed_at is not None:
+            # Deadlines this worker computes are compared with the database's clock.
+            align_clock(claim.claimed_at)
         heartbeat = asyncio.create_task(self._heartbeat(claim))
         try:
-            return await self._execute(claim, record)
+            return await self._execute(claim, record, chain)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -124,7 +147,9 @@ class StepRunner:
             if not held:
                 return  # closed (committed), or taken over: its commit will be refused
 
-    async def _claimed_workflow(self, claim: Claim, record: WorkflowRecord) -> Workflow | None:
+    async def _claimed_workflow(
+        self, claim: Claim, record: WorkflowRecord, chain: ContinuationBudget | None = None
+    ) -> Workflow | None:
         """The workflow under ``claim``; None (the run closed SKIPPED) if it no longer waits
         for this run: cancelled, or moved on by a duplicate or an earlier attempt."""
         wf = self.builder.workflow_from_record(
@@ -133,21 +158,24 @@ class StepRunner:
             execution_provider=self.execution,
             workflow_observer=self.observer,
             claim=claim,
+            continuing=chain,
         )
         if _still_waits_for(wf, claim):
             return wf
         await self.ledger.finish_run(claim, RunStatus.SKIPPED)
         return None
 
-    async def _execute(self, claim: Claim, record: WorkflowRecord) -> str:
-        wf = await self._claimed_workflow(claim, record)
+    async def _execute(
+        self, claim: Claim, record: WorkflowRecord, chain: ContinuationBudget | None
+    ) -> str:
+        wf = await self._claimed_workflow(claim, record, chain)
         if wf is None:
             return "stale"
         distribution = wf.distribution
         assert distribution is not None  # built with this worker's dispatching executor
         try:
             if claim.kind is RunKind.BRANCH:
-                return await self._run_branch(wf, claim)
+                return await self._run_branch(wf, claim, chain)
             await wf.run()
         except RetryLater as retry:
             return await self._retry(wf, claim, retry)
@@ -172,7 +200,9 @@ class StepRunner:
             await self.ledger.finish_run(claim, RunStatus.DONE)
         return "done"
 
-    async def _run_branch(self, wf: Workflow, claim: Claim) -> str:
+    async def _run_branch(
+        self, wf: Workflow, claim: Claim, chain: ContinuationBudget | None
+    ) -> str:
         step = wf.steps[wf.current_step_index]
         planned = plan_branch(wf, step, claim.branch)
         branch = planned.branch
@@ -206,7 +236,7 @@ class StepRunner:
         joined = await self.ledger.claim_run(recorded.join.run_id, self.owner, self.lease_seconds)
         if joined is None:
             return "branch-recorded"
-        return await self._run_claimed(*joined)
+        return await self._run_claimed(*joined, chain)
 
     async def fail_crashed(self, run_id: int, *, max_attempts: int) -> str:
         """A run that lost ``max_attempts`` workers: fail its workflow (saga rollback first).

@@ -10,7 +10,10 @@ workflow's first runs (:meth:`Distribution.start`), a child's report to its pare
 
 The claim is given when the object is built (a worker's :class:`~ruvon.cluster.runner.StepRunner`
 builds it for the run it claimed) and never changes: every save is then fenced by it until the
-save that settles the workflow (waiting, suspended, ended) closes the run.
+save that settles the workflow (waiting, suspended, ended) closes the run. A worker may also
+hand in a :class:`Continuing` policy: the settling save then inserts one of its new runs
+already claimed by that worker (its next ASYNC step, one branch), which the worker runs next in
+the same task instead of announcing it.
 """
 
 from __future__ import annotations
@@ -25,13 +28,14 @@ from ruvon.providers.dispatch import RunDispatcher
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.ledger import RunLedger
 from ruvon.providers.persistence import PersistenceProvider
-from ruvon.providers.runs import Claim, QueuedRun, RunKind, RunRequest, WorkWrites
+from ruvon.providers.runs import Claim, QueuedRun, RunKind, RunRequest, TakeRun, WorkWrites
+from ruvon.records import WorkflowRecord
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
     from ruvon.engine.outcomes import StepHandler
 
-__all__ = ["ON_WORKER", "DistributedHost", "Distribution"]
+__all__ = ["ON_WORKER", "Continuing", "DistributedHost", "Distribution"]
 
 #: Statuses in which a step belongs to the workers.
 ON_WORKER = (WorkflowStatus.PENDING_ASYNC, WorkflowStatus.PENDING_PARALLEL)
@@ -62,17 +66,35 @@ class DistributedHost(StepRuntime, Protocol):
         ...
 
 
+class Continuing(Protocol):
+    """A worker that continues in the same task with work it can take itself."""
+
+    def take(self, runs: Sequence[RunRequest], workflow_id: str) -> TakeRun | None:
+        """Which of ``runs`` (enqueued by a save of ``workflow_id``) to insert claimed by this
+        worker, or None (not one it consumes, or its budget is spent)."""
+        ...
+
+    def taken(self, claim: Claim, record: WorkflowRecord) -> None:
+        """The save committed: ``claim`` is this worker's, on the workflow as ``record``."""
+        ...
+
+
 class Distribution:
     """Claim, pending run requests and unannounced runs of one workflow object."""
 
-    __slots__ = ("_applied", "_host", "_open", "claim", "ledger", "outbox")
+    __slots__ = ("_applied", "_host", "_open", "claim", "continuing", "ledger", "outbox")
 
     def __init__(
-        self, dispatcher: RunDispatcher, ledger: RunLedger | None, claim: Claim | None = None
+        self,
+        dispatcher: RunDispatcher,
+        ledger: RunLedger | None,
+        claim: Claim | None = None,
+        continuing: Continuing | None = None,
     ) -> None:
         self.outbox = RunOutbox(dispatcher)
         self.ledger = ledger
         self.claim = claim
+        self.continuing = continuing
         self._open = claim is not None  # the claimed run is RUNNING: saves are fenced by it
         self._applied = False  # the claimed work's own outcome is committed
         self._host: DistributedHost | None = None
@@ -83,12 +105,13 @@ class Distribution:
         execution: ExecutionProvider,
         persistence: PersistenceProvider,
         claim: Claim | None = None,
+        continuing: Continuing | None = None,
     ) -> Distribution | None:
         """The distributed part for these providers; None when steps run in this process."""
         if not _dispatches(execution):
             return None
         ledger = persistence if isinstance(persistence, RunLedger) else None
-        return cls(cast("RunDispatcher", execution), ledger, claim)
+        return cls(cast("RunDispatcher", execution), ledger, claim, continuing)
 
     def bind(self, host: DistributedHost) -> None:
         """Attach to the workflow whose runs these are (its engine calls this once)."""
@@ -171,9 +194,18 @@ class Distribution:
         """What the next save must carry (None: nothing, a plain save).
 
         ``settles``: the save leaves the workflow not ACTIVE (waiting, suspended, ended), so it
-        also closes the claimed run.
+        also closes the claimed run; then it may also claim the next run for this worker
+        (:class:`Continuing`), which never holds two open runs of one workflow.
         """
-        return self.outbox.writes(self.claim if self._open else None, close=settles)
+        fence = self.claim if self._open else None
+        work = self.outbox.writes(fence, close=settles)
+        continuing = self.continuing
+        if work is not None and fence is not None and settles and continuing is not None:
+            take = continuing.take(work.enqueue, self.host.record.id)
+            if take is not None:
+                work.enqueue.remove(take.run)
+                work.take = take
+        return work
 
     def committed(self, work: WorkWrites | None, *, announce: bool = True) -> None:
         """The save carrying ``work`` committed: the fence's run moved on; announce the runs
@@ -182,6 +214,8 @@ class Distribution:
             self._applied = True
             self._open = not work.close
         self.outbox.committed(work, announce=announce)
+        if work is not None and work.taken is not None and self.continuing is not None:
+            self.continuing.taken(work.taken, self.host.record)
 
     def snapshot(self) -> OutboxSnapshot:
         return self.outbox.snapshot()

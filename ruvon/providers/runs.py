@@ -30,6 +30,7 @@ __all__ = [
     "RunKind",
     "RunRequest",
     "RunStatus",
+    "TakeRun",
     "WorkWrites",
     "reject_work",
 ]
@@ -127,6 +128,20 @@ class BranchOutcome:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class TakeRun:
+    """One run a save inserts already claimed by the committing worker, which runs it next in
+    the same task (no broker message): RUNNING, attempt 1, leased to ``owner`` from now().
+
+    Its lease is like any claim's, so a worker that dies before or while running it is
+    recovered by the zombie sweep like any other.
+    """
+
+    run: RunRequest
+    owner: str
+    lease_seconds: float
+
+
 @dataclass(slots=True)
 class WorkWrites:
     """Step-run writes that commit in the same transaction as a workflow save.
@@ -134,7 +149,9 @@ class WorkWrites:
     ``fence``: the save only commits if this claim is still held (same attempt, still
     RUNNING); with ``close`` the run is then marked DONE (else it stays RUNNING for the saves
     to come). ``enqueue``: runs to insert (duplicates of stored runs are ignored). After the
-    commit, ``queued`` holds the inserted runs, which the caller announces.
+    commit, ``queued`` holds the inserted runs, which the caller announces. ``take``: a run to
+    insert claimed by the committing worker; after the commit, ``taken`` is its claim (None if
+    the run already existed: whoever stored it announces it).
     """
 
     fence: Claim | None = None
@@ -142,9 +159,11 @@ class WorkWrites:
     close: bool = True
     enqueue: list[RunRequest] = field(default_factory=list)
     queued: list[QueuedRun] = field(default_factory=list)
+    take: TakeRun | None = None
+    taken: Claim | None = None
 
     def __bool__(self) -> bool:
-        return self.fence is not None or bool(self.enqueue)
+        return self.fence is not None or bool(self.enqueue) or self.take is not None
 
 
 def reject_work(work: WorkWrites | None, provider: object) -> None:

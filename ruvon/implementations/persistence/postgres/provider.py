@@ -62,6 +62,7 @@ from ruvon.implementations.persistence.postgres.runs import (
     close_claimed_run,
     insert_runs,
     queued_run,
+    taken_claim,
 )
 from ruvon.implementations.persistence.postgres.schedules import PostgresSchedules
 from ruvon.implementations.persistence.postgres.target import (
@@ -334,14 +335,25 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
     ) -> int:
         """The save, its claim fence and its enqueued runs as one statement (see
         :mod:`.work`); the rows written. ``ClaimLost`` if the fence did not hold."""
-        sql, extra = _SAVE_WORK.statement(audit, work.fence, work.enqueue, close=work.close)
+        take = work.take
+        sql, extra = _SAVE_WORK.statement(
+            audit, work.fence, work.enqueue, close=work.close, take=take
+        )
         rows = await self._query("save workflow", "fetch", sql, (*params, *extra))
         held, written = rows[0][0], rows[0][1]
         if not held:
             assert work.fence is not None
             raise ClaimLost(record.id, work.fence.run_id, work.fence.attempt)
+        queued_at = 2
+        if take is not None:
+            queued_at = 4
+            taken_id = rows[0][2]
+            if written and taken_id is not None:
+                work.taken = taken_claim(take, taken_id, rows[0][3])
         if written and work.enqueue:
-            work.queued = [queued_run(tuple(row)[2:]) for row in rows if row[2] is not None]
+            work.queued = [
+                queued_run(tuple(row)[queued_at:]) for row in rows if row[queued_at] is not None
+            ]
         return int(written)
 
     async def _write_with_work(

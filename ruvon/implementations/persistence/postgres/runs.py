@@ -10,6 +10,7 @@ set. The queries are in ``sql/runs.sql``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from ruvon.providers.runs import (
     RunKind,
     RunRequest,
     RunStatus,
+    TakeRun,
 )
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.serialization import dumps
@@ -37,10 +39,28 @@ __all__ = [
     "insert_runs",
     "queued_run",
     "run_arrays",
+    "taken_claim",
 ]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "runs.sql")
 _WORKFLOW_COLUMNS = 24
+
+
+def taken_claim(take: TakeRun, run_id: int, claimed_at: datetime) -> Claim:
+    """The claim on a run a save inserted for the committing worker (attempt 1)."""
+    run = take.run
+    return Claim(
+        run_id,
+        run.workflow_id,
+        run.kind,
+        run.step_name,
+        run.branch,
+        run.run_number,
+        1,
+        take.owner,
+        run.queue,
+        claimed_at,
+    )
 
 
 def queued_run(row: Sequence[Any]) -> QueuedRun:

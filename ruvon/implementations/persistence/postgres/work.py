@@ -9,7 +9,10 @@ The statement chains data-modifying CTEs, all in the statement's implicit transa
 * ``audited`` — the audit rows, selected ``FROM written``;
 * ``closed`` — the claimed run marked DONE, only if the workflow was written (omitted while the
   worker carries the workflow on through inline steps: the run stays open until it settles);
-* ``queued`` — the enqueued runs, inserted ``FROM written`` (an existing run is skipped).
+* ``queued`` — the enqueued runs, inserted ``FROM written`` (an existing run is skipped);
+* ``taken`` — the run the committing worker continues with (a :class:`TakeRun`), inserted
+  ``FROM written`` already claimed: RUNNING, attempt 1, leased to the worker from ``now()``. So
+  finishing one step and claiming the next is this one statement, with no broker message.
 
 So nothing is written unless the claim holds and the version matches, and the run is closed
 exactly when its result is. The final ``SELECT`` reports whether the fence held, whether the
@@ -30,7 +33,7 @@ from ruvon.implementations.persistence.postgres.writes import (
     audit_params,
     audit_select,
 )
-from ruvon.providers.runs import Claim, RunRequest
+from ruvon.providers.runs import Claim, RunRequest, TakeRun
 from ruvon.records import AuditEntry
 
 __all__ = ["WorkWrite"]
@@ -59,6 +62,18 @@ _QUEUED = """queued AS (
     RETURNING id, workflow_id, kind, step_name, branch, queue,
               greatest(extract(epoch FROM run_at - now()), 0)::float8 AS delay
 )"""
+_TAKEN = """taken AS (
+    INSERT INTO step_runs (
+        workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+        lease_owner, lease_expires_at, started_at, dispatched_at, created_at, updated_at
+    )
+    SELECT ${p}::text, ${p1}::text, ${p2}::text, ${p3}::text, ${p4}::int, ${p5}::text,
+           'RUNNING', 1, now(), ${p6}::text, now() + make_interval(secs => ${p7}::float8),
+           now(), now(), now(), now()
+    FROM written
+    ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+    RETURNING id
+)"""
 
 
 class WorkWrite:
@@ -69,7 +84,7 @@ class WorkWrite:
     def __init__(self, write: str, params: int) -> None:
         self._write = write
         self._params = params
-        self._cache: dict[tuple[bool, bool, int, bool], str] = {}
+        self._cache: dict[tuple[bool, bool, int, bool, bool], str] = {}
 
     def statement(
         self,
@@ -78,10 +93,11 @@ class WorkWrite:
         runs: Sequence[RunRequest],
         *,
         close: bool = True,
+        take: TakeRun | None = None,
     ) -> tuple[str, tuple[Any, ...]]:
         """The SQL and the parameters that follow the write's own."""
         rows = len(audit) if len(audit) <= INLINE_ROWS else -1  # -1: one jsonb array
-        key = (fence is not None, close and fence is not None, rows, bool(runs))
+        key = (fence is not None, close and fence is not None, rows, bool(runs), take is not None)
         sql = self._cache.get(key)
         if sql is None:
             sql = self._cache[key] = self._build(*key)
@@ -90,9 +106,21 @@ class WorkWrite:
             params += (fence.run_id, fence.attempt)
         if runs:
             params += run_arrays(runs)
+        if take is not None:
+            run = take.run
+            params += (
+                run.workflow_id,
+                str(run.kind),
+                run.step_name,
+                run.branch,
+                run.run_number,
+                run.queue,
+                take.owner,
+                float(take.lease_seconds),
+            )
         return sql, tuple(params)
 
-    def _build(self, fenced: bool, close: bool, rows: int, enqueue: bool) -> str:
+    def _build(self, fenced: bool, close: bool, rows: int, enqueue: bool, take: bool) -> str:
         next_param = self._params + 1
         ctes: list[str] = []
         audit_sql = ""
@@ -113,12 +141,16 @@ class WorkWrite:
         if close:
             ctes.append(_CLOSED)
         if enqueue:
-            queued = _QUEUED.replace("{p}", str(next_param))
-            for offset in range(1, 7):
-                queued = queued.replace(f"{{p{offset}}}", str(next_param + offset))
-            ctes.append(queued)
+            ctes.append(_numbered(_QUEUED, next_param, 7))
+            next_param += 7
+        if take:
+            ctes.append(_numbered(_TAKEN, next_param, 8))
         held = "(SELECT count(*) FROM held)" if fenced else "1"
+        # Columns: fence held, rows written, the taken run's id and the database clock (with a
+        # take), then one row per queued run.
         head = f"SELECT {held}, (SELECT count(*) FROM written)"
+        if take:
+            head += ", (SELECT id FROM taken), now()"
         if enqueue:
             tail = (
                 f"{head}, q.id, q.workflow_id, q.kind, q.step_name, q.branch, q.queue, q.delay\n"
@@ -127,3 +159,11 @@ class WorkWrite:
         else:
             tail = head
         return "WITH " + ",\n".join(ctes) + "\n" + tail
+
+
+def _numbered(template: str, first: int, count: int) -> str:
+    """``template`` with its ``${p}``, ``${p1}``... placeholders numbered from ``first``."""
+    sql = template.replace("{p}", str(first))
+    for offset in range(1, count):
+        sql = sql.replace(f"{{p{offset}}}", str(first + offset))
+    return sql

@@ -45,7 +45,7 @@ from ruvon.providers.runs import (
     RunStatus,
 )
 from ruvon.records import AuditEntry, WorkflowRecord
-from ruvon.steps.parallel import branch_error_text, plan_branch, run_branch
+from ruvon.steps.parallel import batch_release, branch_error_text, plan_branch, run_branch
 
 if TYPE_CHECKING:
     from ruvon.builder import WorkflowBuilder
@@ -222,14 +222,19 @@ class StepRunner:
                     branch.name, planned.index, False, error=branch_error_text(exc)
                 )
         queue = self.execution.queue_for(step.queue, wf.record.data_region)
+        batch, waiting = batch_release(step, planned.count)
         recorded = await self.ledger.record_branch(
             claim,
             outcome,
             expected=planned.count,
             join_queue=queue,
+            batch=batch,
+            waiting=waiting,
         )
         if not recorded.recorded:
             return "stale"
+        if recorded.released is not None:
+            self.execution.dispatch([recorded.released])
         if recorded.join is None:
             return "branch-recorded"
         # This branch completed the set: run the join here rather than another broker hop.

@@ -12,6 +12,7 @@ Only a store every worker shares can implement them (PostgreSQL). Times are the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -33,10 +34,12 @@ class RunSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class BranchRecorded:
-    """The outcome of recording one branch: whether it counted, and the join if it fired."""
+    """The outcome of recording one branch: whether it counted, the join if it fired, and the
+    next branch it released (a fan-out with a batch size runs that many at a time)."""
 
     recorded: bool
     join: QueuedRun | None = None
+    released: QueuedRun | None = None
 
 
 @runtime_checkable
@@ -78,11 +81,17 @@ class RunLedger(Protocol):
         *,
         expected: int,
         join_queue: str,
+        batch: int = 0,
+        waiting: Sequence[str] | None = None,
     ) -> BranchRecorded:
         """Store a branch's outcome and close its run; fire the join when the set is complete.
 
         Commits only while the claim holds. Of ``expected`` branches, exactly one commit counts
         the last outcome and inserts the join run (returned: the caller runs or announces it).
+        With ``batch`` > 0 the fan-out enqueued only the first ``batch`` branches, and the
+        r-th outcome recorded inserts branch ``batch + r - 1`` (returned as ``released``): its
+        name is ``waiting[r - 1]`` (the static tasks after the first batch), or
+        ``<step>[<index>]`` for a dynamic fan-out (``waiting`` None).
         """
         ...
 

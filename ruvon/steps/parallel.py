@@ -223,15 +223,35 @@ async def join_stored(rt: StepRuntime, remote: RemoteWork, step: StepDefinition)
 
 
 def fan_out(rt: StepRuntime, remote: RemoteWork, step: StepDefinition) -> Suspend | None:
-    """Distributed fan-out: one branch run per branch, committed with PENDING_PARALLEL."""
+    """Distributed fan-out: one branch run per branch, committed with PENDING_PARALLEL.
+
+    With a ``batch_size`` only that many are enqueued: each branch's commit releases the next
+    (see :func:`batch_release`), so at most ``batch_size`` run at once, as in-process.
+    """
     branches = plan_branches(rt, step)
     if not branches:
         return None  # nothing to run: merge the empty set in-process
     parallel = rt.record.runtime.setdefault("parallel", {})
     parallel[step.name] = ParallelRun(run=rt.run_number(step.name), branches=len(branches))
-    for branch in branches:
+    first, _ = batch_release(step, len(branches))
+    for branch in branches[: first or None]:
         remote.enqueue(RunKind.BRANCH, step.name, branch=branch.name)
     return Suspend(WorkflowStatus.PENDING_PARALLEL)
+
+
+def batch_release(step: StepDefinition, count: int) -> tuple[int, list[str] | None]:
+    """How a distributed fan-out of ``count`` branches is released: ``(batch, waiting)``.
+
+    ``batch`` is 0 when every branch starts at once; else the first ``batch`` start with the
+    fan-out and each recorded outcome releases the next. ``waiting`` names the branches after
+    the first batch for static tasks (None for a dynamic fan-out, whose names are by index).
+    """
+    batch = step.batch_size
+    if batch <= 0 or batch >= count:
+        return 0, None
+    if step.iterate_over is not None and step.task_function is not None:
+        return batch, None
+    return batch, [task.name for task in step.tasks[batch:]]
 
 
 class ParallelStep(StepKind):

@@ -98,6 +98,33 @@ async def test_dynamic_fan_out_joins_once_in_branch_order(cluster: LocalCluster,
     assert len(counts) == size and set(counts.values()) == {1}
 
 
+_IN_FLIGHT = """
+SELECT r.branch,
+       (SELECT count(*) FROM step_runs AS s WHERE s.workflow_id = $1 AND s.kind = 'branch'
+          AND s.step_name = $2 AND s.created_at <= r.created_at)
+     - (SELECT count(*) FROM parallel_branch_results AS b WHERE b.workflow_id = $1
+          AND b.step_name = $2 AND b.recorded_at <= r.created_at)
+FROM step_runs AS r WHERE r.workflow_id = $1 AND r.kind = 'branch' AND r.step_name = $2
+"""
+
+
+async def test_a_batched_fan_out_runs_batch_size_branches_at_a_time(
+    cluster: LocalCluster,
+) -> None:
+    size = 8
+    async with client_of(cluster) as client:
+        done = await _completed(client, "BatchedFanOut", {"size": size})
+    assert done.state["total"] == sum(i * i for i in range(size))
+    assert done.state["order"] == list(range(size))
+    # When each branch run was created, how many were out and not yet recorded.
+    dynamic = await fetch(cluster, _IN_FLIGHT, done.id, "Square_All")
+    assert len(dynamic) == size and max(row[1] for row in dynamic) <= 2
+    static = await fetch(cluster, _IN_FLIGHT, done.id, "Static_Pair")
+    assert sorted(row[0] for row in static) == ["Left", "Middle", "Right"]
+    assert max(row[1] for row in static) <= 1
+    assert set(effect_counts(cluster, done.id).values()) == {1}
+
+
 async def test_examples_end_as_they_do_embedded(cluster: LocalCluster) -> None:
     async with client_of(cluster) as client:
         for workflow_type in ("OrderFulfillment", "SalesDataPipeline"):

@@ -158,6 +158,8 @@ class PostgresRunLedger:
         *,
         expected: int,
         join_queue: str,
+        batch: int = 0,
+        waiting: Sequence[str] | None = None,
     ) -> BranchRecorded:
         args = (
             claim.workflow_id,
@@ -172,12 +174,16 @@ class PostgresRunLedger:
             claim.attempt,
             expected,
             join_queue,
+            batch,
+            list(waiting) if waiting is not None else None,
         )
         row = await self._query("record branch result", "fetchrow", _Q["record_branch"], args)
         if not row[0]:
             return BranchRecorded(False)  # the claim no longer holds: a late or duplicate run
-        join = queued_run(tuple(row)[1:]) if row[1] is not None else None
-        return BranchRecorded(True, join)
+        values = tuple(row)
+        join = queued_run(values[1:8]) if values[1] is not None else None
+        released = queued_run(values[8:15]) if values[8] is not None else None
+        return BranchRecorded(True, join, released)
 
     async def branch_results(
         self, workflow_id: str, step_name: str, run_number: int

@@ -78,6 +78,10 @@ SELECT id, workflow_id, kind, step_name, branch, queue, $3::float8 FROM queued;
 -- $11 branches. Exactly one branch's commit sees recorded = expected. Returns whether the
 -- claim held, and the join run if this commit fired it. A branch of a workflow that stopped
 -- waiting (cancelled) still records; its join run then finds nothing to join (SKIPPED).
+-- With a batch size ($13 > 0) only the first $13 branches were enqueued by the fan-out: the
+-- r-th outcome recorded releases branch $13 + r - 1 (0-based), so $13 run at a time, each
+-- released exactly once (each commit sees its own count). Its name is $14[r] for static tasks
+-- (the names of the branches after the first batch), else `<step>[<index>]`.
 WITH closed AS (
     UPDATE step_runs SET
         status = 'DONE', error = $8::text, finished_at = now(), lease_expires_at = NULL,
@@ -109,10 +113,21 @@ WITH closed AS (
     FROM counted WHERE recorded >= expected
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay
+), released AS (
+    INSERT INTO step_runs (
+        workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+        dispatched_at, created_at, updated_at
+    )
+    SELECT $1::text, 'branch', $2::text,
+           coalesce(($14::text[])[recorded], $2::text || '[' || ($13::int + recorded - 1) || ']'),
+           $3::int, $12::text, 'QUEUED', 0, now(), now(), now(), now()
+    FROM counted WHERE $13::int > 0 AND $13::int + recorded - 1 < expected
+    ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+    RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay
 )
 SELECT (SELECT count(*) FROM closed), f.id, f.workflow_id, f.kind, f.step_name, f.branch,
-       f.queue, f.delay
-FROM (SELECT 1) AS one LEFT JOIN fired AS f ON true;
+       f.queue, f.delay, r.id, r.workflow_id, r.kind, r.step_name, r.branch, r.queue, r.delay
+FROM (SELECT 1) AS one LEFT JOIN fired AS f ON true LEFT JOIN released AS r ON true;
 
 -- name: branch_results
 SELECT branch, branch_index, succeeded, result, error FROM parallel_branch_results

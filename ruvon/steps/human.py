@@ -1,4 +1,11 @@
-"""HUMAN_IN_LOOP and HUMAN_APPROVAL: pause in WAITING_HUMAN, resume with validated input."""
+"""HUMAN_IN_LOOP and HUMAN_APPROVAL: pause in WAITING_HUMAN, resume with validated input.
+
+Embedded, the resume applies the input at once (calling the step's function if it has one). On
+a cluster, a resume whose step has a function only validates and keeps the input, and hands
+the step to the workers (PENDING_ASYNC, with a step run): the function then runs on a worker
+under a claim, once, however many resumes race — the first resume's save moves the workflow on,
+the others conflict with it or find it no longer waiting.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ from ruvon.engine.invoke import call_step_function
 from ruvon.engine.outcomes import Advance, StepKind, StepOutcome, Suspend
 from ruvon.errors import InputValidationError, StepTimeoutError
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import RunKind
+from ruvon.steps.pending import drop_input, keep_input, stored_input
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
@@ -60,12 +69,36 @@ async def _apply_human_input(
     return Advance(await call_step_function(rt, step, fn, context=context, kwargs=user_input))
 
 
+async def _resume_with(
+    rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any], validated: BaseModel | None
+) -> StepOutcome:
+    """Apply a person's (validated) input here, or, on a cluster, hand it to the workers."""
+    remote = rt.remote
+    if remote is None or step.function is None:
+        return await _apply_human_input(rt, step, user_input, validated)
+    keep_input(rt, step, user_input)
+    remote.enqueue(RunKind.STEP, step.name)
+    return Suspend(WorkflowStatus.PENDING_ASYNC)
+
+
+async def _apply_kept_input(
+    rt: StepRuntime, step: StepDefinition, default: type[BaseModel] | None = None
+) -> StepOutcome:
+    """A worker runs the step a resume handed it, with the input the resume kept."""
+    kept = stored_input(rt, step) or {}
+    outcome = await _apply_human_input(rt, step, kept, validate_input(step, kept, default))
+    drop_input(rt, step)
+    return outcome
+
+
 class HumanInLoopStep(StepKind):
     """Waits for a person; on resume calls the function with the input (or merges the input)."""
 
     async def execute(
         self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
+        if rt.status is WorkflowStatus.PENDING_ASYNC:
+            return await _apply_kept_input(rt, step)
         return Suspend(WorkflowStatus.WAITING_HUMAN, waiting_for=step.name)
 
     async def resume(
@@ -73,8 +106,7 @@ class HumanInLoopStep(StepKind):
     ) -> StepOutcome | None:
         if user_input is None:
             return None
-        validated = validate_input(step, user_input)
-        return await _apply_human_input(rt, step, user_input, validated)
+        return await _resume_with(rt, step, user_input, validate_input(step, user_input))
 
 
 class HumanApprovalStep(StepKind):
@@ -83,6 +115,8 @@ class HumanApprovalStep(StepKind):
     async def execute(
         self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
+        if rt.status is WorkflowStatus.PENDING_ASYNC:
+            return await _apply_kept_input(rt, step, ApprovalDecision)
         deadline = None
         if step.approval_timeout is not None:
             deadline = utc_now() + timedelta(seconds=step.approval_timeout)
@@ -97,7 +131,7 @@ class HumanApprovalStep(StepKind):
                 return None
             return await self._time_out(rt, step)
         validated = validate_input(step, user_input, default=ApprovalDecision)
-        return await _apply_human_input(rt, step, user_input, validated)
+        return await _resume_with(rt, step, user_input, validated)
 
     async def _time_out(self, rt: StepRuntime, step: StepDefinition) -> StepOutcome:
         if step.on_timeout is TimeoutAction.FAIL:

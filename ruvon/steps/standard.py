@@ -12,6 +12,7 @@ from ruvon.engine.outcomes import Advance, StepKind, StepOutcome, Suspend
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.runs import RunKind
 from ruvon.steps.human import validate_input
+from ruvon.steps.pending import drop_input, keep_input, stored_input
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
@@ -66,7 +67,7 @@ class AsyncStep(StepKind):
     async def execute(
         self, rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None
     ) -> StepOutcome:
-        _keep_input(rt, step, user_input)
+        keep_input(rt, step, user_input)
         if rt.status is WorkflowStatus.PENDING_ASYNC:
             return await _run_with_pending_input(rt, step)
         return Suspend(
@@ -79,7 +80,7 @@ class AsyncStep(StepKind):
         remote = rt.remote
         if remote is None:
             return None
-        _keep_input(rt, step, user_input)
+        keep_input(rt, step, user_input)
         remote.enqueue(RunKind.STEP, step.name)
         return Suspend(WorkflowStatus.PENDING_ASYNC)
 
@@ -87,16 +88,7 @@ class AsyncStep(StepKind):
         return _needs_function(step)
 
 
-def _keep_input(rt: StepRuntime, step: StepDefinition, user_input: dict[str, Any] | None) -> None:
-    if user_input is not None:
-        rt.record.runtime.setdefault("pending_input", {})[step.name] = user_input
-
-
 async def _run_with_pending_input(rt: StepRuntime, step: StepDefinition) -> StepOutcome:
-    runtime = rt.record.runtime
-    pending = runtime.get("pending_input")
-    stored = pending.get(step.name) if isinstance(pending, dict) else None
-    result = await run_function_step(rt, step, stored)
-    if isinstance(pending, dict) and pending.pop(step.name, None) is not None and not pending:
-        del runtime["pending_input"]
+    result = await run_function_step(rt, step, stored_input(rt, step))
+    drop_input(rt, step)
     return Advance(result)

@@ -15,10 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from ruvon.client import Client
 from ruvon.config import Settings
-from ruvon.errors import BrokerUnavailable
+from ruvon.errors import BrokerUnavailable, ConcurrencyConflict
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster
 from tests.integration.distributed_support import (
@@ -123,6 +124,34 @@ async def test_a_batched_fan_out_runs_batch_size_branches_at_a_time(
     assert sorted(row[0] for row in static) == ["Left", "Middle", "Right"]
     assert max(row[1] for row in static) <= 1
     assert set(effect_counts(cluster, done.id).values()) == {1}
+
+
+async def test_racing_resumes_run_a_human_step_once_on_a_worker(cluster: LocalCluster) -> None:
+    """Two clients resume each waiting workflow at once: its function runs once, on a worker."""
+    workflows = 6
+    async with client_of(cluster) as first, client_of(cluster) as second:
+        ids = [(await first.start("HumanReview", {})).id for _ in range(workflows)]
+        for workflow_id in ids:
+            await first.wait(workflow_id, timeout=WAIT)  # WAITING_HUMAN
+        counters = {wid: f"{cluster.key_prefix}reviews:{wid}" for wid in ids}
+        outcomes = await asyncio.gather(
+            *(
+                client.resume(wid, {"verdict": "ok", "counter": counters[wid]})
+                for wid in ids
+                for client in (first, second)
+            ),
+            return_exceptions=True,
+        )
+        refused = [o for o in outcomes if isinstance(o, BaseException)]
+        assert all(isinstance(o, ConcurrencyConflict) for o in refused), refused
+        done = [await first.wait(wid, timeout=WAIT) for wid in ids]
+    workers = {pid for worker in cluster.workers for pid in worker.child_pids()}
+    with redis.Redis.from_url(cluster.env["RUVON_BROKER_URL"]) as store:
+        calls = {wid: int(store.get(counters[wid]) or 0) for wid in ids}
+    assert all(d.status is WorkflowStatus.COMPLETED for d in done), [d.error for d in done]
+    assert calls == dict.fromkeys(ids, 1)  # once per workflow, however many resumes raced
+    assert {d.state["reviewed_by_pid"] for d in done} <= workers
+    assert all(d.state["verdict"] == "ok" and d.state["finished"] for d in done)
 
 
 async def test_examples_end_as_they_do_embedded(cluster: LocalCluster) -> None:

@@ -130,3 +130,11 @@ def slow_first_attempt(state: dict[str, Any], context: StepContext) -> dict[str,
 
 def level_marker(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     return {"visited": [*state.get("visited", []), context.workflow_type]}
+
+
+def apply_review(
+    state: dict[str, Any], context: StepContext, verdict: str, counter: str
+) -> dict[str, Any]:
+    """A reviewer's verdict; counts its calls under the key the input names (any process)."""
+    calls = int(_redis().incr(counter))
+    return {"verdict": verdict, "reviewed_by_pid": os.getpid(), "review_calls": calls}

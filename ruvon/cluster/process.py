@@ -13,6 +13,7 @@ One worker-only variable:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -20,7 +21,12 @@ import socket
 import threading
 from typing import TYPE_CHECKING
 
-from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutdown,
+)
 
 from ruvon.bridge import close_process_bridge, get_process_bridge
 from ruvon.builder import WorkflowBuilder
@@ -29,13 +35,15 @@ from ruvon.cluster.metrics import worker_observer
 from ruvon.cluster.runner import StepRunner
 from ruvon.cluster.sweeps import Sweeps
 from ruvon.config import Settings
-from ruvon.errors import ConfigurationError
+from ruvon.errors import ConfigurationError, PersistenceError, SchemaOutOfDate
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
 from ruvon.implementations.execution.celery_config import PROCESS_INIT_TIMEOUT
 from ruvon.providers.persistence import PersistenceProvider
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 
 __all__ = ["process_persistence", "process_runner", "process_sweeps", "serve_app"]
 
@@ -62,9 +70,8 @@ def _is_postgres(url: str) -> bool:
     return "://" in url and url.split("://", 1)[0].lower() in _POSTGRES_SCHEMES
 
 
-def _open_persistence() -> PersistenceProvider:
-    """A provider for RUVON_DATABASE_URL, initialized on this process's bridge loop."""
-    settings = Settings.from_env()
+def _cluster_provider(settings: Settings, pool: tuple[int, int]) -> PostgresPersistenceProvider:
+    """A PostgreSQL provider for ``settings`` (``ConfigurationError`` for any other database)."""
     if not _is_postgres(settings.database_url):
         raise ConfigurationError(
             "a Ruvon worker needs PostgreSQL, the cluster's shared source of truth: set "
@@ -72,14 +79,19 @@ def _open_persistence() -> PersistenceProvider:
         )
     from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 
-    provider = PostgresPersistenceProvider(
+    return PostgresPersistenceProvider(
         settings.database_url,
-        settings.pool_min_size,
-        settings.pool_max_size,
+        *pool,
         statement_timeout=settings.statement_timeout,
         max_state_bytes=settings.max_state_bytes,
         application_name=os.environ.get("RUVON_APPLICATION_NAME") or DEFAULT_APPLICATION_NAME,
     )
+
+
+def _open_persistence() -> PersistenceProvider:
+    """A provider for RUVON_DATABASE_URL, initialized on this process's bridge loop."""
+    settings = Settings.from_env()
+    provider = _cluster_provider(settings, (settings.pool_min_size, settings.pool_max_size))
     bridge = get_process_bridge()
     try:
         bridge.run(provider.initialize(), timeout=PROCESS_INIT_TIMEOUT)
@@ -151,6 +163,38 @@ def process_sweeps() -> Sweeps:
         if _sweeps is None or _sweeps.runner is not runner:
             _sweeps = Sweeps(runner, Settings.from_env())
         return _sweeps
+
+
+#: The exit status of a worker that refuses to start (``EX_CONFIG``: fix the setup, then start).
+EXIT_UNUSABLE_DATABASE = 78
+
+
+async def _check_database(settings: Settings) -> None:
+    provider = _cluster_provider(settings, (1, 1))
+    try:
+        await provider.initialize()  # opens a connection and checks the schema revision
+    finally:
+        await provider.close()
+
+
+@worker_init.connect
+def _refuse_an_unusable_database(**_: object) -> None:
+    """Before the pool forks: a worker whose database can never serve it does not start.
+
+    A database that is not PostgreSQL, or whose schema is not at this code's revision, would
+    fail every message the worker takes while it reports ready; exit instead, with the error
+    and ``EXIT_UNUSABLE_DATABASE``. A database that is only down is waited for (each process
+    connects when it can), as a restart of PostgreSQL must not kill the cluster.
+    """
+    settings = Settings.from_env()
+    try:
+        asyncio.run(_check_database(settings))
+    except (ConfigurationError, SchemaOutOfDate) as exc:
+        message = f"ruvon worker cannot start: {type(exc).__name__}: {exc}"
+        logger.critical("%s", message)
+        raise SystemExit(EXIT_UNUSABLE_DATABASE) from exc
+    except PersistenceError as exc:
+        logger.warning("ruvon worker: the database is not reachable yet (%s); starting", exc)
 
 
 @worker_process_init.connect

@@ -25,7 +25,7 @@ import pytest
 from ruvon.config import Settings
 from ruvon.implementations.execution.celery_config import BROKER_VISIBILITY_TIMEOUT, celery_config
 from ruvon.testing.cluster import LocalCluster, WorkerProcess
-from ruvon.testing.postgres import server_url
+from ruvon.testing.postgres import create_database, drop_database, server_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -101,6 +101,27 @@ def test_warm_shutdown_closes_every_process_pool(
     log = running_worker.log()
     assert "Warm shutdown" in log
     assert log.count("closed its database pool") == 2, "a child skipped worker_process_shutdown"
+
+
+@pytest.mark.parametrize("kind", ["unmigrated", "sqlite"])
+def test_a_worker_refuses_to_start_on_a_database_it_cannot_use(
+    cluster: LocalCluster, tmp_path: Path, kind: str
+) -> None:
+    if kind == "sqlite":
+        url, expected = f"sqlite:///{tmp_path / 'x.sqlite3'}", "ConfigurationError"
+    else:
+        url, expected = asyncio.run(create_database(from_template=False)), "SchemaOutOfDate"
+    try:
+        worker = cluster.start_worker(env={"RUVON_DATABASE_URL": url}, name=kind, wait=False)
+        code = worker.process.wait(timeout=60)
+    finally:
+        if kind != "sqlite":
+            asyncio.run(drop_database(url))
+    log = worker.log()
+    assert code == 78, log  # EX_CONFIG: it never took a message
+    assert f"ruvon worker cannot start: {expected}" in log
+    assert ("ruvon db upgrade" if kind != "sqlite" else "needs PostgreSQL") in log
+    assert " ready." not in log
 
 
 def test_app_settings_encode_the_correctness_model() -> None:

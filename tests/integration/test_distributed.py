@@ -262,6 +262,19 @@ async def test_a_step_past_its_timeout_fails_on_the_worker(cluster: LocalCluster
     assert time.monotonic() - started < 4  # not the 5 s the function sleeps
 
 
+async def test_a_timed_out_attempt_is_stopped_before_the_retry_starts(
+    cluster: LocalCluster,
+) -> None:
+    async with client_of(cluster) as client:
+        record = await client.start("StepTimeoutRetried", {})
+        done = await client.wait(record.id, timeout=WAIT)
+    assert done.status is WorkflowStatus.FAILED
+    assert "exceeded its timeout of 0.5s (attempt 2)" in (done.error or "")
+    await asyncio.sleep(3.5)  # an abandoned body would finish its 3 s meanwhile
+    events = redis_list(cluster, f"slow:{done.id}:events")
+    assert [e.split()[:2] for e in events] == [["start", "1"], ["start", "2"]]  # none finished
+
+
 async def test_a_step_routed_to_gpu_waits_for_a_gpu_worker(cluster: LocalCluster) -> None:
     async with client_of(cluster) as client:
         record = await client.start("GpuStep", {})

@@ -7,8 +7,8 @@ The provider does two things:
   queue, with ids only. The SDK never imports ``worker/``.
 * ``execute`` runs a step function in this process: on a worker, sync functions run in the Celery
   task's thread (:mod:`~ruvon.implementations.execution.task_thread`) and async ones on the
-  bridge loop; a step with a ``timeout`` runs in a watched thread, like
-  :class:`SyncExecutionProvider`.
+  bridge loop; a sync step past its ``timeout`` is stopped there, not abandoned
+  (:mod:`~ruvon.implementations.execution.time_limit`), so a retry never overlaps it.
 
 Which process calls ``execute`` is the engine's business: with this provider the engine stores
 ASYNC/PARALLEL work as runs instead of running it, so a client only runs the inline steps it is
@@ -32,8 +32,13 @@ from ruvon.implementations.execution.celery_config import (
     RUN_TASKS,
     celery_config,
 )
-from ruvon.implementations.execution.sync import SyncExecutionProvider, run_async_function
+from ruvon.implementations.execution.sync import (
+    SyncExecutionProvider,
+    run_async_function,
+    timeout_error,
+)
 from ruvon.implementations.execution.task_thread import current_task_thread
+from ruvon.implementations.execution.time_limit import AttemptInterrupted, call_with_time_limit
 from ruvon.providers.execution import StepCall
 from ruvon.providers.runs import QueuedRun
 
@@ -130,12 +135,18 @@ class CeleryExecutionProvider:
     async def execute(self, call: StepCall) -> Any:
         thread = current_task_thread()
         shape = function_shape(call.function)
-        if thread is None or call.timeout is not None or shape.is_async:
-            if shape.is_async:
-                return await run_async_function(call, shape.select_kwargs(dict(call.kwargs)))
+        if shape.is_async:
+            return await run_async_function(call, shape.select_kwargs(dict(call.kwargs)))
+        if thread is None:
             return await self._local.execute(call)
         kwargs = shape.select_kwargs(dict(call.kwargs))
-        return await thread.call(_invoke, call, kwargs)
+        if call.timeout is None:
+            return await thread.call(_invoke, call, kwargs)
+        try:
+            return await thread.call(_invoke_limited, call, kwargs)
+        except AttemptInterrupted:
+            # Stopped, not abandoned: no retry can overlap it (see time_limit).
+            raise timeout_error(call) from None
 
     def close(self) -> None:
         """Release the broker connections of an app this provider built itself."""
@@ -155,6 +166,11 @@ def _batched(producer: Any, many: bool) -> contextlib.AbstractContextManager[Any
 
 def _invoke(call: StepCall, kwargs: dict[str, Any]) -> Any:
     return call.function(call.state, call.context, **kwargs)
+
+
+def _invoke_limited(call: StepCall, kwargs: dict[str, Any]) -> Any:
+    assert call.timeout is not None
+    return call_with_time_limit(call.function, (call.state, call.context), kwargs, call.timeout)
 
 
 def _redact(url: str) -> str:

@@ -138,3 +138,14 @@ def apply_review(
     """A reviewer's verdict; counts its calls under the key the input names (any process)."""
     calls = int(_redis().incr(counter))
     return {"verdict": verdict, "reviewed_by_pid": os.getpid(), "review_calls": calls}
+
+
+def slow_in_small_sleeps(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """Runs 3 s in small sleeps, marking in Redis when each attempt starts and if it finishes."""
+    store = _redis()
+    mark = f"{os.environ.get('RUVON_BROKER_KEY_PREFIX', '')}slow:{context.workflow_id}"
+    store.rpush(f"{mark}:events", f"start {context.attempt} {time.time()}")
+    for _ in range(30):
+        time.sleep(0.1)
+    store.rpush(f"{mark}:events", f"finish {context.attempt} {time.time()}")
+    return {"never": True}

@@ -128,24 +128,34 @@ class StepRunner:
         if claim.claimed_at is not None:
             # Deadlines this worker computes are compared with the database's clock.
             align_clock(claim.claimed_at)
-        heartbeat = asyncio.create_task(self._heartbeat(claim))
+        # Most runs end within milliseconds: the heartbeat starts only once a run has lasted
+        # one interval (a timer costs far less than a task started and cancelled per run).
+        beats: list[asyncio.Task[None]] = []
+
+        def start_heartbeat() -> None:
+            beats.append(asyncio.ensure_future(self._heartbeat(claim)))
+
+        start = asyncio.get_running_loop().call_later(self.heartbeat_seconds, start_heartbeat)
         try:
             return await self._execute(claim, record, chain)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            start.cancel()
+            for heartbeat in beats:
+                heartbeat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await heartbeat
 
     async def _heartbeat(self, claim: Claim) -> None:
+        """Extend the lease now and every interval until the run is closed or taken over."""
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
             try:
                 held = await self.ledger.extend_lease(claim, self.lease_seconds)
             except Exception:
                 logger.exception("heartbeat of step run %d failed; retrying", claim.run_id)
-                continue
+                held = True  # try again at the next interval
             if not held:
                 return  # closed (committed), or taken over: its commit will be refused
+            await asyncio.sleep(self.heartbeat_seconds)
 
     async def _claimed_workflow(
         self, claim: Claim, record: WorkflowRecord, chain: ContinuationBudget | None = None

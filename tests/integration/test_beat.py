@@ -21,6 +21,7 @@ from tests.integration.distributed_support import (
     QUEUE,
     WAIT,
     client_of,
+    effect_counts,
     fetch,
     redis_list,
     started_cluster,
@@ -205,3 +206,24 @@ async def test_a_one_second_schedule_starts_one_workflow_per_tick_with_two_beats
     ticks = [row[0] for row in started]
     assert len(ticks) == len(set(ticks))  # each tick once
     assert 9 <= len(ticks) <= 11, ticks  # 10 s of ticks, one per second (+-1)
+
+
+async def test_a_step_longer_than_its_lease_keeps_it_by_heartbeat(cluster: LocalCluster) -> None:
+    """A 5 s step under a 2 s lease: its heartbeat (started once it ran an interval) keeps the
+    lease, so the beats never take the run away and the step runs once."""
+    async with client_of(cluster) as client:
+        record = await client.start("LongStep", {})
+        done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    runs = await fetch(
+        cluster, "SELECT attempt, status FROM step_runs WHERE workflow_id = $1", record.id
+    )
+    assert [tuple(r) for r in runs] == [(1, "DONE")]
+    crashes = await fetch(
+        cluster,
+        "SELECT count(*) FROM workflow_audit_log WHERE workflow_id = $1 AND "
+        "event_type = 'WORKER_CRASH_DETECTED'",
+        record.id,
+    )
+    assert crashes[0][0] == 0
+    assert effect_counts(cluster, record.id) == {"Long:1": 1}

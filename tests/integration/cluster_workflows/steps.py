@@ -149,3 +149,9 @@ def slow_in_small_sleeps(state: dict[str, Any], context: StepContext) -> dict[st
         time.sleep(0.1)
     store.rpush(f"{mark}:events", f"finish {context.attempt} {time.time()}")
     return {"never": True}
+
+
+def five_seconds(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    count_effect(context)
+    time.sleep(5)
+    return {"slept": 5}

@@ -164,14 +164,16 @@ class ChaosRun:
                 return worker
         return None
 
-    async def busy_pids(self, patience: float = 2.0) -> list[int]:
-        """Pool processes of live workers holding a step run (mid-step), polled for a while."""
+    async def busy_pids(self, patience: float = 2.0, *, continued: bool = False) -> list[int]:
+        """Pool processes of live workers holding a step run (mid-step), polled for a while;
+        with ``continued``, only those inside a continued chain (a run their commit took)."""
         deadline = time.monotonic() + patience
+        query = Q["continued_owners" if continued else "busy_owners"]
         while True:
             with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
                 conn = await asyncpg.connect(self.cluster.database_url, timeout=5)
                 try:
-                    owners = await conn.fetch(Q["busy_owners"])
+                    owners = await conn.fetch(query)
                 finally:
                     await conn.close()
                 pids = [int(o[0].rpartition(":")[2]) for o in owners if o[0]]
@@ -316,13 +318,14 @@ class ChaosRun:
 # -- injectors' building blocks -----------------------------------------------------------------
 
 
-async def kill_busy_child(run: ChaosRun) -> bool:
-    """SIGKILL one pool process that holds a step run; False if none was busy."""
-    pids = await run.busy_pids()
+async def kill_busy_child(run: ChaosRun, *, continued: bool = False) -> bool:
+    """SIGKILL one pool process that holds a step run (with ``continued``: one inside a
+    continued chain); False if none was busy."""
+    pids = await run.busy_pids(continued=continued)
     if not pids:
         return False
     pid = random.choice(pids)
-    run.fault("kill pool child", {pid})
+    run.fault("kill pool child in a continued chain" if continued else "kill pool child", {pid})
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     return True
@@ -379,9 +382,10 @@ async def replace_dead_workers(run: ChaosRun) -> list[str]:
     return dead
 
 
-async def freeze_busy_worker(run: ChaosRun, seconds: float) -> bool:
-    """SIGSTOP a worker's process group holding a step run for ``seconds``, then SIGCONT."""
-    pids = await run.busy_pids()
+async def freeze_busy_worker(run: ChaosRun, seconds: float, *, continued: bool = False) -> bool:
+    """SIGSTOP a worker's process group holding a step run (with ``continued``: inside a
+    continued chain) for ``seconds``, then SIGCONT."""
+    pids = await run.busy_pids(continued=continued)
     worker = run.worker_of(random.choice(pids)) if pids else None
     if worker is None:
         return False
@@ -390,9 +394,9 @@ async def freeze_busy_worker(run: ChaosRun, seconds: float) -> bool:
     try:
         # Steps take milliseconds: the run seen a moment ago may have committed before the
         # signal landed. Only a worker frozen while it holds a run is a fault worth counting.
-        if not frozen & set(await run.busy_pids(patience=0.0)):
+        if not frozen & set(await run.busy_pids(patience=0.0, continued=continued)):
             return False
-        run.fault("freeze worker", frozen)
+        run.fault("freeze worker in a continued chain" if continued else "freeze worker", frozen)
         await asyncio.sleep(seconds)
     finally:
         os.killpg(worker.pid, signal.SIGCONT)

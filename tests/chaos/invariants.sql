@@ -28,6 +28,12 @@ CREATE TABLE IF NOT EXISTS chaos_effects (
 -- Who holds a step run right now (``host:pid`` of a pool process).
 SELECT DISTINCT lease_owner FROM step_runs WHERE status = 'RUNNING' AND lease_expires_at > now();
 
+-- name: continued_owners
+-- Who holds a run its own last commit claimed for it (a continuation: the run was inserted
+-- already claimed, so it started when it was created), i.e. who is inside a continued chain.
+SELECT DISTINCT lease_owner FROM step_runs
+WHERE status = 'RUNNING' AND lease_expires_at > now() AND attempt = 1 AND started_at = created_at;
+
 -- name: done_owners
 -- Who committed each closed step run (``host:pid`` of its last claim).
 SELECT lease_owner FROM step_runs WHERE status = 'DONE';

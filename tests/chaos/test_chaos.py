@@ -197,6 +197,51 @@ def test_s5_frozen_worker_late_write_is_rejected(servers: Servers, tmp_path: Pat
         _assert_survived(cluster, run)
 
 
+def test_s7_sigkill_inside_a_continued_chain(servers: Servers, tmp_path: Path) -> None:
+    """S7: SIGKILL pool children while they run a step their own last commit claimed (a
+    continuation, no message behind it): the lease alone brings it back, once."""
+    kills = 12 if LONG else 4
+
+    async def inject(run: ChaosRun) -> None:
+        await run.until_progress(0.1)
+        done = 0
+        while done < kills and run.loading:
+            done += await kill_busy_child(run, continued=True)
+            await asyncio.sleep(SPREAD / kills * 0.4)
+
+    with chaos_cluster(servers, tmp_path, workers=2) as cluster:
+        cluster.start_beat()
+        run = ChaosRun(cluster, "S7 SIGKILL in a continuation", workflows=WORKFLOWS, spread=SPREAD)
+        report = asyncio.run(run.run(inject))
+        _assert_holds(report)
+        assert report.faults >= kills // 2  # the chains were there to strike
+        assert report.crash_detections > 0
+        assert not report.unexplained_detections
+        _assert_survived(cluster, run)
+
+
+def test_s8_frozen_inside_a_continued_chain(servers: Servers, tmp_path: Path) -> None:
+    """S8: SIGSTOP a worker inside a continued chain past its lease, then SIGCONT: another
+    worker took the run over; the thawed chain's late commits are refused."""
+    freezes = 4 if LONG else 2
+
+    async def inject(run: ChaosRun) -> None:
+        await run.until_progress(0.2)
+        done = 0
+        while done < freezes and run.loading:
+            done += await freeze_busy_worker(run, 2.5 * LEASE, continued=True)
+            await asyncio.sleep(0.5)
+
+    with chaos_cluster(servers, tmp_path, workers=3) as cluster:
+        cluster.start_beat()
+        run = ChaosRun(cluster, "S8 SIGSTOP in a continuation", workflows=WORKFLOWS, spread=SPREAD)
+        report = asyncio.run(run.run(inject))
+        _assert_holds(report)
+        assert report.faults >= 1
+        assert report.crash_detections > 0  # the frozen chain's run was taken over
+        _assert_survived(cluster, run)
+
+
 def test_s6_clock_skewed_worker_is_no_zombie(servers: Servers, tmp_path: Path) -> None:
     """S6: one of three workers runs an hour ahead (libfaketime): leases use the database's
     clock, so none of its healthy runs is taken for a zombie."""

@@ -8,21 +8,13 @@ state, status, position and its audit rows together (see :mod:`ruvon.engine`).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable
 from typing import Any
 
-from ruvon.definitions.definition import WorkflowDefinition
-from ruvon.engine.distribution import Distribution
 from ruvon.engine.machine import WAITING, WorkflowEngine
-from ruvon.engine.outcomes import StepHandler
-from ruvon.engine.runtime import ChildFactory
 from ruvon.errors import InvalidWorkflowOperation
-from ruvon.models import StepType, WorkflowStatus
-from ruvon.providers.execution import ExecutionProvider
-from ruvon.providers.observer import WorkflowObserver
-from ruvon.providers.persistence import PersistenceProvider
+from ruvon.models import WorkflowStatus
 from ruvon.providers.runs import RunKind
-from ruvon.records import WorkflowRecord
 from ruvon.steps.registry import DEFAULT_HANDLERS
 
 
@@ -41,28 +33,8 @@ class Workflow(WorkflowEngine):
     ``await workflow.run()`` to go as far as possible.
     """
 
-    def __init__(
-        self,
-        record: WorkflowRecord,
-        definition: WorkflowDefinition,
-        *,
-        persistence: PersistenceProvider,
-        execution: ExecutionProvider,
-        observer: WorkflowObserver,
-        children: ChildFactory,
-        distribution: Distribution | None = None,
-        handlers: Mapping[StepType, StepHandler] = DEFAULT_HANDLERS,
-    ) -> None:
-        super().__init__(
-            record,
-            definition,
-            persistence=persistence,
-            execution=execution,
-            observer=observer,
-            handlers=handlers,
-            children=children,
-            distribution=distribution,
-        )
+    #: The step kinds Ruvon ships: what a workflow runs unless it is handed other handlers.
+    default_handlers = DEFAULT_HANDLERS
 
     # ------------------------------------------------------------------ read-only view
     @property

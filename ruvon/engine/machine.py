@@ -13,7 +13,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 from ruvon.clock import utc_now
 from ruvon.definitions.definition import WorkflowDefinition
@@ -61,6 +62,10 @@ class WorkflowEngine(WorkflowScope):
     :class:`~ruvon.workflow.Workflow` is the public face that wires the default handlers in.
     """
 
+    #: The handler of each step kind, unless the constructor is handed others (the engine
+    #: knows none itself: a subclass or the caller supplies them).
+    default_handlers: ClassVar[Mapping[StepType, StepHandler]] = MappingProxyType({})
+
     def __init__(
         self,
         record: WorkflowRecord,
@@ -69,9 +74,9 @@ class WorkflowEngine(WorkflowScope):
         persistence: PersistenceProvider,
         execution: ExecutionProvider,
         observer: WorkflowObserver,
-        handlers: Mapping[StepType, StepHandler],
         children: ChildFactory,
         distribution: Distribution | None = None,
+        handlers: Mapping[StepType, StepHandler] | None = None,
     ) -> None:
         super().__init__(
             record,
@@ -82,7 +87,7 @@ class WorkflowEngine(WorkflowScope):
             children=children,
             distribution=distribution,
         )
-        self.handlers = handlers
+        self.handlers = self.default_handlers if handlers is None else handlers
         self._lock = asyncio.Lock()
         self._step_started_at = time.perf_counter()
         # Set while a parent runs this child in-process, so the child does not report to a

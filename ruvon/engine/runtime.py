@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ruvon.providers.runs import QueuedRun, RunKind
     from ruvon.records import WorkflowRecord
 
-__all__ = ["ChildFactory", "ChildWorkflow", "RemoteWork", "StepRuntime"]
+__all__ = ["ChildFactory", "ChildWorkflow", "RemoteWork", "StepRuntime", "WorkflowView"]
 
 
 class RemoteWork(Protocol):
@@ -72,10 +72,8 @@ class RemoteWork(Protocol):
         ...
 
 
-class ChildWorkflow(Protocol):
-    """Another workflow, as the engine drives it from a parent (or a child's report)."""
-
-    reports_to_parent: bool
+class WorkflowView(Protocol):
+    """Who a workflow is and where it stands: what every view of one shares."""
 
     @property
     def id(self) -> str: ...
@@ -87,10 +85,20 @@ class ChildWorkflow(Protocol):
     def status(self) -> WorkflowStatus: ...
 
     @property
-    def record(self) -> WorkflowRecord: ...
+    def record(self) -> WorkflowRecord:
+        """The stored form; handlers keep their bookkeeping in ``record.runtime``."""
+        ...
 
     @property
-    def remote(self) -> RemoteWork | None: ...
+    def remote(self) -> RemoteWork | None:
+        """The distributed part; None when steps run in this process (embedded)."""
+        ...
+
+
+class ChildWorkflow(WorkflowView, Protocol):
+    """Another workflow, as the engine drives it from a parent (or a child's report)."""
+
+    reports_to_parent: bool
 
     async def run(self, *, max_transitions: int = 100_000) -> WorkflowStatus: ...
 
@@ -120,26 +128,12 @@ class ChildFactory(Protocol):
         ...
 
 
-class StepRuntime(Protocol):
+class StepRuntime(WorkflowView, Protocol):
     """What a step handler reads (the workflow as it stands) and may do (merge, audit, save)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def workflow_type(self) -> str: ...
-
-    @property
-    def status(self) -> WorkflowStatus: ...
 
     @property
     def state(self) -> Any:
         """The live state: an instance of the workflow's pydantic model, or a dict."""
-        ...
-
-    @property
-    def record(self) -> WorkflowRecord:
-        """The stored form; handlers keep their bookkeeping in ``record.runtime``."""
         ...
 
     @property
@@ -156,11 +150,6 @@ class StepRuntime(Protocol):
 
     @property
     def children(self) -> ChildFactory: ...
-
-    @property
-    def remote(self) -> RemoteWork | None:
-        """The distributed part; None when steps run in this process (embedded)."""
-        ...
 
     def run_number(self, step_name: str) -> int:
         """How many times the step has been entered (stable across retries of one run)."""

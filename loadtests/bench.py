@@ -17,11 +17,16 @@ same server, and their ratio (target >= 0.5). It needs a PostgreSQL server (``--
 default ``RUVON_TEST_POSTGRES_URL`` or postgresql://postgres@127.0.0.1:5432/postgres).
 
 ``distributed`` (see :mod:`loadtests.bench_distributed`) starts one local cluster (one prefork
-worker, concurrency 2) and prints, raw Celery next to Ruvon on the same broker: (a) empty tasks/s
-vs (b) steps/s of a 3-step ASYNC workflow; (c) chords of 10 vs 10-branch PARALLEL fan-outs/s;
-(d) ``.delay().get()`` vs one ASYNC step's dispatch-to-commit p50/p99; and the ratios against
-their targets ((b)/(a) >= 0.6, (c) >= 1.0, (d) <= 2.0). ``--workflows`` is the number of
-3-step workflows per run (default 200; half as many fan-outs and chords).
+worker, concurrency 2) and one default-configuration Celery worker (prefork, concurrency 2) on
+the same Redis, and prints, interleaved run by run: Celery's baselines (default configuration,
+and under Ruvon's worker settings; see :mod:`loadtests.raw_celery`): empty tasks/s, chains of 3,
+chords of 100 and 1,000, ``.delay().get()``; Ruvon's 3-step ASYNC steps/s on one queue and with a
+queue per step, PARALLEL(100) and PARALLEL(1,000) start->join, one ASYNC step's
+dispatch-to-commit p50/p99; and the ratios against their targets, vs the default baseline:
+steps/s over tasks/s >= 1.0 (one queue) and >= 0.5 (a queue per step), step p50 over round trip
+p50 <= 1.5, PARALLEL over chord <= 1.0 at both widths (the same against the Ruvon-settings
+baseline as secondary rows). ``--workflows`` is the number of 3-step workflows (and of chains)
+per run (default 200).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 
 STEPS = 5
+NAME_WIDTH = 52  # the longest row name: "celery ruvon-settings: chord(1,000) start->callback"
 
 
 @dataclass
@@ -60,12 +66,17 @@ class Figure:
     runs: int
     target: str = ""
 
+    @staticmethod
+    def header() -> str:
+        """The column titles above :meth:`row`."""
+        return f"{'benchmark':<{NAME_WIDTH}} {'median':>12} {'unit':<10} {'[min - max]':<26} target"
+
     def row(self) -> str:
         digits = 2 if abs(self.median) < 10 else 1  # ratios need two decimals
         spread = f"[{self.low:,.{digits}f} - {self.high:,.{digits}f}]"
         return (
-            f"{self.name:<44} {self.median:>12,.{digits}f} {self.unit:<10} {spread:<26} "
-            f"{self.target}"
+            f"{self.name:<{NAME_WIDTH}} {self.median:>12,.{digits}f} {self.unit:<10} "
+            f"{spread:<26} {self.target}"
         )
 
 
@@ -178,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workflows",
         type=int,
         default=None,
-        help="workflows per run (default 2000; 200 distributed)",
+        help="workflows per run (default 2000; 200 distributed, and as many chains)",
     )
     parser.add_argument(
         "--runs", type=int, default=None, help="runs per figure (median reported; default 3)"
@@ -221,12 +232,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([asdict(f) for f in figures], indent=2))
     else:
-        print(f"{'benchmark':<44} {'median':>12} {'unit':<10} {'[min - max]':<26} target")
+        print(Figure.header())
         for figure in figures:
             print(figure.row())
         if args.suite == "distributed":
             print(
-                f"(1 worker, prefork, concurrency 2; {time.perf_counter() - started:.1f} s in all)"
+                "(ruvon: 1 worker, prefork, concurrency 2; celery default: its own worker, the "
+                "same; celery ruvon-settings: Celery under Ruvon's worker settings, in the ruvon "
+                f"worker; {time.perf_counter() - started:.1f} s in all)"
             )
     return 0
 

@@ -1,9 +1,10 @@
 """``python -m loadtests.bench all [--plot] [--quick] [--out DIR]``: every benchmark, one run.
 
 In order: the ``embedded``, ``postgres`` and ``distributed`` suites (their tables, as the single
-suites print them), then the three studies (:mod:`loadtests.studies`): state size and fan-out
-width on the distributed suite's cluster (one prefork worker, concurrency 2), scaling on its own
-clusters of 1, 2 and 4 worker processes. Each section prints as soon as it is measured. The
+suites print them; the distributed one with its default-configuration Celery worker), then the
+three studies (:mod:`loadtests.studies`): state size and fan-out width on the distributed
+suite's cluster (one prefork worker, concurrency 2), scaling on its own clusters of 1, 2 and 4
+worker processes. Each section prints as soon as it is measured. The
 results go to ``--out`` (default ``loadtests/results/bench-all-<UTC time>/``): ``results.json``
 (every figure with its runs, the studies' series, the machine), ``results.md`` (the tables in
 Markdown) and, with ``--plot``, one PNG per study. ``--quick`` shrinks every count (a smoke run
@@ -24,8 +25,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from loadtests.bench import Figure, bench_embedded
+from loadtests.bench_distributed import WIDTHS as PARALLEL_WIDTHS
 from loadtests.bench_distributed import bench_distributed, distributed_cluster
 from loadtests.bench_postgres import bench_postgres
+from loadtests.raw_celery import default_celery_worker
 from loadtests.studies.fan_out import WIDTHS, fan_out_study
 from loadtests.studies.model import Study
 from loadtests.studies.scaling import PROCESS_COUNTS, scaling_study
@@ -46,8 +49,8 @@ class Sizes:
     postgres_workflows: int = 500
     tasks: int = 1000
     workflows: int = 200
-    fan_outs: int = 100
-    chords: int = 100
+    parallel_widths: tuple[int, ...] = PARALLEL_WIDTHS
+    parallel_repeats: int | None = None  # chords and fan-outs per run: by width (raw_celery)
     samples: int = 200
     state_sizes_kb: tuple[int, ...] = SIZES_KB
     state_scale: float = 1.0
@@ -62,8 +65,8 @@ class Sizes:
             postgres_workflows=50,
             tasks=20,
             workflows=5,
-            fan_outs=2,
-            chords=2,
+            parallel_widths=(10, 20),
+            parallel_repeats=1,
             samples=5,
             state_sizes_kb=(1, 16, 64),
             state_scale=0.1,
@@ -81,8 +84,11 @@ class AllResults:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def ratios(self) -> list[Figure]:
-        """Every figure with a target: the headline ratios and the embedded targets."""
-        return [f for figures in self.suites.values() for f in figures if f.target]
+        """Every figure with a target: the headline ratios and the embedded targets (not the
+        secondary and informative ratios, whose target column only labels them)."""
+        return [
+            f for figures in self.suites.values() for f in figures if f.target.startswith("target")
+        ]
 
     def as_dict(self, sizes: Sizes) -> dict[str, Any]:
         return {
@@ -151,18 +157,23 @@ def run_all(
     suite("postgres", lambda: bench_postgres(sizes.postgres_workflows, runs, postgres_url))
     # Worker logs go to a temporary directory, kept (and its path logged) only if a run fails.
     with distributed_cluster() as cluster:
-        suite(
-            "distributed",
-            lambda: bench_distributed(
-                cluster,
-                tasks=sizes.tasks,
-                workflows=sizes.workflows,
-                fan_outs=sizes.fan_outs,
-                chords=sizes.chords,
-                samples=sizes.samples,
-                runs=runs,
-            ).figures(),
-        )
+        assert cluster.log_dir is not None
+        # The default Celery worker runs for the distributed suite only (the studies compare
+        # with Celery under Ruvon's settings, in the cluster's worker).
+        with default_celery_worker(cluster.log_dir) as default:
+            suite(
+                "distributed",
+                lambda: bench_distributed(
+                    cluster,
+                    default,
+                    tasks=sizes.tasks,
+                    workflows=sizes.workflows,
+                    widths=sizes.parallel_widths,
+                    repeats=sizes.parallel_repeats,
+                    samples=sizes.samples,
+                    runs=runs,
+                ).figures(),
+            )
         study(
             lambda: state_size_study(
                 cluster,
@@ -193,8 +204,7 @@ def run_all(
 
 
 def _suite_table(name: str, figures: list[Figure], seconds: float) -> str:
-    lines = [f"== {name} ({seconds:.1f} s)"]
-    lines.append(f"{'benchmark':<44} {'median':>12} {'unit':<10} {'[min - max]':<26} target")
+    lines = [f"== {name} ({seconds:.1f} s)", Figure.header()]
     lines.extend(figure.row() for figure in figures)
     return "\n".join(lines) + "\n"
 

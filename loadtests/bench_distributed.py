@@ -1,28 +1,56 @@
-"""The ``distributed`` suite of ``python -m loadtests.bench``: Ruvon on a cluster vs raw Celery.
+"""The ``distributed`` suite of ``python -m loadtests.bench``: Ruvon on a cluster vs Celery.
 
-One :class:`~ruvon.testing.cluster.LocalCluster` serves the whole run: one ``ruvon worker``,
-prefork, concurrency 2, knowing the workflows of ``loadtests/workflows`` (``RUVON_REGISTRY_FILE``)
-and the raw tasks of :mod:`loadtests.raw_tasks`, so both sides use the same broker, database and
-pool processes. Figures (each the median of ``runs`` runs with the min-max spread):
+Two sets of workers serve the whole run, both on the one local Redis server:
 
-(a) raw Celery empty tasks/s (:func:`loadtests.raw_celery.empty_task_throughput`);
-(b) steps/s of ``BenchAsync3`` (three ASYNC steps): ``N`` workflows started by a few concurrent
-    client coroutines, timed from the first start until one query counting their statuses says
-    all are COMPLETED; steps/s = 3 N / elapsed;
-(c) completed fan-outs/s of ``BenchFanOut10`` (a PARALLEL step of 10 branches), timed the same
-    way, next to raw chords of 10 empty tasks/s;
-(d) one ASYNC step's dispatch-to-commit latency: sequential ``BenchAsync1`` workflows, read
-    from ``step_runs`` (kind ``step``): ``finished_at - created_at``, i.e. from the commit that
-    queued the run (PostgreSQL's ``now()`` is its transaction's start) to the commit of its
-    result, both on the database clock. p50/p99 next to a raw ``.delay().get()`` round trip,
-    with the split into queue wait (``created_at -> started_at``: commit, message, broker hop,
-    claim) and run (``started_at -> finished_at``: load, execute, save), and the client's view
-    (start -> COMPLETED seen by polling, which adds the workflow's start run) for information.
+* a :class:`~ruvon.testing.cluster.LocalCluster`: one ``ruvon worker``, prefork, concurrency 2,
+  consuming :data:`QUEUE` and the three :data:`STEP_QUEUES`, knowing the workflows of
+  ``loadtests/workflows`` (``RUVON_REGISTRY_FILE``) and the baseline tasks
+  (:mod:`loadtests.raw_tasks`), on a private database and Redis key prefix;
+* a default Celery worker (:func:`loadtests.raw_celery.default_celery_worker`):
+  ``celery -A loadtests.default_celery worker --concurrency 2``, an app configured with
+  ``Celery(broker=URL, backend=URL)`` and nothing else, under its own key prefix.
 
-Raw and Ruvon runs alternate ((a) (b) (c) (d) per run) and each ratio is taken within a run,
-so both sides of a ratio see the same machine load. Targets: (b)/(a) >= 0.6, (c) fan-outs over
-chords >= 1.0, (d) p50 over the raw p50 <= 2.0. Clients start workflows without the per-call
-broker check (``check_broker=False``): the warm-up's start checks it once.
+The baselines, their configuration and how each is timed are described in
+:mod:`loadtests.raw_celery`: **celery default** (the default worker) and **celery
+ruvon-settings** ("raw Celery under Ruvon's worker settings": the same tasks inside the Ruvon
+worker, under Ruvon's Celery configuration), each with empty ``ignore_result`` tasks/s, chords
+of 100 and 1,000 (start -> callback result) and the ``.delay().get()`` round trip; the default
+one also with chains of 3 empty tasks. Ruvon's figures:
+
+* **3-step ASYNC, one queue**: ``BenchAsync3`` (three ASYNC steps on :data:`QUEUE`): ``N``
+  workflows started by a few concurrent client coroutines, timed from the first start until one
+  query counting their statuses says all are COMPLETED; steps/s = 3 N / elapsed.
+* **3-step ASYNC, a queue per step**: ``BenchAsync3Queues``, the same with each step on its own
+  ``queue:`` (:data:`STEP_QUEUES`, all consumed by the worker), timed the same way.
+* **PARALLEL(W) start->join**: ``BenchFanOutWide`` with ``W`` items (one branch each), one after
+  another, each timed by the client from ``start`` until it reads COMPLETED (the join has
+  committed; status polled every millisecond); a run reports the mean of
+  :func:`~loadtests.raw_celery.fan_out_repeats` fan-outs, like the chords.
+* **ASYNC step dispatch->commit** (:class:`StepLatency`): sequential ``BenchAsync1`` workflows,
+  read from ``step_runs`` (kind ``step``): ``finished_at - created_at``, i.e. from the commit
+  that queued the run (PostgreSQL's ``now()`` is its transaction's start) to the commit of its
+  result, both on the database clock. p50/p99, with the split into queue wait
+  (``created_at -> started_at``: commit, message, broker hop, claim) and run (``started_at ->
+  finished_at``: load, execute, save), and the client's view (start -> COMPLETED seen by
+  polling, which adds the workflow's start run) for information.
+
+Runs are interleaved: in each of ``runs`` runs, every workload group (throughput; each width's
+chords and fan-out; latency) measures the default baseline, the Ruvon-settings baseline and
+Ruvon in turn (in reverse order on every other run), and each ratio is taken within a run, so
+both sides see the same machine load. Targets, against the default baseline:
+
+==========================================================  ======
+3-step ASYNC, one queue: steps/s / empty tasks/s              >= 1.0
+3-step ASYNC, a queue per step: steps/s / empty tasks/s       >= 0.5
+ASYNC dispatch->commit p50 / ``.delay().get()`` p50           <= 1.5
+PARALLEL(100) start->join / chord(100) start->callback        <= 1.0
+PARALLEL(1,000) start->join / chord(1,000) start->callback    <= 1.0
+==========================================================  ======
+
+The same ratios against the Ruvon-settings baseline follow as secondary rows (no target), then
+Ruvon's 3-step workflows against the default chain of 3 (workflows/s over chains/s; info).
+Clients start workflows without the per-call broker check (``check_broker=False``): the
+warm-up's start checks it once.
 """
 
 from __future__ import annotations
@@ -32,7 +60,7 @@ import contextlib
 import dataclasses
 import statistics
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,12 +68,22 @@ import asyncpg
 
 from loadtests.bench import Figure, _figure
 from loadtests.raw_celery import (
+    CHAIN_LENGTH,
+    DEFAULT_LABEL,
+    CeleryTarget,
     RoundTrip,
     Throughput,
-    chord_throughput,
+    Timing,
+    chain_throughput,
+    chord_latency,
+    default_celery_worker,
     empty_task_throughput,
+    fan_out_repeats,
+    joined_runs,
+    p99_of,
     raw_cluster,
     round_trip_latency,
+    ruvon_settings_target,
 )
 from ruvon.builder import WorkflowBuilder
 from ruvon.client import Client
@@ -54,14 +92,20 @@ from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster
 
 __all__ = [
+    "ONE_QUEUE",
     "QUEUE",
+    "QUEUE_PER_STEP",
     "REGISTRY",
+    "STEP_QUEUES",
+    "WIDTHS",
+    "Baseline",
     "DistributedBench",
     "StepLatency",
     "async_step_throughput",
     "bench_distributed",
     "distributed_cluster",
-    "fan_out_throughput",
+    "distributed_workers",
+    "fan_out_latency",
     "run_distributed",
     "run_with_client",
     "sequential_workflows",
@@ -72,13 +116,22 @@ __all__ = [
 
 REGISTRY = Path(__file__).with_name("workflows") / "workflow_registry.yaml"
 QUEUE = "default"  # private anyway: the cluster's Redis key prefix is unique to the run
+STEP_QUEUES = ("bench-step-1", "bench-step-2", "bench-step-3")  # BenchAsync3Queues' steps
+ONE_QUEUE = "BenchAsync3"
+QUEUE_PER_STEP = "BenchAsync3Queues"
+WIDTHS = (100, 1000)
 ASYNC_STEPS = 3
-_TIMEOUT = 120.0  # per batch; a batch takes seconds, so this only turns a loss into an error
+_FAN_OUT = "BenchFanOutWide"
+_THROUGHPUT_NAMES = {
+    ONE_QUEUE: "ruvon: 3-step ASYNC, one queue",
+    QUEUE_PER_STEP: "ruvon: 3-step ASYNC, a queue per step",
+}
+_TIMEOUT = 300.0  # per batch; a batch takes seconds, so this only turns a loss into an error
 _BATCH_POLL = 0.01  # seconds between status counts of a batch (<= 0.5 % of a run)
-_SINGLE_POLL = 0.001  # seconds between status reads of the one workflow (d) waits for
+_SINGLE_POLL = 0.001  # seconds between status reads of the one workflow waited for
 _T = TypeVar("_T")
 
-# One query per poll counts a batch's statuses; (d) reads the step runs once per run.
+# One query per poll counts a batch's statuses; the latency reads the step runs once per run.
 _COUNT_STATUSES = (
     "SELECT status, count(*) FROM workflow_executions WHERE id = ANY($1::text[]) GROUP BY status"
 )
@@ -118,83 +171,163 @@ class StepLatency:
 
 
 @dataclasses.dataclass(frozen=True)
-class DistributedBench:
-    """The raw baselines and the engine's figures, measured in alternating runs."""
+class Baseline:
+    """One Celery baseline's figures; ``chords`` has one timing per width of the bench."""
 
     empty_tasks: Throughput
-    async_steps: Throughput
-    chords: Throughput
-    fan_outs: Throughput
+    chords: tuple[Timing, ...]
     round_trip: RoundTrip
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedBench:
+    """The two baselines and the engine's figures, measured in interleaved runs."""
+
+    widths: tuple[int, ...]
+    default: Baseline
+    ruvon_settings: Baseline
+    default_chains: Throughput
+    one_queue: Throughput
+    queue_per_step: Throughput
+    fan_outs: tuple[Timing, ...]
+    """Ruvon's PARALLEL start->join, one per width."""
     step_latency: StepLatency
 
     def figures(self) -> list[Figure]:
-        """The table: (a), (b), (c), (d), then the three ratios against their targets."""
-        return [
-            self.empty_tasks.figure(),
-            self.async_steps.figure(),
-            self.chords.figure(),
-            self.fan_outs.figure(),
-            *self.round_trip.figures(),
-            *self.step_latency.figures(),
+        """Throughput, fan-out and latency rows, then the ratios (those with targets first)."""
+        default, settings = self.default, self.ruvon_settings
+        chain_steps = [CHAIN_LENGTH * rate for rate in self.default_chains.per_second]
+        rows = [
+            default.empty_tasks.figure(),
+            settings.empty_tasks.figure(),
+            self.default_chains.figure(),
+            _figure(f"{DEFAULT_LABEL}: chain of 3, its steps", "steps/s", chain_steps),
+            self.one_queue.figure(),
+            self.queue_per_step.figure(),
+        ]
+        for timings in zip(default.chords, settings.chords, self.fan_outs, strict=True):
+            rows += [timing.figure() for timing in timings]
+        rows += default.round_trip.figures()
+        rows += settings.round_trip.figures()
+        rows += self.step_latency.figures()
+        rows += self.ratios(default, "default", throughput=(1.0, 0.5), latency=(1.5, 1.0))
+        rows += self.ratios(settings, "ruvon-settings")
+        chains = self.default_chains.per_second
+        for name, steps in (("1 queue", self.one_queue), ("queue/step", self.queue_per_step)):
+            workflows = [rate / ASYNC_STEPS for rate in steps.per_second]
+            rows.append(
+                _ratio(
+                    f"ratio vs default chain of 3: ASYNC {name}",
+                    workflows,
+                    chains,
+                    note="(info: workflows/s / chains/s)",
+                )
+            )
+        return rows
+
+    def ratios(
+        self,
+        baseline: Baseline,
+        label: str,
+        *,
+        throughput: tuple[float, float] | None = None,
+        latency: tuple[float, float] | None = None,
+    ) -> list[Figure]:
+        """Ruvon over ``baseline``: steps/s over empty tasks/s (one queue, a queue per step),
+        step p50 over round-trip p50, PARALLEL over chord per width. ``throughput`` holds the
+        two lower bounds, ``latency`` the upper bounds of the p50 and the fan-outs; without
+        them the rows are secondary (no target)."""
+        note = "" if throughput else "(secondary, no target)"
+        low = throughput or (None, None)
+        high = latency or (None, None)
+        tasks = baseline.empty_tasks.per_second
+        rows = [
             _ratio(
-                "ratio (b)/(a): ASYNC steps/s / raw tasks/s",
-                self.async_steps.per_second,
-                self.empty_tasks.per_second,
-                at_least=0.6,
+                f"ratio vs {label}: ASYNC 1 queue",
+                self.one_queue.per_second,
+                tasks,
+                at_least=low[0],
+                note=note,
             ),
             _ratio(
-                "ratio (c): PARALLEL fan-outs/s / chords/s",
-                self.fan_outs.per_second,
-                self.chords.per_second,
-                at_least=1.0,
+                f"ratio vs {label}: ASYNC queue/step",
+                self.queue_per_step.per_second,
+                tasks,
+                at_least=low[1],
+                note=note,
             ),
             _ratio(
-                "ratio (d): step p50 / raw round trip p50",
+                f"ratio vs {label}: step p50 / .get() p50",
                 self.step_latency.p50_ms,
-                self.round_trip.p50_ms,
-                at_most=2.0,
+                baseline.round_trip.p50_ms,
+                at_most=high[0],
+                note=note,
             ),
         ]
+        for width, fan_out, chord in zip(self.widths, self.fan_outs, baseline.chords, strict=True):
+            rows.append(
+                _ratio(
+                    f"ratio vs {label}: PARALLEL({width:,})",
+                    fan_out.ms,
+                    chord.ms,
+                    at_most=high[1],
+                    note=note,
+                )
+            )
+        return rows
 
 
 def distributed_cluster(**options: Any) -> LocalCluster:
-    """One prefork worker (2 children) knowing the bench workflows and the raw tasks."""
+    """One prefork worker (2 children) knowing the bench workflows and the baseline tasks."""
     options["env"] = {
         "RUVON_REGISTRY_FILE": str(REGISTRY),
         "RUVON_DEFAULT_QUEUE": QUEUE,
         **options.get("env", {}),
     }
-    options.setdefault("queues", [QUEUE])
+    options.setdefault("queues", [QUEUE, *STEP_QUEUES])
     return raw_cluster(**options)
 
 
 def async_step_throughput(
-    cluster: LocalCluster, workflows: int = 200, runs: int = 3, starters: int = 4
+    cluster: LocalCluster,
+    workflows: int = 200,
+    runs: int = 3,
+    starters: int = 4,
+    workflow_type: str = ONE_QUEUE,
 ) -> Throughput:
-    """(b) Steps/s of ``workflows`` concurrent BenchAsync3 workflows, first start to last done."""
+    """Steps/s of ``workflows`` concurrent 3-step ASYNC workflows, first start to last done."""
     elapsed = run_with_client(
-        cluster, lambda c, db: _batches(c, db, "BenchAsync3", workflows, runs, starters)
+        cluster, lambda c, db: _batches(c, db, workflow_type, workflows, runs, starters)
     )
     rates = tuple(ASYNC_STEPS * workflows / seconds for seconds in elapsed)
-    return Throughput("ruvon: 3-step ASYNC workflow", "steps/s", workflows, rates)
+    name = _THROUGHPUT_NAMES.get(workflow_type, f"ruvon: {workflow_type}")
+    return Throughput(name, "steps/s", workflows, rates)
 
 
-def fan_out_throughput(
-    cluster: LocalCluster, fan_outs: int = 100, runs: int = 3, starters: int = 4
-) -> Throughput:
-    """(c) Completed BenchFanOut10 workflows (a 10-branch PARALLEL step) per second."""
-    elapsed = run_with_client(
-        cluster, lambda c, db: _batches(c, db, "BenchFanOut10", fan_outs, runs, starters)
-    )
-    rates = tuple(fan_outs / seconds for seconds in elapsed)
-    return Throughput("ruvon: PARALLEL of 10 branches", "fan-outs/s", fan_outs, rates)
+def fan_out_latency(
+    cluster: LocalCluster, width: int, repeats: int | None = None, runs: int = 3
+) -> Timing:
+    """ms from ``start`` of a ``width``-branch PARALLEL workflow to COMPLETED read, per run."""
+    repeats = repeats or fan_out_repeats(width)
+    data = {"items": list(range(width))}
+
+    async def measure(client: Client, db: asyncpg.Connection) -> list[float]:
+        warm = {"items": list(range(min(width, 10)))}
+        await sequential_workflows(client, db, 1, warm, _FAN_OUT)
+        per_run = []
+        for _ in range(runs):
+            _, client_ms = await sequential_workflows(client, db, repeats, data, _FAN_OUT)
+            per_run.append(statistics.fmean(client_ms))
+        return per_run
+
+    per_run = run_with_client(cluster, measure)
+    return Timing(f"ruvon: PARALLEL({width:,}) start->join", repeats, tuple(per_run))
 
 
 def step_latency(
     cluster: LocalCluster, samples: int = 200, runs: int = 3, warmup: int = 20
 ) -> StepLatency:
-    """(d) Sequential BenchAsync1 workflows: their step's times from ``step_runs``, per run."""
+    """Sequential BenchAsync1 workflows: their step's times from ``step_runs``, per run."""
     per_run = run_with_client(cluster, lambda c, db: _latency_runs(c, db, samples, runs, warmup))
     p50, p99, queue_wait, run, client_p50, client_p99 = zip(*per_run, strict=True)
     return StepLatency(samples, p50, p99, queue_wait, run, client_p50, client_p99)
@@ -202,47 +335,93 @@ def step_latency(
 
 def bench_distributed(
     cluster: LocalCluster,
+    default: CeleryTarget,
     *,
     tasks: int = 1000,
     workflows: int = 200,
-    fan_outs: int = 100,
-    chords: int = 100,
+    chains: int | None = None,
+    widths: Sequence[int] = WIDTHS,
+    repeats: int | None = None,
     samples: int = 200,
     runs: int = 3,
 ) -> DistributedBench:
-    """All figures on one running :func:`distributed_cluster`, raw and Ruvon runs alternating."""
-    empty: list[Throughput] = []
-    steps: list[Throughput] = []
-    chords_raw: list[Throughput] = []
-    fan_outs_done: list[Throughput] = []
-    round_trips: list[RoundTrip] = []
-    latencies: list[StepLatency] = []
-    for _ in range(runs):
-        empty.append(empty_task_throughput(cluster, tasks, 1, QUEUE))
-        steps.append(async_step_throughput(cluster, workflows, 1))
-        chords_raw.append(chord_throughput(cluster, chords, 1, QUEUE))
-        fan_outs_done.append(fan_out_throughput(cluster, fan_outs, 1))
-        round_trips.append(round_trip_latency(cluster, samples, 1, QUEUE))
-        latencies.append(step_latency(cluster, samples, 1))
+    """Every figure, on a running :func:`distributed_cluster` and default worker, interleaved.
+
+    ``chains`` defaults to ``workflows``; ``repeats`` (chords and fan-outs per run and width)
+    to :func:`~loadtests.raw_celery.fan_out_repeats`.
+    """
+    settings = ruvon_settings_target(cluster, QUEUE)
+    chains = chains or workflows
+    done: dict[str, list[Any]] = {}
+
+    def step(key: str, measure: Callable[[], Any]) -> Callable[[], None]:
+        return lambda: done.setdefault(key, []).append(measure())
+
+    groups = [
+        [
+            step("default tasks", lambda: empty_task_throughput(default, tasks, 1)),
+            step("settings tasks", lambda: empty_task_throughput(settings, tasks, 1)),
+            step("one queue", lambda: async_step_throughput(cluster, workflows, 1)),
+            step("default chains", lambda: chain_throughput(default, chains, 1)),
+            step(
+                "queue per step",
+                lambda: async_step_throughput(cluster, workflows, 1, workflow_type=QUEUE_PER_STEP),
+            ),
+        ],
+        *(
+            [
+                step(f"default chord {w}", lambda w=w: chord_latency(default, w, repeats, 1)),
+                step(f"settings chord {w}", lambda w=w: chord_latency(settings, w, repeats, 1)),
+                step(f"fan-out {w}", lambda w=w: fan_out_latency(cluster, w, repeats, 1)),
+            ]
+            for w in widths
+        ),
+        [
+            step("default round trip", lambda: round_trip_latency(default, samples, 1)),
+            step("settings round trip", lambda: round_trip_latency(settings, samples, 1)),
+            step("latency", lambda: step_latency(cluster, samples, 1)),
+        ],
+    ]
+    for run in range(runs):
+        for group in groups:
+            # Alternate the order, so neither side always runs first (warm caches, drift).
+            for measure in group if run % 2 == 0 else reversed(group):
+                measure()
+    result = {key: joined_runs(values) for key, values in done.items()}
     return DistributedBench(
-        _joined(empty),
-        _joined(steps),
-        _joined(chords_raw),
-        _joined(fan_outs_done),
-        _joined(round_trips),
-        _joined(latencies),
+        widths=tuple(widths),
+        default=Baseline(
+            result["default tasks"],
+            tuple(result[f"default chord {w}"] for w in widths),
+            result["default round trip"],
+        ),
+        ruvon_settings=Baseline(
+            result["settings tasks"],
+            tuple(result[f"settings chord {w}"] for w in widths),
+            result["settings round trip"],
+        ),
+        default_chains=result["default chains"],
+        one_queue=result["one queue"],
+        queue_per_step=result["queue per step"],
+        fan_outs=tuple(result[f"fan-out {w}"] for w in widths),
+        step_latency=result["latency"],
     )
 
 
+@contextlib.contextmanager
+def distributed_workers(**options: Any) -> Iterator[tuple[LocalCluster, CeleryTarget]]:
+    """A :func:`distributed_cluster` and a default Celery worker: ``(cluster, default)``."""
+    with distributed_cluster(**options) as cluster:
+        assert cluster.log_dir is not None
+        with default_celery_worker(cluster.log_dir) as default:
+            yield cluster, default
+
+
 def run_distributed(runs: int = 3, workflows: int = 200) -> list[Figure]:
-    """Start the cluster, measure everything, stop it: the figures ``bench distributed`` prints."""
-    with distributed_cluster() as cluster:
-        # 100 fan-outs (and chords) per run by default: with fewer, a run lasts about a second
-        # and its ramp-up and tail (the last joins) swing the rate by +-15 %.
-        side = max(workflows // 2, 1)
-        result = bench_distributed(
-            cluster, workflows=workflows, fan_outs=side, chords=side, runs=runs
-        )
+    """Start the workers, measure everything, stop them: the figures ``bench distributed``
+    prints (``workflows`` 3-step workflows and as many chains per run)."""
+    with distributed_workers() as (cluster, default):
+        result = bench_distributed(cluster, default, workflows=workflows, runs=runs)
     return result.figures()
 
 
@@ -337,11 +516,11 @@ async def _latency_runs(
         results.append(
             (
                 statistics.median(total),
-                _p99(total),
+                p99_of(total),
                 statistics.median(queued),
                 statistics.median(ran),
                 statistics.median(client_ms),
-                _p99(client_ms),
+                p99_of(client_ms),
             )
         )
     return results
@@ -392,15 +571,6 @@ async def step_times(
 # -- figures -------------------------------------------------------------------------------------
 
 
-def _p99(values: list[float]) -> float:
-    # "inclusive": with few samples the percentile stays within the observed range.
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[98]
-        if len(values) > 1
-        else values[0]
-    )
-
-
 def _ratio(
     name: str,
     numerators: Sequence[float],
@@ -408,25 +578,18 @@ def _ratio(
     *,
     at_least: float | None = None,
     at_most: float | None = None,
+    note: str = "",
 ) -> Figure:
-    """Run-by-run ratios (median and spread), marked met / NOT met on the median."""
+    """Run-by-run ratios (median and spread), marked met / NOT met on the median, or, with no
+    bound, labelled with ``note``."""
     ratios = [n / d for n, d in zip(numerators, denominators, strict=True)]
     median = statistics.median(ratios)
     if at_least is not None:
         met, bound = median >= at_least, f">= {at_least:.1f}"
     elif at_most is not None:
         met, bound = median <= at_most, f"<= {at_most:.1f}"
+    elif note:
+        return _figure(name, "x", ratios, note)
     else:
-        raise ValueError("a ratio needs a target: at_least or at_most")
+        raise ValueError("a ratio needs a target (at_least or at_most) or a note")
     return _figure(name, "x", ratios, f"target {bound}: {'met' if met else 'NOT met'}")
-
-
-def _joined(results: list[_T]) -> _T:
-    """Single-run results as one result of ``len(results)`` runs (per-run tuples concatenated)."""
-    first = results[0]
-    joined = {
-        field.name: tuple(v for result in results for v in getattr(result, field.name))
-        for field in dataclasses.fields(first)  # type: ignore[arg-type]
-        if isinstance(getattr(first, field.name), tuple)
-    }
-    return dataclasses.replace(first, **joined)  # type: ignore[type-var]

@@ -25,7 +25,7 @@ import asyncpg
 from celery import group
 
 from loadtests.bench_distributed import QUEUE, run_with_client, sequential_workflows
-from loadtests.raw_celery import ECHO
+from loadtests.bench_tasks import ECHO
 from loadtests.studies.model import Point, Series, Study
 from ruvon.client import Client
 from ruvon.testing.cluster import LocalCluster

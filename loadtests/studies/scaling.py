@@ -2,10 +2,12 @@
 
 For each count ``n`` a fresh :func:`~loadtests.bench_distributed.distributed_cluster` runs one
 ``ruvon worker`` with ``n`` prefork processes (``--concurrency n``) on a private database and
-Redis prefix. Raw and Ruvon runs alternate within it: ``tasks`` empty Celery tasks sent by name
-and collected from the result backend (tasks/s), then ``workflows`` three-step ASYNC workflows
-started by the client and timed until all are COMPLETED (steps/s), ``runs`` times. One task and
-one ASYNC step are the same unit of work for the cluster: one message, one pool slot.
+Redis prefix. Raw and Ruvon runs alternate within it: ``tasks`` empty Celery tasks in that
+worker, under Ruvon's Celery settings (``ignore_result`` tasks ended by a sentinel, see
+:func:`loadtests.raw_celery.empty_task_throughput`; tasks/s), then ``workflows`` three-step
+ASYNC workflows started by the client and timed until all are COMPLETED (steps/s), ``runs``
+times. One task and one ASYNC step are the same unit of work for the cluster: one message, one
+pool slot. (The default-configuration Celery baseline is in the ``distributed`` suite only.)
 
 What to expect on a small machine: the client (sending, polling) and PostgreSQL share its cores
 with the workers, so throughput flattens once processes outnumber cores; the study shows where.
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from loadtests.bench_distributed import QUEUE, async_step_throughput, distributed_cluster
-from loadtests.raw_celery import empty_task_throughput
+from loadtests.raw_celery import empty_task_throughput, ruvon_settings_target
 from loadtests.studies.model import Point, Series, Study
 
 __all__ = ["PROCESS_COUNTS", "scaling_study"]
@@ -39,7 +41,8 @@ def scaling_study(
         ruvon: list[float] = []
         with distributed_cluster(concurrency=count) as cluster:
             for _ in range(runs):
-                raw.extend(empty_task_throughput(cluster, tasks, 1, QUEUE).per_second)
+                raw_tasks = empty_task_throughput(ruvon_settings_target(cluster, QUEUE), tasks, 1)
+                raw.extend(raw_tasks.per_second)
                 # One starter coroutine per process keeps every process fed.
                 steps = async_step_throughput(cluster, workflows, 1, starters=max(count, 2))
                 ruvon.extend(steps.per_second)

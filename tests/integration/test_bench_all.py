@@ -1,10 +1,11 @@
 """Smoke test of ``python -m loadtests.bench all --quick --plot``: every suite and study, briefly.
 
 It runs the harness's own command line (tiny counts, one run) against the real PostgreSQL,
-Redis and prefork workers, then reads what it wrote: the JSON holds every suite's figures and
-every study's series at every x, all positive and finite; the Markdown names each study; each
-PNG is a real PNG. The figures themselves are not judged (that is the benchmark's job): the
-point is that no benchmark can rot unnoticed.
+Redis and prefork workers (Ruvon's and a default-configuration Celery worker), then reads what
+it wrote: the JSON holds every suite's figures and every study's series at every x, all
+positive and finite, and the distributed suite's rows against both Celery baselines; the
+Markdown names each study and every target row; each PNG is a real PNG. The figures themselves
+are not judged (that is the benchmark's job): the point is that no benchmark can rot unnoticed.
 """
 
 from __future__ import annotations
@@ -45,7 +46,42 @@ def test_every_suite_reports_its_figures(results: tuple[dict[str, Any], Path]) -
             if not figure["name"].lstrip().startswith("of which queue wait"):
                 assert finite_positive(figure["median"]), figure
     targets = [figure["target"] for figure in data["targets"]]
-    assert sum(target.endswith((": met", ": NOT met")) for target in targets) == 3
+    # embedded 2, postgres 1, distributed 5 (marked met or not; the distributed suite's
+    # secondary and informative ratios have no target)
+    assert len(targets) == 8
+    assert sum(target.endswith((": met", ": NOT met")) for target in targets) == 5
+
+
+def test_distributed_rows_against_both_baselines(results: tuple[dict[str, Any], Path]) -> None:
+    data, out = results
+    figures = {figure["name"]: figure for figure in data["suites"]["distributed"]}
+    widths = Sizes.quick().parallel_widths
+    expected = [
+        "celery default: empty task",
+        "celery ruvon-settings: empty task",
+        "celery default: chain of 3 empty tasks",
+        "ruvon: 3-step ASYNC, one queue",
+        "ruvon: 3-step ASYNC, a queue per step",
+        "celery default: .delay().get() p50",
+        "celery ruvon-settings: .delay().get() p50",
+        "ruvon: ASYNC step dispatch->commit p50",
+        *(f"celery default: chord({w}) start->callback" for w in widths),
+        *(f"celery ruvon-settings: chord({w}) start->callback" for w in widths),
+        *(f"ruvon: PARALLEL({w}) start->join" for w in widths),
+    ]
+    for baseline in ("default", "ruvon-settings"):
+        expected += [
+            f"ratio vs {baseline}: ASYNC 1 queue",
+            f"ratio vs {baseline}: ASYNC queue/step",
+            f"ratio vs {baseline}: step p50 / .get() p50",
+            *(f"ratio vs {baseline}: PARALLEL({w})" for w in widths),
+        ]
+    for name in expected:
+        assert name in figures, name
+        assert finite_positive(figures[name]["median"]), figures[name]
+    markdown = (out / "results.md").read_text()
+    for figure in data["targets"]:
+        assert f"| {figure['name']} |" in markdown
 
 
 def test_every_study_has_every_point(results: tuple[dict[str, Any], Path]) -> None:

@@ -2,8 +2,9 @@
 
 Two sets of workers serve the whole run, both on the one local Redis server:
 
-* a :class:`~ruvon.testing.cluster.LocalCluster`: one ``ruvon worker``, prefork, concurrency 2,
-  consuming :data:`QUEUE` and the three :data:`STEP_QUEUES`, knowing the workflows of
+* a :class:`~ruvon.testing.cluster.LocalCluster`: two ``ruvon worker`` s, prefork, one process
+  each, both consuming :data:`QUEUE` and splitting the three :data:`STEP_QUEUES` between them
+  (see :func:`distributed_cluster`), knowing the workflows of
   ``loadtests/workflows`` (``RUVON_REGISTRY_FILE``) and the baseline tasks
   (:mod:`loadtests.raw_tasks`), on a private database and Redis key prefix;
 * a default Celery worker (:func:`loadtests.raw_celery.default_celery_worker`):
@@ -21,7 +22,8 @@ one also with chains of 3 empty tasks. Ruvon's figures:
   workflows started by a few concurrent client coroutines, timed from the first start until one
   query counting their statuses says all are COMPLETED; steps/s = 3 N / elapsed.
 * **3-step ASYNC, a queue per step**: ``BenchAsync3Queues``, the same with each step on its own
-  ``queue:`` (:data:`STEP_QUEUES`, all consumed by the worker), timed the same way.
+  ``queue:`` (:data:`STEP_QUEUES`), consumed by alternating workers, so every step is a broker
+  hop (no continuation): the hop-forced workload, timed the same way.
 * **PARALLEL(W) start->join**: ``BenchFanOutWide`` with ``W`` items (one branch each), one after
   another, each timed by the client from ``start`` until it reads COMPLETED (the join has
   committed; status polled every millisecond); a run reports the mean of
@@ -277,15 +279,33 @@ class DistributedBench:
         return rows
 
 
-def distributed_cluster(**options: Any) -> LocalCluster:
-    """One prefork worker (2 children) knowing the bench workflows and the baseline tasks."""
+@contextlib.contextmanager
+def distributed_cluster(
+    *, split_step_queues: bool = True, **options: Any
+) -> Iterator[LocalCluster]:
+    """Ruvon workers knowing the bench workflows and the baseline tasks: 2 processes in all.
+
+    With ``split_step_queues`` (the suite): two prefork workers of one process each, both on
+    :data:`QUEUE`, the first also on steps 1 and 3 of :data:`STEP_QUEUES`, the second on step 2,
+    so every step of ``BenchAsync3Queues`` must hop through the broker to the other worker (a
+    worker that consumes the next step's queue would continue with it in the same task).
+    Without it, one prefork worker of ``concurrency`` processes (default 2) on every queue.
+    """
     options["env"] = {
         "RUVON_REGISTRY_FILE": str(REGISTRY),
         "RUVON_DEFAULT_QUEUE": QUEUE,
         **options.get("env", {}),
     }
-    options.setdefault("queues", [QUEUE, *STEP_QUEUES])
-    return raw_cluster(**options)
+    if not split_step_queues:
+        options.setdefault("queues", [QUEUE, *STEP_QUEUES])
+        with raw_cluster(**options) as cluster:
+            yield cluster
+        return
+    first, second, third = STEP_QUEUES
+    options.setdefault("concurrency", 1)
+    with raw_cluster(queues=[QUEUE, first, third], **options) as cluster:
+        cluster.start_worker([QUEUE, second], name="step-2")
+        yield cluster
 
 
 def async_step_throughput(

@@ -42,6 +42,14 @@ Variable (fallback): meaning, default::
                                                     "ruvon.maintenance"
     RUVON_DUPLICATE_MESSAGES                        test hook: send every step-run message
                                                     twice (1/true), default off
+    RUVON_WORKER_PREFETCH                           Celery's worker_prefetch_multiplier: messages
+                                                    each pool process reserves, default 4
+    RUVON_ACKS_LATE                                 acknowledge a message after its task ran
+                                                    (1/true) or when it is received (0), default 0
+    RUVON_TASK_EVENTS                               workers send task events (1/true) without
+                                                    being asked; Flower asks anyway, default 0
+    RUVON_TASK_LOGS                                 Celery's "Task ... received/succeeded" lines
+                                                    at INFO (1/true), default 0
 """
 
 from __future__ import annotations
@@ -74,6 +82,17 @@ def _int(env: Mapping[str, str], name: str, default: int, *fallbacks: str) -> in
             except ValueError:
                 raise ConfigurationError(f"{key}={value!r} is not an integer") from None
     return default
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"{name}={env[name]!r} is not a flag: use 1 or 0")
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float | None) -> float | None:
@@ -121,6 +140,10 @@ class Settings:
     continue_steps: int = 100
     continue_seconds: float = 1.0
     duplicate_messages: bool = False
+    worker_prefetch: int = 4
+    acks_late: bool = False
+    task_events: bool = False
+    task_logs: bool = False
     sweep_seconds: float = 5.0
     schedule_poll_seconds: float = 1.0
     dispatch_timeout_seconds: float = 30.0
@@ -163,6 +186,9 @@ class Settings:
             crash_attempts=max(_int(env, "RUVON_CRASH_ATTEMPTS", 5), 1),
             sweep_batch=max(_int(env, "RUVON_SWEEP_BATCH", 500), 1),
             maintenance_queue=env.get("RUVON_MAINTENANCE_QUEUE") or "ruvon.maintenance",
-            duplicate_messages=env.get("RUVON_DUPLICATE_MESSAGES", "").lower()
-            in ("1", "true", "yes"),
+            duplicate_messages=_flag(env, "RUVON_DUPLICATE_MESSAGES", False),
+            worker_prefetch=max(_int(env, "RUVON_WORKER_PREFETCH", 4), 1),
+            acks_late=_flag(env, "RUVON_ACKS_LATE", False),
+            task_events=_flag(env, "RUVON_TASK_EVENTS", False),
+            task_logs=_flag(env, "RUVON_TASK_LOGS", False),
         )

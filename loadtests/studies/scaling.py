@@ -39,7 +39,7 @@ def scaling_study(
     for count in counts:
         raw: list[float] = []
         ruvon: list[float] = []
-        with distributed_cluster(concurrency=count) as cluster:
+        with distributed_cluster(split_step_queues=False, concurrency=count) as cluster:
             for _ in range(runs):
                 raw_tasks = empty_task_throughput(ruvon_settings_target(cluster, QUEUE), tasks, 1)
                 raw.extend(raw_tasks.per_second)

@@ -3,14 +3,19 @@
 The command replaces itself with ``celery -A worker flower`` (like ``ruvon worker``: in a
 container Flower is PID 1 and gets the SIGTERM). Flower uses the worker's Celery app, so it
 reads the same ``RUVON_BROKER_URL`` and ``RUVON_BROKER_KEY_PREFIX`` and sees the workers' task
-events (Ruvon's config turns them on): ``ruvon.run.step`` / ``branch`` / ``join`` /
-``advance`` with ``(run_id, workflow_id, step, branch)`` and the beat's ``ruvon.maintenance.*``.
+events: ``ruvon.run.step`` / ``branch`` / ``join`` / ``advance`` with ``(run_id, workflow_id,
+step, branch)`` and the beat's ``ruvon.maintenance.*``. Workers send events only when asked
+(they cost three broker writes per task): this command asks every running worker before Flower
+starts, and Flower asks again every few seconds, which reaches workers started later
+(``RUVON_TASK_EVENTS=1`` makes workers send them from their start). A step a worker continued
+in the same task (see the README) is part of that task: it has no task of its own to show.
 Its Prometheus metrics (``flower_*``) are at ``/metrics``, its HTTP API at ``/api/`` (which
 Flower serves without authentication only with ``FLOWER_UNAUTHENTICATED_API=true``).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +24,25 @@ import click
 from ruvon.cli.commands_worker import WORKER_APP, exec_celery, require_app_package, require_module
 
 DEFAULT_PORT = 5555
+
+logger = logging.getLogger("ruvon.cli")
+
+
+def ask_workers_for_events() -> None:
+    """Broadcast ``enable_events`` to the cluster's workers (best effort: Flower retries)."""
+    from celery import Celery
+
+    from ruvon.config import Settings
+    from ruvon.implementations.execution.celery_config import celery_config
+
+    app = Celery("ruvon-flower", set_as_current=False)
+    app.conf.update(celery_config(Settings.from_env()))
+    try:
+        app.control.enable_events()
+    except Exception as exc:  # Flower reports the broker itself; this only saves it a wait
+        logger.warning("could not ask the workers for task events yet: %s", exc)
+    finally:
+        app.close()
 
 
 def celery_flower_argv(*, port: int, address: str, extra: Sequence[str] = ()) -> list[str]:
@@ -64,4 +88,5 @@ def flower_command(port: int, address: str, flower_args: tuple[str, ...]) -> Non
     """
     _check_installed()
     argv = celery_flower_argv(port=port, address=address, extra=flower_args)
+    ask_workers_for_events()
     exec_celery(argv)

@@ -14,7 +14,10 @@ Operations: ``RUVON_METRICS_PORT`` (Prometheus ``/metrics``, :mod:`ruvon.cluster
 
 from __future__ import annotations
 
+import logging
+
 from celery import Celery
+from celery.signals import after_setup_logger, worker_process_init
 
 # Heartbeat files, metrics and the process resources connect their own Celery signals.
 from ruvon.cluster import health as _health  # noqa: F401
@@ -31,6 +34,22 @@ def create_app(settings: Settings | None = None) -> Celery:
     celery = Celery("ruvon", include=["ruvon.cluster.tasks"])
     celery.conf.update(celery_config(settings or Settings.from_env()))
     return celery
+
+
+#: Celery's per-task INFO lines ("Task ... received", "... succeeded in ...s").
+_TASK_LOGGERS = ("celery.app.trace", "celery.worker.strategy")
+
+
+@after_setup_logger.connect
+@worker_process_init.connect
+def _quiet_task_lines(**_: object) -> None:
+    """Celery logs two INFO lines per task; at Ruvon's rates that is a third of an empty
+    task's cost (measured in docs/performance.md). Ruvon logs what a run did itself; the
+    lines come back with RUVON_TASK_LOGS=1."""
+    if Settings.from_env().task_logs:
+        return
+    for name in _TASK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 app = create_app()

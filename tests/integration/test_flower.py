@@ -25,7 +25,13 @@ import pytest
 from ruvon.client import Client
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import REPO_ROOT, LocalCluster
-from tests.integration.distributed_support import QUEUE, WAIT, client_of, started_cluster
+from tests.integration.distributed_support import (
+    QUEUE,
+    WAIT,
+    client_of,
+    fetch,
+    started_cluster,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -91,19 +97,28 @@ def _wait_healthy(process: subprocess.Popen[bytes], url: str, log_path: Path) ->
     raise RuntimeError(f"flower did not answer within {READY_TIMEOUT} s:\n{log_path.read_text()}")
 
 
-def tasks_seen(url: str, names: set[str]) -> dict[str, dict[str, Any]]:
-    """Flower's tasks (``/api/tasks``) once every name in ``names`` is among them."""
+def tasks_seen(
+    url: str, names: set[str], runs: set[tuple[str, int]] = frozenset()
+) -> dict[str, dict[str, Any]]:
+    """Flower's tasks (``/api/tasks``) once every name in ``names``, and every run in ``runs``
+    (``(workflow id, run id)``) in the SUCCESS state, is among them."""
     deadline = time.monotonic() + SEEN_TIMEOUT
     tasks: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         response = httpx.get(f"{url}/api/tasks", timeout=5.0)
         response.raise_for_status()
         tasks = response.json()
-        if names <= {task.get("name") for task in tasks.values()}:
+        done = {
+            (args[1], args[0])
+            for task in tasks.values()
+            if str(task.get("name")).startswith("ruvon.run.") and task.get("state") == "SUCCESS"
+            for args in [ast.literal_eval(task["args"])]
+        }
+        if names <= {task.get("name") for task in tasks.values()} and runs <= done:
             return tasks
         time.sleep(0.3)
     seen = sorted({str(task.get("name")) for task in tasks.values()})
-    raise AssertionError(f"Flower saw {seen}, not all of {sorted(names)}")
+    raise AssertionError(f"Flower saw {seen}, not all of {sorted(names)} and runs {runs}")
 
 
 async def _completed(client: Client, workflow_type: str, data: dict[str, Any]) -> str:
@@ -119,27 +134,34 @@ async def test_flower_lists_ruvon_tasks_by_name_with_their_run_ids(
     async with client_of(cluster) as client:
         chain = await _completed(client, "AsyncChain", {"counter": 0})
         order = await _completed(client, "OrderFulfillment", {})
+    # A run claimed from a message is a Celery task of its own; a run the worker continued
+    # with in the same task (its next ASYNC step, a branch), or a join the completing branch
+    # claimed, is part of that task.
+    stored = await fetch(
+        cluster,
+        "SELECT workflow_id, id, kind, step_name, started_at = created_at FROM step_runs "
+        "WHERE workflow_id = ANY($1::text[]) ORDER BY id",
+        [chain, order],
+    )
+    first_runs = {next((r[0], r[1]) for r in stored if r[0] == wid) for wid in (chain, order)}
     tasks = tasks_seen(
         flower,
-        {
-            "ruvon.run.step",
-            "ruvon.run.branch",
-            "ruvon.maintenance.recover_zombies",
-            "ruvon.maintenance.poll_scheduled_workflows",
-        },
-    )
+        {"ruvon.run.step", "ruvon.maintenance.recover_zombies",
+         "ruvon.maintenance.poll_scheduled_workflows"},
+        first_runs,
+    )  # fmt: skip
     # (run_id, workflow_id, step, branch): a reader can tell which workflow and step ran.
-    runs = [
-        (task["name"], ast.literal_eval(task["args"]), task["state"])
+    runs = {
+        (args[1], args[0]): (task["name"], args[2], task["state"])
         for task in tasks.values()
         if task["name"].startswith("ruvon.run.")
-    ]
-    chain_steps = {args[2]: state for name, args, state in runs if args[1] == chain}
-    assert chain_steps == {"First": "SUCCESS", "Second": "SUCCESS", "Third": "SUCCESS"}
-    branches = {
-        args[3] for name, args, _ in runs if name == "ruvon.run.branch" and args[1] == order
+        and (args := ast.literal_eval(task["args"]))[1] in (chain, order)
     }
-    assert branches == {"Fraud_Check", "Address_Check"}
+    assert set(runs) <= {(r[0], r[1]) for r in stored}  # every task is a stored run
+    assert {state for _, _, state in runs.values()} == {"SUCCESS"}
+    chain_steps = [step for (wid, _), (_, step, _) in runs.items() if wid == chain]
+    assert chain_steps == ["First"]  # Second and Third ran in First's task
+    assert [r[3] for r in stored if r[0] == chain and r[4]] == ["Second", "Third"]
     workers = httpx.get(f"{flower}/api/workers", params={"refresh": "1"}, timeout=10.0).json()
     assert {worker.hostname for worker in cluster.workers} <= set(workers)
 

@@ -128,11 +128,16 @@ def test_app_settings_encode_the_correctness_model() -> None:
     from worker.app import app
 
     conf = app.conf
-    assert conf.task_acks_late is True
-    assert conf.task_reject_on_worker_lost is True
-    assert conf.worker_prefetch_multiplier == 1
+    # Chosen by measurement (docs/performance.md): PostgreSQL is the truth, so a message a dead
+    # worker had taken or reserved is re-sent by the beat; Celery's defaults are the fast ones.
+    assert conf.task_acks_late is False
+    assert conf.task_reject_on_worker_lost is False
+    assert conf.worker_prefetch_multiplier == 4
     assert conf.task_send_sent_event is False  # a 2nd round trip per message; Flower needs none
-    assert conf.worker_send_task_events is True
+    assert conf.worker_send_task_events is False  # Flower asks the workers for them
+    late = celery_config(Settings.from_env({"RUVON_ACKS_LATE": "1", "RUVON_TASK_EVENTS": "1"}))
+    assert late["task_acks_late"] is late["task_reject_on_worker_lost"] is True
+    assert late["worker_send_task_events"] is True
     assert conf.broker_connection_retry_on_startup is True
     assert conf.task_serializer == conf.result_serializer == "json"
     assert list(conf.accept_content) == ["json"]

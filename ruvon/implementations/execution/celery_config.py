@@ -67,14 +67,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "worker_prefetch_multiplier": 1,
-        # Worker task events on, so Flower (and `celery events`) work unchanged. "task-sent"
-        # events stay off: each would cost the sender a second Redis round trip per message,
-        # and a worker sends the next step's message on its critical path.
+        "task_acks_late": settings.acks_late,
+        "task_reject_on_worker_lost": settings.acks_late,
+        "worker_prefetch_multiplier": settings.worker_prefetch,
+        # "task-sent" events stay off: each would cost the sender a second Redis round trip per
+        # message. Workers send the others only when asked (Flower asks; RUVON_TASK_EVENTS=1
+        # sends them from the start).
         "task_send_sent_event": False,
-        "worker_send_task_events": True,
+        "worker_send_task_events": settings.task_events,
         "task_track_started": True,
         "worker_proc_alive_timeout": _PROC_ALIVE_TIMEOUT,
         "result_expires": 24 * 3600,

@@ -1,5 +1,6 @@
 """Chaos on a real cluster: kill -9 workers, restart PostgreSQL and Redis, run two beats,
-freeze a worker past its lease, skew a worker's clock by an hour; then check the invariants of
+freeze a worker past its lease, skew a worker's clock by an hour, keep Redis down for seconds
+with no supervisor to restart what dies; then check the invariants of
 DESIGN.md's correctness model (see :mod:`tests.chaos.invariants`) and print the figures.
 
 Each scenario runs the kitchen-sink workflow (ASYNC steps, a PARALLEL join, a child workflow,
@@ -31,8 +32,10 @@ from tests.chaos.driver import (
     freeze_busy_worker,
     kill_busy_child,
     kill_busy_worker,
+    probe_workers,
     queued_messages,
     replace_dead_workers,
+    start_probed_worker,
     workers_frozen,
 )
 from tests.chaos.invariants import ChaosReport
@@ -225,6 +228,44 @@ def test_s6_clock_skewed_worker_is_no_zombie(servers: Servers, tmp_path: Path) -
         assert report.crash_detections == 0, "a healthy run was taken for a zombie"
         assert done_by_skewed, "the skewed worker did no work"
         _assert_survived(cluster, run)
+
+
+def test_s7_redis_down_for_seconds_workers_recover_alone(servers: Servers, tmp_path: Path) -> None:
+    """S7: Redis stopped mid-run, started empty on the same port a few seconds later, twice:
+    with no supervisor, every worker stays alive and consumes again (a probe task on a queue
+    of its own, sent after the restart, runs) within 30 s of Redis being back."""
+    down = 3.0
+    recovery: list[float] = []
+    not_consuming: list[str] = []
+
+    with chaos_cluster(servers, tmp_path, workers=0) as cluster:
+        probes = dict(start_probed_worker(cluster, f"w{i}") for i in (1, 2, 3))
+        for worker in probes:
+            worker.wait_ready(cluster.ready_timeout)
+        cluster.start_beat()
+
+        async def inject(run: ChaosRun) -> None:
+            for progress in (0.2, 0.5, 0.8) if LONG else (0.25, 0.6):
+                await run.until_progress(progress)
+                run.fault("redis stopped")
+                await asyncio.to_thread(servers.redis.kill)
+                await asyncio.sleep(down)
+                await asyncio.to_thread(servers.redis.start)
+                run.fault("redis started empty")
+                answered = await probe_workers(run, probes, since=time.monotonic())
+                recovery.extend(t for t in answered.values() if t is not None)
+                not_consuming.extend(h for h, t in answered.items() if t is None)
+            run.notes["seconds from Redis back to each worker consuming"] = [
+                round(t, 2) for t in recovery
+            ]
+            run.notes["workers not consuming 30 s after a restart"] = not_consuming
+
+        run = ChaosRun(cluster, "S7 Redis down for seconds", workflows=WORKFLOWS, spread=SPREAD)
+        report = asyncio.run(run.run(inject))
+        print("\n" + report.figures())
+        _assert_survived(cluster, run)
+        assert not not_consuming, f"alive but not consuming after a restart: {not_consuming}"
+        assert not report.violations(), "\n".join(report.violations())
 
 
 def _start_skewed_worker(cluster: LocalCluster, library: str, offset: str) -> WorkerProcess:

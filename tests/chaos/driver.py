@@ -59,7 +59,6 @@ __all__ = [
     "kill_busy_worker",
     "probe_workers",
     "queued_messages",
-    "replace_dead_workers",
     "start_probed_worker",
     "workers_frozen",
 ]
@@ -367,20 +366,6 @@ async def workers_frozen(run: ChaosRun) -> AsyncIterator[None]:
         for worker in frozen:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGCONT)
-
-
-async def replace_dead_workers(run: ChaosRun) -> list[str]:
-    """Start a worker for each one that died by itself (what a supervisor would do); returns
-    each dead worker's name and the last CRITICAL line of its log."""
-    dead: list[str] = []
-    for worker in list(run.cluster.workers):
-        if worker.process.poll() is None or worker.exit_code is not None:
-            continue  # alive, or killed on purpose (kill() records the exit code)
-        worker.exit_code = worker.process.returncode
-        critical = [line for line in worker.log().splitlines() if "CRITICAL" in line]
-        dead.append(f"{worker.hostname} (exit {worker.exit_code}): {critical[-1:]}")
-        await asyncio.to_thread(run.cluster.start_worker, wait=False)
-    return dead
 
 
 def start_probed_worker(cluster: LocalCluster, name: str) -> tuple[WorkerProcess, str]:

@@ -34,7 +34,6 @@ from tests.chaos.driver import (
     kill_busy_worker,
     probe_workers,
     queued_messages,
-    replace_dead_workers,
     start_probed_worker,
     workers_frozen,
 )
@@ -114,16 +113,11 @@ def test_s2_postgres_restarted_mid_run(servers: Servers, tmp_path: Path) -> None
 
 
 def test_s3_redis_restarted_without_persistence(servers: Servers, tmp_path: Path) -> None:
-    """S3: Redis killed and started empty: queued messages vanish, redispatch_lost re-sends.
-
-    A worker that has an unacknowledged message when the connection drops may exit for good
-    (Celery 5.7 / kombu 5.7: "Unrecoverable error: AttributeError: 'NoneType' object has no
-    attribute 'hostname'" while restoring unacked messages on the dead connection); as a
-    supervisor would, the test starts a replacement, and reports it.
-    """
+    """S3: Redis killed and started empty: queued messages vanish, redispatch_lost re-sends,
+    and every worker rides it out by itself (no replacement is started; S7 keeps Redis down
+    for seconds)."""
 
     async def inject(run: ChaosRun) -> None:
-        died: list[str] = []
         lost = 0
         for progress in (0.4, 0.8) if LONG else (0.5,):
             await run.until_progress(progress)
@@ -135,17 +129,15 @@ def test_s3_redis_restarted_without_persistence(servers: Servers, tmp_path: Path
                 lost += queued_messages(run)
                 run.fault("redis restarted empty")
                 await asyncio.to_thread(servers.redis.restart)
-            await asyncio.sleep(2.0)  # reconnect, or die trying
-            died += await replace_dead_workers(run)
+            await asyncio.sleep(2.0)  # reconnect
         run.notes["queued messages lost in the restarts"] = lost
-        run.notes["workers that died on the broker restart (replaced)"] = died
 
     with chaos_cluster(servers, tmp_path, workers=2) as cluster:
         cluster.start_beat()
         run = ChaosRun(cluster, "S3 Redis restart", workflows=WORKFLOWS, spread=SPREAD)
         report = asyncio.run(run.run(inject))
         _assert_holds(report)
-        assert all(b.process.poll() is None for b in cluster.beats), "the beat died"
+        _assert_survived(cluster, run)
         sweeps = report.notes["sweep work (runs)"]
         assert isinstance(sweeps, dict)
         if report.notes["queued messages lost in the restarts"]:

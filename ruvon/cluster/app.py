@@ -21,6 +21,7 @@ from celery.signals import after_setup_logger, worker_process_init
 
 # Heartbeat files, metrics and the process resources connect their own Celery signals.
 from ruvon.cluster import health as _health  # noqa: F401
+from ruvon.cluster.lost_connection import raise_connection_errors_on_lost_channels
 from ruvon.cluster.process import serve_app
 from ruvon.config import Settings
 from ruvon.implementations.execution.celery_config import celery_config
@@ -31,6 +32,8 @@ __all__ = ["app", "create_app"]
 
 def create_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from ``settings`` (default: the environment)."""
+    # Or a Redis restart can make the worker exit for good (Celery 5.7.0, kombu 5.7.0).
+    raise_connection_errors_on_lost_channels()
     celery = Celery("ruvon", include=["ruvon.cluster.tasks"])
     celery.conf.update(celery_config(settings or Settings.from_env()))
     return celery

@@ -57,8 +57,9 @@ __all__ = [
     "freeze_busy_worker",
     "kill_busy_child",
     "kill_busy_worker",
+    "probe_workers",
     "queued_messages",
-    "replace_dead_workers",
+    "start_probed_worker",
     "workers_frozen",
 ]
 
@@ -80,6 +81,8 @@ FAST = {
 _START_PATIENCE = 60.0  # a start retried through an outage gives up after this
 # Longer than a lease, the dispatch timeout and a few sweeps: what recovery could take.
 _STRANDED_GRACE = LEASE + 2.0 + 5 * SWEEP
+_PROBE_TASK = "ruvon.health.check_database"
+_PROBE_PATIENCE = 30.0  # a worker must consume again this soon after the broker is back
 _RESULT = re.compile(r"\] succeeded in [0-9.]+s: '([a-z-]+)'")
 _SWEEP = re.compile(r"beat sweep (\w+): (\{[^}]*\})")
 
@@ -368,18 +371,48 @@ async def workers_frozen(run: ChaosRun) -> AsyncIterator[None]:
                 os.killpg(worker.pid, signal.SIGCONT)
 
 
-async def replace_dead_workers(run: ChaosRun) -> list[str]:
-    """Start a worker for each one that died by itself (what a supervisor would do); returns
-    each dead worker's name and the last CRITICAL line of its log."""
-    dead: list[str] = []
-    for worker in list(run.cluster.workers):
-        if worker.process.poll() is None or worker.exit_code is not None:
-            continue  # alive, or killed on purpose (kill() records the exit code)
-        worker.exit_code = worker.process.returncode
-        critical = [line for line in worker.log().splitlines() if "CRITICAL" in line]
-        dead.append(f"{worker.hostname} (exit {worker.exit_code}): {critical[-1:]}")
-        await asyncio.to_thread(run.cluster.start_worker, wait=False)
-    return dead
+def start_probed_worker(cluster: LocalCluster, name: str) -> tuple[WorkerProcess, str]:
+    """A worker on the chaos queues plus one of its own (``probe.NAME``), for
+    :func:`probe_workers`; not waited for."""
+    queue = f"probe.{name}"
+    worker = cluster.start_worker([QUEUE, MAINTENANCE, queue], name=name, wait=False)
+    return worker, queue
+
+
+async def probe_workers(
+    run: ChaosRun,
+    probes: Mapping[WorkerProcess, str],
+    since: float,
+    patience: float = _PROBE_PATIENCE,
+) -> dict[str, float | None]:
+    """Send each worker of ``probes`` a task on its own queue and wait until its log says it
+    ran it: proof that it consumes again. A probe is sent again while sending fails or every
+    5 s (one sent into an outage is lost with the broker's data). Returns each worker's
+    seconds from ``since`` (``time.monotonic()``) until it answered; ``None`` for one that
+    died or did not answer by ``since + patience``."""
+    answered: dict[str, float | None] = {}
+    sent: dict[str, list[str]] = {w.hostname: [] for w in probes}
+    last_sent: dict[str, float] = {}
+    while len(answered) < len(probes) and time.monotonic() < since + patience:
+        for worker, queue in probes.items():
+            if worker.hostname in answered:
+                continue
+            if worker.process.poll() is not None:
+                answered[worker.hostname] = None
+                continue
+            log = worker.log()
+            if any(f"[{task_id}] succeeded" in log for task_id in sent[worker.hostname]):
+                answered[worker.hostname] = time.monotonic() - since
+                continue
+            if time.monotonic() - last_sent.get(worker.hostname, -1e9) > 5.0:
+                with contextlib.suppress(Exception):  # the broker may still be down
+                    result = await asyncio.to_thread(
+                        run.cluster.client.send_task, _PROBE_TASK, queue=queue
+                    )
+                    sent[worker.hostname].append(result.id)
+                    last_sent[worker.hostname] = time.monotonic()
+        await asyncio.sleep(0.1)
+    return {w.hostname: answered.get(w.hostname) for w in probes}
 
 
 async def freeze_busy_worker(run: ChaosRun, seconds: float, *, continued: bool = False) -> bool:

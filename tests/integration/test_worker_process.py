@@ -133,6 +133,7 @@ def test_app_settings_encode_the_correctness_model() -> None:
     assert conf.task_acks_late is False
     assert conf.task_reject_on_worker_lost is False
     assert conf.worker_prefetch_multiplier == 4
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is False  # Celery 6: True
     assert conf.task_send_sent_event is False  # a 2nd round trip per message; Flower needs none
     assert conf.worker_send_task_events is False  # Flower asks the workers for them
     late = celery_config(Settings.from_env({"RUVON_ACKS_LATE": "1", "RUVON_TASK_EVENTS": "1"}))

@@ -69,6 +69,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_accept_content": ["json"],
         "task_acks_late": settings.acks_late,
         "task_reject_on_worker_lost": settings.acks_late,
+        # A step running when the broker connection drops runs on and commits; only its ack
+        # is lost (the message is a hint: a re-delivery finds the run done). Cancelling it
+        # instead would SIGTERM the pool process mid-step for the lease sweep to re-run.
+        # False is Celery 5's default; Celery 6 makes it True, hence explicit.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_prefetch_multiplier": settings.worker_prefetch,
         # "task-sent" events stay off: each would cost the sender a second Redis round trip per
         # message. Workers send the others only when asked (Flower asks; RUVON_TASK_EVENTS=1

@@ -116,6 +116,7 @@ class WorkflowEngine(WorkflowScope):
         record.state = self._states.plain()
         record.updated_at = utc_now()
         audit, self._pending_audit = self._pending_audit, []
+        compensations, self._pending_compensations = self._pending_compensations, []
         distribution = self.distribution
         work = restore = None
         if distribution is not None:
@@ -123,16 +124,21 @@ class WorkflowEngine(WorkflowScope):
             distribution.report_to_parent()
             work = distribution.writes(settles=record.status is not WorkflowStatus.ACTIVE)
         try:
-            if work is None:
+            if work is None and not compensations:
                 await self.persistence.save_workflow(
                     record, expected_version=record.version, audit=audit
                 )
             else:
                 await self.persistence.save_workflow(
-                    record, expected_version=record.version, audit=audit, work=work
+                    record,
+                    expected_version=record.version,
+                    audit=audit,
+                    work=work,
+                    compensations=compensations,
                 )
         except BaseException:
             self._pending_audit = audit + self._pending_audit
+            self._pending_compensations = compensations + self._pending_compensations
             if distribution is not None and restore is not None:
                 distribution.restore(restore)
             raise

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ruvon.providers.ledger import RunLedger
     from ruvon.providers.persistence import PersistenceProvider
     from ruvon.providers.runs import QueuedRun, RunKind
-    from ruvon.records import WorkflowRecord
+    from ruvon.records import CompensationEntry, WorkflowRecord
 
 __all__ = ["ChildFactory", "ChildWorkflow", "RemoteWork", "StepRuntime", "WorkflowView"]
 
@@ -179,6 +179,10 @@ class StepRuntime(WorkflowView, Protocol):
 
     def audit(self, event: str, step: str | None, details: dict[str, Any]) -> None:
         """Queue an audit row for the next save."""
+        ...
+
+    def record_compensation(self, entry: CompensationEntry) -> None:
+        """Queue a compensation's outcome for the next save (written with it, fenced)."""
         ...
 
     async def checkpoint(self, event: str, step: StepDefinition, details: dict[str, Any]) -> None:

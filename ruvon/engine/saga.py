@@ -28,7 +28,9 @@ async def compensate(rt: StepRuntime) -> None:
     """Compensate every completed step, newest first.
 
     A compensation that fails is recorded and the rollback goes on: stopping half-way would leave
-    the earlier steps un-compensated, which is worse than reporting one failure.
+    the earlier steps un-compensated, which is worse than reporting one failure. Each outcome is
+    written with the save that records the rollback (fenced like it): a rollback whose process
+    dies before that save leaves no rows, and its next attempt writes them once.
     """
     record = rt.record
     for name in reversed(record.completed_steps):
@@ -44,7 +46,7 @@ async def compensate(rt: StepRuntime) -> None:
             rt.apply_result(result, step, soft=True)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-        await rt.persistence.record_compensation(
+        rt.record_compensation(
             CompensationEntry(
                 rt.id, name, step.compensate_function, error is None, error, state_before
             )

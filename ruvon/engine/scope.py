@@ -14,7 +14,7 @@ from ruvon.engine.events import WorkflowEvents
 from ruvon.engine.state import StateKeeper
 from ruvon.expressions import evaluate_expression
 from ruvon.models import StepContext, WorkflowStatus, make_step_context
-from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord
+from ruvon.records import AuditEntry, CompensationEntry, ExecutionLogEntry, WorkflowRecord
 from ruvon.templating import render_value
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class WorkflowScope:
         self._states = StateKeeper(definition.state_model, record.state, workflow_id=record.id)
         self.events = WorkflowEvents(observer, record.id, record.workflow_type)
         self._pending_audit: list[AuditEntry] = []
+        self._pending_compensations: list[CompensationEntry] = []
         self._last_result: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ what a step reads
@@ -146,6 +147,10 @@ class WorkflowScope:
             step.name,
             {"attempt": attempt, "error": f"{type(exc).__name__}: {exc}", "delay": round(delay, 3)},
         )
+
+    def record_compensation(self, entry: CompensationEntry) -> None:
+        """Queue one compensation's outcome for the next save (written with it, fenced)."""
+        self._pending_compensations.append(entry)
 
     def take_pending_audit(self) -> list[AuditEntry]:
         """The audit rows the next save would write, handed to the caller who writes them."""

@@ -26,8 +26,9 @@ class PersistenceProvider(Protocol):
     * ``create_workflow`` is atomic with respect to ``idempotency_key``: of two creates with the
       same key, exactly one inserts and both return the same stored record.
     * ``save_workflow`` writes only if the stored version equals ``expected_version``; it then
-      stores ``expected_version + 1`` in ``record.version`` and writes ``audit`` in the same
-      transaction. Otherwise it raises ``ConcurrencyConflict`` and writes nothing.
+      stores ``expected_version + 1`` in ``record.version`` and writes ``audit`` and
+      ``compensations`` in the same transaction. Otherwise it raises ``ConcurrencyConflict`` and
+      writes nothing.
     * ``workflow_type``, ``definition_snapshot`` and ``created_at`` are fixed when the workflow is
       created; ``save_workflow`` leaves them as stored.
     * ``load_workflow`` raises ``WorkflowNotFound`` for an unknown id.
@@ -69,11 +70,14 @@ class PersistenceProvider(Protocol):
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
         work: WorkWrites | None = None,
+        compensations: Sequence[CompensationEntry] = (),
     ) -> int:
         """Fenced save: write if the stored version is ``expected_version``; return the new one.
 
-        ``work`` (distributed mode) commits in the same transaction: its claim fence must hold
-        (else ``ClaimLost``) and its runs are inserted into ``work.queued``.
+        ``compensations`` (a saga rollback's outcomes) are written with it, so a rollback whose
+        save never commits leaves none. ``work`` (distributed mode) commits in the same
+        transaction: its claim fence must hold (else ``ClaimLost``) and its runs are inserted
+        into ``work.queued``.
         """
         ...
 
@@ -106,10 +110,6 @@ class PersistenceProvider(Protocol):
 
     async def get_execution_logs(self, workflow_id: str) -> list[ExecutionLogEntry]:
         """Log lines of one workflow, oldest first."""
-        ...
-
-    async def record_compensation(self, entry: CompensationEntry) -> None:
-        """Record the outcome of one compensation function."""
         ...
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:

@@ -113,6 +113,8 @@ def chaos_cluster(
         "RUVON_DEFAULT_QUEUE": QUEUE,
         "RUVON_BROKER_URL": servers.redis.url,
         "RUVON_RESULT_BACKEND": servers.redis.url,
+        # The run's report reads what each task returned from Celery's per-task lines.
+        "RUVON_TASK_LOGS": "1",
         **(env or {}),
     }
     with LocalCluster(

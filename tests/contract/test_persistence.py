@@ -238,7 +238,11 @@ async def test_unknown_ids_raise_workflow_not_found(provider: PersistenceProvide
     with pytest.raises(WorkflowNotFound):
         await provider.append_execution_log(ExecutionLogEntry("nope", "INFO", "hi"))
     with pytest.raises(WorkflowNotFound):
-        await provider.record_compensation(CompensationEntry("nope", "a", "m.f", True))
+        await provider.save_workflow(
+            make_record("nope"),
+            expected_version=1,
+            compensations=[CompensationEntry("nope", "a", "m.f", True)],
+        )
     assert await provider.get_audit_log("nope") == []
     assert await provider.get_execution_logs("nope") == []
     assert await provider.get_compensation_log("nope") == []
@@ -307,9 +311,29 @@ async def test_execution_logs_and_compensations_keep_order(
         CompensationEntry("wf-1", "b", "m.undo_b", True, state_before={"x": [1]}, executed_at=T0),
         CompensationEntry("wf-1", "a", "m.undo_a", False, error="failed", executed_at=T0),
     ]
-    for compensation in compensations:
-        await provider.record_compensation(compensation)
+    record = await provider.load_workflow("wf-1")
+    await provider.save_workflow(record, expected_version=1, compensations=compensations[:1])
+    await provider.save_workflow(record, expected_version=2, compensations=compensations[1:])
     assert await provider.get_compensation_log("wf-1") == compensations
+
+
+async def test_compensations_of_a_refused_save_are_not_written(
+    provider: PersistenceProvider,
+) -> None:
+    """A rollback whose save loses the version race (or its claim) leaves no rows: the winner's
+    rollback, if any, writes them once."""
+    record, _ = await provider.create_workflow(make_record())
+    stale = dataclasses.replace(record)
+    await provider.save_workflow(record, expected_version=1)
+    with pytest.raises(ConcurrencyConflict):
+        await provider.save_workflow(
+            stale,
+            expected_version=1,
+            audit=[AuditEntry("wf-1", "ROLLED_BACK")],
+            compensations=[CompensationEntry("wf-1", "a", "m.undo", True, executed_at=T0)],
+        )
+    assert await provider.get_compensation_log("wf-1") == []
+    assert "ROLLED_BACK" not in {e.event_type for e in await provider.get_audit_log("wf-1")}
 
 
 async def test_schedules_are_upserted_by_name(provider: PersistenceProvider) -> None:

@@ -38,7 +38,8 @@ LEASE = 2.0
 
 @pytest.fixture(scope="module")
 def doubling_cluster() -> Iterator[LocalCluster]:
-    with started_cluster({"RUVON_DUPLICATE_MESSAGES": "1"}) as running:
+    # Task lines on: the test reads what each copy's task returned ('duplicate').
+    with started_cluster({"RUVON_DUPLICATE_MESSAGES": "1", "RUVON_TASK_LOGS": "1"}) as running:
         yield running
 
 

@@ -274,9 +274,13 @@ async def fill(provider: PersistenceProvider) -> None:
         record(status=WorkflowStatus.WAITING_HUMAN, run_at=T0, idempotency_key="k",
                parent_execution_id="p"), audit=[AuditEntry("wf-1", "CREATED")]
     )  # fmt: skip
-    await provider.save_workflow(made, expected_version=1, audit=[AuditEntry("wf-1", "SAVED")])
+    await provider.save_workflow(
+        made,
+        expected_version=1,
+        audit=[AuditEntry("wf-1", "SAVED")],
+        compensations=[CompensationEntry("wf-1", "a", "m.undo", True)],
+    )
     await provider.append_execution_log(ExecutionLogEntry("wf-1", "INFO", "hello"))
-    await provider.record_compensation(CompensationEntry("wf-1", "a", "m.undo", True))
     await provider.save_schedule(ScheduleRecord("nightly", "T", "0 2 * * *", created_at=T0))
 
 

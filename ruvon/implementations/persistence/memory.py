@@ -172,12 +172,15 @@ class MemoryPersistenceProvider:
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
         work: WorkWrites | None = None,
+        compensations: Sequence[CompensationEntry] = (),
     ) -> int:
-        """Fenced save: store ``record`` if the stored version is ``expected_version``."""
+        """Fenced save: store ``record`` (with its audit and compensation rows) if the stored
+        version is ``expected_version``."""
         reject_work(work, self)
         new_version = expected_version + 1
         stored = _encode_workflow(record, new_version, self.max_state_bytes, self._snapshots)
         frozen_audit = [(entry, dumps(entry.details)) for entry in audit] if audit else []
+        frozen_compensations = [(entry, dumps(entry.state_before)) for entry in compensations]
         with self._lock:
             current = self._workflows.get(record.id)
             if current is None:
@@ -191,8 +194,12 @@ class MemoryPersistenceProvider:
                 stored[fixed] = current[fixed]
             if stored["idempotency_key"] != current["idempotency_key"]:  # raises before writing
                 self._rekey(record.id, current["idempotency_key"], stored["idempotency_key"])
+            if frozen_compensations:
+                self._check_known(entry.workflow_id for entry, _ in frozen_compensations)
             self._workflows[record.id] = stored
             self._append_audit(frozen_audit)
+            for frozen in frozen_compensations:
+                self._compensations[frozen[0].workflow_id].append(frozen)
         record.version = new_version
         return new_version
 
@@ -258,13 +265,6 @@ class MemoryPersistenceProvider:
         with self._lock:
             rows = list(self._logs.get(workflow_id, ()))
         return [_thaw(entry, "details", details) for entry, details in rows]
-
-    async def record_compensation(self, entry: CompensationEntry) -> None:
-        """Record one compensation outcome; ``WorkflowNotFound`` if the workflow does not exist."""
-        frozen = (entry, dumps(entry.state_before))
-        with self._lock:
-            self._check_known((entry.workflow_id,))
-            self._compensations[entry.workflow_id].append(frozen)
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""

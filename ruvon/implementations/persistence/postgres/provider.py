@@ -229,18 +229,28 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
         work: WorkWrites | None = None,
+        compensations: Sequence[CompensationEntry] = (),
     ) -> int:
         """Fenced save plus audit rows in one statement; return the new version.
 
         With ``work``: one transaction that also checks the claim fence (``ClaimLost`` if it
         no longer holds) and inserts the enqueued runs (announce ``work.queued`` afterwards).
+        With ``compensations`` (a rollback's, rare): the same statement, then their rows, in one
+        transaction that commits only if the workflow was written.
         """
         params = save_params(record, expected_version, self.max_state_bytes)
-        sql, rows = _SAVE.statement(audit)
         try:
-            if work:
+            if compensations:
+                updated = await self._transaction(
+                    "save workflow",
+                    lambda conn: self._save_with_compensations(
+                        conn, record, params, audit, work, compensations
+                    ),
+                )
+            elif work:
                 updated = await self._save_with_work(record, params, audit, work)
             else:
+                sql, rows = _SAVE.statement(audit)
                 updated = rows_written(await self._execute("save workflow", sql, *params, *rows))
         except asyncpg.UniqueViolationError as exc:
             raise self._unique_violation(exc, record) from None
@@ -302,14 +312,6 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
         rows = await self._fetch("read logs", _Q["get_execution_logs"], workflow_id)
         return [execution_log_from_row(row) for row in rows]
 
-    async def record_compensation(self, entry: CompensationEntry) -> None:
-        """Record one compensation outcome; ``WorkflowNotFound`` if the workflow does not exist."""
-        params = compensation_params(entry)
-        try:
-            await self._execute("record compensation", _Q["insert_compensation"], *params)
-        except asyncpg.ForeignKeyViolationError:
-            raise WorkflowNotFound(entry.workflow_id) from None
-
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""
         rows = await self._fetch("read compensations", _Q["get_compensation_log"], workflow_id)
@@ -326,12 +328,36 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
         rows = await self._fetch("list schedules", _Q["list_schedules"])
         return [schedule_from_row(row) for row in rows]
 
+    async def _save_with_compensations(
+        self,
+        conn: asyncpg.Connection,
+        record: WorkflowRecord,
+        params: tuple[Any, ...],
+        audit: Sequence[AuditEntry],
+        work: WorkWrites | None,
+        compensations: Sequence[CompensationEntry],
+    ) -> int:
+        """In a transaction on ``conn``: the save (with its work), then the compensation rows
+        if it wrote the workflow (else nothing: the transaction rolls back with the caller)."""
+        if work:
+            updated = await self._save_with_work(record, params, audit, work, conn=conn)
+        else:
+            sql, rows = _SAVE.statement(audit)
+            updated = rows_written(await conn.execute(sql, *params, *rows))
+        if updated:
+            await conn.executemany(
+                _Q["insert_compensation"], [compensation_params(c) for c in compensations]
+            )
+        return updated
+
     async def _save_with_work(
         self,
         record: WorkflowRecord,
         params: tuple[Any, ...],
         audit: Sequence[AuditEntry],
         work: WorkWrites,
+        *,
+        conn: asyncpg.Connection | None = None,
     ) -> int:
         """The save, its claim fence and its enqueued runs as one statement (see
         :mod:`.work`); the rows written. ``ClaimLost`` if the fence did not hold."""
@@ -339,7 +365,11 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
         sql, extra = _SAVE_WORK.statement(
             audit, work.fence, work.enqueue, close=work.close, take=take
         )
-        rows = await self._query("save workflow", "fetch", sql, (*params, *extra))
+        args = (*params, *extra)
+        if conn is None:
+            rows = await self._query("save workflow", "fetch", sql, args)
+        else:
+            rows = await conn.fetch(sql, *args)
         held, written = rows[0][0], rows[0][1]
         if not held:
             assert work.fence is not None

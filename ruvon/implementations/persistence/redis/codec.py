@@ -102,6 +102,7 @@ def workflow_script_args(
     limit: int | None,
     audit: Iterable[AuditEntry],
     create: bool,
+    compensations: Iterable[CompensationEntry] = (),
 ) -> list[Value]:
     """ARGV for the create (``create=True``) or save script (layout in ``scripts.lua``).
 
@@ -142,7 +143,9 @@ def workflow_script_args(
     if create:
         args += ("definition_snapshot", dumps(record.definition_snapshot))
     for entry in audit:
-        args += (entry.workflow_id, audit_value(entry))
+        args += ("audit:", entry.workflow_id, audit_value(entry))
+    for compensation in compensations:
+        args += ("comp:", compensation.workflow_id, compensation_value(compensation))
     return args
 
 

@@ -49,7 +49,6 @@ from ruvon.implementations.persistence.redis.codec import (
     Value,
     audit_from_value,
     compensation_from_value,
-    compensation_value,
     log_from_value,
     log_value,
     micros,
@@ -188,14 +187,15 @@ class RedisPersistenceProvider:
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
         work: WorkWrites | None = None,
+        compensations: Sequence[CompensationEntry] = (),
     ) -> int:
-        """Fenced save plus audit entries in one script; return the new version."""
+        """Fenced save plus audit and compensation entries in one script; the new version."""
         reject_work(work, self)
         new_version = expected_version + 1
         args = workflow_script_args(self.key_prefix, record, version=new_version,
                                     expected_version=expected_version,
                                     limit=self.max_state_bytes, audit=audit,
-                                    create=False)  # fmt: skip
+                                    create=False, compensations=compensations)  # fmt: skip
         scripts = await self._connection()
         reply = await self._guard(
             scripts.save_workflow(keys=[self.keys.workflow(record.id)], args=args)
@@ -254,11 +254,6 @@ class RedisPersistenceProvider:
         """Log lines of one workflow, oldest first."""
         values = await self._read_list(self.keys.logs(workflow_id))
         return [log_from_value(workflow_id, value) for value in values]
-
-    async def record_compensation(self, entry: CompensationEntry) -> None:
-        """Record one compensation outcome; ``WorkflowNotFound`` if the workflow does not exist."""
-        key = self.keys.compensations(entry.workflow_id)
-        await self._append(entry.workflow_id, key, compensation_value(entry))
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""

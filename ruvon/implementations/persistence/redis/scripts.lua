@@ -12,7 +12,8 @@
 --   1 prefix   2 workflow id   3 created_at score (µs)   4 status   5 workflow type
 --   6 parent id (opt)   7 idempotency key (opt)   8 timer score (opt)   9 expected version
 --   10 n = number of field arguments   11..10+n the other hash field/value pairs
---   11+n.. audit entries as (workflow id, JSON) pairs
+--   11+n.. rows to append as (list tag, workflow id, JSON) triples: 'audit:' for audit
+--          entries, 'comp:' for compensation outcomes (a rollback's, saved with it)
 -- workflow_type, definition_snapshot and created_at are fixed when the workflow is created: only
 -- create_workflow reads ARGV[3] and ARGV[5] and gets definition_snapshot among the pairs; a save
 -- sends '' for both and no snapshot, and keeps the stored ones (and the index scores and type
@@ -34,10 +35,10 @@ local function index_key(prefix, kind, value)
   return prefix .. 'idx:' .. kind .. ':' .. value
 end
 
--- The first audit entry's workflow (other than `id`) that has no hash, or nil.
+-- The first appended row's workflow (other than `id`) that has no hash, or nil.
 local function missing_audit_owner(prefix, id, first)
-  for i = first, #ARGV, 2 do
-    local owner = ARGV[i]
+  for i = first, #ARGV, 3 do
+    local owner = ARGV[i + 1]
     if owner ~= id and redis.call('EXISTS', prefix .. 'wf:' .. owner) == 0 then
       return owner
     end
@@ -46,8 +47,8 @@ local function missing_audit_owner(prefix, id, first)
 end
 
 local function append_audit(prefix, first)
-  for i = first, #ARGV, 2 do
-    redis.call('RPUSH', prefix .. 'audit:' .. ARGV[i], ARGV[i + 1])
+  for i = first, #ARGV, 3 do
+    redis.call('RPUSH', prefix .. ARGV[i] .. ARGV[i + 1], ARGV[i + 2])
   end
 end
 

@@ -109,6 +109,11 @@ def _append_row(conn: sqlite3.Connection, sql: str, params: Row) -> None:
         raise
 
 
+def _compensation_row(entry: CompensationEntry) -> Row:
+    return (entry.workflow_id, entry.step_name, entry.function, int(entry.succeeded),
+            entry.error, json(entry.state_before), text(entry.executed_at))  # fmt: skip
+
+
 @contextmanager
 def _transaction(
     conn: sqlite3.Connection, workflow_id: str, audit_rows: list[Row]
@@ -154,8 +159,13 @@ def _create_workflow(
     return None
 
 
-def _save_workflow(conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[Row]) -> None:
-    """The fenced save and its audit rows, committed together or not at all."""
+def _save_workflow(
+    conn: sqlite3.Connection,
+    params: dict[str, Any],
+    audit_rows: list[Row],
+    compensation_rows: list[Row],
+) -> None:
+    """The fenced save, its audit and compensation rows, committed together or not at all."""
     workflow_id = params["id"]
     with _transaction(conn, workflow_id, audit_rows):
         if conn.execute(_Q["update_workflow"], params).rowcount != 1:
@@ -165,6 +175,8 @@ def _save_workflow(conn: sqlite3.Connection, params: dict[str, Any], audit_rows:
         conn.execute(_Q["update_workflow_keys"], params)
         if audit_rows:
             conn.executemany(_Q["insert_audit"], audit_rows)
+        if compensation_rows:
+            conn.executemany(_Q["insert_compensation"], compensation_rows)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -282,13 +294,19 @@ class SQLitePersistenceProvider:
         expected_version: int,
         audit: Sequence[AuditEntry] = (),
         work: WorkWrites | None = None,
+        compensations: Sequence[CompensationEntry] = (),
     ) -> int:
-        """Fenced save plus audit rows in one transaction; return the new version."""
+        """Fenced save plus audit and compensation rows in one transaction; the new version."""
         reject_work(work, self)
         new_version = expected_version + 1
         params = workflow_params(record, new_version, self.max_state_bytes)
         params["expected_version"] = expected_version
-        await self._write(_save_workflow, params, audit_rows(audit) if audit else [])
+        await self._write(
+            _save_workflow,
+            params,
+            audit_rows(audit) if audit else [],
+            [_compensation_row(c) for c in compensations],
+        )
         record.version = new_version
         return new_version
 
@@ -342,12 +360,6 @@ class SQLitePersistenceProvider:
             ExecutionLogEntry(w, level, message, step, loads(details), time(at))
             for w, level, message, step, details, at in rows
         ]
-
-    async def record_compensation(self, entry: CompensationEntry) -> None:
-        """Record one compensation outcome; ``WorkflowNotFound`` if the workflow does not exist."""
-        params = (entry.workflow_id, entry.step_name, entry.function, int(entry.succeeded),
-                  entry.error, json(entry.state_before), text(entry.executed_at))  # fmt: skip
-        await self._write(_append_row, _Q["insert_compensation"], params)
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""

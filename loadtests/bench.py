@@ -8,8 +8,12 @@ each table, and writes JSON, Markdown and (``--plot``) PNGs; ``--quick`` is a sm
 (sync executor, everything in-process), each the median of ``--runs`` runs with its min-max spread.
 Creating a workflow and running its steps are timed apart: "engine overhead per step" is the
 time ``next_step`` spends per step on the in-memory provider, minus what the bare step function
-and a dict merge cost outside the engine. Targets (2-core machine): in-memory
-overhead <= 50 microseconds per step; SQLite >= 2,000 durable steps/s.
+and a dict merge cost outside the engine. The SQLite runs alternate with a raw ``sqlite3``
+baseline (:mod:`loadtests.raw_sqlite`: ``UPDATE workflow_state SET state=? WHERE id=?`` +
+``COMMIT`` of the same state, with the provider's own pragmas, so the same durability), and
+"ratio" divides each run's durable steps/s (steps timed apart from creation) by the raw
+updates/s of the run next to it. Targets (2-core machine): in-memory overhead <= 50
+microseconds per step; SQLite >= 2,000 durable steps/s (incl. create); ratio >= 0.2.
 
 ``postgres`` (see :mod:`loadtests.bench_postgres`) prints the same workflow's steps/s on
 PostgreSQL through the event-loop bridge next to a raw asyncpg single-row JSONB UPDATE loop on the
@@ -37,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from loadtests.raw_sqlite import raw_update_seconds
 from loadtests.workloads import add_one, register_linear
 from ruvon.builder import WorkflowBuilder
 from ruvon.implementations.execution.sync import SyncExecutionProvider
@@ -46,6 +51,7 @@ from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 
 STEPS = 5
+NAME_WIDTH = 60  # the longest figure name, the embedded ratio's
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Figure:
         digits = 2 if abs(self.median) < 10 else 1  # ratios need two decimals
         spread = f"[{self.low:,.{digits}f} - {self.high:,.{digits}f}]"
         return (
-            f"{self.name:<44} {self.median:>12,.{digits}f} {self.unit:<10} {spread:<26} "
+            f"{self.name:<{NAME_WIDTH}} {self.median:>12,.{digits}f} {self.unit:<10} {spread:<26} "
             f"{self.target}"
         )
 
@@ -118,6 +124,11 @@ def _bare_function_us(calls: int = 100_000) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
+def header() -> str:
+    """The column titles above :meth:`Figure.row` lines."""
+    return f"{'benchmark':<{NAME_WIDTH}} {'median':>12} {'unit':<10} {'[min - max]':<26} target"
+
+
 def _figure(name: str, unit: str, values: list[float], target: str = "") -> Figure:
     return Figure(
         name, unit, statistics.median(values), min(values), max(values), len(values), target
@@ -125,7 +136,13 @@ def _figure(name: str, unit: str, values: list[float], target: str = "") -> Figu
 
 
 def bench_embedded(workflows: int, runs: int) -> list[Figure]:
-    """Memory and SQLite steps/s, workflow creation cost, and the engine's per-step overhead."""
+    """Memory and SQLite steps/s, creation and overhead costs, and SQLite against raw sqlite3.
+
+    The SQLite runs alternate with raw ``sqlite3`` runs (:mod:`loadtests.raw_sqlite`: one
+    ``UPDATE`` + ``COMMIT`` per step of the same state, with the provider's pragmas), so both
+    see the same machine load; each Ruvon run is divided by the raw run next to it.
+    """
+    sqlite_workflows = max(workflows // 4, 50)
 
     async def memory() -> Sample:
         provider = MemoryPersistenceProvider()
@@ -134,17 +151,24 @@ def bench_embedded(workflows: int, runs: int) -> list[Figure]:
         finally:
             await provider.close()
 
-    async def sqlite() -> Sample:
-        with tempfile.TemporaryDirectory(prefix="ruvon-bench-") as tmp:
-            provider = SQLitePersistenceProvider(str(Path(tmp) / "bench.sqlite3"))
-            try:
-                return await _run_linear(provider, max(workflows // 4, 50))
-            finally:
-                await provider.close()
+    async def sqlite(tmp: Path) -> Sample:
+        provider = SQLitePersistenceProvider(str(tmp / "bench.sqlite3"))
+        try:
+            return await _run_linear(provider, sqlite_workflows)
+        finally:
+            await provider.close()
 
     bare = _bare_function_us()
     mem = [asyncio.run(memory()) for _ in range(runs)]
-    lite = [asyncio.run(sqlite()) for _ in range(runs)]
+    lite: list[Sample] = []
+    raw: list[float] = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(prefix="ruvon-bench-") as tmp:
+            lite.append(asyncio.run(sqlite(Path(tmp))))
+            # The state the benchmark workflow carries: {"counter": n}.
+            raw.append(raw_update_seconds(Path(tmp) / "raw.sqlite3", sqlite_workflows * STEPS))
+    raw_per_s = [1 / seconds for seconds in raw]
+    durable_per_s = [1e6 / s.step_us for s in lite]
     return [
         _figure(
             "memory: 5-step workflow incl. create", "steps/s", [s.steps_per_second for s in mem]
@@ -164,6 +188,15 @@ def bench_embedded(workflows: int, runs: int) -> list[Figure]:
         ),
         _figure("sqlite: create_workflow", "us/wf", [s.create_us for s in lite]),
         _figure("sqlite: durable step (save + audit)", "us/step", [s.step_us for s in lite]),
+        _figure("sqlite: durable steps", "steps/s", durable_per_s),
+        _figure("raw sqlite3 UPDATE+COMMIT (WAL, NORMAL)", "updates/s", raw_per_s),
+        _figure("raw sqlite3 UPDATE+COMMIT", "us/update", [s * 1e6 for s in raw]),
+        _figure(
+            "ratio: sqlite durable steps/s / raw sqlite3 UPDATE+COMMIT/s",
+            "x",
+            [steps / r for steps, r in zip(durable_per_s, raw_per_s, strict=True)],
+            "target >= 0.2",
+        ),
     ]
 
 
@@ -221,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([asdict(f) for f in figures], indent=2))
     else:
-        print(f"{'benchmark':<44} {'median':>12} {'unit':<10} {'[min - max]':<26} target")
+        print(header())
         for figure in figures:
             print(figure.row())
         if args.suite == "distributed":

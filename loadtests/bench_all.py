@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from loadtests.bench import Figure, bench_embedded
+from loadtests.bench import Figure, bench_embedded, header
 from loadtests.bench_distributed import bench_distributed, distributed_cluster
 from loadtests.bench_postgres import bench_postgres
 from loadtests.studies.fan_out import WIDTHS, fan_out_study
@@ -194,7 +194,7 @@ def run_all(
 
 def _suite_table(name: str, figures: list[Figure], seconds: float) -> str:
     lines = [f"== {name} ({seconds:.1f} s)"]
-    lines.append(f"{'benchmark':<44} {'median':>12} {'unit':<10} {'[min - max]':<26} target")
+    lines.append(header())
     lines.extend(figure.row() for figure in figures)
     return "\n".join(lines) + "\n"
 

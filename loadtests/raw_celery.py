@@ -34,7 +34,7 @@ from typing import Any
 from celery import chord
 from celery.result import ResultSet
 
-from loadtests.bench import Figure, _figure
+from loadtests.bench import Figure, _figure, header
 from ruvon.testing.cluster import LocalCluster
 
 __all__ = [
@@ -199,8 +199,8 @@ def _run_chords(client: Any, queue: str, chords: int, width: int) -> None:
     body = client.signature(JOIN, queue=queue)
     pending = []
     for _ in range(chords):
-        header = [client.signature(ECHO, args=(i,), queue=queue) for i in range(width)]
-        pending.append(chord(header, body.clone(), app=client).apply_async())
+        tasks = [client.signature(ECHO, args=(i,), queue=queue) for i in range(width)]
+        pending.append(chord(tasks, body.clone(), app=client).apply_async())
     for result in pending:
         joined = result.get(timeout=_TIMEOUT, interval=_POLL_INTERVAL)
         if joined != width:
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps([asdict(f) for f in figures], indent=2))
     else:
-        print(f"{'benchmark':<44} {'median':>12} {'unit':<10} {'[min - max]':<26} target")
+        print(header())
         for figure in figures:
             print(figure.row())
         print(f"(1 worker, prefork, concurrency 2; {time.perf_counter() - started:.1f} s in all)")

@@ -333,6 +333,35 @@ async def test_concurrent_fenced_increments_lose_no_update(provider: Persistence
     assert len(await provider.get_audit_log("wf-1")) == tasks * rounds
 
 
+async def test_saves_move_a_workflow_between_status_and_timer_queries(
+    provider: PersistenceProvider,
+) -> None:
+    now = T0 + timedelta(hours=1)
+    record, _ = await provider.create_workflow(make_record(run_at=None))
+
+    async def seen() -> tuple[list[str], list[str], list[str]]:
+        waiting = await provider.list_workflows(status=WorkflowStatus.WAITING_TIMER)
+        active = await provider.list_workflows(status=WorkflowStatus.ACTIVE)
+        return [r.id for r in waiting], [r.id for r in active], await provider.list_due_timers(now)
+
+    assert await seen() == ([], ["wf-1"], [])
+    record.status = WorkflowStatus.WAITING_TIMER
+    record.run_at = (now - timedelta(minutes=1)).astimezone(timezone(timedelta(hours=-5)))
+    await provider.save_workflow(record, expected_version=1)
+    assert await seen() == (["wf-1"], [], ["wf-1"])
+    record.state = {"only": "the state changes"}
+    await provider.save_workflow(record, expected_version=2)
+    assert await seen() == (["wf-1"], [], ["wf-1"])
+    record.run_at = now + timedelta(minutes=1)  # the timer moves, the status stays
+    await provider.save_workflow(record, expected_version=3)
+    assert await seen() == (["wf-1"], [], [])
+    record.status, record.run_at = WorkflowStatus.ACTIVE, None
+    await provider.save_workflow(record, expected_version=4)
+    assert await seen() == ([], ["wf-1"], [])
+    loaded = await provider.load_workflow("wf-1")
+    assert loaded == record and loaded.version == 5
+
+
 async def test_list_workflows_filters_and_orders_newest_first(
     provider: PersistenceProvider,
 ) -> None:

@@ -150,7 +150,7 @@ def _save_workflow(conn: sqlite3.Connection, params: dict[str, Any], audit_rows:
             if conn.execute(_Q["workflow_exists"], (workflow_id,)).fetchone() is None:
                 raise WorkflowNotFound(workflow_id)
             raise ConcurrencyConflict(workflow_id, params["expected_version"])
-        conn.execute(_Q["update_workflow_keys"], params)
+        conn.execute(_Q["update_workflow_indexed"], params)
         if audit_rows:
             conn.executemany(_Q["insert_audit"], audit_rows)
 
@@ -276,7 +276,7 @@ class SQLitePersistenceProvider:
         """Fenced save plus audit rows in one transaction; return the new version."""
         reject_work(work, self)
         new_version = expected_version + 1
-        params = workflow_params(record, new_version, self.max_state_bytes)
+        params = workflow_params(record, new_version, self.max_state_bytes, insert=False)
         params["expected_version"] = expected_version
         await self._write(_save_workflow, params, audit_rows(audit) if audit else [])
         record.version = new_version

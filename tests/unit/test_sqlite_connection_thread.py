@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ruvon.errors import PersistenceError
 from ruvon.implementations.persistence.sqlite.connection_thread import ConnectionThread
 
 
@@ -112,3 +113,15 @@ async def test_a_failed_open_raises_and_ends_the_thread(tmp_path: Path) -> None:
 async def test_opening_twice_is_an_error(worker: ConnectionThread) -> None:
     with pytest.raises(RuntimeError, match="already open"):
         await worker.open(":memory:", 1.0)
+
+
+async def test_a_forked_child_gets_an_error_not_a_hang(worker: ConnectionThread) -> None:
+    opened_in = worker._pid
+    worker._pid = opened_in + 1  # as a child sees it: the thread stayed in the parent
+    try:
+        with pytest.raises(PersistenceError, match="forked child") as caught:
+            worker.run(lambda conn: None)
+        assert str(opened_in + 1) in str(caught.value) and "new SQLite provider" in str(caught)
+    finally:
+        worker._pid = opened_in
+    assert await worker.run(lambda conn: "parent still works") == "parent still works"

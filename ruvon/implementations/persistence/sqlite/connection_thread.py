@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from ruvon.errors import PersistenceError
 
 __all__ = ["ConnectionThread"]
 
@@ -45,6 +48,7 @@ class ConnectionThread:
         self._name = name
         self._jobs: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
 
     @property
     def is_open(self) -> bool:
@@ -59,6 +63,7 @@ class ConnectionThread:
         """
         if self._thread is not None:
             raise RuntimeError(f"{self._name} is already open")
+        self._pid = os.getpid()
         loop = asyncio.get_running_loop()
         connected: asyncio.Future[None] = loop.create_future()
         self._thread = threading.Thread(
@@ -79,6 +84,11 @@ class ConnectionThread:
         """
         if self._thread is None:
             raise RuntimeError(f"{self._name} is not open")
+        if self._pid != os.getpid():  # a forked child has the object but not the thread
+            raise PersistenceError(
+                f"{self._name} was opened in process {self._pid} and cannot be used in its "
+                f"forked child {os.getpid()}: open a new SQLite provider in the child"
+            )
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
         self._jobs.put((loop, future, job, args))

@@ -8,12 +8,13 @@ each table, and writes JSON, Markdown and (``--plot``) PNGs; ``--quick`` is a sm
 (sync executor, everything in-process), each the median of ``--runs`` runs with its min-max spread.
 Creating a workflow and running its steps are timed apart: "engine overhead per step" is the
 time ``next_step`` spends per step on the in-memory provider, minus what the bare step function
-and a dict merge cost outside the engine. The SQLite runs alternate with a raw ``sqlite3``
-baseline (:mod:`loadtests.raw_sqlite`: ``UPDATE workflow_state SET state=? WHERE id=?`` +
-``COMMIT`` of the same state, with the provider's own pragmas, so the same durability), and
-"ratio" divides each run's durable steps/s (steps timed apart from creation) by the raw
-updates/s of the run next to it. Targets (2-core machine): in-memory overhead <= 50
-microseconds per step; SQLite >= 2,000 durable steps/s (incl. create); ratio >= 0.2.
+and a dict merge cost outside the engine. Each SQLite run alternates, five chunks each, with
+a raw ``sqlite3`` baseline (:mod:`loadtests.raw_sqlite`: ``UPDATE workflow_state SET state=?
+WHERE id=?`` + ``COMMIT`` of the same state, as many writes as the chunk's steps, with the
+provider's own pragmas, so the same durability), and "ratio" divides the run's durable steps/s
+(steps timed apart from creation) by its raw updates/s. Targets (2-core machine): in-memory
+overhead <= 50 microseconds per step; SQLite >= 2,000 durable steps/s (incl. create); ratio
+>= 0.2.
 
 ``postgres`` (see :mod:`loadtests.bench_postgres`) prints the same workflow's steps/s on
 PostgreSQL through the event-loop bridge next to a raw asyncpg single-row JSONB UPDATE loop on the
@@ -41,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtests.raw_sqlite import raw_update_seconds
+from loadtests.raw_sqlite import RawUpdates
 from loadtests.workloads import add_one, register_linear
 from ruvon.builder import WorkflowBuilder
 from ruvon.implementations.execution.sync import SyncExecutionProvider
@@ -52,6 +53,7 @@ from ruvon.providers.persistence import PersistenceProvider
 
 STEPS = 5
 NAME_WIDTH = 60  # the longest figure name, the embedded ratio's
+RAW_CHUNKS = 5  # SQLite / raw sqlite3 alternations per run
 
 
 @dataclass
@@ -84,11 +86,10 @@ class Sample:
     step_us: float
 
 
-async def _run_linear(
-    persistence: PersistenceProvider, workflows: int, data: dict[str, Any] | None = None
-) -> Sample:
-    """``workflows`` 5-step workflows created with ``data`` (default a bare counter) and run."""
-    data = data or {"counter": 0}
+async def _prepare_linear(
+    persistence: PersistenceProvider, data: dict[str, Any]
+) -> tuple[WorkflowBuilder, str]:
+    """A builder with the 5-step workflow on ``persistence``, warmed by one untimed run."""
     builder = WorkflowBuilder(
         persistence_provider=persistence, execution_provider=SyncExecutionProvider()
     )
@@ -97,6 +98,13 @@ async def _run_linear(
     # Warm caches (imports, definition snapshot) outside the timed region.
     warm = await builder.create_workflow(workflow_type, data)
     await warm.next_step()
+    return builder, workflow_type
+
+
+async def _time_linear(
+    builder: WorkflowBuilder, workflow_type: str, workflows: int, data: dict[str, Any]
+) -> tuple[float, float]:
+    """Seconds spent creating and seconds spent stepping ``workflows`` workflows to the end."""
     creating = stepping = 0.0
     clock = time.perf_counter
     for _ in range(workflows):
@@ -108,11 +116,48 @@ async def _run_linear(
         creating += created - started
         if workflow.status is not WorkflowStatus.COMPLETED:
             raise RuntimeError(f"benchmark workflow ended {workflow.status}")
+    return creating, stepping
+
+
+def _sample(workflows: int, creating: float, stepping: float) -> Sample:
     return Sample(
         workflows * STEPS / (creating + stepping),
         creating / workflows * 1e6,
         stepping / (workflows * STEPS) * 1e6,
     )
+
+
+async def _run_linear(
+    persistence: PersistenceProvider, workflows: int, data: dict[str, Any] | None = None
+) -> Sample:
+    """``workflows`` 5-step workflows created with ``data`` (default a bare counter) and run."""
+    data = data or {"counter": 0}
+    builder, workflow_type = await _prepare_linear(persistence, data)
+    return _sample(workflows, *await _time_linear(builder, workflow_type, workflows, data))
+
+
+async def _sqlite_against_raw(tmp: Path, workflows: int, chunks: int) -> tuple[Sample, float]:
+    """One SQLite run, alternating ``chunks`` times with raw UPDATE+COMMIT chunks of as many writes.
+
+    Each SQLite chunk runs on a provider opened for it and closed after it (its background
+    checkpoint finished), so none of its work runs during the raw chunk that follows. Returns
+    the SQLite sample and the raw seconds per update.
+    """
+    data = {"counter": 0}  # the state the benchmark workflow carries
+    per_chunk = max(workflows // chunks, 1)
+    creating = stepping = raw_seconds = 0.0
+    with RawUpdates(tmp / "raw.sqlite3", data) as raw:
+        for _ in range(chunks):
+            provider = SQLitePersistenceProvider(str(tmp / "bench.sqlite3"))
+            try:
+                builder, workflow_type = await _prepare_linear(provider, data)
+                spent = await _time_linear(builder, workflow_type, per_chunk, data)
+            finally:
+                await provider.close()
+            creating, stepping = creating + spent[0], stepping + spent[1]
+            raw_seconds += raw.seconds(per_chunk * STEPS)
+    total = per_chunk * chunks
+    return _sample(total, creating, stepping), raw_seconds / (total * STEPS)
 
 
 def _bare_function_us(calls: int = 100_000) -> float:
@@ -138,11 +183,11 @@ def _figure(name: str, unit: str, values: list[float], target: str = "") -> Figu
 def bench_embedded(workflows: int, runs: int) -> list[Figure]:
     """Memory and SQLite steps/s, creation and overhead costs, and SQLite against raw sqlite3.
 
-    The SQLite runs alternate with raw ``sqlite3`` runs (:mod:`loadtests.raw_sqlite`: one
-    ``UPDATE`` + ``COMMIT`` per step of the same state, with the provider's pragmas), so both
-    see the same machine load; each Ruvon run is divided by the raw run next to it.
+    Each SQLite run alternates chunk by chunk with the raw ``sqlite3`` baseline
+    (:mod:`loadtests.raw_sqlite`: one ``UPDATE`` + ``COMMIT`` per step of the same state, with
+    the provider's pragmas), so both see the same machine load, and is divided by its own raw
+    figure.
     """
-    sqlite_workflows = max(workflows // 4, 50)
 
     async def memory() -> Sample:
         provider = MemoryPersistenceProvider()
@@ -151,22 +196,13 @@ def bench_embedded(workflows: int, runs: int) -> list[Figure]:
         finally:
             await provider.close()
 
-    async def sqlite(tmp: Path) -> Sample:
-        provider = SQLitePersistenceProvider(str(tmp / "bench.sqlite3"))
-        try:
-            return await _run_linear(provider, sqlite_workflows)
-        finally:
-            await provider.close()
+    async def sqlite() -> tuple[Sample, float]:
+        with tempfile.TemporaryDirectory(prefix="ruvon-bench-") as tmp:
+            return await _sqlite_against_raw(Path(tmp), max(workflows // 4, 50), RAW_CHUNKS)
 
     bare = _bare_function_us()
     mem = [asyncio.run(memory()) for _ in range(runs)]
-    lite: list[Sample] = []
-    raw: list[float] = []
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory(prefix="ruvon-bench-") as tmp:
-            lite.append(asyncio.run(sqlite(Path(tmp))))
-            # The state the benchmark workflow carries: {"counter": n}.
-            raw.append(raw_update_seconds(Path(tmp) / "raw.sqlite3", sqlite_workflows * STEPS))
+    lite, raw = zip(*(asyncio.run(sqlite()) for _ in range(runs)), strict=True)
     raw_per_s = [1 / seconds for seconds in raw]
     durable_per_s = [1e6 / s.step_us for s in lite]
     return [

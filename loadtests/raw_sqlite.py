@@ -19,7 +19,7 @@ from ruvon.implementations.persistence import sqlite as sqlite_provider
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.serialization import dumps
 
-__all__ = ["raw_update_seconds"]
+__all__ = ["RawUpdates"]
 
 _PROVIDER_SQL = Path(sqlite_provider.__file__).with_name("sql") / "workflows.sql"
 _SETUP = "CREATE TABLE workflow_state (id TEXT PRIMARY KEY, state TEXT NOT NULL)"
@@ -39,21 +39,42 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def raw_update_seconds(path: Path, n: int, state: dict[str, Any] | None = None) -> float:
-    """Seconds per ``UPDATE`` + ``COMMIT`` of ``state`` (plus a changing counter) in ``path``."""
-    base = state or {}
-    conn = _connect(path)
-    try:
-        conn.execute(_SETUP)
-        conn.execute(_INSERT, (_ID, dumps(base).decode()))
-        conn.commit()
-        for i in range(_WARM):  # the statement cache and the row's page
-            conn.execute(_UPDATE, (dumps({**base, "counter": i}).decode(), _ID))
-            conn.commit()
+class RawUpdates:
+    """One row of JSON state in its own file, rewritten by hand: ``UPDATE`` + ``COMMIT``.
+
+    ``state`` is the state written (with a changing ``counter``). A context manager: the
+    connection opens (and is warmed) on entry and closes on exit.
+    """
+
+    def __init__(self, path: Path, state: dict[str, Any] | None = None) -> None:
+        self._path = path
+        self._base = dict(state or {})
+        self._conn: sqlite3.Connection | None = None
+        self._writes = 0
+
+    def __enter__(self) -> RawUpdates:
+        self._conn = _connect(self._path)
+        self._conn.execute(_SETUP)
+        self._conn.execute(_INSERT, (_ID, dumps(self._base).decode()))
+        self._conn.commit()
+        self.seconds(_WARM)  # the statement cache and the row's page
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def seconds(self, n: int) -> float:
+        """Seconds that ``n`` UPDATE + COMMIT of the state take, in all."""
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("RawUpdates is used outside its with block")
+        base, start = self._base, self._writes
         started = time.perf_counter()
-        for i in range(n):
+        for i in range(start, start + n):
             conn.execute(_UPDATE, (dumps({**base, "counter": i}).decode(), _ID))
             conn.commit()
-        return (time.perf_counter() - started) / n
-    finally:
-        conn.close()
+        elapsed = time.perf_counter() - started
+        self._writes += n
+        return elapsed

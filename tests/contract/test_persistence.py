@@ -258,6 +258,114 @@ async def test_audit_for_an_unknown_workflow_writes_nothing(
     assert (await provider.load_workflow("wf-1")).version == 1
 
 
+async def test_a_failed_audit_insert_rolls_the_whole_save_back(
+    provider: PersistenceProvider,
+) -> None:
+    created = [audit("wf-1", "CREATED")]
+    record, _ = await provider.create_workflow(make_record(), audit=created)
+    record.state, record.status = {"changed": True}, WorkflowStatus.COMPLETED
+    # The fenced UPDATE and the first audit row succeed; the second row fails.
+    entries = [audit("wf-1", "FIRST"), audit("ghost", "X")]
+    with pytest.raises(WorkflowNotFound, match="ghost"):
+        await provider.save_workflow(record, expected_version=1, audit=entries)
+    stored = await provider.load_workflow("wf-1")
+    assert stored == make_record(version=1)
+    assert await provider.get_audit_log("wf-1") == created
+    assert await provider.list_workflows(status=WorkflowStatus.COMPLETED) == []
+    # Nothing was left half-open: the same save, with good audit rows, goes through.
+    assert await provider.save_workflow(record, expected_version=1, audit=entries[:1]) == 2
+    assert await provider.get_audit_log("wf-1") == [*created, entries[0]]
+
+
+async def test_a_failed_create_writes_nothing(provider: PersistenceProvider) -> None:
+    with pytest.raises(WorkflowNotFound, match="ghost"):
+        await provider.create_workflow(
+            make_record(), audit=[audit("wf-1", "CREATED"), audit("ghost", "X")]
+        )
+    with pytest.raises(WorkflowNotFound):
+        await provider.load_workflow("wf-1")
+    assert await provider.get_audit_log("wf-1") == []
+    record, created = await provider.create_workflow(make_record())
+    assert created and record.version == 1
+
+
+async def test_concurrent_saves_of_one_version_let_exactly_one_win(
+    provider: PersistenceProvider,
+) -> None:
+    await provider.create_workflow(make_record())
+    copies = [await provider.load_workflow("wf-1") for _ in range(6)]
+    for n, copy in enumerate(copies):
+        copy.state = {"by": n}
+    outcomes = await asyncio.gather(
+        *(
+            provider.save_workflow(copy, expected_version=1, audit=[audit("wf-1", f"BY_{n}")])
+            for n, copy in enumerate(copies)
+        ),
+        return_exceptions=True,
+    )
+    winners = [n for n, outcome in enumerate(outcomes) if outcome == 2]
+    assert len(winners) == 1, outcomes
+    losers = [outcome for n, outcome in enumerate(outcomes) if n not in winners]
+    assert all(isinstance(outcome, ConcurrencyConflict) for outcome in losers), outcomes
+    stored = await provider.load_workflow("wf-1")
+    assert stored.version == 2 and stored.state == {"by": winners[0]}
+    assert [e.event_type for e in await provider.get_audit_log("wf-1")] == [f"BY_{winners[0]}"]
+
+
+async def test_concurrent_fenced_increments_lose_no_update(provider: PersistenceProvider) -> None:
+    await provider.create_workflow(make_record(state={"n": 0}))
+    tasks, rounds = 4, 5
+
+    async def increment(task: int) -> int:
+        conflicts = 0
+        for _ in range(rounds):
+            while True:
+                record = await provider.load_workflow("wf-1")
+                record.state = {"n": record.state["n"] + 1}
+                try:
+                    await provider.save_workflow(
+                        record, expected_version=record.version, audit=[audit("wf-1", f"T{task}")]
+                    )
+                    break
+                except ConcurrencyConflict:
+                    conflicts += 1
+        return conflicts
+
+    await asyncio.gather(*(increment(task) for task in range(tasks)))
+    stored = await provider.load_workflow("wf-1")
+    assert stored.state == {"n": tasks * rounds} and stored.version == 1 + tasks * rounds
+    assert len(await provider.get_audit_log("wf-1")) == tasks * rounds
+
+
+async def test_saves_move_a_workflow_between_status_and_timer_queries(
+    provider: PersistenceProvider,
+) -> None:
+    now = T0 + timedelta(hours=1)
+    record, _ = await provider.create_workflow(make_record(run_at=None))
+
+    async def seen() -> tuple[list[str], list[str], list[str]]:
+        waiting = await provider.list_workflows(status=WorkflowStatus.WAITING_TIMER)
+        active = await provider.list_workflows(status=WorkflowStatus.ACTIVE)
+        return [r.id for r in waiting], [r.id for r in active], await provider.list_due_timers(now)
+
+    assert await seen() == ([], ["wf-1"], [])
+    record.status = WorkflowStatus.WAITING_TIMER
+    record.run_at = (now - timedelta(minutes=1)).astimezone(timezone(timedelta(hours=-5)))
+    await provider.save_workflow(record, expected_version=1)
+    assert await seen() == (["wf-1"], [], ["wf-1"])
+    record.state = {"only": "the state changes"}
+    await provider.save_workflow(record, expected_version=2)
+    assert await seen() == (["wf-1"], [], ["wf-1"])
+    record.run_at = now + timedelta(minutes=1)  # the timer moves, the status stays
+    await provider.save_workflow(record, expected_version=3)
+    assert await seen() == (["wf-1"], [], [])
+    record.status, record.run_at = WorkflowStatus.ACTIVE, None
+    await provider.save_workflow(record, expected_version=4)
+    assert await seen() == ([], ["wf-1"], [])
+    loaded = await provider.load_workflow("wf-1")
+    assert loaded == record and loaded.version == 5
+
+
 async def test_list_workflows_filters_and_orders_newest_first(
     provider: PersistenceProvider,
 ) -> None:

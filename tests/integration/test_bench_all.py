@@ -46,9 +46,9 @@ def test_every_suite_reports_its_figures(results: tuple[dict[str, Any], Path]) -
             if not figure["name"].lstrip().startswith("of which queue wait"):
                 assert finite_positive(figure["median"]), figure
     targets = [figure["target"] for figure in data["targets"]]
-    # embedded 2, postgres 1, distributed 5 (marked met or not; the distributed suite's
-    # secondary and informative ratios have no target)
-    assert len(targets) == 8
+    # embedded 3 (with the ratio to raw sqlite3), postgres 1, distributed 5 (marked met or not;
+    # the distributed suite's secondary and informative ratios have no target)
+    assert len(targets) == 9
     assert sum(target.endswith((": met", ": NOT met")) for target in targets) == 5
 
 

@@ -1,17 +1,17 @@
-"""SQLite persistence on aiosqlite: the embedded, zero-configuration backend.
+"""SQLite persistence: the embedded, zero-configuration backend.
 
 File databases run in WAL mode (readers never block the writer) with ``synchronous=NORMAL``,
 ``foreign_keys=ON`` and a ``busy_timeout``. The schema is the Alembic migrations' (see
 ``schema.py``): a new database gets it on first open, one at an older revision is
 upgraded, one at an unknown revision is refused. Every query lives in ``sql/workflows.sql``.
 
-Each operation is **one job on the connection's thread**. aiosqlite gives a connection a thread
-and a queue, and each hop through it costs 30-60 µs, so BEGIN / UPDATE / INSERT audit / COMMIT
-as four awaits would spend most of a save hopping. Instead a whole transaction is a plain
-``sqlite3`` function queued once (:func:`_submit`). The queue runs jobs one at a time, so
-transactions on one connection cannot interleave and operations need no lock; an
-``asyncio.Lock`` only serializes opening and closing. Use an instance from one event loop at a
-time. WAL checkpoints (the fsyncs) run on a second connection in the background.
+Each operation is **one job on the connection's thread** (:mod:`.connection_thread`): a whole
+transaction (BEGIN IMMEDIATE, the fenced UPDATE, its audit INSERTs, COMMIT) is a plain
+``sqlite3`` function handed to that thread once, so a save costs one thread hop, not one per
+statement. Jobs run one at a time, so transactions on one connection cannot interleave and
+operations need no lock; an ``asyncio.Lock`` only serializes opening and closing. Use an
+instance from one event loop at a time. WAL checkpoints (the fsyncs) run on a second
+connection in the background.
 """
 
 from __future__ import annotations
@@ -20,18 +20,17 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from time import monotonic, sleep
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from ruvon.errors import ConcurrencyConflict, PersistenceError, RuvonError, WorkflowNotFound
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
+from ruvon.implementations.persistence.sqlite.connection_thread import ConnectionThread
 from ruvon.implementations.persistence.sqlite.rows import (
     Row,
     audit_rows,
@@ -62,17 +61,6 @@ _WAL_RETRY_SECONDS = 0.01
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 _URL_PREFIXES = ("sqlite+aiosqlite:///", "sqlite:///")
-
-
-def _submit(db: aiosqlite.Connection, job: Callable[..., _T], *args: Any) -> Awaitable[_T]:
-    """Run ``job(sqlite3_connection, *args)`` on the connection's thread, as one queued call.
-
-    ``Connection._execute`` and ``_conn`` are private, but they are the queue every public
-    aiosqlite method goes through and have not changed from 0.20 to 0.22; the contract tests
-    catch any change. Typed through a variable because aiosqlite leaves ``_execute`` untyped.
-    """
-    execute: Callable[..., Awaitable[_T]] = db._execute
-    return execute(job, db._conn, *args)
 
 
 def database_path(db_path: str | os.PathLike[str]) -> str:
@@ -172,7 +160,7 @@ def _save_workflow(
             if conn.execute(_Q["workflow_exists"], (workflow_id,)).fetchone() is None:
                 raise WorkflowNotFound(workflow_id)
             raise ConcurrencyConflict(workflow_id, params["expected_version"])
-        conn.execute(_Q["update_workflow_keys"], params)
+        conn.execute(_Q["update_workflow_indexed"], params)
         if audit_rows:
             conn.executemany(_Q["insert_audit"], audit_rows)
         if compensation_rows:
@@ -216,8 +204,10 @@ class SQLitePersistenceProvider:
     ``db_path`` is a file path, ``":memory:"`` or a ``sqlite:///path`` URL; ``timeout`` is how
     long (seconds) a write waits for another process's lock; ``max_state_bytes`` rejects larger
     serialized state with ``StateTooLargeError``. Several instances (or processes) may share one
-    file; one instance belongs to one event loop at a time. Call :meth:`close` when done: the
-    connection's thread keeps the interpreter alive until then.
+    file; one instance belongs to one event loop at a time. Call :meth:`close` when done: it
+    ends the connection's thread, and the last connection to a file to close checkpoints its WAL.
+    ``check_same_thread`` is accepted for compatibility and has no effect: only the connection's
+    own thread ever uses the connection.
     """
 
     def __init__(
@@ -232,7 +222,7 @@ class SQLitePersistenceProvider:
         self.timeout = timeout
         self.check_same_thread = check_same_thread
         self.max_state_bytes = max_state_bytes
-        self._db: aiosqlite.Connection | None = None
+        self._db: ConnectionThread | None = None
         self._checkpointer: BackgroundCheckpointer | None = None
         self._closed = False
         self._lifecycle = asyncio.Lock()
@@ -299,7 +289,7 @@ class SQLitePersistenceProvider:
         """Fenced save plus audit and compensation rows in one transaction; the new version."""
         reject_work(work, self)
         new_version = expected_version + 1
-        params = workflow_params(record, new_version, self.max_state_bytes)
+        params = workflow_params(record, new_version, self.max_state_bytes, insert=False)
         params["expected_version"] = expected_version
         await self._write(
             _save_workflow,
@@ -389,11 +379,12 @@ class SQLitePersistenceProvider:
     # -- connection ----------------------------------------------------------------------------
 
     async def _run(self, job: Callable[..., _T], *args: Any) -> _T:
+        """``job(connection, *args)`` on the connection's thread: one hop, one transaction."""
         db = self._db
         if db is None:
             db = await self._reopen_lazily()
         try:
-            return await _submit(db, job, *args)
+            return await db.run(job, *args)
         except sqlite3.Error as exc:
             raise PersistenceError(f"SQLite database '{self.db_path}': {exc}") from exc
 
@@ -403,7 +394,7 @@ class SQLitePersistenceProvider:
             self._checkpointer.note_write()
         return result
 
-    async def _reopen_lazily(self) -> aiosqlite.Connection:
+    async def _reopen_lazily(self) -> ConnectionThread:
         if self._closed:
             raise PersistenceError(
                 f"SQLite provider for '{self.db_path}' is closed (call initialize() to reopen)"
@@ -412,27 +403,23 @@ class SQLitePersistenceProvider:
         assert self._db is not None
         return self._db
 
-    async def _open(self) -> aiosqlite.Connection:
+    async def _open(self) -> ConnectionThread:
         path = self.db_path
         if not self.in_memory and not Path(path).parent.is_dir():
             raise PersistenceError(
                 f"cannot open SQLite database '{path}': directory '{Path(path).parent}' does not "
                 "exist (create it, or point db_path / RUVON_DATABASE_URL at an existing one)"
             )
+        db = ConnectionThread(f"ruvon-sqlite {Path(path).name}")
         try:
-            db = await aiosqlite.connect(
-                path,
-                timeout=self.timeout,
-                check_same_thread=self.check_same_thread,
-                isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
-            )
+            await db.open(path, self.timeout)
         except sqlite3.Error as exc:
             raise PersistenceError(
                 f"cannot open SQLite database '{path}': {exc} (check the path and permissions)"
             ) from exc
         try:
             busy_timeout_ms = int(self.timeout * 1000)
-            older = await _submit(db, _open_database, path, self.in_memory, busy_timeout_ms)
+            older = await db.run(_open_database, path, self.in_memory, busy_timeout_ms)
             if older is not None:
                 await self._upgrade_from(older)
         except sqlite3.Error as exc:

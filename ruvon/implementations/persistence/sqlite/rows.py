@@ -38,10 +38,11 @@ def text(value: datetime | None) -> str | None:
     """UTC ISO text (naive values are taken as UTC) so text order is time order."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    elif value.utcoffset() != _ZERO:
-        value = value.astimezone(UTC)
+    if value.tzinfo is not UTC:  # the engine's clock gives UTC already: skip the checks
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        elif value.utcoffset() != _ZERO:
+            value = value.astimezone(UTC)
     return datetime_to_text(value)
 
 
@@ -66,23 +67,32 @@ def json(value: Any) -> str:
     return dumps(value).decode()
 
 
-def workflow_params(record: WorkflowRecord, version: int, limit: int | None) -> dict[str, Any]:
-    """Named parameters for insert/update_workflow: the columns are named after the fields."""
+def workflow_params(
+    record: WorkflowRecord, version: int, limit: int | None, *, insert: bool = True
+) -> dict[str, Any]:
+    """Named parameters for insert_workflow: the columns are named after the fields.
+
+    ``insert=False`` is for update_workflow and update_workflow_indexed, which never write the
+    columns fixed at insert: those are not encoded (their keys keep the Python values, unused).
+    """
     params = record.__dict__.copy()
     params.update(
         status=str(record.status),
         state=encode_state(record.state, workflow_id=record.id, limit=limit).decode(),
-        definition_snapshot=json(record.definition_snapshot),
         version=version,
         saga_mode=int(record.saga_mode),
         completed_steps=json(record.completed_steps),
         run_at=text(record.run_at),
         runtime=json(record.runtime),
         metadata=json(record.metadata),
-        created_at=text(record.created_at),
         updated_at=text(record.updated_at),
         completed_at=text(record.completed_at),
     )
+    if insert:
+        params.update(
+            definition_snapshot=json(record.definition_snapshot),
+            created_at=text(record.created_at),
+        )
     return params
 
 

@@ -74,25 +74,29 @@ INSERT INTO workflow_executions (
 -- name: update_workflow
 -- The fenced save: matches no row unless the stored version is the one the writer read.
 -- workflow_type, definition_snapshot and created_at are fixed at insert (a running workflow
--- keeps the definition it started with); parent_execution_id and idempotency_key are left to
--- update_workflow_keys (see there).
+-- keeps the definition it started with); the indexed columns are left to
+-- update_workflow_indexed (see there).
 UPDATE workflow_executions SET
-    workflow_version = :workflow_version, status = :status,
+    workflow_version = :workflow_version,
     current_step = :current_step, state = :state,
     version = :version, blocked_on_child_id = :blocked_on_child_id, saga_mode = :saga_mode,
-    completed_steps = :completed_steps, run_at = :run_at, error = :error, runtime = :runtime,
+    completed_steps = :completed_steps, error = :error, runtime = :runtime,
     metadata = :metadata, data_region = :data_region, priority = :priority,
     owner_id = :owner_id, org_id = :org_id,
     updated_at = :updated_at, completed_at = :completed_at
 WHERE id = :id AND version = :expected_version;
 
--- name: update_workflow_keys
--- Indexed columns that practically never change, written only when they differ: SQLite rewrites
--- an index whenever its column is SET, and fewer dirty pages per save is less WAL.
+-- name: update_workflow_indexed
+-- The indexed columns, written only when one of them differs, in the fenced save's transaction:
+-- SQLite rewrites an index entry whenever its column is SET, even to the same value, and most
+-- saves change none of them (a step's save keeps the status), so fewer dirty pages, less WAL.
 UPDATE workflow_executions SET
+    status = :status, run_at = :run_at,
     parent_execution_id = :parent_execution_id, idempotency_key = :idempotency_key
 WHERE id = :id
-  AND (parent_execution_id IS NOT :parent_execution_id OR idempotency_key IS NOT :idempotency_key);
+  AND (status IS NOT :status OR run_at IS NOT :run_at
+       OR parent_execution_id IS NOT :parent_execution_id
+       OR idempotency_key IS NOT :idempotency_key);
 
 -- name: workflow_exists
 SELECT 1 FROM workflow_executions WHERE id = ?;

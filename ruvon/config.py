@@ -38,8 +38,9 @@ Variable (fallback): meaning, default::
                                                     before its workflow is FAILED_WORKER_CRASH,
                                                     default 5
     RUVON_SWEEP_BATCH                               rows one sweep handles at most, default 500
-    RUVON_MAINTENANCE_QUEUE                         queue of the beat's sweep tasks, default
-                                                    "ruvon.maintenance"
+    RUVON_MAINTENANCE_QUEUE                         retired: the queue an older beat sent its
+                                                    sweep tasks to (the beat sweeps itself now),
+                                                    default "ruvon.maintenance"
     RUVON_DUPLICATE_MESSAGES                        test hook: send every step-run message
                                                     twice (1/true), default off
 """

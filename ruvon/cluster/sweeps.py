@@ -48,7 +48,7 @@ class SweepReport:
 
 
 class Sweeps:
-    """The sweeps of one worker process (its runner: store, builder, dispatcher, identity)."""
+    """The sweeps of the beat (over a runner: store, builder, dispatcher, identity)."""
 
     def __init__(self, runner: StepRunner, settings: Settings) -> None:
         store = runner.persistence

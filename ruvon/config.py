@@ -33,7 +33,8 @@ Variable (fallback): meaning, default::
                                                     parent and timer sweeps, default 5
     RUVON_SCHEDULE_POLL_SECONDS                     beat: interval of the cron poll, default 1
     RUVON_DISPATCH_TIMEOUT_SECONDS                  a due QUEUED run not claimed this long is
-                                                    sent again (its message was lost), default 30
+                                                    sent again if its message is missing from
+                                                    the broker (lost), default 30
     RUVON_CRASH_ATTEMPTS                            attempts a step run may lose to dead workers
                                                     before its workflow is FAILED_WORKER_CRASH,
                                                     default 5

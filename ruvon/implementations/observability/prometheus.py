@@ -16,7 +16,7 @@ The beat's sweeps have their own metrics (:class:`SweepMetrics`, fed by
 :meth:`SweepMetrics.record_sweep` in the beat process, which serves them):
 
 * ``ruvon_zombies_recovered_total{action}`` — runs of dead workers re-queued, or failed;
-* ``ruvon_lost_messages_resent_total`` — due runs nobody claimed, sent again;
+* ``ruvon_lost_messages_resent_total`` — due runs whose message was missing, sent again;
 * ``ruvon_sweep_failures_total{sweep}`` — sweeps that raised (the next one runs on time);
 * ``ruvon_sweep_last_success_timestamp_seconds{sweep}`` — when each sweep last completed.
 
@@ -122,7 +122,7 @@ class SweepMetrics:
         )
         self.lost_messages_resent = Counter(
             "ruvon_lost_messages_resent",
-            "Due step runs nobody claimed within the dispatch timeout, sent again.",
+            "Due step runs nobody claimed whose message was missing from the broker, sent again.",
             registry=registry,
         )
         self.sweep_failures = Counter(

@@ -1,13 +1,16 @@
-"""The Ruvon beat, as Celery finds it: ``celery -A beat beat`` (``ruvon beat``).
+"""The Ruvon beat: ``python -m beat`` (what ``ruvon beat`` runs), or ``celery -A beat beat``.
 
-A thin entry point: the beat lives in :mod:`ruvon.cluster.beat` (its schedule, its metrics).
-The beat only sends tasks, by name, to the maintenance queue; workers run them
-(:mod:`ruvon.cluster.tasks` → :mod:`ruvon.cluster.sweeps`). Run one beat per cluster; two at
-once are safe (every sweep is), only wasteful.
+A thin entry point: the beat lives in :mod:`ruvon.cluster.beat`. It runs the cluster's sweeps
+(zombies, lost messages, parents and joins, timers, cron) in its own process against PostgreSQL
+and announces the runs they queue through the broker; it sends no maintenance tasks. Run one
+beat per cluster; two at once are safe (every sweep is), only wasteful.
+
+``app`` is a Celery app kept for one release so that ``celery -A beat beat`` still works: its
+Celery beat has nothing to send and hosts the Ruvon beat (:mod:`ruvon.cluster.celery_beat`).
 """
 
 from __future__ import annotations
 
-from ruvon.cluster.beat import app, beat_schedule, create_beat_app
+from ruvon.cluster.celery_beat import app, create_beat_app
 
-__all__ = ["app", "beat_schedule", "create_beat_app"]
+__all__ = ["app", "create_beat_app"]

@@ -33,13 +33,15 @@ Variable (fallback): meaning, default::
                                                     parent and timer sweeps, default 5
     RUVON_SCHEDULE_POLL_SECONDS                     beat: interval of the cron poll, default 1
     RUVON_DISPATCH_TIMEOUT_SECONDS                  a due QUEUED run not claimed this long is
-                                                    sent again (its message was lost), default 30
+                                                    sent again if its message is missing from
+                                                    the broker (lost), default 30
     RUVON_CRASH_ATTEMPTS                            attempts a step run may lose to dead workers
                                                     before its workflow is FAILED_WORKER_CRASH,
                                                     default 5
     RUVON_SWEEP_BATCH                               rows one sweep handles at most, default 500
-    RUVON_MAINTENANCE_QUEUE                         queue of the beat's sweep tasks, default
-                                                    "ruvon.maintenance"
+    RUVON_MAINTENANCE_QUEUE                         retired: the queue an older beat sent its
+                                                    sweep tasks to (the beat sweeps itself now),
+                                                    default "ruvon.maintenance"
     RUVON_DUPLICATE_MESSAGES                        test hook: send every step-run message
                                                     twice (1/true), default off
     RUVON_WORKER_PREFETCH                           Celery's worker_prefetch_multiplier: messages

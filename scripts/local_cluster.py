@@ -10,8 +10,8 @@
 
 ``up`` creates the database if it is missing and runs ``ruvon db upgrade`` on it, writes a
 registry of every example workflow, then starts N ``ruvon worker`` (each consuming the default
-and maintenance queues), one ``ruvon beat`` and ``ruvon flower``, each in its own session, and
-waits until the workers answer a ping and Flower its health check. The state directory holds
+queue), one ``ruvon beat`` (it runs the sweeps) and ``ruvon flower``, each in its own session,
+and waits until the workers answer a ping and Flower its health check. The state directory holds
 what ``down`` needs: the PID and start time of every process (so a recycled PID is never
 signalled), the logs, the registry and the env. ``down`` sends SIGTERM (Celery's warm
 shutdown), then SIGKILLs the process group of whatever is still running after the timeout, then
@@ -337,9 +337,8 @@ def _start_processes(
         argv = [*ruvon, "worker", "--concurrency", str(concurrency), "--", "--hostname", hostname]
         extra = _metrics_env("RUVON_METRICS_PORT", port, directory) if metrics else {}
         start(f"worker-{i}", argv, extra, port)
-    schedule = config.state_dir / "beat.schedule"
     extra = _metrics_env("RUVON_BEAT_METRICS_PORT", config.metrics_port) if metrics else {}
-    start("beat", [*ruvon, "beat", "--schedule-file", str(schedule)], extra, config.metrics_port)
+    start("beat", [*ruvon, "beat"], extra, config.metrics_port)
     # Loopback only, so its HTTP API may go without authentication (scripts, tests).
     argv = [*ruvon, "flower", "--port", str(config.flower_port), "--address", "127.0.0.1"]
     start("flower", argv, {"FLOWER_UNAUTHENTICATED_API": "true"})

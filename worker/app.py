@@ -7,6 +7,6 @@ Everything here lives in :mod:`ruvon.cluster` (:mod:`~ruvon.cluster.app`,
 from __future__ import annotations
 
 from ruvon.cluster.app import app, create_app
-from ruvon.cluster.process import process_persistence, process_runner, process_sweeps
+from ruvon.cluster.process import process_persistence, process_runner
 
-__all__ = ["app", "create_app", "process_persistence", "process_runner", "process_sweeps"]
+__all__ = ["app", "create_app", "process_persistence", "process_runner"]

@@ -1,16 +1,17 @@
-"""``ruvon beat`` (the cluster's scheduler) and ``ruvon scan-zombies`` (expired leases).
+"""``ruvon beat`` (the cluster's beat: sweeps and cron) and ``ruvon scan-zombies`` (expired leases).
 
-``ruvon beat`` replaces itself with ``celery -A beat beat`` (like ``ruvon worker``: Celery is
-PID 1 in a container). ``ruvon scan-zombies`` lists step runs whose worker stopped renewing its
-lease; ``--fix`` runs the beat's zombie sweep once, here (re-queue, or fail the workflows of runs
-that used up ``RUVON_CRASH_ATTEMPTS``).
+``ruvon beat`` replaces itself with ``python -m beat`` (like ``ruvon worker`` with Celery: the
+beat is PID 1 in a container, and finds the ``beat`` package and the step modules in the
+current directory). The beat runs the sweeps itself (:mod:`ruvon.cluster.beat`). ``ruvon
+scan-zombies`` lists step runs whose worker stopped renewing its lease; ``--fix`` runs the
+beat's zombie sweep once, here (re-queue, or fail the workflows of runs that used up
+``RUVON_CRASH_ATTEMPTS``).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,13 +31,9 @@ if TYPE_CHECKING:
 BEAT_APP = "beat"
 
 
-def celery_beat_argv(*, loglevel: str, schedule_file: Path, extra: tuple[str, ...]) -> list[str]:
-    """The argv of ``python -m celery -A beat beat`` with these options."""
-    return [
-        *(sys.executable, "-m", "celery", "-A", BEAT_APP, "beat"),
-        *("--loglevel", loglevel, "--schedule", str(schedule_file)),
-        *extra,
-    ]
+def beat_argv(*, loglevel: str) -> list[str]:
+    """The argv of ``python -m beat`` with these options."""
+    return [sys.executable, "-m", BEAT_APP, "--loglevel", loglevel]
 
 
 @click.command(
@@ -47,24 +44,31 @@ def celery_beat_argv(*, loglevel: str, schedule_file: Path, extra: tuple[str, ..
 @click.option(
     "--schedule-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Where Celery keeps the last run times (default: a file in the temp directory).",
+    hidden=True,
+    help="Ignored (the beat no longer runs Celery beat, which kept its last run times there).",
 )
-@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- CELERY_OPTIONS]")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED, metavar="")
 @click.pass_obj
 def beat_command(
     config: CliConfig, loglevel: str, schedule_file: Path | None, celery_args: tuple[str, ...]
 ) -> None:
-    """Run the cluster's beat: sweeps and cron (replaces this process with Celery beat).
+    """Run the cluster's beat: sweeps and cron (replaces this process with `python -m beat`).
 
-    It sends the maintenance tasks to RUVON_MAINTENANCE_QUEUE; `ruvon worker` consumes that
-    queue by default. Intervals: RUVON_SWEEP_SECONDS, RUVON_SCHEDULE_POLL_SECONDS.
+    The sweeps (zombies, lost messages, parents and joins, timers) run every
+    RUVON_SWEEP_SECONDS and the cron poll every RUVON_SCHEDULE_POLL_SECONDS, here, against
+    RUVON_DATABASE_URL; the runs they queue go to the workers through RUVON_BROKER_URL.
     """
     require_app_package(BEAT_APP, "the Ruvon beat", "beat")
+    ignored = [*(["--schedule-file"] if schedule_file is not None else []), *celery_args]
+    if ignored:
+        click.echo(
+            f"ruvon beat: ignoring {' '.join(ignored)} (Celery beat options: the beat no longer "
+            "runs Celery beat)",
+            err=True,
+        )
     if config.db_url:
         os.environ["RUVON_DATABASE_URL"] = config.settings().database_url
-    target = schedule_file or Path(tempfile.gettempdir()) / f"ruvon-beat-{os.getpid()}.schedule"
-    argv = celery_beat_argv(loglevel=loglevel.upper(), schedule_file=target, extra=celery_args)
-    exec_celery(argv)
+    exec_celery(beat_argv(loglevel=loglevel.upper()))
 
 
 @click.command("scan-zombies")

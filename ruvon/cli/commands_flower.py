@@ -4,11 +4,12 @@ The command replaces itself with ``celery -A worker flower`` (like ``ruvon worke
 container Flower is PID 1 and gets the SIGTERM). Flower uses the worker's Celery app, so it
 reads the same ``RUVON_BROKER_URL`` and ``RUVON_BROKER_KEY_PREFIX`` and sees the workers' task
 events: ``ruvon.run.step`` / ``branch`` / ``join`` / ``advance`` with ``(run_id, workflow_id,
-step, branch)`` and the beat's ``ruvon.maintenance.*``. Workers send events only when asked
-(they cost three broker writes per task): this command asks every running worker before Flower
-starts, and Flower asks again every few seconds, which reaches workers started later
-(``RUVON_TASK_EVENTS=1`` makes workers send them from their start). A step a worker continued
-in the same task (see the README) is part of that task: it has no task of its own to show.
+step, branch)``; the beat's sweeps are no tasks (they run in the beat's process). Workers send
+events only when asked (they cost three broker writes per task): this command asks every running
+worker before Flower starts, and Flower asks again every few seconds, which reaches workers
+started later (``RUVON_TASK_EVENTS=1`` makes workers send them from their start). A step a
+worker continued in the same task (see the README) is part of that task: it has no task of its
+own to show.
 Its Prometheus metrics (``flower_*``) are at ``/metrics``, its HTTP API at ``/api/`` (which
 Flower serves without authentication only with ``FLOWER_UNAUTHENTICATED_API=true``).
 """
@@ -82,7 +83,7 @@ def _check_installed() -> None:
 def flower_command(port: int, address: str, flower_args: tuple[str, ...]) -> None:
     """Run Flower on the cluster's broker (replaces this process with `celery flower`).
 
-    It shows the workers and Ruvon's tasks (ruvon.run.*, ruvon.maintenance.*) live, from the
+    It shows the workers and Ruvon's tasks (ruvon.run.*) live, from the
     workers' task events. Options after `--` go to Flower unchanged, in its `--name=value`
     form, e.g. `-- --basic_auth=user:password --persistent=True`.
     """

@@ -92,8 +92,8 @@ def _check_installed() -> None:
     "--queues",
     "-Q",
     metavar="Q1,Q2",
-    help="Comma-separated queues to consume (default: $RUVON_DEFAULT_QUEUE and "
-    "$RUVON_MAINTENANCE_QUEUE, i.e. 'default,ruvon.maintenance').",
+    help="Comma-separated queues to consume (default: $RUVON_DEFAULT_QUEUE, i.e. 'default'; "
+    "the beat runs its sweeps itself, so no worker needs the maintenance queue).",
 )
 @click.option(
     "--concurrency",
@@ -117,8 +117,7 @@ def worker_command(
     Options after `--` go to `celery worker` unchanged, e.g. `-- --hostname gpu1@%h`.
     """
     if queues is None:
-        settings = config.settings()
-        queues = f"{settings.default_queue},{settings.maintenance_queue}"
+        queues = config.settings().default_queue
     argv = celery_worker_argv(
         queues=queues, concurrency=concurrency, loglevel=loglevel.upper(), extra=celery_args
     )

@@ -9,10 +9,12 @@
 * :mod:`~ruvon.cluster.app`, :mod:`~ruvon.cluster.tasks`, :mod:`~ruvon.cluster.process` — the
   worker's Celery app, its task shims, and each pool process's bridge, provider and runner;
   :mod:`~ruvon.cluster.health` and :mod:`~ruvon.cluster.metrics` its probes and ``/metrics``.
-* :mod:`~ruvon.cluster.beat`, :mod:`~ruvon.cluster.beat_metrics` — the beat's schedule and its
-  queue gauges.
+* :mod:`~ruvon.cluster.beat`, :mod:`~ruvon.cluster.beat_loop`,
+  :mod:`~ruvon.cluster.beat_metrics` — the beat: a process of its own that runs the sweeps at
+  their intervals, and its ``/metrics``; :mod:`~ruvon.cluster.celery_beat` keeps
+  ``celery -A beat beat`` working for one release.
 
-The top-level ``worker/`` and ``beat/`` packages are the thin entry points Celery is pointed at
-(``celery -A worker worker``, ``celery -A beat beat``). Nothing below this package imports it,
+The top-level ``worker/`` and ``beat/`` packages are the thin entry points
+(``celery -A worker worker``, ``python -m beat``). Nothing below this package imports it,
 except the CLI commands that run it.
 """

@@ -1,63 +1,234 @@
-"""The beat schedule: which maintenance task is sent how often (all intervals are settings).
+"""The Ruvon beat: one process that runs the cluster's sweeps and cron poll against PostgreSQL.
 
 ==========================  ==================================  =============================
-task                        what it does                        interval
+sweep                       what it does                        interval
 ==========================  ==================================  =============================
 recover_zombies             re-queue runs whose worker died,    ``RUVON_SWEEP_SECONDS`` (5)
                             fail those that lost too many
-redispatch_lost             re-send runs whose message was lost ``RUVON_SWEEP_SECONDS``
-reconcile_parents           resume parents whose child ended,   ``RUVON_SWEEP_SECONDS``
+redispatch_lost             re-send runs whose message is       ``RUVON_SWEEP_SECONDS``
+                            missing from the broker
+reconcile                   resume parents whose child ended,   ``RUVON_SWEEP_SECONDS``
                             fire complete joins
 fire_due_timers             WAIT timers, approval deadlines     ``RUVON_SWEEP_SECONDS``
-poll_scheduled_workflows    start cron-scheduled workflows      ``RUVON_SCHEDULE_POLL_SECONDS``
+poll_schedules              start cron-scheduled workflows      ``RUVON_SCHEDULE_POLL_SECONDS``
                                                                 (1)
 ==========================  ==================================  =============================
 
-Each message expires after two of its intervals: while the workers are down, sweeps do not
-pile up in the queue (the next one does the same work).
+``ruvon beat`` (``python -m beat``) runs :func:`main`. The sweeps run here, in the beat's own
+process, on its own :class:`~ruvon.bridge.EventLoopBridge` with a small asyncpg pool (two
+connections, ``application_name`` ``ruvon-beat``); the runs they queue are announced with the
+Celery executor (:class:`~ruvon.implementations.execution.celery.CeleryExecutionProvider`),
+like any run. None of it goes through the task stream: a sweep used to be a Celery task sent
+every second, most of what Flower showed. The beat builds a
+:class:`~ruvon.builder.WorkflowBuilder` from the same settings as the workers (the registry of
+``RUVON_REGISTRY_FILE``, whose step modules it imports), since the zombie sweep fails
+workflows (saga rollbacks included) and the cron poll starts them.
+
+Two beats at once are safe, only wasteful: every sweep statement takes its rows ``FOR UPDATE
+SKIP LOCKED`` or inserts ``ON CONFLICT DO NOTHING``, a zombie's workflow is failed under a claim
+(:meth:`~ruvon.cluster.runner.StepRunner.fail_crashed`), a cron tick is taken by one
+conditional update.
+
+The beat waits for PostgreSQL at start (retrying), and a sweep that fails later (the database
+restarting) is logged and runs again at its next turn (:mod:`ruvon.cluster.beat_loop`). SIGTERM
+or SIGINT: each sweep finishes its current run, then the pool and the broker connections
+close. ``/metrics`` on ``RUVON_BEAT_METRICS_PORT`` (:mod:`ruvon.cluster.beat_metrics`);
+``RUVON_LOG_FORMAT=json`` for JSON logs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
 
-from celery import Celery
-
-from ruvon.cluster import beat_metrics as _metrics  # noqa: F401  (RUVON_BEAT_METRICS_PORT)
+from ruvon.bridge import EventLoopBridge
+from ruvon.builder import WorkflowBuilder
+from ruvon.cluster.beat_loop import SweepLoop, sweep_schedule
+from ruvon.cluster.beat_metrics import BeatMetrics, serve_beat_metrics
+from ruvon.cluster.runner import StepRunner
+from ruvon.cluster.sweeps import Sweeps
 from ruvon.config import Settings
-from ruvon.implementations.execution.celery_config import MAINTENANCE_TASKS, celery_config
-from ruvon.implementations.observability.celery_logs import connect_json_logs
+from ruvon.errors import ConfigurationError
+from ruvon.implementations.execution.celery import CeleryExecutionProvider
+from ruvon.implementations.observability.health import is_cluster_url
+from ruvon.implementations.observability.json_logs import log_format_from_env, use_json_logs
 
-__all__ = ["app", "beat_schedule", "create_beat_app"]
+__all__ = ["APPLICATION_NAME", "Beat", "main", "run_beat"]
 
+logger = logging.getLogger("ruvon.beat")
 
-def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Celery's ``beat_schedule`` for ``settings``."""
-    sweep = settings.sweep_seconds
-
-    def entry(task: str, every: float) -> dict[str, Any]:
-        options = {"queue": settings.maintenance_queue, "expires": max(2 * every, 2.0)}
-        return {"task": MAINTENANCE_TASKS[task], "schedule": every, "options": options}
-
-    return {
-        "ruvon-recover-zombies": entry("recover_zombies", sweep),
-        "ruvon-redispatch-lost": entry("redispatch_lost", sweep),
-        "ruvon-reconcile": entry("reconcile", sweep),
-        "ruvon-fire-due-timers": entry("fire_due_timers", sweep),
-        "ruvon-poll-schedules": entry("poll_schedules", settings.schedule_poll_seconds),
-    }
+APPLICATION_NAME = "ruvon-beat"
+POOL_SIZE = 2
+OPEN_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0  # within the chart's terminationGracePeriodSeconds (30)
+_RETRY_MAX_SECONDS = 30.0
+_LOG_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s"
 
 
-def create_beat_app(settings: Settings | None = None) -> Celery:
-    """A Celery app that only sends the maintenance tasks on schedule."""
-    settings = settings or Settings.from_env()
-    beat = Celery("ruvon-beat")
-    beat.conf.update(celery_config(settings))
-    beat.conf.beat_schedule = beat_schedule(settings)
-    # Wake at least every second: the cron poll's resolution.
-    beat.conf.beat_max_loop_interval = min(settings.schedule_poll_seconds, 5.0)
-    return beat
+class Beat:
+    """The beat's resources (bridge, provider, dispatcher, builder, runner, sweeps) and loop."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        if not is_cluster_url(self.settings.database_url):
+            raise ConfigurationError(
+                "the Ruvon beat sweeps the cluster's shared PostgreSQL database: set "
+                "RUVON_DATABASE_URL=postgresql://USER@HOST/DB"
+            )
+        self.bridge: EventLoopBridge | None = None
+        self.execution: CeleryExecutionProvider | None = None
+        self.metrics: BeatMetrics | None = None
+        self.loop: SweepLoop | None = None
+
+    def open(self) -> SweepLoop:
+        """Connect to PostgreSQL and the broker; build the sweeps (raises if it cannot)."""
+        from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+
+        settings = self.settings
+        schedule = sweep_schedule(settings)
+        if self.metrics is None:
+            self.metrics = serve_beat_metrics(settings, [entry.sweep for entry in schedule])
+        bridge = EventLoopBridge(name="ruvon-beat")
+        execution = CeleryExecutionProvider(settings=settings)
+        provider = PostgresPersistenceProvider(
+            settings.database_url,
+            1,
+            POOL_SIZE,
+            statement_timeout=settings.statement_timeout,
+            max_state_bytes=settings.max_state_bytes,
+            application_name=APPLICATION_NAME,
+        )
+        try:
+            bridge.run(provider.initialize(), timeout=OPEN_TIMEOUT)
+            bridge.on_close(provider.close)
+            observer = self.metrics.observer() if self.metrics is not None else None
+            builder = WorkflowBuilder(
+                settings=settings,
+                persistence_provider=provider,
+                execution_provider=execution,
+                observer=observer,
+            )
+            runner = StepRunner(
+                provider,
+                builder,
+                execution,
+                owner=f"beat:{socket.gethostname()}:{os.getpid()}",
+                lease_seconds=settings.step_lease_seconds,
+                heartbeat_seconds=settings.heartbeat_seconds,
+                observer=observer,
+            )
+            sweeps = Sweeps(runner, settings)
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep the first error
+                bridge.run(provider.close(), timeout=OPEN_TIMEOUT)
+            bridge.close()
+            execution.close()
+            raise
+        self.bridge, self.execution = bridge, execution
+        metrics = self.metrics
+        self.loop = SweepLoop(
+            sweeps,
+            bridge,
+            schedule,
+            on_report=(lambda r: metrics.sweeps.record_sweep(r.as_dict())) if metrics else None,
+            on_failure=metrics.sweeps.record_failure if metrics else None,
+        )
+        return self.loop
+
+    def open_when_ready(self, stop: threading.Event) -> SweepLoop | None:
+        """:meth:`open`, retried with a growing pause until it works or ``stop`` is set."""
+        pause = 1.0
+        while not stop.is_set():
+            try:
+                return self.open()
+            except ConfigurationError:
+                raise
+            except Exception as exc:
+                logger.error("the beat cannot start (%s); trying again in %.0f s", exc, pause)
+            stop.wait(pause)
+            pause = min(2 * pause, _RETRY_MAX_SECONDS)
+        return None
+
+    def run_until(self, stop: threading.Event) -> None:
+        """Sweep until ``stop`` is set, then close everything."""
+        try:
+            loop = self.open_when_ready(stop)
+            if loop is None:
+                return
+            loop.start()
+            while not stop.wait(1.0):
+                pass
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the sweeps (each finishes its current run), then the pool, broker, metrics."""
+        loop, self.loop = self.loop, None
+        if loop is not None:
+            loop.stop(STOP_TIMEOUT)
+        bridge, self.bridge = self.bridge, None
+        if bridge is not None:
+            bridge.close()  # closes the provider's pool on its loop (registered with on_close)
+        execution, self.execution = self.execution, None
+        if execution is not None:
+            execution.close()
+        metrics, self.metrics = self.metrics, None
+        if metrics is not None:
+            metrics.close()
+        logger.info("the beat stopped")
 
 
-app = create_beat_app()
-connect_json_logs()  # RUVON_LOG_FORMAT=json
+def run_beat(settings: Settings | None = None) -> int:
+    """Run the beat in this process until SIGTERM or SIGINT; the exit code."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _: FrameType | None) -> None:
+        logger.info("%s received: stopping the beat", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    try:
+        beat = Beat(settings)
+        logger.info("starting the Ruvon beat (pid %d)", os.getpid())
+        beat.run_until(stop)
+    except ConfigurationError as exc:
+        logger.error("the beat cannot run: %s", exc)
+        return 2
+    return 0
+
+
+def configure_logging(level: str) -> None:
+    """One stderr handler on the root logger (JSON lines with ``RUVON_LOG_FORMAT=json``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    if log_format_from_env() == "json":
+        use_json_logs([handler])
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m beat [--loglevel LEVEL]``: run the beat (what ``ruvon beat`` execs)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m beat", description="The Ruvon beat: the cluster's sweeps and cron poll."
+    )
+    parser.add_argument(
+        "--loglevel",
+        "-l",
+        default="INFO",
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+    )
+    arguments = parser.parse_args(argv)
+    configure_logging(arguments.loglevel)
+    sys.exit(run_beat())

@@ -1,7 +1,8 @@
 """A worker's Prometheus metrics: ``/metrics`` on ``RUVON_METRICS_PORT`` (unset or 0: off).
 
-The pool processes count (their runners' :class:`PrometheusObserver`, and the beat's sweep
-reports in :func:`_count_sweep`); the main process serves the sum. So, with metrics on:
+The pool processes count (their runners' :class:`PrometheusObserver`); the main process serves
+the sum. (The beat's sweep metrics are the beat's: :mod:`ruvon.cluster.beat_metrics`.) So,
+with metrics on:
 
 * ``worker_init`` (main process, before the pool forks): the multiprocess directory
   (``RUVON_METRICS_DIR``, else ``PROMETHEUS_MULTIPROC_DIR``, else a private temporary one) is
@@ -29,7 +30,6 @@ from typing import Any
 
 from billiard.process import current_process
 from celery.signals import (
-    task_postrun,
     worker_init,
     worker_process_init,
     worker_process_shutdown,
@@ -37,7 +37,6 @@ from celery.signals import (
     worker_shutdown,
 )
 
-from ruvon.implementations.execution.celery_config import MAINTENANCE_TASKS
 from ruvon.implementations.observability.settings import ObservabilitySettings
 from ruvon.providers.observer import WorkflowObserver
 
@@ -45,7 +44,6 @@ __all__ = ["metrics_enabled", "process_identity", "worker_observer"]
 
 logger = logging.getLogger(__name__)
 
-_SWEEP_TASKS = frozenset(MAINTENANCE_TASKS.values())
 _state: dict[str, Any] = {"server": None, "directory": None, "private": False}
 
 
@@ -136,17 +134,6 @@ def _mark_process_dead(**_: object) -> None:
 
     with contextlib.suppress(OSError):
         mark_process_dead(process_identity())
-
-
-@task_postrun.connect
-def _count_sweep(task: Any = None, retval: Any = None, state: str | None = None, **_: Any) -> None:
-    if task is None or task.name not in _SWEEP_TASKS or state != "SUCCESS":
-        return
-    if not isinstance(retval, dict) or not metrics_enabled():
-        return
-    from ruvon.implementations.observability.prometheus import default_metrics
-
-    default_metrics().record_sweep(retval)
 
 
 @worker_shutdown.connect

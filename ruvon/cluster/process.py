@@ -1,4 +1,4 @@
-"""Each worker process's resources: its bridge, its PostgreSQL provider, runner and sweeps.
+"""Each worker process's resources: its bridge, its PostgreSQL provider and its step runner.
 
 Each pool process owns one :class:`~ruvon.bridge.EventLoopBridge` and, when the database is
 PostgreSQL, one provider whose asyncpg pool lives on that bridge's loop. Both are created
@@ -33,7 +33,6 @@ from ruvon.builder import WorkflowBuilder
 from ruvon.cluster.continuation import ContinuationLimits
 from ruvon.cluster.metrics import worker_observer
 from ruvon.cluster.runner import StepRunner
-from ruvon.cluster.sweeps import Sweeps
 from ruvon.config import Settings
 from ruvon.errors import ConfigurationError, PersistenceError, SchemaOutOfDate
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 
     from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 
-__all__ = ["process_persistence", "process_runner", "process_sweeps", "serve_app"]
+__all__ = ["process_persistence", "process_runner", "serve_app"]
 
 logger = logging.getLogger("ruvon.worker")
 
@@ -57,7 +56,6 @@ _app: Celery | None = None
 _provider: PersistenceProvider | None = None
 _provider_pid: int | None = None
 _runner: StepRunner | None = None
-_sweeps: Sweeps | None = None
 
 
 def serve_app(app: Celery) -> None:
@@ -125,7 +123,7 @@ def process_runner() -> StepRunner:
         if _runner is None or _runner.persistence is not provider:
             settings = Settings.from_env()
             execution = CeleryExecutionProvider(_app, settings=settings)
-            observer = worker_observer()  # also sees the workflows created here (cron starts)
+            observer = worker_observer()  # also sees the workflows created here (children)
             builder = WorkflowBuilder(
                 settings=settings,
                 persistence_provider=provider,
@@ -153,16 +151,6 @@ def _consumed_queues() -> frozenset[str]:
     if _app is None:
         return frozenset()
     return frozenset(_app.amqp.queues.consume_from)
-
-
-def process_sweeps() -> Sweeps:
-    """This process's beat sweeps (over its runner)."""
-    global _sweeps
-    with _lock:
-        runner = process_runner()
-        if _sweeps is None or _sweeps.runner is not runner:
-            _sweeps = Sweeps(runner, Settings.from_env())
-        return _sweeps
 
 
 #: The exit status of a worker that refuses to start (``EX_CONFIG``: fix the setup, then start).

@@ -8,7 +8,10 @@ and everything it sends is only a hint for a claim that happens at most once.
   the queue (the next claim is attempt + 1), or, once ``crash_attempts`` workers died on it, its
   workflow fails FAILED_WORKER_CRASH (after a saga rollback when saga mode is on).
 * :meth:`Sweeps.redispatch_lost` — a due QUEUED run nobody claimed within the dispatch timeout
-  (its message was lost, e.g. Redis restarted without persistence) is sent again.
+  is sent again if its message is missing from the broker (lost in a Redis restart without
+  persistence, reserved by a worker that died): the broker's count of the messages waiting in
+  its queue says so, two sweeps in a row, not its age, so runs queued behind a backlog are
+  left to wait.
 * :meth:`Sweeps.reconcile` — parents still waiting for a child that ended, and complete joins
   without a join run, get their continuation.
 * :meth:`Sweeps.fire_due_timers` — WAIT timers and approval deadlines that are due.
@@ -48,7 +51,7 @@ class SweepReport:
 
 
 class Sweeps:
-    """The sweeps of one worker process (its runner: store, builder, dispatcher, identity)."""
+    """The sweeps of the beat (over a runner: store, builder, dispatcher, identity)."""
 
     def __init__(self, runner: StepRunner, settings: Settings) -> None:
         store = runner.persistence
@@ -63,6 +66,7 @@ class Sweeps:
         self.dispatcher = runner.execution
         self.settings = settings
         self._registry_synced = False
+        self._suspected: tuple[int, ...] = ()  # runs the last lost-message sweep found missing
 
     async def recover_zombies(self) -> SweepReport:
         """Re-queue runs whose worker died; fail the workflows of runs that lost too many."""
@@ -83,13 +87,26 @@ class Sweeps:
         return self._logged(report)
 
     async def redispatch_lost(self) -> SweepReport:
-        """Send again the due runs whose message went missing."""
-        settings = self.settings
-        runs = await self.maintenance.redispatch_lost(
-            settings.dispatch_timeout_seconds, settings.sweep_batch
+        """Send again the due runs whose message went missing (not those behind a backlog).
+
+        The broker's queue lengths are read between the two statements, after the moment the
+        first one returns: the second compares them with the runs sent up to that moment. A
+        run is sent when this sweep and the one before found it missing.
+        """
+        timeout = self.settings.dispatch_timeout_seconds
+        unclaimed = await self.maintenance.unclaimed_queues(timeout)
+        if unclaimed.as_of is None:
+            self._suspected = ()
+            return SweepReport("redispatch_lost")
+        counted = self.dispatcher.waiting_messages(unclaimed.queues)
+        waiting = {queue: counted.get(queue, 0) for queue in unclaimed.queues}
+        lost = await self.maintenance.redispatch_lost(
+            timeout, self.settings.sweep_batch, waiting, unclaimed.as_of, self._suspected
         )
-        self.dispatcher.dispatch(runs)
-        return self._logged(SweepReport("redispatch_lost", sent=len(runs)))
+        self._suspected = lost.suspected
+        self.dispatcher.dispatch(lost.resent)
+        details = {"waiting": sum(waiting.values()), "suspected": len(lost.suspected)}
+        return self._logged(SweepReport("redispatch_lost", sent=len(lost.resent), details=details))
 
     async def reconcile(self) -> SweepReport:
         """Resume parents whose child ended, and fire complete joins that have no join run."""

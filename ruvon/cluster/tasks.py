@@ -10,13 +10,13 @@ the work, the rest makes a message readable.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from ruvon.bridge import get_process_bridge
 from ruvon.cluster.app import app
-from ruvon.cluster.process import process_persistence, process_runner, process_sweeps
-from ruvon.cluster.sweeps import SweepReport
+from ruvon.cluster.process import process_persistence, process_runner
 from ruvon.implementations.execution.celery_config import MAINTENANCE_TASKS, RUN_TASKS
 from ruvon.implementations.execution.task_thread import TaskThread
 from ruvon.providers.runs import RunKind
@@ -33,6 +33,8 @@ __all__ = [
     "run_join",
     "run_step",
 ]
+
+logger = logging.getLogger("ruvon.worker")
 
 # A liveness query should answer quickly or count as a failure, not hang a pool slot.
 _HEALTH_QUERY_TIMEOUT = 10.0
@@ -75,40 +77,49 @@ def run_advance(run_id: int, workflow_id: str, step_name: str, branch: str = "")
     return _run(run_id)
 
 
-# -- the beat's maintenance tasks (sent by beat/ to the maintenance queue) -------------------
+# -- retired: the maintenance tasks an older beat sent ----------------------------------------
+# The beat runs its sweeps itself (ruvon.cluster.beat) and sends none of these. They stay
+# registered for one release so that messages an older beat left in the maintenance queue are
+# drained harmlessly by a worker that still consumes it: each does nothing.
+_drained: set[str] = set()
 
 
-def _sweep(name: str) -> dict[str, object]:
-    sweeps = process_sweeps()
-    report: SweepReport = TaskThread().run(get_process_bridge(), getattr(sweeps, name)())
-    return report.as_dict()
+def _retired(name: str) -> dict[str, object]:
+    if name not in _drained:
+        _drained.add(name)
+        logger.info(
+            "ignored %s: the beat runs its sweeps itself now (upgrade the beat, and stop "
+            "consuming the maintenance queue)",
+            MAINTENANCE_TASKS[name],
+        )
+    return {"sweep": name, "retired": True}
 
 
 @app.task(name=MAINTENANCE_TASKS["recover_zombies"], ignore_result=True)
 def recover_zombies() -> dict[str, object]:
-    """Re-queue step runs whose worker died; fail those that lost too many workers."""
-    return _sweep("recover_zombies")
+    """Retired (the beat sweeps itself): drains an older beat's message, does nothing."""
+    return _retired("recover_zombies")
 
 
 @app.task(name=MAINTENANCE_TASKS["redispatch_lost"], ignore_result=True)
 def redispatch_lost() -> dict[str, object]:
-    """Send again the due step runs whose message was lost."""
-    return _sweep("redispatch_lost")
+    """Retired (the beat sweeps itself): drains an older beat's message, does nothing."""
+    return _retired("redispatch_lost")
 
 
 @app.task(name=MAINTENANCE_TASKS["reconcile"], ignore_result=True)
 def reconcile_parents() -> dict[str, object]:
-    """Resume parents whose child ended; fire complete joins without a join run."""
-    return _sweep("reconcile")
+    """Retired (the beat sweeps itself): drains an older beat's message, does nothing."""
+    return _retired("reconcile")
 
 
 @app.task(name=MAINTENANCE_TASKS["fire_due_timers"], ignore_result=True)
 def fire_due_timers() -> dict[str, object]:
-    """Advance cluster workflows whose WAIT timer or approval deadline is due."""
-    return _sweep("fire_due_timers")
+    """Retired (the beat sweeps itself): drains an older beat's message, does nothing."""
+    return _retired("fire_due_timers")
 
 
 @app.task(name=MAINTENANCE_TASKS["poll_schedules"], ignore_result=True)
 def poll_scheduled_workflows() -> dict[str, object]:
-    """Start the workflows of cron schedules whose tick is due."""
-    return _sweep("poll_schedules")
+    """Retired (the beat sweeps itself): drains an older beat's message, does nothing."""
+    return _retired("poll_schedules")

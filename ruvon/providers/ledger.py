@@ -12,14 +12,23 @@ Only a store every worker shares can implement them (PostgreSQL). Times are the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from ruvon.providers.runs import BranchOutcome, Claim, QueuedRun, RunKind, RunStatus
 from ruvon.records import AuditEntry, WorkflowRecord
 
-__all__ = ["BranchRecorded", "ExpiredLease", "Maintenance", "RunLedger", "RunSnapshot"]
+__all__ = [
+    "BranchRecorded",
+    "ExpiredLease",
+    "LostRuns",
+    "Maintenance",
+    "RunLedger",
+    "RunSnapshot",
+    "UnclaimedQueues",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,27 @@ class ExpiredLease:
     expired_for: float
 
 
+@dataclass(frozen=True, slots=True)
+class UnclaimedQueues:
+    """Queues holding due runs that nobody claimed within the dispatch timeout.
+
+    ``as_of`` is the store's clock when they were found (None when there are none): the broker's
+    queue lengths are read after it, and compared with the runs sent up to it.
+    """
+
+    queues: tuple[str, ...]
+    as_of: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LostRuns:
+    """What one lost-message sweep found missing: the runs it marked sent again (to announce),
+    and the ids of those it suspects for the first time (for the next sweep to confirm)."""
+
+    resent: list[QueuedRun]
+    suspected: tuple[int, ...]
+
+
 @runtime_checkable
 class Maintenance(Protocol):
     """The beat's queries (DESIGN.md, rule 6). Each is safe to run twice at once: rows are taken
@@ -134,8 +164,30 @@ class Maintenance(Protocol):
         """RUNNING runs whose lease expired more than ``older_than`` seconds ago."""
         ...
 
-    async def redispatch_lost(self, timeout: float, limit: int) -> list[QueuedRun]:
-        """Due runs not claimed within ``timeout`` seconds of their last message, sent again."""
+    async def unclaimed_queues(self, timeout: float) -> UnclaimedQueues:
+        """The queues with due runs nobody claimed within ``timeout`` seconds of their last
+        message (candidates for :meth:`redispatch_lost`), and the store's clock now."""
+        ...
+
+    async def redispatch_lost(
+        self,
+        timeout: float,
+        limit: int,
+        waiting: Mapping[str, int],
+        as_of: datetime,
+        suspected: Collection[int] = (),
+    ) -> LostRuns:
+        """Due runs not claimed within ``timeout`` seconds of their last message whose message
+        is missing: the ``suspected`` ones are marked sent again, the others suspected now.
+
+        ``waiting``: how many messages wait in each queue's broker list, counted after
+        ``as_of``. Queues are first in, first out: the waiting messages are taken to belong to
+        the newest sends up to ``as_of``, so only the runs beyond that count are missing. Only
+        the queues named in ``waiting`` are swept (a broker that cannot count says 0). A run is
+        sent again once two sweeps in a row found it missing (``suspected``: the previous
+        sweep's :attr:`LostRuns.suspected`), so a message a worker had just taken, its claim
+        under way, is not sent twice.
+        """
         ...
 
     async def fire_due_timers(self, default_queue: str, limit: int) -> list[QueuedRun]:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,7 +20,8 @@ _KILL_REAP_TIMEOUT = 10.0
 
 
 class BeatProcess:
-    """One ``ruvon beat`` subprocess (Celery beat), in its own session."""
+    """One ``ruvon beat`` subprocess (``python -m beat``: the sweeps run in it), in its own
+    session."""
 
     def __init__(self, process: subprocess.Popen[bytes], *, log_path: Path) -> None:
         self.process = process
@@ -27,12 +29,9 @@ class BeatProcess:
         self.exit_code: int | None = None
 
     @classmethod
-    def start(cls, env: Mapping[str, str], *, log_path: Path, schedule_file: Path) -> BeatProcess:
-        """Spawn ``ruvon beat --schedule-file FILE`` (it sends its first sweeps at once)."""
-        command = [
-            *(sys.executable, "-m", "ruvon.cli.main", "beat", "--loglevel", "INFO"),
-            *("--schedule-file", str(schedule_file)),
-        ]
+    def start(cls, env: Mapping[str, str], *, log_path: Path) -> BeatProcess:
+        """Spawn ``ruvon beat`` (it runs its first sweeps as soon as it reaches the database)."""
+        command = [sys.executable, "-m", "ruvon.cli.main", "beat", "--loglevel", "INFO"]
         return cls(spawn(command, env, log_path), log_path=log_path)
 
     @property
@@ -40,7 +39,18 @@ class BeatProcess:
         return self.process.pid
 
     def log(self) -> str:
+        """Everything the beat wrote so far (stdout and stderr)."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_sweeping(self, timeout: float = 60.0) -> None:
+        """Until the beat reports its sweeps started; ``RuntimeError`` if it exits first."""
+        deadline = time.monotonic() + timeout
+        while "sweeps started: " not in self.log():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the beat exited with {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the beat did not start within {timeout} s:\n{self.log()}")
+            time.sleep(0.05)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, then SIGKILL of its process group after ``timeout``; the exit code."""

@@ -422,19 +422,19 @@ class LocalCluster:
             worker.wait_ready(self.ready_timeout)
         return worker
 
-    def start_beat(self, name: str | None = None) -> BeatProcess:
-        """Start a ``ruvon beat`` on the run's broker (stopped when the cluster closes).
+    def start_beat(
+        self, name: str | None = None, *, env: Mapping[str, str] | None = None
+    ) -> BeatProcess:
+        """Start a ``ruvon beat`` on the run's database and broker (stopped when the cluster
+        closes); ``env`` adds variables for this beat only.
 
         Two may run at once (that is a scenario worth testing: every sweep is safe twice).
         """
         if self._stack is None or self._env is None or self.log_dir is None:
             raise RuntimeError("start_beat() needs a running LocalCluster (use it in a with)")
         suffix = name or f"beat{len(self.beats) + 1}"
-        beat = BeatProcess.start(
-            self._env,
-            log_path=self.log_dir / f"{suffix}.log",
-            schedule_file=self.log_dir / f"{suffix}.schedule",
-        )
+        log_path = self.log_dir / f"{suffix}.log"
+        beat = BeatProcess.start({**self._env, **(env or {})}, log_path=log_path)
         self.beats.append(beat)
         self._stack.callback(beat.stop)
         return beat

@@ -65,7 +65,6 @@ __all__ = [
 
 REGISTRY = Path(__file__).with_name("workflows") / "workflow_registry.yaml"
 QUEUE = "default"
-MAINTENANCE = "ruvon.maintenance"
 LONG = os.environ.get("RUVON_CHAOS_LONG", "").lower() in ("1", "true", "yes")
 LEASE = 2.0
 SWEEP = 1.0
@@ -85,6 +84,7 @@ _PROBE_TASK = "ruvon.health.check_database"
 _PROBE_PATIENCE = 30.0  # a worker must consume again this soon after the broker is back
 _RESULT = re.compile(r"\] succeeded in [0-9.]+s: '([a-z-]+)'")
 _SWEEP = re.compile(r"beat sweep (\w+): (\{[^}]*\})")
+_SWEEP_FAILED = re.compile(r"beat sweep \w+ failed")
 
 
 @dataclass
@@ -103,7 +103,8 @@ def chaos_cluster(
     workers: int = 3,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[LocalCluster]:
-    """A cluster of prefork workers (default + maintenance queues) on the private servers.
+    """A cluster of prefork workers (the default queue; the beats sweep by themselves) on the
+    private servers.
 
     Its logs go to ``log_dir`` (pytest's ``tmp_path``: kept for the last runs).
     """
@@ -119,7 +120,7 @@ def chaos_cluster(
     }
     with LocalCluster(
         env=settings,
-        queues=[QUEUE, MAINTENANCE],
+        queues=[QUEUE],
         workers=workers,
         server_url=servers.postgres.url,
         log_dir=log_dir,
@@ -297,7 +298,7 @@ class ChaosRun:
             await asyncio.sleep(0.25)
 
     def _log_figures(self) -> dict[str, object]:
-        """What the workers' logs say: task outcomes, sweep work, errors."""
+        """What the logs say: task outcomes and errors (workers), sweep work (beats)."""
         results: dict[str, int] = {}
         sweeps: dict[str, int] = {}
         errors = 0
@@ -305,15 +306,20 @@ class ChaosRun:
             text = worker.log()
             for outcome in _RESULT.findall(text):
                 results[outcome] = results.get(outcome, 0) + 1
+            errors += text.count(" raised unexpected: ")
+        failed_sweeps = 0
+        for beat in self.cluster.beats:
+            text = beat.log()
             for sweep, fields in _SWEEP.findall(text):
                 work = ast.literal_eval(fields)
                 sweeps[sweep] = sweeps.get(sweep, 0) + work["requeued"] + work["sent"]
-            errors += text.count(" raised unexpected: ")
+            failed_sweeps += len(_SWEEP_FAILED.findall(text))
         alive = [w for w in self.all_workers() if w.process.poll() is None]
         return {
             "task outcomes": dict(sorted(results.items())),
             "sweep work (runs)": dict(sorted(sweeps.items())),
             "tasks that raised": errors,
+            "sweeps that failed (the next ran on time)": failed_sweeps,
             "workers alive": f"{len(alive)}/{len(self.all_workers())}",
             "beats alive": f"{sum(b.process.poll() is None for b in self.cluster.beats)}"
             f"/{len(self.cluster.beats)}",
@@ -377,7 +383,7 @@ def start_probed_worker(cluster: LocalCluster, name: str) -> tuple[WorkerProcess
     """A worker on the chaos queues plus one of its own (``probe.NAME``), for
     :func:`probe_workers`; not waited for."""
     queue = f"probe.{name}"
-    worker = cluster.start_worker([QUEUE, MAINTENANCE, queue], name=name, wait=False)
+    worker = cluster.start_worker([QUEUE, queue], name=name, wait=False)
     return worker, queue
 
 

@@ -31,6 +31,7 @@ PUBLISHED = {
     "ruvon_step_retries_total",
     "ruvon_zombies_recovered_total",
     "ruvon_lost_messages_resent_total",
+    "ruvon_sweep_last_success_timestamp_seconds",
     "ruvon_queue_lag_seconds",
     "ruvon_steps_queued",
 }

@@ -263,6 +263,30 @@ def test_beat_is_one_replica_recreated(
     assert beat["spec"]["template"]["spec"]["containers"][0]["command"][:2] == ["ruvon", "beat"]
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_beat_sweeps_with_the_workers_registry(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    """The beat runs the sweeps itself (no Celery beat, no schedule file), with the workers'
+    workflow registry; no pool needs the retired maintenance queue."""
+    objects, values = rendered[case], _values(case)
+    deployments = _of_kind(objects, "Deployment")
+    beat = deployments[f"{FULLNAME}-beat"]["spec"]["template"]
+    (container,) = beat["spec"]["containers"]
+    assert container["command"] == ["ruvon", "beat", "--loglevel", values["settings"]["logLevel"]]
+    worker = deployments[f"{FULLNAME}-worker-{values['workerPools'][0]['name']}"]["spec"]
+    (worker_container,) = worker["template"]["spec"]["containers"]
+    for name in ("RUVON_CONFIG_DIR", "RUVON_REGISTRY_FILE"):
+        assert _env(container).get(name) == _env(worker_container).get(name), name
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts.get("workflows") == values["workflows"]["configDir"]
+    annotations = beat["metadata"]["annotations"]
+    assert annotations["checksum/workflows"] == worker["template"]["metadata"]["annotations"][
+        "checksum/workflows"
+    ]
+    assert all("ruvon.maintenance" not in pool["queues"] for pool in values["workerPools"])
+
+
 def test_beat_replicas_from_values_are_overruled() -> None:
     assert _values("two-pools-servicemonitor-values.yaml")["beat"]["replicas"] == 3
 

@@ -1,5 +1,7 @@
-"""The beat on real workers and real ``celery beat`` processes: timers, approval deadlines,
+"""The beat on real workers and real ``ruvon beat`` processes: timers, approval deadlines,
 zombie recovery (re-queue, or FAILED_WORKER_CRASH past the crash budget), lost messages.
+
+The beat runs its sweeps itself: no worker here consumes the old ``ruvon.maintenance`` queue.
 
 Settings are shortened so the sweeps act within seconds: lease 2 s (heartbeat 0.5 s), sweeps
 every second, dispatch timeout 2 s. Recovery after a SIGKILL must then take at most
@@ -31,22 +33,22 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 LEASE = 2.0
 SWEEP = 1.0
-MAINTENANCE = "ruvon.maintenance"
 FAST = {
     "RUVON_STEP_LEASE_SECONDS": str(LEASE),
     "RUVON_HEARTBEAT_SECONDS": "0.5",
     "RUVON_SWEEP_SECONDS": str(SWEEP),
     "RUVON_DISPATCH_TIMEOUT_SECONDS": "2",
+    "RUVON_TASK_LOGS": "1",  # the workers' logs show every task they ran (read below)
 }
 TERMINAL = {status for status in WorkflowStatus if status.is_terminal}
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    """Two workers (default + maintenance queues) and two beats at once (both must be safe)."""
-    with started_cluster(FAST, queues=[QUEUE, MAINTENANCE], workers=2) as running:
-        running.start_beat()
-        running.start_beat()
+    """Two workers (the default queue only) and two beats at once (both must be safe)."""
+    with started_cluster(FAST, queues=[QUEUE], workers=2) as running:
+        for beat in (running.start_beat(), running.start_beat()):
+            beat.wait_sweeping()
         yield running
 
 
@@ -112,7 +114,7 @@ async def _started_on(cluster: LocalCluster, workflow_id: str) -> int:
 @pytest.fixture
 def crash_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
     env = {**FAST, "RUVON_CRASH_ATTEMPTS": str(request.param)}
-    with started_cluster(env, queues=[QUEUE, MAINTENANCE], workers=2) as running:
+    with started_cluster(env, queues=[QUEUE], workers=2) as running:
         running.start_beat()
         yield running
 
@@ -153,7 +155,7 @@ async def test_past_the_crash_budget_the_workflow_fails_or_rolls_back(
             record = await client.start(workflow_type, {})  # only its own step
             victim = _worker_running(cluster, await _started_on(cluster, record.id))
             await asyncio.to_thread(victim.kill)
-            await asyncio.to_thread(cluster.start_worker, [QUEUE, MAINTENANCE])
+            await asyncio.to_thread(cluster.start_worker, [QUEUE])
             started.append(record)
         plain, saga = started
         failed = await client.wait(plain.id, timeout=WAIT, until=TERMINAL)
@@ -227,3 +229,13 @@ async def test_a_step_longer_than_its_lease_keeps_it_by_heartbeat(cluster: Local
     )
     assert crashes[0][0] == 0
     assert effect_counts(cluster, record.id) == {"Long:1": 1}
+
+
+def test_the_beats_sent_no_maintenance_task(cluster: LocalCluster) -> None:
+    """Two beats swept for this whole module, and sent nothing to the old maintenance queue."""
+    assert all(beat.process.poll() is None for beat in cluster.beats)
+    assert all("sweeps started: " in beat.log() for beat in cluster.beats)
+    with redis.Redis.from_url(cluster.env["RUVON_BROKER_URL"]) as broker:
+        assert broker.exists(f"{cluster.key_prefix}ruvon.maintenance") == 0
+    for worker in cluster.workers:
+        assert "Task ruvon.maintenance." not in worker.log()  # none received, none run

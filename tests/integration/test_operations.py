@@ -3,8 +3,9 @@
 Two prefork workers, each with its own ``/metrics`` port and multiprocess directory; the first
 recycles its children every two tasks (``--max-tasks-per-child 2``), so the counts it serves
 must survive children that come and go, in a bounded number of files. A beat serves the queue
-metrics read from PostgreSQL. The workflows that run are known, so every counter and histogram
-count is asserted exactly (summed over the workers: whichever ran a step counted it).
+metrics read from PostgreSQL and what its sweeps did (they run in the beat: no worker consumes
+a maintenance queue). The workflows that run are known, so every counter and histogram count is
+asserted exactly (summed over the workers: whichever ran a step counted it).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
@@ -41,7 +43,6 @@ from tests.integration.distributed_support import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
-MAINTENANCE = "ruvon.maintenance"
 UNSERVED = "nobody-listens"
 
 
@@ -97,7 +98,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     with started_cluster(shared, workers=0) as cluster:
         workers = {
             name: cluster.start_worker(
-                queues=[QUEUE] if name == "recycling" else [QUEUE, MAINTENANCE],
+                queues=[QUEUE] if name == "recycling" else [QUEUE, "ops-extra"],
                 name=name,
                 wait=False,
                 extra_args=["--max-tasks-per-child", "2"] if name == "recycling" else [],
@@ -235,26 +236,30 @@ def test_sweeps_and_queue_lag_are_served(ops: Ops) -> None:
             return record.id
 
     asyncio.run(unserved())
+    # Its message waits in Redis for a worker on its queue: lose it, as a Redis restart would.
+    with redis.Redis.from_url(ops.cluster.env["RUVON_BROKER_URL"]) as broker:
+        assert broker.delete(f"{ops.cluster.key_prefix}{UNSERVED}") == 1
     deadline = time.monotonic() + 30
     while True:
-        resent = _total(
-            [_scrape(port) for port in ops.ports.values()], "ruvon_lost_messages_resent_total"
-        )
-        queues = _scrape(ops.beat_port)
-        lag = queues.get(("ruvon_queue_lag_seconds", frozenset({("queue", UNSERVED)})), 0.0)
+        beat = _scrape(ops.beat_port)
+        resent = _total([beat], "ruvon_lost_messages_resent_total")
+        lag = beat.get(("ruvon_queue_lag_seconds", frozenset({("queue", UNSERVED)})), 0.0)
         if (resent >= 1 and lag >= 1) or time.monotonic() > deadline:
             break
         time.sleep(0.3)
-    assert resent >= 1  # the redispatch sweep re-sent the run nobody takes
-    assert queues[("ruvon_steps_queued", frozenset({("queue", UNSERVED)}))] == 1
+    assert resent >= 1  # the beat's redispatch sweep re-sent the run whose message was lost
+    assert beat[("ruvon_steps_queued", frozenset({("queue", UNSERVED)}))] == 1
     assert lag >= 1
-    assert queues[("ruvon_queue_stats_up", frozenset())] == 1
-    recovered = [_scrape(port) for port in ops.ports.values()]
-    assert _total(recovered, "ruvon_zombies_recovered_total", action="requeued") == 0
+    assert beat[("ruvon_queue_stats_up", frozenset())] == 1
+    assert _total([beat], "ruvon_zombies_recovered_total", action="requeued") == 0
+    assert _total([beat], "ruvon_sweep_failures_total", sweep="redispatch_lost") == 0
+    assert _total([beat], "ruvon_sweep_last_success_timestamp_seconds", sweep="poll_schedules") > 0
+    workers = [_scrape(port) for port in ops.ports.values()]
+    assert _total(workers, "ruvon_lost_messages_resent_total") == 0  # the sweeps are the beat's
     beat_log = [
         json.loads(line) for line in ops.cluster.beats[0].log().splitlines() if line[:1] == "{"
     ]
-    assert any(record["logger"] == "celery.beat" for record in beat_log)  # JSON logs too
+    assert any(record["logger"] == "ruvon.beat" for record in beat_log)  # JSON logs too
 
 
 def _health(ops: Ops, *args: str) -> tuple[int, str]:
@@ -292,7 +297,7 @@ def test_health_files_probe_and_report(ops: Ops) -> None:
     assert {w["node"] for w in workers["workers"] if w["alive"] and w["ready"]} == set(alive)
     assert set(workers["ping"]) == set(alive)
     queues = {w["node"]: w["queues"] for w in workers["workers"]}
-    assert queues[ops.steady.hostname] == sorted([QUEUE, MAINTENANCE])
+    assert queues[ops.steady.hostname] == sorted([QUEUE, "ops-extra"])
 
     # A worker that stops removes its files: its probe fails.
     probe = ops.cluster.start_worker(queues=["ops-probe"], concurrency=1, name="probe")

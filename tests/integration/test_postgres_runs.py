@@ -259,3 +259,54 @@ async def test_scan_zombies_lists_expired_leases_and_fix_requeues_them(
     assert [tuple(r) for r in rows] == [("QUEUED", 1)]  # the next claim is attempt 2
     audit = [e.event_type for e in await ledger.get_audit_log(record.id)]
     assert audit == ["WORKER_CRASH_DETECTED"]
+
+
+async def test_only_runs_missing_from_the_broker_twice_in_a_row_are_sent_again(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    """The lost-message statements: five runs sent in order on queue q (plus one on r), all
+    overdue. The broker holds the newest three of q's messages and none of r's: q's two oldest
+    and r's one are missing; a first sweep suspects them, the second (two at once) re-sends
+    each once."""
+    ids: list[int] = []
+    for n in range(5):
+        run = RunRequest(f"wf-{n}", RunKind.STEP, "S", queue="q")
+        _, queued = await _workflow(ledger, runs=[run], workflow_id=f"wf-{n}")
+        ids += queued
+        await _sql(
+            database,
+            "UPDATE step_runs SET dispatched_at = now() - make_interval(secs => 60 - $2),"
+            " run_at = now() - interval '60 seconds' WHERE id = $1",
+            queued[0],
+            float(n),
+        )
+    _, (other,) = await _workflow(
+        ledger, runs=[RunRequest("wf-r", RunKind.STEP, "S", queue="r")], workflow_id="wf-r"
+    )
+    await _sql(
+        database,
+        "UPDATE step_runs SET dispatched_at = now() - interval '30 seconds', run_at = "
+        "now() - interval '30 seconds' WHERE id = $1",
+        other,
+    )
+
+    unclaimed = await ledger.unclaimed_queues(10.0)
+    assert unclaimed.queues == ("q", "r") and unclaimed.as_of is not None
+    waiting = {"q": 3, "r": 0}
+    first = await ledger.redispatch_lost(10.0, 100, waiting, unclaimed.as_of)
+    assert first.resent == []
+    assert sorted(first.suspected) == sorted([ids[0], ids[1], other])
+    # A queue whose every message waits: nothing missing, however old the runs.
+    assert (await ledger.redispatch_lost(10.0, 100, {"q": 5}, unclaimed.as_of, ids)).resent == []
+
+    second = await asyncio.gather(
+        *(
+            ledger.redispatch_lost(10.0, 100, waiting, unclaimed.as_of, first.suspected)
+            for _ in range(2)
+        )
+    )
+    resent = [run.run_id for lost in second for run in lost.resent]
+    assert sorted(resent) == sorted([ids[0], ids[1], other])  # each once, by one of the two
+    assert {run.queue for lost in second for run in lost.resent} == {"q", "r"}
+    # Sent again just now: no longer overdue.
+    assert (await ledger.unclaimed_queues(10.0)).queues == ("q",)

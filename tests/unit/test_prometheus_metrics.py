@@ -13,7 +13,11 @@ from ruvon.implementations.observability.metrics_server import (
     MULTIPROC_ENV,
     prepare_multiprocess_dir,
 )
-from ruvon.implementations.observability.prometheus import PrometheusObserver, RuvonMetrics
+from ruvon.implementations.observability.prometheus import (
+    PrometheusObserver,
+    RuvonMetrics,
+    SweepMetrics,
+)
 from ruvon.implementations.observability.queue_metrics import QueueMetricsCollector, QueueStats
 from ruvon.models import StepContext, WorkflowStatus
 from ruvon.testing.providers import open_engine
@@ -105,8 +109,9 @@ async def test_observer_counts_workflows_steps_retries_and_compensations(tmp_pat
 
 def test_sweep_reports_count_zombies_and_lost_messages() -> None:
     registry = CollectorRegistry()
-    metrics = RuvonMetrics(registry)
+    metrics = SweepMetrics(registry, sweeps=["recover_zombies", "redispatch_lost"])
     assert _value(registry, "ruvon_zombies_recovered_total", action="requeued") == 0  # present
+    assert _value(registry, "ruvon_sweep_failures_total", sweep="redispatch_lost") == 0
     metrics.record_sweep({"sweep": "recover_zombies", "requeued": 3, "failed": 1, "sent": 0})
     metrics.record_sweep({"sweep": "recover_zombies", "requeued": 2, "failed": 0})
     metrics.record_sweep({"sweep": "redispatch_lost", "sent": 4})
@@ -115,6 +120,16 @@ def test_sweep_reports_count_zombies_and_lost_messages() -> None:
     assert _value(registry, "ruvon_zombies_recovered_total", action="requeued") == 5
     assert _value(registry, "ruvon_zombies_recovered_total", action="failed") == 1
     assert _value(registry, "ruvon_lost_messages_resent_total") == 4
+    metrics.record_failure("redispatch_lost")
+    assert _value(registry, "ruvon_sweep_failures_total", sweep="redispatch_lost") == 1
+    assert _value(registry, "ruvon_sweep_last_success_timestamp_seconds", sweep="fire_due_timers")
+
+
+def test_workers_metrics_leave_the_sweeps_to_the_beat() -> None:
+    registry = CollectorRegistry()
+    RuvonMetrics(registry)
+    sample = {"action": "requeued"}
+    assert registry.get_sample_value("ruvon_zombies_recovered_total", sample) is None
 
 
 def _scrape(collector: QueueMetricsCollector) -> dict[tuple[str, str], float]:

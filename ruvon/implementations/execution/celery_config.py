@@ -28,7 +28,9 @@ RUN_TASKS: dict[RunKind, str] = {
     RunKind.ADVANCE: "ruvon.run.advance",
 }
 
-#: The beat's sweep tasks (sent by ``beat/``, run by workers on the maintenance queue).
+#: Retired: the sweep tasks an older beat sent to the maintenance queue. The beat runs its sweeps
+#: itself now and sends none; workers keep these names registered for one release, as no-ops,
+#: so that messages already queued drain harmlessly (:mod:`ruvon.cluster.tasks`).
 MAINTENANCE_TASKS: dict[str, str] = {
     "recover_zombies": "ruvon.maintenance.recover_zombies",
     "redispatch_lost": "ruvon.maintenance.redispatch_lost",

@@ -5,16 +5,23 @@
 * ``ruvon_step_duration_seconds{workflow_type, step, kind}`` (histogram) — completed steps;
 * ``ruvon_step_retries_total{workflow_type, step, kind}`` — failed attempts that will be retried;
 * ``ruvon_step_failures_total{workflow_type, step, kind}`` — failed attempts with no retry left;
-* ``ruvon_compensations_total{workflow_type, step, outcome}`` — saga compensations (ok|failed);
-* ``ruvon_zombies_recovered_total{action}`` — runs of dead workers re-queued, or failed;
-* ``ruvon_lost_messages_resent_total`` — due runs nobody claimed, sent again.
+* ``ruvon_compensations_total{workflow_type, step, outcome}`` — saga compensations (ok|failed).
 
 ``kind`` is the step type (STANDARD, ASYNC, PARALLEL...). A workflow is counted as started by
-the process that creates it (a client, an embedded engine; on a cluster's workers: children and
-cron-started workflows) and as finished by the process that commits its terminal status.
-The zombie and lost-message counters come from the beat's sweep reports
-(:meth:`RuvonMetrics.record_sweep`, called by the worker that ran the sweep). Queue depth and
-lag are read from PostgreSQL instead (:mod:`ruvon.implementations.observability.queue_metrics`).
+the process that creates it (a client, an embedded engine; on a cluster: children on workers,
+cron-started workflows on the beat) and as finished by the process that commits its terminal
+status (a worker; the beat for a workflow failed by its zombie sweep).
+
+The beat's sweeps have their own metrics (:class:`SweepMetrics`, fed by
+:meth:`SweepMetrics.record_sweep` in the beat process, which serves them):
+
+* ``ruvon_zombies_recovered_total{action}`` — runs of dead workers re-queued, or failed;
+* ``ruvon_lost_messages_resent_total`` — due runs whose message was missing, sent again;
+* ``ruvon_sweep_failures_total{sweep}`` — sweeps that raised (the next one runs on time);
+* ``ruvon_sweep_last_success_timestamp_seconds{sweep}`` — when each sweep last completed.
+
+Queue depth and lag are read from PostgreSQL instead
+(:mod:`ruvon.implementations.observability.queue_metrics`).
 
 Under a prefork worker the counters live in prometheus_client's multiprocess files
 (:mod:`ruvon.implementations.observability.metrics_server`); nothing here needs to know.
@@ -23,9 +30,10 @@ Under a prefork worker the counters live in prometheus_client's multiprocess fil
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from ruvon.providers.observer import (
     BaseObserver,
@@ -36,7 +44,13 @@ from ruvon.providers.observer import (
     WorkflowStarted,
 )
 
-__all__ = ["STEP_DURATION_BUCKETS", "PrometheusObserver", "RuvonMetrics", "default_metrics"]
+__all__ = [
+    "STEP_DURATION_BUCKETS",
+    "PrometheusObserver",
+    "RuvonMetrics",
+    "SweepMetrics",
+    "default_metrics",
+]
 
 #: Steps are short units of work, but some call slow services: up to ten minutes.
 STEP_DURATION_BUCKETS = (
@@ -91,6 +105,15 @@ class RuvonMetrics:
             ["workflow_type", "step", "outcome"],
             registry=registry,
         )
+
+
+class SweepMetrics:
+    """The beat's sweep metrics, registered on ``registry`` (the beat's own); ``sweeps`` names
+    the sweeps whose failure count is present (at 0) from the start."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = REGISTRY, *, sweeps: Iterable[str] = ()
+    ) -> None:
         self.zombies_recovered = Counter(
             "ruvon_zombies_recovered",
             "Step runs whose worker died (lease expired): re-queued, or their workflow failed.",
@@ -99,11 +122,25 @@ class RuvonMetrics:
         )
         self.lost_messages_resent = Counter(
             "ruvon_lost_messages_resent",
-            "Due step runs nobody claimed within the dispatch timeout, sent again.",
+            "Due step runs nobody claimed whose message was missing from the broker, sent again.",
+            registry=registry,
+        )
+        self.sweep_failures = Counter(
+            "ruvon_sweep_failures",
+            "Beat sweeps that raised (a database or broker outage); the next one runs on time.",
+            ["sweep"],
+            registry=registry,
+        )
+        self.sweep_last_success = Gauge(
+            "ruvon_sweep_last_success_timestamp_seconds",
+            "When each beat sweep last completed (Unix time).",
+            ["sweep"],
             registry=registry,
         )
         for action in ("requeued", "failed"):
             self.zombies_recovered.labels(action)  # present (at 0) before the first zombie
+        for sweep in sweeps:
+            self.sweep_failures.labels(sweep)
 
     def record_sweep(self, report: Mapping[str, object]) -> None:
         """Count what one beat sweep did (``SweepReport.as_dict()``: sweep, requeued, ...)."""
@@ -113,6 +150,12 @@ class RuvonMetrics:
             self.zombies_recovered.labels("failed").inc(_count(report, "failed"))
         elif sweep == "redispatch_lost":
             self.lost_messages_resent.inc(_count(report, "sent"))
+        if isinstance(sweep, str):
+            self.sweep_last_success.labels(sweep).set(time.time())
+
+    def record_failure(self, sweep: str) -> None:
+        """Count a sweep that raised."""
+        self.sweep_failures.labels(sweep).inc()
 
 
 def _count(report: Mapping[str, object], key: str) -> int:

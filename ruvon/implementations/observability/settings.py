@@ -3,7 +3,8 @@
 Variable: meaning, default::
 
     RUVON_METRICS_PORT        a worker serves Prometheus /metrics on this port (0 or unset: off)
-    RUVON_BEAT_METRICS_PORT   the beat serves queue metrics on this port (0 or unset: off)
+    RUVON_BEAT_METRICS_PORT   the beat serves its metrics (sweeps, queues) on this port (0 or
+                              unset: off)
     RUVON_METRICS_ADDR        address both listen on, default 0.0.0.0
     RUVON_METRICS_DIR         a worker's prometheus_client multiprocess directory, wiped when
                               the worker starts (one directory per worker); default

@@ -57,6 +57,12 @@ def finish(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     return {"finished": True, "final_counter": state.get("counter")}
 
 
+def nap(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """A step that takes 20 ms: one worker process drains at most ~50 of them a second."""
+    time.sleep(0.02)
+    return {"napped": True}
+
+
 def make_items(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     return {"items": list(range(int(state.get("size", 10))))}
 

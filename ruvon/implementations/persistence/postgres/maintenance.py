@@ -6,13 +6,14 @@ Every method returns the runs it queued (or re-queued) for the caller to announc
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ruvon.implementations.persistence.postgres.runs import queued_run
 from ruvon.implementations.persistence.queries import load_queries
-from ruvon.providers.ledger import ExpiredLease
+from ruvon.providers.ledger import ExpiredLease, LostRuns, UnclaimedQueues
 from ruvon.providers.runs import QueuedRun, RunKind
 
 __all__ = ["PostgresMaintenance"]
@@ -51,9 +52,34 @@ class PostgresMaintenance:
             for r in rows
         ]
 
-    async def redispatch_lost(self, timeout: float, limit: int) -> list[QueuedRun]:
-        """Due runs not claimed within ``timeout`` seconds, marked sent again."""
-        return await self._runs("redispatch lost runs", "redispatch_lost", limit, float(timeout))
+    async def unclaimed_queues(self, timeout: float) -> UnclaimedQueues:
+        """Queues with due runs nobody claimed within ``timeout`` seconds, and the time now."""
+        rows = await self._query(
+            "find unclaimed queues", "fetch", _Q["unclaimed_queues"], (float(timeout),)
+        )
+        as_of: datetime | None = rows[0][1] if rows else None
+        return UnclaimedQueues(tuple(sorted(row[0] for row in rows)), as_of)
+
+    async def redispatch_lost(
+        self,
+        timeout: float,
+        limit: int,
+        waiting: Mapping[str, int],
+        as_of: datetime,
+        suspected: Collection[int] = (),
+    ) -> LostRuns:
+        """Due runs unclaimed past ``timeout`` whose message the broker's counts say is missing:
+        those already ``suspected`` marked sent again, the others suspected now."""
+        queues = sorted(waiting)
+        counts = [max(int(waiting[queue]), 0) for queue in queues]
+        rows = await self._query(
+            "redispatch lost runs",
+            "fetch",
+            _Q["redispatch_lost"],
+            (limit, float(timeout), queues, counts, as_of, sorted(set(suspected))),
+        )
+        resent = [queued_run(tuple(row)[1:]) for row in rows if row[0]]
+        return LostRuns(resent, tuple(row[1] for row in rows if not row[0]))
 
     async def fire_due_timers(self, default_queue: str, limit: int) -> list[QueuedRun]:
         """An advance run for each cluster workflow whose timer is due."""

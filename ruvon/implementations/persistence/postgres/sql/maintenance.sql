@@ -51,21 +51,73 @@ WHERE r.status = 'RUNNING' AND r.lease_expires_at < now() - make_interval(secs =
 ORDER BY r.lease_expires_at
 LIMIT $2;
 
+-- name: unclaimed_queues
+-- The queues holding due QUEUED runs that nobody claimed within the dispatch timeout ($1 s
+-- since they were due and since they were last sent), and the database's clock now: the
+-- moment the broker's queue lengths are read after (see redispatch_lost).
+SELECT DISTINCT queue, now() FROM step_runs
+WHERE status = 'QUEUED'
+  AND run_at <= now() - make_interval(secs => $1)
+  AND dispatched_at <= now() - make_interval(secs => $1);
+
 -- name: redispatch_lost
--- Due QUEUED runs nobody claimed within the dispatch timeout ($2 s since they were due and
--- since they were last sent): their message was lost (or the countdown of a long backoff was
--- never sent). Marked sent again; a duplicate delivery is harmless (the claim takes it once).
-UPDATE step_runs SET dispatched_at = now(), updated_at = now()
-WHERE id IN (
-    SELECT id FROM step_runs
-    WHERE status = 'QUEUED'
-      AND run_at <= now() - make_interval(secs => $2)
-      AND dispatched_at <= now() - make_interval(secs => $2)
-    ORDER BY run_at
+-- Send again the due QUEUED runs whose message is missing from the broker. A run that waits
+-- behind a backlog is not lost, so its age alone proves nothing; the evidence is the broker's
+-- count of messages waiting in the run's queue ($4, per queue of $3), read after $5:
+--   * missing: a queue is first in, first out, so the messages waiting in it are those of the
+--     newest sends; of the due runs of that queue sent up to $5, ranked newest send first, the
+--     first $4 have their message waiting and the rest have none (lost in a Redis restart,
+--     reserved by a worker that died, a long backoff never sent, or just taken by a worker
+--     about to claim its run);
+--   * overdue: of those, the runs due and last sent more than $2 s ago (the dispatch timeout);
+--   * resent: the overdue runs the previous sweep found missing too ($6) are marked sent again
+--     and returned, oldest first; a run a worker had only just taken is claimed by then;
+--   * suspected: the other overdue ones, returned by id for the next sweep to confirm.
+-- A backlog therefore re-sends nothing (its messages are counted), a queue nobody consumes
+-- neither (its messages wait), and a Redis restart (nothing waits) re-sends what is older than
+-- the timeout at the second sweep after. Stale messages (duplicates, runs already done) can
+-- only hide a loss until they are consumed. Two sweeps at once: SKIP LOCKED and the re-check of
+-- dispatched_at let only one of them re-send a run.
+WITH missing AS (
+    SELECT ranked.id
+    FROM (
+        SELECT r.id, r.queue,
+               row_number() OVER (PARTITION BY r.queue
+                                  ORDER BY r.dispatched_at DESC, r.id DESC) AS newer
+        FROM step_runs AS r
+        WHERE r.status = 'QUEUED' AND r.run_at <= now() AND r.dispatched_at <= $5
+          AND r.queue = ANY($3::text[])
+    ) AS ranked
+    JOIN unnest($3::text[], $4::int[]) AS w(queue, waiting) ON w.queue = ranked.queue
+    WHERE ranked.newer > w.waiting
+), overdue AS (
+    SELECT s.id, s.dispatched_at FROM step_runs AS s
+    WHERE s.id IN (SELECT id FROM missing)
+      AND s.status = 'QUEUED'
+      AND s.run_at <= now() - make_interval(secs => $2)
+      AND s.dispatched_at <= now() - make_interval(secs => $2)
+), resent AS (
+    UPDATE step_runs SET dispatched_at = now(), updated_at = now()
+    WHERE id IN (
+        SELECT s.id FROM step_runs AS s
+        WHERE s.id = ANY($6::bigint[]) AND s.id IN (SELECT id FROM overdue)
+          AND s.status = 'QUEUED'
+          AND s.run_at <= now() - make_interval(secs => $2)
+          AND s.dispatched_at <= now() - make_interval(secs => $2)
+        ORDER BY s.dispatched_at, s.id
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, workflow_id, kind, step_name, branch, queue
+), suspected AS (
+    SELECT o.id FROM overdue AS o
+    WHERE o.id NOT IN (SELECT id FROM resent)
+    ORDER BY o.dispatched_at, o.id
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
 )
-RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;
+SELECT true, id, workflow_id, kind, step_name, branch, queue, 0::float8 FROM resent
+UNION ALL
+SELECT false, id, NULL, NULL, NULL, NULL, NULL, NULL FROM suspected;
 
 -- name: fire_due_timers
 -- Cluster workflows waiting on a due timer (WAIT, an approval deadline): one advance run per

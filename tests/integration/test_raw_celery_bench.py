@@ -28,6 +28,8 @@ from loadtests.raw_celery import (
     round_trip_latency,
     ruvon_settings_target,
 )
+from ruvon.config import Settings
+from ruvon.implementations.execution.celery_config import celery_config
 from ruvon.testing.cluster import LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -102,9 +104,9 @@ def test_the_default_worker_runs_celery_defaults(default: CeleryTarget) -> None:
 
 def test_the_ruvon_settings_worker_runs_ruvon_settings(cluster: LocalCluster) -> None:
     settings = worker_settings(ruvon_settings_target(cluster), with_defaults=True)
-    assert settings["worker_prefetch_multiplier"] == 1
-    assert settings["task_acks_late"] is True
-    assert settings["worker_send_task_events"] is True
+    ruvon = celery_config(Settings.from_env(cluster.env))
+    for name in ("worker_prefetch_multiplier", "task_acks_late", "worker_send_task_events"):
+        assert settings[name] == ruvon[name], name
 
 
 def test_empty_task_throughput(target: CeleryTarget) -> None:

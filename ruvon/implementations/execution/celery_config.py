@@ -53,7 +53,14 @@ _PROC_ALIVE_TIMEOUT = PROCESS_INIT_TIMEOUT + 10.0
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """The Celery configuration of a Ruvon worker (or client) for ``settings``."""
-    transport_options: dict[str, Any] = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT}
+    transport_options: dict[str, Any] = {
+        "visibility_timeout": BROKER_VISIBILITY_TIMEOUT,
+        # Kombu emulates AMQP acks on Redis by copying every delivered message into an
+        # "unacked" hash and deleting it at the ack: two Redis round trips per message in the
+        # worker's consumer. Acked on receipt (the default), that copy protects nothing, so it
+        # is kept only with RUVON_ACKS_LATE.
+        "ack_emulation": settings.acks_late,
+    }
     backend_options: dict[str, Any] = {}
     if settings.broker_key_prefix:
         transport_options["global_keyprefix"] = settings.broker_key_prefix

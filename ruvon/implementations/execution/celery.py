@@ -32,6 +32,7 @@ from ruvon.implementations.execution.celery_config import (
     RUN_TASKS,
     celery_config,
 )
+from ruvon.implementations.execution.run_publisher import RedisRunPublisher
 from ruvon.implementations.execution.sync import (
     SyncExecutionProvider,
     run_async_function,
@@ -40,7 +41,7 @@ from ruvon.implementations.execution.sync import (
 from ruvon.implementations.execution.task_thread import current_task_thread
 from ruvon.implementations.execution.time_limit import AttemptInterrupted, call_with_time_limit
 from ruvon.providers.execution import StepCall
-from ruvon.providers.runs import QueuedRun
+from ruvon.providers.runs import QueuedRun, RunKind
 
 __all__ = ["CeleryExecutionProvider", "CeleryExecutor"]
 
@@ -83,6 +84,10 @@ class CeleryExecutionProvider:
         self.copies = 2 if (settings.duplicate_messages if duplicate_messages is None
                             else duplicate_messages) else 1  # fmt: skip
         self._local = SyncExecutionProvider()
+        # The fast path for runs due now: pre-serialised messages, one pipeline (Redis only,
+        # and only once a built message was checked to decode as Celery's own would).
+        self._fast = RedisRunPublisher.supports(app)
+        self._publisher: RedisRunPublisher | None = None
 
     def __repr__(self) -> str:
         return f"CeleryExecutionProvider(default_queue={self.default_queue!r})"
@@ -93,9 +98,47 @@ class CeleryExecutionProvider:
         return step_queue or data_region or self.default_queue
 
     def dispatch(self, runs: Sequence[QueuedRun]) -> None:
-        """Send one ids-only message per run (``copies`` of it), on one producer connection."""
+        """Send one ids-only message per run (``copies`` of it).
+
+        Runs due now go through :class:`RedisRunPublisher` (one pipeline for all of them);
+        runs with a countdown, or every run on a broker it does not serve, through Celery.
+        """
         if not runs:
             return
+        publisher = self._fast_publisher(runs[0])
+        if publisher is not None:
+            due = [run for run in runs if run.delay <= 0]
+            if due:
+                try:
+                    publisher.publish(due, self.copies)
+                except Exception as exc:
+                    raise self._unavailable(exc) from exc
+            runs = [run for run in runs if run.delay > 0]
+            if not runs:
+                return
+        self._send_tasks(runs)
+
+    def _fast_publisher(self, probe: QueuedRun | None = None) -> RedisRunPublisher | None:
+        if not self._fast or self._publisher is not None:
+            return self._publisher
+        publisher = RedisRunPublisher(self.app, RUN_TASKS)
+        try:
+            usable = publisher.check(probe or _PROBE_RUN)
+        except Exception:
+            logger.exception("pre-serialised run messages unavailable; using send_task")
+            usable = False
+        if not usable:
+            logger.warning(
+                "run messages built from a template did not decode as Celery's: publishing "
+                "them with send_task"
+            )
+            publisher.close()
+            self._fast = False
+            return None
+        self._publisher = publisher
+        return publisher
+
+    def _send_tasks(self, runs: Sequence[QueuedRun]) -> None:
         try:
             with self.app.producer_or_acquire() as producer, _batched(producer, len(runs) > 1):
                 for run in runs:
@@ -119,7 +162,12 @@ class CeleryExecutionProvider:
         know, or cannot count); messages a worker has reserved are not counted."""
         counts: dict[str, int] = {}
         try:
-            with self.app.pool.acquire(block=True) as connection:
+            publisher = self._fast_publisher(None)
+            if publisher is not None:
+                return publisher.waiting(queues)
+            # A fresh connection, not the pool's: a pooled one can outlive a broker restart
+            # in a state kombu cannot use again.
+            with self.app.connection_for_read() as connection:
                 for queue in queues:
                     counts[queue] = _waiting(connection, queue)
         except Exception as exc:
@@ -162,8 +210,15 @@ class CeleryExecutionProvider:
 
     def close(self) -> None:
         """Release the broker connections of an app this provider built itself."""
+        if self._publisher is not None:
+            self._publisher.close()
+            self._publisher = None
         if self._owns_app:
             self.app.close()
+
+
+#: What the publisher's self-check builds and decodes when it has no real run at hand.
+_PROBE_RUN = QueuedRun(0, "probe", RunKind.STEP, "probe", "", "probe")
 
 
 def _batched(producer: Any, many: bool) -> contextlib.AbstractContextManager[Any]:

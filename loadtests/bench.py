@@ -300,9 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             print(figure.row())
         if args.suite == "distributed":
             print(
-                "(ruvon: 1 worker, prefork, concurrency 2; celery default: its own worker, the "
-                "same; celery ruvon-settings: Celery under Ruvon's worker settings, in the ruvon "
-                f"worker; {time.perf_counter() - started:.1f} s in all)"
+                "(ruvon: 2 workers, prefork, 1 process each, splitting the per-step queues; "
+                "celery default: its own worker, prefork, concurrency 2; celery ruvon-settings: "
+                "Celery under Ruvon's worker settings, in the ruvon workers; "
+                f"{time.perf_counter() - started:.1f} s in all)"
             )
     return 0
 

@@ -268,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="all: results directory (default loadtests/results)"
     )
+    parser.add_argument(
+        "--ruvon-pool",
+        default="prefork:1",
+        metavar="POOL:N",
+        help="distributed: the pool of each of the 2 Ruvon worker processes and its size "
+        "(default prefork:1; e.g. threads:4)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     if args.suite == "all":
@@ -285,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.suite == "distributed":
         from loadtests.bench_distributed import run_distributed
 
-        figures = run_distributed(runs, args.workflows or 200)
+        pool, _, size = args.ruvon_pool.partition(":")
+        figures = run_distributed(runs, args.workflows or 200, pool, int(size or 1))
     elif args.suite == "postgres":
         from loadtests.bench_postgres import bench_postgres
 
@@ -300,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             print(figure.row())
         if args.suite == "distributed":
             print(
-                "(ruvon: 2 workers, prefork, 1 process each, splitting the per-step queues; "
+                f"(ruvon: 2 worker processes, pool {args.ruvon_pool}, splitting the per-step "
+                "queues; "
                 "celery default: its own worker, prefork, concurrency 2; celery ruvon-settings: "
                 "Celery under Ruvon's worker settings, in the ruvon workers; "
                 f"{time.perf_counter() - started:.1f} s in all)"

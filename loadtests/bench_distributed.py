@@ -437,10 +437,16 @@ def distributed_workers(**options: Any) -> Iterator[tuple[LocalCluster, CeleryTa
             yield cluster, default
 
 
-def run_distributed(runs: int = 3, workflows: int = 200) -> list[Figure]:
+def run_distributed(
+    runs: int = 3, workflows: int = 200, pool: str = "prefork", concurrency: int = 1
+) -> list[Figure]:
     """Start the workers, measure everything, stop them: the figures ``bench distributed``
-    prints (``workflows`` 3-step workflows and as many chains per run)."""
-    with distributed_workers() as (cluster, default):
+    prints (``workflows`` 3-step workflows and as many chains per run).
+
+    ``pool`` and ``concurrency`` shape each of the two Ruvon worker processes (``--ruvon-pool
+    threads:4``: four task threads in each); the baselines keep Celery's defaults.
+    """
+    with distributed_workers(pool=pool, concurrency=concurrency) as (cluster, default):
         result = bench_distributed(cluster, default, workflows=workflows, runs=runs)
     return result.figures()
 

@@ -130,20 +130,14 @@ def scan_zombies_command(config: CliConfig, threshold: float, fix: bool, limit: 
 
 async def _sweep_once(store: PostgresPersistenceProvider, settings: Settings) -> SweepReport:
     """The zombie sweep, run here with a Celery dispatcher and the configured registry."""
-    from ruvon.builder import WorkflowBuilder
     from ruvon.cluster.runner import StepRunner
     from ruvon.cluster.sweeps import Sweeps
     from ruvon.implementations.execution.celery import CeleryExecutionProvider
 
     execution = CeleryExecutionProvider(settings=settings)
     try:
-        builder = WorkflowBuilder(settings=settings)
-        runner = StepRunner(
-            store,
-            builder,
-            execution,
-            owner=f"scan-zombies:{os.getpid()}",
-            lease_seconds=settings.step_lease_seconds,
+        runner = StepRunner.for_settings(
+            settings, store, execution, owner=f"scan-zombies:{os.getpid()}"
         )
         return await Sweeps(runner, settings).recover_zombies()
     finally:

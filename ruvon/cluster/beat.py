@@ -50,7 +50,6 @@ from collections.abc import Sequence
 from types import FrameType
 
 from ruvon.bridge import EventLoopBridge
-from ruvon.builder import WorkflowBuilder
 from ruvon.cluster.beat_loop import SweepLoop, sweep_schedule
 from ruvon.cluster.beat_metrics import BeatMetrics, serve_beat_metrics
 from ruvon.cluster.runner import StepRunner
@@ -110,19 +109,11 @@ class Beat:
             bridge.run(provider.initialize(), timeout=OPEN_TIMEOUT)
             bridge.on_close(provider.close)
             observer = self.metrics.observer() if self.metrics is not None else None
-            builder = WorkflowBuilder(
-                settings=settings,
-                persistence_provider=provider,
-                execution_provider=execution,
-                observer=observer,
-            )
-            runner = StepRunner(
+            runner = StepRunner.for_settings(
+                settings,
                 provider,
-                builder,
                 execution,
                 owner=f"beat:{socket.gethostname()}:{os.getpid()}",
-                lease_seconds=settings.step_lease_seconds,
-                heartbeat_seconds=settings.heartbeat_seconds,
                 observer=observer,
             )
             sweeps = Sweeps(runner, settings)

@@ -29,8 +29,6 @@ from celery.signals import (
 )
 
 from ruvon.bridge import close_process_bridge, get_process_bridge
-from ruvon.builder import WorkflowBuilder
-from ruvon.cluster.continuation import ContinuationLimits
 from ruvon.cluster.metrics import worker_observer
 from ruvon.cluster.runner import StepRunner
 from ruvon.config import Settings
@@ -124,24 +122,13 @@ def process_runner() -> StepRunner:
             settings = Settings.from_env()
             execution = CeleryExecutionProvider(_app, settings=settings)
             observer = worker_observer()  # also sees the workflows created here (children)
-            builder = WorkflowBuilder(
-                settings=settings,
-                persistence_provider=provider,
-                execution_provider=execution,
-                observer=observer,
-            )
-            _runner = StepRunner(
+            _runner = StepRunner.for_settings(
+                settings,
                 provider,
-                builder,
                 execution,
                 owner=f"{socket.gethostname()}:{os.getpid()}",
-                lease_seconds=settings.step_lease_seconds,
-                heartbeat_seconds=settings.heartbeat_seconds,
                 observer=observer,
                 queues=_consumed_queues(),
-                continuation=ContinuationLimits(
-                    settings.continue_steps, settings.continue_seconds
-                ),
             )
         return _runner
 

@@ -26,8 +26,10 @@ from collections.abc import Collection
 from dataclasses import replace
 from typing import TYPE_CHECKING, cast
 
+from ruvon.builder import WorkflowBuilder
 from ruvon.clock import align_clock
 from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits
+from ruvon.config import Settings
 from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
@@ -48,7 +50,6 @@ from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.steps.parallel import batch_release, branch_error_text, plan_branch, run_branch
 
 if TYPE_CHECKING:
-    from ruvon.builder import WorkflowBuilder
     from ruvon.implementations.execution.celery import CeleryExecutionProvider
     from ruvon.providers.observer import WorkflowObserver
     from ruvon.providers.persistence import PersistenceProvider
@@ -95,6 +96,37 @@ class StepRunner:
         self.observer = observer
         self.queues = frozenset(queues)
         self.continuation = continuation or ContinuationLimits()
+
+    @classmethod
+    def for_settings(
+        cls,
+        settings: Settings,
+        persistence: PersistenceProvider,
+        execution: CeleryExecutionProvider,
+        *,
+        owner: str,
+        observer: WorkflowObserver | None = None,
+        queues: Collection[str] = (),
+    ) -> StepRunner:
+        """A runner (and its builder) configured from ``settings``: lease, heartbeat, registry,
+        and, when it consumes ``queues``, the continuation budget."""
+        builder = WorkflowBuilder(
+            settings=settings,
+            persistence_provider=persistence,
+            execution_provider=execution,
+            observer=observer,
+        )
+        return cls(
+            persistence,
+            builder,
+            execution,
+            owner=owner,
+            lease_seconds=settings.step_lease_seconds,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            observer=observer,
+            queues=queues,
+            continuation=ContinuationLimits(settings.continue_steps, settings.continue_seconds),
+        )
 
     async def run(self, run_id: int) -> str:
         """Handle one message for ``run_id``, and the runs its commits claim for this worker;

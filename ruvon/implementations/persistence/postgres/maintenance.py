@@ -24,7 +24,7 @@ _Q = load_queries(Path(__file__).with_name("sql") / "maintenance.sql")
 class PostgresMaintenance:
     """The PostgreSQL provider's :class:`~ruvon.providers.ledger.Maintenance` statements."""
 
-    # Provided by PostgresPersistenceProvider.
+    # Provided by PostgresPool (pool.py), the provider's other base.
     _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
 
     async def _runs(self, operation: str, name: str, *args: Any) -> list[QueuedRun]:

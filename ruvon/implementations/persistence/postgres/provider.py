@@ -12,11 +12,8 @@ Every query is a named query in ``sql/workflows.sql``. The hot paths are one rou
 * ``load_workflow`` is one ``SELECT``.
 
 JSONB travels through orjson in asyncpg's binary format, and NUL characters (which PostgreSQL
-cannot store) are escaped reversibly: see :mod:`.codecs`. Sessions run with
-``TimeZone=UTC``, the configured ``statement_timeout`` and ``application_name``; no operation
-leaves session state behind, so the pool skips its reset query on release, and
-:class:`~.connections.ConnectionLender` keeps connections checked out between operations
-(an ``asyncpg.Pool`` acquire/release pair costs ~50 µs of CPU, a sixth of a durable step).
+cannot store) are escaped reversibly: see :mod:`.codecs`. Connections, session settings, the
+schema check and the mapping of driver errors live in :mod:`.pool`.
 Nothing is retried: a statement whose connection broke may or may not have committed, and the
 version fence makes a blind retry of a save unsafe to interpret, so the caller decides.
 
@@ -26,11 +23,10 @@ provider through :class:`ruvon.bridge.EventLoopBridge`, which owns that loop.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
@@ -38,12 +34,13 @@ from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
     PersistenceError,
-    RuvonError,
     WorkflowNotFound,
 )
-from ruvon.implementations.persistence.postgres.codecs import register_codecs
-from ruvon.implementations.persistence.postgres.connections import ConnectionLender
 from ruvon.implementations.persistence.postgres.maintenance import PostgresMaintenance
+from ruvon.implementations.persistence.postgres.pool import (
+    NothingWritten,
+    PostgresPool,
+)
 from ruvon.implementations.persistence.postgres.rows import (
     audit_from_row,
     compensation_from_row,
@@ -65,10 +62,6 @@ from ruvon.implementations.persistence.postgres.runs import (
     taken_claim,
 )
 from ruvon.implementations.persistence.postgres.schedules import PostgresSchedules
-from ruvon.implementations.persistence.postgres.target import (
-    ConnectionTarget,
-    is_connection_lost,
-)
 from ruvon.implementations.persistence.postgres.work import WorkWrite
 from ruvon.implementations.persistence.postgres.writes import AuditedWrite, rows_written
 from ruvon.implementations.persistence.queries import load_queries
@@ -89,23 +82,12 @@ _CREATE = AuditedWrite(_Q["create_workflow"], 24)
 _SAVE = AuditedWrite(_Q["save_workflow"], 21)
 _SAVE_WORK = WorkWrite(_Q["save_workflow"], 21)
 _UQ_IDEMPOTENCY_KEY = "uq_workflow_executions_idempotency_key"
-_CLOSE_TIMEOUT = 10.0
 _CREATE_ATTEMPTS = 3
-# What the driver raises besides SQL errors: lost sockets, timeouts, protocol misuse.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-T = TypeVar("T")
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool ``reset`` hook: skip asyncpg's default reset query on every release.
-
-    The default (``RESET ALL``, ``UNLISTEN *``, unlock advisory locks...) costs a round trip per
-    operation, and this provider never changes session state. asyncpg still rolls back an open
-    transaction before calling this hook.
-    """
-
-
-class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, PostgresSchedules):
+class PostgresPersistenceProvider(
+    PostgresPool, PostgresRunLedger, PostgresMaintenance, PostgresSchedules
+):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
 
     It is also the cluster's :class:`~ruvon.providers.ledger.RunLedger` (step runs, see
@@ -121,57 +103,8 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
     ``ruvon db upgrade``). Use an instance from the event loop that initialized it.
     """
 
-    def __init__(
-        self,
-        db_url: str,
-        pool_min_size: int = 2,
-        pool_max_size: int = 10,
-        *,
-        statement_timeout: float | None = 30.0,
-        max_state_bytes: int | None = None,
-        application_name: str = "ruvon",
-        connect_timeout: float = 10.0,
-    ) -> None:
-        self.target = ConnectionTarget.from_url(db_url)
-        self.pool_min_size = pool_min_size
-        self.pool_max_size = max(pool_max_size, pool_min_size, 1)
-        self.statement_timeout = statement_timeout
-        self.max_state_bytes = max_state_bytes
-        self.application_name = application_name
-        self.connect_timeout = connect_timeout
-        self._pool: asyncpg.Pool | None = None
-        self._lender: ConnectionLender | None = None
-        self._closed = False
-        self._lifecycle: asyncio.Lock | None = None
-
     def __repr__(self) -> str:
         return f"PostgresPersistenceProvider({self.target.redacted_url()!r})"
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    async def initialize(self) -> None:
-        """Open the pool and check the schema revision (idempotent)."""
-        if self._lifecycle is None:
-            self._lifecycle = asyncio.Lock()
-        async with self._lifecycle:
-            self._closed = False
-            if self._pool is None:
-                self._pool = await self._open_pool()
-                self._lender = ConnectionLender(self._pool)
-
-    async def close(self) -> None:
-        """Close the pool, waiting up to 10 s for connections in use (idempotent)."""
-        self._closed = True
-        pool, self._pool = self._pool, None
-        lender, self._lender = self._lender, None
-        if pool is None:
-            return
-        if lender is not None:
-            await lender.return_all()
-        try:
-            await asyncio.wait_for(pool.close(), _CLOSE_TIMEOUT)
-        except TimeoutError:
-            pool.terminate()
 
     # -- workflows -----------------------------------------------------------------------------
 
@@ -399,123 +332,14 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
                 await close_claimed_run(conn, work.fence, RunStatus.DONE)
             written = rows_written(await conn.execute(sql, *args))
             if not written:
-                raise _NothingWritten
+                raise NothingWritten
             work.queued = await insert_runs(conn, work.enqueue)
             return written
 
         try:
             return await self._transaction(operation, write)
-        except _NothingWritten:
+        except NothingWritten:
             return 0
-
-    # -- connection ----------------------------------------------------------------------------
-
-    async def _transaction(
-        self, operation: str, body: Callable[[asyncpg.Connection], Awaitable[T]]
-    ) -> T:
-        """Run ``body(conn)`` in a transaction on one lent connection (rolled back if it raises)."""
-
-        async def in_transaction(conn: asyncpg.Connection) -> T:
-            async with conn.transaction():
-                return await body(conn)
-
-        return await self._on_connection(operation, in_transaction)
-
-    async def _fetchval(self, operation: str, sql: str, *args: Any) -> Any:
-        return await self._query(operation, "fetchval", sql, args)
-
-    async def _fetchrow(self, operation: str, sql: str, *args: Any) -> asyncpg.Record | None:
-        row: asyncpg.Record | None = await self._query(operation, "fetchrow", sql, args)
-        return row
-
-    async def _fetch(self, operation: str, sql: str, *args: Any) -> list[asyncpg.Record]:
-        rows: list[asyncpg.Record] = await self._query(operation, "fetch", sql, args)
-        return rows
-
-    async def _execute(self, operation: str, sql: str, *args: Any) -> str:
-        status: str = await self._query(operation, "execute", sql, args)
-        return status
-
-    async def _query(self, operation: str, method: str, sql: str, args: tuple[Any, ...]) -> Any:
-        """Run one statement on a lent connection (see :meth:`_on_connection`)."""
-        return await self._on_connection(operation, lambda conn: getattr(conn, method)(sql, *args))
-
-    async def _on_connection(
-        self, operation: str, body: Callable[[asyncpg.Connection], Awaitable[T]]
-    ) -> T:
-        """Run ``body`` on a lent connection; integrity errors and Ruvon's own (a lost claim, a
-        conflict) pass through untranslated, driver errors become ``PersistenceError`` s.
-
-        The connection goes back to the lender unless the error leaves it suspect (lost,
-        cancelled, protocol state unknown), in which case the pool's release sorts it out.
-        """
-        lender = self._lender or await self._open_lazily()
-        try:
-            conn = await lender.borrow()
-        except _DRIVER_ERRORS as exc:
-            raise self.target.failed(exc, operation) from exc
-        healthy = False
-        try:
-            result = await body(conn)
-            healthy = True
-            return result
-        except (asyncpg.IntegrityConstraintViolationError, RuvonError, _NothingWritten):
-            healthy = True
-            raise
-        except _DRIVER_ERRORS as exc:
-            healthy = isinstance(exc, asyncpg.PostgresError) and not is_connection_lost(exc)
-            raise self.target.failed(exc, operation) from exc
-        finally:
-            if not (healthy and lender.keep(conn)):
-                await lender.release(conn)
-
-    async def _open_lazily(self) -> ConnectionLender:
-        if self._closed:
-            raise PersistenceError(
-                f"PostgreSQL provider for {self.target.where} is closed "
-                "(call initialize() to reopen)"
-            )
-        await self.initialize()
-        assert self._lender is not None
-        return self._lender
-
-    def _server_settings(self) -> dict[str, str]:
-        settings = {"application_name": self.application_name, "TimeZone": "UTC"}
-        if self.statement_timeout is not None:
-            settings["statement_timeout"] = str(max(int(self.statement_timeout * 1000), 0))
-        return settings
-
-    async def _open_pool(self) -> asyncpg.Pool:
-        try:
-            pool = await asyncpg.create_pool(
-                self.target.dsn,
-                min_size=self.pool_min_size,
-                max_size=self.pool_max_size,
-                init=register_codecs,
-                reset=_keep_session,
-                timeout=self.connect_timeout,
-                server_settings=self._server_settings(),
-            )
-        except _DRIVER_ERRORS as exc:
-            raise self.target.unavailable(exc) from exc
-        try:
-            await self._check_schema(pool)
-        except BaseException:
-            pool.terminate()
-            raise
-        return pool
-
-    async def _check_schema(self, pool: asyncpg.Pool) -> None:
-        """Refuse a database whose schema is not at the code's migration head."""
-        from ruvon.db_schema import migrations
-
-        try:
-            found = await pool.fetchval(migrations.VERSION_QUERY)
-        except asyncpg.UndefinedTableError:
-            found = None
-        except _DRIVER_ERRORS as exc:
-            raise self.target.failed(exc, "check the schema revision") from exc
-        migrations.assert_schema_current(found, database=self.target.where)
 
     def _unique_violation(
         self, exc: asyncpg.UniqueViolationError, record: WorkflowRecord
@@ -529,10 +353,6 @@ class PostgresPersistenceProvider(PostgresRunLedger, PostgresMaintenance, Postgr
             f"workflow '{record.id}' already exists on {self.target.where} "
             "(workflow ids must be unique)"
         )
-
-
-class _NothingWritten(Exception):
-    """Rolls back a transaction whose workflow write matched no row."""
 
 
 def _foreign_id(audit: Sequence[AuditEntry], workflow_id: str) -> str:

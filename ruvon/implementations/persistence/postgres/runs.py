@@ -101,7 +101,7 @@ async def close_claimed_run(
 class PostgresRunLedger:
     """:class:`~ruvon.providers.ledger.RunLedger` methods of the PostgreSQL provider."""
 
-    # Provided by PostgresPersistenceProvider.
+    # Provided by PostgresPool (pool.py), the provider's other base.
     _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
 
     async def claim_run(

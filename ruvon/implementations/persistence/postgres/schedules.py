@@ -26,7 +26,7 @@ _SCHEDULE_COLUMNS = 9
 class PostgresSchedules:
     """Schedule statements of the PostgreSQL provider."""
 
-    # Provided by PostgresPersistenceProvider.
+    # Provided by PostgresPool (pool.py), the provider's other base.
     _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
 
     async def due_schedules(

@@ -125,3 +125,77 @@ async def test_a_forked_child_gets_an_error_not_a_hang(worker: ConnectionThread)
     finally:
         worker._pid = opened_in
     assert await worker.run(lambda conn: "parent still works") == "parent still works"
+
+
+async def test_an_inline_job_runs_on_the_callers_thread_when_the_connection_is_idle(
+    worker: ConnectionThread,
+) -> None:
+    ident, _ = await worker.call(thread_of, inline=True)
+    assert ident == threading.get_ident()
+    ident, _ = await worker.call(thread_of)  # not allowed inline: the thread runs it
+    assert ident != threading.get_ident()
+
+
+async def test_an_inline_job_never_overtakes_one_handed_to_the_thread(
+    worker: ConnectionThread,
+) -> None:
+    await worker.run(lambda conn: conn.execute("CREATE TABLE log (n INTEGER)"))
+    started, release = threading.Event(), threading.Event()
+
+    def slow_first(conn: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(5)
+        conn.execute("INSERT INTO log VALUES (1)")
+
+    first = worker.run(slow_first)
+    await asyncio.to_thread(started.wait, 5)
+    second = asyncio.ensure_future(
+        worker.call(lambda conn: conn.execute("INSERT INTO log VALUES (2)").rowcount, inline=True)
+    )
+    await asyncio.sleep(0.05)
+    assert not second.done()  # queued behind the running job, not run beside it
+    release.set()
+    await first
+    assert await second == 1
+    rows = await worker.call(lambda conn: conn.execute("SELECT n FROM log").fetchall())
+    assert rows == [(1,), (2,)]
+
+
+async def test_a_locked_database_hands_an_inline_write_to_the_thread_which_waits_for_the_lock(
+    tmp_path: Path,
+) -> None:
+    """Another connection holds the write lock: the inline attempt fails at once with nothing
+    written, the thread waits (busy timeout) while the event loop keeps running, then commits."""
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode=WAL")
+        setup.execute("CREATE TABLE t (n INTEGER)")
+    setup.close()
+    worker = ConnectionThread("ruvon-sqlite locked")
+    await worker.open(str(path), 5.0)
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    caller = threading.get_ident()
+
+    def write(conn: sqlite3.Connection) -> int:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.execute("COMMIT")
+        return threading.get_ident()
+
+    try:
+        writing = asyncio.ensure_future(worker.call(write, inline=True))
+        ticks = 0
+        for _ in range(10):  # the loop is not blocked while the write waits for the lock
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 10 and not writing.done()
+        holder.execute("ROLLBACK")
+        assert await writing != caller  # committed by the thread, after the lock was released
+        assert await worker.call(lambda c: c.execute("SELECT n FROM t").fetchall()) == [(1,)]
+        # Resting, the connection waits for nobody: the next inline job runs inline again.
+        ident, _ = await worker.call(thread_of, inline=True)
+        assert ident == caller
+    finally:
+        holder.close()
+        await worker.close()

@@ -1,10 +1,19 @@
 """One thread that owns one ``sqlite3`` connection and runs whole transactions on it.
 
-``sqlite3`` blocks, so the provider must not call it on the event loop; handing every statement
+``sqlite3`` blocks, so the provider must not wait on the event loop; handing every statement
 to a thread would cost one thread hop (~25 µs) per statement. Instead a caller hands over a
 *job*, a plain function ``job(connection, *args)`` that runs a whole transaction synchronously,
-and awaits its result: one hop per transaction. Jobs run one at a time in the order they were
-submitted, so transactions on the connection never interleave and need no lock.
+and awaits its result: at most one hop per transaction.
+
+A short job may also run **inline**, on the caller's thread, when nothing else is using the
+connection: in WAL mode with ``synchronous=NORMAL`` a commit does not fsync (the background
+checkpointer does), so a one-row transaction costs microseconds, less than the two thread
+wake-ups a hop costs. What could block the caller is waiting for another connection's lock,
+so the connection's busy timeout is 0 while it rests: an inline job that finds the database
+locked fails with SQLITE_BUSY before it has written anything (it is one transaction) and is
+handed to the thread, which waits for the lock with the configured timeout. Jobs never
+interleave on the connection (a lock is held around each), and a job handed to the thread is
+never overtaken by an inline one.
 
 The thread is started by :meth:`ConnectionThread.open` and ended by :meth:`close`. It is a
 daemon thread: a provider its owner forgot to close does not keep the interpreter alive (SQLite
@@ -27,6 +36,7 @@ from ruvon.errors import PersistenceError
 __all__ = ["ConnectionThread"]
 
 _T = TypeVar("_T")
+_NO_WAIT = "PRAGMA busy_timeout = 0"
 # A job, its arguments, and the future (with its loop) waiting for the outcome; None stops.
 _Item = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
 
@@ -42,12 +52,18 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
 
 
 class ConnectionThread:
-    """A ``sqlite3.Connection`` and the one thread that uses it; see the module docstring."""
+    """A ``sqlite3.Connection`` and the one thread that waits on it; see the module docstring."""
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._jobs: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._in_use = threading.Lock()  # held by whoever runs a job on the connection
+        # Jobs handed to the thread and jobs it finished: each counter has one writer, so
+        # comparing them needs no lock. While they differ, inline jobs queue behind.
+        self._handed = self._finished = 0
+        self._wait_pragmas = ("", "")
         self._pid = os.getpid()
 
     @property
@@ -56,18 +72,20 @@ class ConnectionThread:
         return self._thread is not None
 
     async def open(self, path: str, timeout: float) -> None:
-        """Start the thread and connect to ``path`` on it (autocommit mode: BEGIN is explicit).
+        """Connect to ``path`` on a new thread.
 
-        ``timeout`` is the connection's busy timeout in seconds. Raises what ``sqlite3.connect``
-        raised, with the thread ended.
+        ``timeout`` is how long (seconds) a job on the thread waits for another connection's
+        lock; inline jobs never wait. Raises what ``sqlite3.connect`` raised, with the thread
+        ended.
         """
         if self._thread is not None:
             raise RuntimeError(f"{self._name} is already open")
         self._pid = os.getpid()
+        self._wait_pragmas = (f"PRAGMA busy_timeout = {int(timeout * 1000)}", _NO_WAIT)
         loop = asyncio.get_running_loop()
         connected: asyncio.Future[None] = loop.create_future()
         self._thread = threading.Thread(
-            target=self._serve, args=(path, timeout, loop, connected), name=self._name, daemon=True
+            target=self._serve, args=(path, loop, connected), name=self._name, daemon=True
         )
         self._thread.start()
         try:
@@ -77,22 +95,38 @@ class ConnectionThread:
             raise
 
     def run(self, job: Callable[..., _T], *args: Any) -> asyncio.Future[_T]:
-        """Queue ``job(connection, *args)``; the future gets its result or its exception.
+        """Queue ``job(connection, *args)`` for the thread; the future gets its outcome.
 
         Cancelling the future does not stop a job that has started: its transaction commits or
         rolls back as it would have, only the outcome is dropped.
         """
-        if self._thread is None:
-            raise RuntimeError(f"{self._name} is not open")
-        if self._pid != os.getpid():  # a forked child has the object but not the thread
-            raise PersistenceError(
-                f"{self._name} was opened in process {self._pid} and cannot be used in its "
-                f"forked child {os.getpid()}: open a new SQLite provider in the child"
-            )
+        self._check_usable()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[_T] = loop.create_future()
+        self._handed += 1
         self._jobs.put((loop, future, job, args))
         return future
+
+    async def call(self, job: Callable[..., _T], *args: Any, inline: bool = False) -> _T:
+        """``job(connection, *args)``'s result: inline if allowed and possible, else on the thread.
+
+        ``inline`` is for short jobs that are one transaction (or one statement): they run on
+        the caller's thread when the connection is idle and unlocked, and go to the thread
+        when the database is busy (see the module docstring).
+        """
+        self._check_usable()
+        if inline and self._handed == self._finished and self._in_use.acquire(blocking=False):
+            try:
+                conn = self._conn
+                if conn is not None:
+                    return job(conn, *args)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # extended codes too
+                    raise
+                # Locked by another connection: nothing was written; wait on the thread.
+            finally:
+                self._in_use.release()
+        return await self.run(job, *args)
 
     async def close(self) -> None:
         """Let the queued jobs finish, close the connection and end the thread (idempotent)."""
@@ -101,33 +135,50 @@ class ConnectionThread:
             self._jobs.put(None)
             await asyncio.to_thread(thread.join)
 
+    def _check_usable(self) -> None:
+        if self._thread is None:
+            raise RuntimeError(f"{self._name} is not open")
+        if self._pid != os.getpid():  # a forked child has the object but not the thread
+            raise PersistenceError(
+                f"{self._name} was opened in process {self._pid} and cannot be used in its "
+                f"forked child {os.getpid()}: open a new SQLite provider in the child"
+            )
+
     # -- on the thread ---------------------------------------------------------------------------
 
     def _serve(
-        self,
-        path: str,
-        timeout: float,
-        loop: asyncio.AbstractEventLoop,
-        connected: asyncio.Future[None],
+        self, path: str, loop: asyncio.AbstractEventLoop, connected: asyncio.Future[None]
     ) -> None:
         try:
-            conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+            # timeout=0: resting, the connection never waits for a lock (inline jobs run on the
+            # caller's thread); jobs run here wait, with the busy timeout set around each.
+            conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
         except BaseException as exc:  # reported to open(), which ends the thread
             _reply(loop, connected, None, exc)
             return
+        self._conn = conn
         _reply(loop, connected, None, None)
+        wait, no_wait = self._wait_pragmas
         try:
             while (item := self._jobs.get()) is not None:
                 loop, future, job, args = item
-                try:
-                    result = job(conn, *args)
-                except BaseException as exc:  # delivered to the awaiting task
-                    _reply(loop, future, None, exc)
-                else:
-                    _reply(loop, future, result, None)
+                with self._in_use:
+                    try:
+                        conn.execute(wait)
+                        try:
+                            result = job(conn, *args)
+                        finally:
+                            conn.execute(no_wait)
+                    except BaseException as exc:  # delivered to the awaiting task
+                        _reply(loop, future, None, exc)
+                    else:
+                        _reply(loop, future, result, None)
+                self._finished += 1
                 del item, future, job, args  # release them while the thread waits
         finally:
-            conn.close()
+            with self._in_use:
+                self._conn = None
+                conn.close()
 
 
 def _reply(

@@ -5,11 +5,13 @@ File databases run in WAL mode (readers never block the writer) with ``synchrono
 ``schema.py``): a new database gets it on first open, one at an older revision is
 upgraded, one at an unknown revision is refused. Every query lives in ``sql/workflows.sql``.
 
-Each operation is **one job on the connection's thread** (:mod:`.connection_thread`): a whole
-transaction (BEGIN IMMEDIATE, the fenced UPDATE, its audit INSERTs, COMMIT) is a plain
-``sqlite3`` function handed to that thread once, so a save costs one thread hop, not one per
-statement. Jobs run one at a time, so transactions on one connection cannot interleave and
-operations need no lock; an ``asyncio.Lock`` only serializes opening and closing. Use an
+Each operation is **one job** (:mod:`.connection_thread`): a whole transaction (BEGIN
+IMMEDIATE, the fenced UPDATE, its audit INSERTs, COMMIT) is a plain ``sqlite3`` function. The
+one-workflow operations (create, load, save, find by key, append a log row, upsert a schedule)
+run inline on the caller's thread while the database is not locked by another connection,
+and on the connection's thread, waiting up to ``timeout`` for the lock, when it is; listings,
+which may read many rows, always run on that thread. Jobs never interleave on a connection,
+so operations need no lock; an ``asyncio.Lock`` only serializes opening and closing. Use an
 instance from one event loop at a time. WAL checkpoints (the fsyncs) run on a second
 connection in the background.
 """
@@ -194,7 +196,6 @@ def _open_database(
         _enable_wal(conn, busy_timeout_ms / 1000)
         conn.execute(_Q["defer_checkpoints"])
     conn.executescript(_Q["configure_connection"])
-    conn.execute(_Q["set_busy_timeout"].format(milliseconds=busy_timeout_ms))
     return prepare_schema(conn, path)
 
 
@@ -272,7 +273,7 @@ class SQLitePersistenceProvider:
 
     async def load_workflow(self, workflow_id: str) -> WorkflowRecord:
         """Return the stored record; ``WorkflowNotFound`` if there is none."""
-        rows = await self._run(_select, _Q["load_workflow"], (workflow_id,))
+        rows = await self._run(_select, _Q["load_workflow"], (workflow_id,), inline=True)
         if not rows:
             raise WorkflowNotFound(workflow_id)
         return workflow_from_row(rows[0])
@@ -302,7 +303,7 @@ class SQLitePersistenceProvider:
 
     async def find_by_idempotency_key(self, key: str) -> WorkflowRecord | None:
         """The workflow started with this idempotency key, if any."""
-        rows = await self._run(_select, _Q["find_by_idempotency_key"], (key,))
+        rows = await self._run(_select, _Q["find_by_idempotency_key"], (key,), inline=True)
         return workflow_from_row(rows[0]) if rows else None
 
     async def list_workflows(
@@ -378,18 +379,19 @@ class SQLitePersistenceProvider:
 
     # -- connection ----------------------------------------------------------------------------
 
-    async def _run(self, job: Callable[..., _T], *args: Any) -> _T:
-        """``job(connection, *args)`` on the connection's thread: one hop, one transaction."""
+    async def _run(self, job: Callable[..., _T], *args: Any, inline: bool = False) -> _T:
+        """``job(connection, *args)``, one transaction: on the thread, or ``inline`` if it may."""
         db = self._db
         if db is None:
             db = await self._reopen_lazily()
         try:
-            return await db.run(job, *args)
+            return await db.call(job, *args, inline=inline)
         except sqlite3.Error as exc:
             raise PersistenceError(f"SQLite database '{self.db_path}': {exc}") from exc
 
     async def _write(self, job: Callable[..., _T], *args: Any) -> _T:
-        result = await self._run(job, *args)
+        """A one-workflow write (inline unless the database is locked), counted for checkpoints."""
+        result = await self._run(job, *args, inline=True)
         if self._checkpointer is not None:
             self._checkpointer.note_write()
         return result

@@ -19,10 +19,6 @@ PRAGMA wal_autocheckpoint = 10000;
 -- Copy committed WAL frames into the database without blocking the writer or any reader.
 PRAGMA wal_checkpoint(PASSIVE);
 
--- name: set_busy_timeout
--- How long a writer waits for another connection's lock; {milliseconds} is an int.
-PRAGMA busy_timeout = {milliseconds};
-
 -- name: schema_objects
 -- The tables and indexes of a database in creation order (replayable DDL); SQLite's internal
 -- objects (sqlite_sequence, the autoindexes of UNIQUE/PRIMARY KEY) come with their tables.

@@ -16,7 +16,8 @@ def persistence_from_url(
 
     ``postgresql://`` / ``postgres://`` (PostgreSQL; pool sizes and statement timeout from
     ``settings``, by default from the environment), ``redis://`` / ``rediss://`` (Redis),
-    ``sqlite:///path`` (or ``sqlite:///:memory:``) and ``memory://``.
+    ``sqlite:///path`` (or ``sqlite:///:memory:``, ``sqlite://``; ``sqlite+aiosqlite://`` too, as
+    SQLAlchemy spells it) and ``memory://``.
     """
     scheme = url.split("://", 1)[0].lower() if "://" in url else url.lower()
     if scheme in _POSTGRES_SCHEMES:
@@ -34,11 +35,11 @@ def persistence_from_url(
         from ruvon.implementations.persistence.redis import RedisPersistenceProvider
 
         return RedisPersistenceProvider(url, max_state_bytes=max_state_bytes)
-    if url.startswith("sqlite://"):
+    if scheme in ("sqlite", "sqlite+aiosqlite"):
         from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 
-        path = url.removeprefix("sqlite:///").removeprefix("sqlite://") or ":memory:"
-        return SQLitePersistenceProvider(path, max_state_bytes=max_state_bytes)
+        # The provider reads the URL itself (database_path): one parser for both entry points.
+        return SQLitePersistenceProvider(url, max_state_bytes=max_state_bytes)
     if url.startswith("memory://") or url == "memory":
         from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 

@@ -30,6 +30,7 @@ from ruvon.builder import WorkflowBuilder
 from ruvon.clock import align_clock
 from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits
 from ruvon.config import Settings
+from ruvon.engine.outbox import announce_stored
 from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
@@ -150,7 +151,7 @@ class StepRunner:
             return "unknown"
         if snapshot.status is RunStatus.QUEUED and snapshot.due_in > 0:
             # Early (a countdown hint measured by another clock): ask again when it is due.
-            self.execution.dispatch([replace(snapshot.run, delay=snapshot.due_in)])
+            announce_stored(self.execution, [replace(snapshot.run, delay=snapshot.due_in)])
             return "not-due"
         return "duplicate"
 
@@ -276,7 +277,7 @@ class StepRunner:
         if not recorded.recorded:
             return "stale"
         if recorded.released is not None:
-            self.execution.dispatch([recorded.released])
+            announce_stored(self.execution, [recorded.released])
         if recorded.join is None:
             return "branch-recorded"
         # This branch completed the set: run the join here rather than another broker hop.
@@ -328,7 +329,7 @@ class StepRunner:
         queued = await self.ledger.retry_run(claim, retry.delay, error, audit)
         if queued is None:
             return "claim-lost"
-        self.execution.dispatch([queued])
+        announce_stored(self.execution, [queued])
         return "retry"
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ruvon.providers.dispatch import RunDispatcher
 from ruvon.providers.runs import Claim, QueuedRun, RunRequest, WorkWrites
 
-__all__ = ["OutboxSnapshot", "RunOutbox"]
+__all__ = ["OutboxSnapshot", "RunOutbox", "announce_stored"]
 
 logger = logging.getLogger("ruvon.cluster")
 
@@ -62,20 +62,30 @@ class RunOutbox:
             self._deferred = runs
 
     def announce(self, runs: Sequence[QueuedRun]) -> None:
-        """Send the hints; a failed send loses nothing (the runs stay QUEUED in the database)."""
-        if not runs:
-            return
-        try:
-            self.dispatcher.dispatch(runs)
-        except Exception:
-            logger.exception(
-                "announcing %d stored step run(s) failed; they stay QUEUED until the "
-                "beat's lost-message sweep sends them again",
-                len(runs),
-            )
+        """Send the hints for ``runs`` (see :func:`announce_stored`)."""
+        announce_stored(self.dispatcher, runs)
 
     def snapshot(self) -> OutboxSnapshot:
         return tuple(self._requests), tuple(self._deferred)
 
     def restore(self, snapshot: OutboxSnapshot) -> None:
         self._requests, self._deferred = list(snapshot[0]), list(snapshot[1])
+
+
+def announce_stored(dispatcher: RunDispatcher, runs: Sequence[QueuedRun]) -> None:
+    """Send the hints for runs already committed as QUEUED.
+
+    A failed send loses nothing: the runs stay QUEUED in the database until the beat's
+    lost-message sweep sends them again, so it is logged, not raised, and whoever committed
+    them carries on (its own work is done).
+    """
+    if not runs:
+        return
+    try:
+        dispatcher.dispatch(runs)
+    except Exception:
+        logger.exception(
+            "announcing %d stored step run(s) failed; they stay QUEUED until the "
+            "beat's lost-message sweep sends them again",
+            len(runs),
+        )

@@ -28,6 +28,8 @@ from ruvon.testing.postgres import create_database, drop_database
 from ruvon.testing.redis import redis_url_for_tests
 from tests.integration.distributed_support import REGISTRY
 
+pytestmark = pytest.mark.slow
+
 REFUSING_BROKER = "redis://127.0.0.1:9/0"  # the discard port: nothing listens on loopback
 
 

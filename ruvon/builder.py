@@ -18,11 +18,23 @@ from ruvon.config import Settings
 from ruvon.definitions import imports
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
-from ruvon.definitions.loader import load_definition_data, load_registry, load_workflow_file
+from ruvon.definitions.loader import (
+    discover_workflow_files,
+    load_definition_data,
+    load_registry,
+    load_workflow_file,
+)
 from ruvon.definitions.schema import RegistryEntry
 from ruvon.engine.distribution import Continuing, Distribution
 from ruvon.engine.runtime import StepRuntime
-from ruvon.errors import DefinitionError, InputValidationError, WorkflowTypeNotFound
+from ruvon.errors import (
+    ConfigurationError,
+    DefinitionError,
+    InputValidationError,
+    WorkflowTypeNotFound,
+)
+from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
+from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.observer import BaseObserver, WorkflowObserver
@@ -33,6 +45,27 @@ from ruvon.steps.registry import DEFAULT_HANDLERS
 from ruvon.workflow import Workflow
 
 _CHILD_TYPES = (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE)
+
+# The classes the Ruvon documentation passes as ``expression_evaluator_cls`` /
+# ``template_engine_cls``: they are what Ruvon uses anyway, so passing them is not a mistake.
+_DOCUMENTED_ENGINES = {
+    "expression_evaluator_cls": SimpleExpressionEvaluator,
+    "template_engine_cls": Jinja2TemplateEngine,
+}
+
+
+def _warn_ignored_engines(stacklevel: int, **given: Any) -> None:
+    """Warn about an evaluator / template engine class other than Ruvon's: it is not used."""
+    for name, value in given.items():
+        if value is not None and value is not _DOCUMENTED_ENGINES[name]:
+            warnings.warn(
+                f"{name}={getattr(value, '__qualname__', value)!r} has no effect: Ruvon "
+                "evaluates conditions with its own sandboxed evaluator "
+                "(SimpleExpressionEvaluator) and renders templates with Jinja "
+                "(Jinja2TemplateEngine); drop the argument",
+                DeprecationWarning,
+                stacklevel=stacklevel + 1,
+            )
 
 
 def _inline_steps(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -103,12 +136,15 @@ class WorkflowBuilder:
 
     ``workflow_registry`` is a registry dict (``{type: {config_file, initial_state_model_path}}``)
     or the path of a ``workflow_registry.yaml``. Without it, ``config_dir/workflow_registry.yaml``
-    is used when it exists (``WORKFLOW_CONFIG_DIR`` / ``WORKFLOW_REGISTRY_FILE`` otherwise).
+    is used when it exists (``WORKFLOW_CONFIG_DIR`` / ``WORKFLOW_REGISTRY_FILE`` otherwise);
+    with no registry file at all, every workflow file in ``config_dir`` (default ``./config``)
+    is registered under its ``workflow_type``, as the Ruvon tutorials lay projects out.
     Providers given here are the defaults for every workflow this builder creates; without
     them a workflow uses the SQLite file from settings, runs steps inline, and logs nothing.
-    ``expression_evaluator_cls`` and ``template_engine_cls`` are accepted so code written for
-    Ruvon's first SDK still constructs a builder, and warn: conditions always use Ruvon's
-    sandboxed evaluator and templates Jinja.
+    ``expression_evaluator_cls`` and ``template_engine_cls`` are accepted as the Ruvon
+    documentation passes them (``SimpleExpressionEvaluator``, ``Jinja2TemplateEngine``, which
+    are Ruvon's own); any other class warns, since conditions always use Ruvon's sandboxed
+    evaluator and templates Jinja.
     """
 
     _import_cache = imports._cache
@@ -131,18 +167,11 @@ class WorkflowBuilder:
         self.persistence_provider = persistence_provider
         self.execution_provider = execution_provider
         self.observer = observer or workflow_observer
-        for name, value in (
-            ("expression_evaluator_cls", expression_evaluator_cls),
-            ("template_engine_cls", template_engine_cls),
-        ):
-            if value is not None:
-                warnings.warn(
-                    f"WorkflowBuilder({name}=...) has no effect: Ruvon evaluates conditions "
-                    "with its own sandboxed evaluator and renders templates with Jinja; drop "
-                    "the argument",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
+        _warn_ignored_engines(
+            2,
+            expression_evaluator_cls=expression_evaluator_cls,
+            template_engine_cls=template_engine_cls,
+        )
         self._children = _Children(self)
         self._entries: dict[str, RegistryEntry] = {}
         self._definitions: dict[str, WorkflowDefinition] = {}
@@ -159,6 +188,8 @@ class WorkflowBuilder:
                 registry_path = candidate if candidate.exists() else None
             if registry_path is not None:
                 self._entries = load_registry(registry_path)
+            else:
+                self._entries = discover_workflow_files(self.config_dir)
 
     def _entries_from_dict(self, registry: Mapping[str, Any]) -> dict[str, RegistryEntry]:
         entries = {}
@@ -347,6 +378,9 @@ class WorkflowBuilder:
         automate_start: bool | None = None,
         workflow_id: str | None = None,
         announce: bool = True,
+        workflow_builder: WorkflowBuilder | None = None,
+        expression_evaluator_cls: Any = None,
+        template_engine_cls: Any = None,
     ) -> Workflow:
         """Validate the initial data, persist a new ACTIVE workflow, and return it.
 
@@ -355,7 +389,21 @@ class WorkflowBuilder:
         stored with its start run and the workers run it (``automate_start`` does not apply);
         ``announce=False`` leaves sending that run's message to the caller (it is deferred on
         ``workflow.distribution``).
+
+        ``workflow_builder`` (this builder), ``expression_evaluator_cls`` and
+        ``template_engine_cls`` are accepted as the Ruvon documentation passes them.
         """
+        if workflow_builder is not None and workflow_builder is not self:
+            raise ConfigurationError(
+                f"create_workflow('{workflow_type}', workflow_builder=...) was given another "
+                "builder; a workflow's sub-workflows are built by the builder that creates it, "
+                "so pass this builder itself or leave the argument out"
+            )
+        _warn_ignored_engines(
+            2,
+            expression_evaluator_cls=expression_evaluator_cls,
+            template_engine_cls=template_engine_cls,
+        )
         definition = self.get_definition(workflow_type)
         persistence, execution, observer = await self._providers(
             persistence_provider, execution_provider, workflow_observer
@@ -459,9 +507,7 @@ class WorkflowBuilder:
         distribution = Distribution.for_providers(
             execution_provider, persistence_provider, claim, continuing
         )
-        return self._wrap(
-            record, persistence_provider, execution_provider, observer, distribution
-        )
+        return self._wrap(record, persistence_provider, execution_provider, observer, distribution)
 
     def _wrap(
         self,
@@ -488,4 +534,3 @@ class WorkflowBuilder:
     def _import_from_string(cls, import_path: str) -> Any:
         """Import ``module.attr`` (cached); kept for code written against Ruvon."""
         return imports.import_object(import_path)
-

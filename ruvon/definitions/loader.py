@@ -197,9 +197,7 @@ class _Checker:
 
         owned(StepType.DECISION, bool(step.routes), "routes", "only DECISION steps route")
         owned(StepType.PARALLEL, bool(step.tasks), "tasks", "only PARALLEL steps have 'tasks'")
-        owned(
-            StepType.LOOP, bool(step.loop_body), "loop_body", "only LOOP steps have 'loop_body'"
-        )
+        owned(StepType.LOOP, bool(step.loop_body), "loop_body", "only LOOP steps have 'loop_body'")
         if step.loop_body:
             self.check_steps(step.loop_body, (*here, "loop_body"), top_level=False)
         for r, route in enumerate(step.routes):
@@ -320,9 +318,7 @@ def load_workflow_file(
     """Read and validate one workflow YAML file (each step kind by its own ``rules``)."""
     path = Path(path)
     raw = read_yaml_mapping(path)
-    return load_definition_data(
-        raw, file=str(path), rules=rules, state_model_path=state_model_path
-    )
+    return load_definition_data(raw, file=str(path), rules=rules, state_model_path=state_model_path)
 
 
 def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
@@ -343,17 +339,65 @@ def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
                 field="type",
                 line=line,
             )
-        config = Path(entry.config_file)
-        if not config.is_absolute():
-            config = path.parent / config
-        if not config.is_file():
+        candidates = _config_file_candidates(Path(entry.config_file), registry=path)
+        config = next((c for c in candidates if c.is_file()), None)
+        if config is None:
             item = raw["workflows"][i]
             raise DefinitionError(
                 f"workflow type '{entry.type}' lists config_file '{entry.config_file}', which "
-                f"does not exist (looked for {config})",
+                f"does not exist (looked for {' and '.join(str(c) for c in candidates)})",
                 file=path,
                 field="config_file",
                 line=item.line_of("config_file") if isinstance(item, LineDict) else None,
             )
         entries[entry.type] = entry.model_copy(update={"config_file": str(config)})
+    return entries
+
+
+def _config_file_candidates(config: Path, *, registry: Path) -> list[Path]:
+    """Where a registry's ``config_file`` may be, in order.
+
+    A relative path is looked up next to the registry file first, then in the working
+    directory: the Ruvon documentation's default config dir, and where its getting-started
+    tutorial puts the workflow file (``hello_workflow.yaml`` beside ``config/``).
+    """
+    if config.is_absolute():
+        return [config]
+    beside = registry.parent / config
+    in_cwd = Path.cwd() / config
+    return [beside] if in_cwd.resolve() == beside.resolve() else [beside, in_cwd]
+
+
+_WORKFLOW_SUFFIXES = (".yaml", ".yml")
+
+
+def discover_workflow_files(directory: str | Path) -> dict[str, RegistryEntry]:
+    """Workflow type -> entry for each workflow file directly in ``directory``.
+
+    The builder's fallback when there is no ``workflow_registry.yaml``: a file is a workflow
+    file when its top level has a ``workflow_type``; other YAML files are left alone. Two
+    files declaring the same type are a ``DefinitionError`` naming both.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return {}
+    entries: dict[str, RegistryEntry] = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix not in _WORKFLOW_SUFFIXES or not path.is_file():
+            continue
+        raw = read_yaml_mapping(path)
+        workflow_type = raw.get("workflow_type")
+        if not isinstance(workflow_type, str) or not workflow_type:
+            continue
+        if workflow_type in entries:
+            raise DefinitionError(
+                f"declares workflow_type '{workflow_type}', which "
+                f"{entries[workflow_type].config_file} declares too; without a "
+                "workflow_registry.yaml each workflow file in the config dir must declare its "
+                "own type",
+                file=path,
+                field="workflow_type",
+                line=raw.line_of("workflow_type"),
+            )
+        entries[workflow_type] = RegistryEntry(type=workflow_type, config_file=str(path))
     return entries

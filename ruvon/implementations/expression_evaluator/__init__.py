@@ -1,0 +1,1 @@
+"""Expression evaluators under the module path the Ruvon documentation names."""

@@ -1,0 +1,1 @@
+"""Template engines under the module path the Ruvon documentation names."""

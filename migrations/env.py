@@ -5,6 +5,9 @@ The database is ``-x url=...``, else ``sqlalchemy.url`` of the Alembic config, e
 async driver. ``ruvon.db_schema.migrations`` runs this file with an open connection in
 ``config.attributes["connection"]`` instead (its API and ``ruvon db``), so both paths configure
 the migration context identically (:func:`ruvon.db_schema.migrations.migration_options`).
+Each step also records its revision's ``min_compatible_revision`` in ``ruvon_schema_compat``
+(:func:`ruvon.db_schema.compatibility.record_compatibility`), which is how code older than the
+revision learns whether it may still run against it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from ruvon.db_schema import metadata
+from ruvon.db_schema.compatibility import record_compatibility
 from ruvon.db_schema.migrations import (
     async_url,
     create_migration_engine,
@@ -43,6 +47,7 @@ def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        on_version_apply=record_compatibility,
         **migration_options(connection.dialect.name),
     )
     with context.begin_transaction():
@@ -57,6 +62,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
+        on_version_apply=record_compatibility,
         **migration_options("sqlite" if url.startswith("sqlite") else "postgresql"),
     )
     with context.begin_transaction():

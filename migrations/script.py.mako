@@ -21,6 +21,9 @@ revision: str = ${repr(up_revision)}
 down_revision: str | Sequence[str] | None = ${repr(down_revision)}
 branch_labels: str | Sequence[str] | None = ${repr(branch_labels)}
 depends_on: str | Sequence[str] | None = ${repr(depends_on)}
+#: The oldest revision whose code still runs against the schema this revision leaves: the
+#: parent's value for an additive change, this revision for a breaking one (migrations/README.md).
+min_compatible_revision: str = ${repr(up_revision)}
 
 
 def upgrade() -> None:

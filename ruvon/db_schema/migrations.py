@@ -17,9 +17,11 @@ aiosqlite) that ``migrations/env.py`` uses. Errors name the host and database, n
 password.
 
 Runtime providers do not run Alembic on the hot path: :data:`SCHEMA_REVISION` (the revision this
-code expects, pinned to the migrations' head by ``tests/migrations``), :data:`VERSION_QUERY` and
-:func:`assert_schema_current` are all a provider needs to refuse a database it cannot use, and
-importing this module does not import SQLAlchemy or Alembic.
+code is written for, pinned to the migrations' head by ``tests/migrations``), :data:`VERSION_QUERY`,
+:data:`~ruvon.db_schema.compatibility.COMPAT_QUERY` and :func:`assert_schema_compatible` are all
+a provider needs to refuse a database it cannot use, and importing this module does not import
+SQLAlchemy or Alembic. A database at a later revision that declares itself compatible with this
+code is accepted (the compatibility window of :mod:`ruvon.db_schema.compatibility`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ruvon.db_schema.compatibility import (
+    COMPAT_QUERY,
+    COMPAT_TABLE,
+    include_in_comparisons,
+    schema_problem,
+)
 from ruvon.errors import ConfigurationError, DatabaseUnavailable, SchemaOutOfDate
 
 if TYPE_CHECKING:
@@ -44,9 +52,10 @@ __all__ = [
     "SCHEMA_REVISION",
     "VERSION_QUERY",
     "alembic_config",
-    "assert_schema_current",
+    "assert_schema_compatible",
     "async_url",
     "check",
+    "compatibility_problem",
     "create_migration_engine",
     "current_revision",
     "describe_url",
@@ -55,6 +64,7 @@ __all__ = [
     "known_revisions",
     "make_sqlite_transactional",
     "migration_options",
+    "read_schema",
     "resolve_url",
     "upgrade",
     "upgrade_connection",
@@ -62,7 +72,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: The revision this Ruvon's code reads and writes; tests pin it to the head of migrations/.
+#: The revision this Ruvon's code is written for; tests pin it to the head of migrations/.
 SCHEMA_REVISION = "0004_whole_json_documents"
 
 #: How a provider reads a database's revision (the table is Alembic's).
@@ -117,6 +127,7 @@ def migration_options(dialect_name: str) -> dict[str, Any]:
     sqlite = dialect_name == "sqlite"
     options: dict[str, Any] = {
         "compare_type": True,
+        "include_name": include_in_comparisons,  # ruvon_schema_compat is bookkeeping
         # SQLite cannot ALTER most things: autogenerate writes move-and-copy batch operations.
         "render_as_batch": sqlite,
     }
@@ -188,29 +199,42 @@ def known_revisions() -> frozenset[str]:
     return frozenset(revision.revision for revision in script.walk_revisions())
 
 
-def assert_schema_current(found: str | None, *, database: str = "the database") -> None:
-    """Raise :class:`SchemaOutOfDate` unless ``found`` (from :data:`VERSION_QUERY`) is current.
+def compatibility_problem(
+    found: str | None,
+    declared: Mapping[str, str] | None = None,
+    *,
+    database: str = "the database",
+) -> str | None:
+    """Why this code cannot run against a schema at ``found``; None when it can.
 
-    ``found`` is None for a database without Ruvon's tables; ``database`` names it in the message
-    (e.g. :func:`describe_url`).
+    ``found`` is the database's revision (:data:`VERSION_QUERY`; None without Ruvon's tables),
+    ``declared`` its compatibility declarations (:data:`~ruvon.db_schema.compatibility.
+    COMPAT_QUERY`, revision -> min_compatible_revision; needed only when ``found`` is not
+    :data:`SCHEMA_REVISION`), ``database`` names it in the message (e.g. :func:`describe_url`).
+    The rule is :func:`ruvon.db_schema.compatibility.schema_problem`'s.
     """
     if found == SCHEMA_REVISION:
-        return
-    if found is None:
-        raise SchemaOutOfDate(
-            f"{database} has no Ruvon schema (this Ruvon expects revision {SCHEMA_REVISION}): "
-            "run `ruvon db upgrade`"
-        )
-    if found not in known_revisions():
-        raise SchemaOutOfDate(
-            f"{database} schema is at revision {found}, which this Ruvon does not know (it "
-            f"expects {SCHEMA_REVISION}); a newer Ruvon migrated it: upgrade Ruvon, or downgrade "
-            f"the database with that version (`ruvon db downgrade {SCHEMA_REVISION}`)"
-        )
-    raise SchemaOutOfDate(
-        f"{database} schema is at revision {found} but this Ruvon expects {SCHEMA_REVISION}: "
-        "run `ruvon db upgrade`"
+        return None
+    return schema_problem(
+        found,
+        declared or {},
+        code_revision=SCHEMA_REVISION,
+        code_lineage=known_revisions(),
+        database=database,
     )
+
+
+def assert_schema_compatible(
+    found: str | None,
+    declared: Mapping[str, str] | None = None,
+    *,
+    database: str = "the database",
+) -> None:
+    """Raise :class:`SchemaOutOfDate` (with :func:`compatibility_problem`'s reason) unless this
+    code may run against a schema at ``found``."""
+    problem = compatibility_problem(found, declared, database=database)
+    if problem is not None:
+        raise SchemaOutOfDate(problem)
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -235,6 +259,17 @@ def current_revision(url: str) -> str | None:
     if _missing_sqlite_file(url) is not None:
         return None
     return _with_connection(url, _current)
+
+
+def read_schema(url: str) -> tuple[str | None, dict[str, str]]:
+    """The database's revision and its declarations, for :func:`compatibility_problem`.
+
+    The declarations are read only when the revision is not this code's (they are not needed
+    then); a database without a Ruvon schema (or a missing SQLite file) is ``(None, {})``.
+    """
+    if _missing_sqlite_file(url) is not None:
+        return None, {}
+    return _with_connection(url, _schema)
 
 
 def check(url: str) -> list[str]:
@@ -263,11 +298,20 @@ def upgrade_connection(connection: Connection, revision: str = "head") -> None:
 
 def _migrate(config: Config, url: str, step: Callable[[Config, str], None], revision: str) -> None:
     """Run ``alembic upgrade|downgrade`` with Ruvon's errors instead of Alembic's."""
+    from alembic import command
     from alembic.util import CommandError
 
     found = _current(config)
     if found is not None and found not in known_revisions():
-        assert_schema_current(found, database=describe_url(url))
+        where = describe_url(url)
+        assert_schema_compatible(found, _declarations(config), database=where)
+        if step is command.upgrade and revision == "head":
+            return  # newer than this code's head and compatible with it: nothing to add
+        raise SchemaOutOfDate(
+            f"cannot migrate {where} to '{revision}': it is at revision {found}, which a newer "
+            "Ruvon wrote and this one has no migration for (it runs against it unchanged): "
+            "migrate it with the newer Ruvon"
+        )
     try:
         step(config, revision)
     except CommandError as exc:  # e.g. a revision that does not exist
@@ -283,6 +327,22 @@ def _current(config: Config) -> str | None:
 
     connection: Connection = config.attributes["connection"]
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def _declarations(config: Config) -> dict[str, str]:
+    """The database's ``ruvon_schema_compat`` rows; empty when a migration never wrote one."""
+    from sqlalchemy import inspect
+
+    connection: Connection = config.attributes["connection"]
+    if not inspect(connection).has_table(COMPAT_TABLE):
+        return {}
+    rows = connection.exec_driver_sql(COMPAT_QUERY).all()
+    return {str(revision): str(compatible) for revision, compatible in rows}
+
+
+def _schema(config: Config) -> tuple[str | None, dict[str, str]]:
+    found = _current(config)
+    return found, ({} if found in (None, SCHEMA_REVISION) else _declarations(config))
 
 
 def _compare(config: Config) -> list[str]:

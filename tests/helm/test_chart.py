@@ -281,9 +281,10 @@ def test_beat_sweeps_with_the_workers_registry(
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts.get("workflows") == values["workflows"]["configDir"]
     annotations = beat["metadata"]["annotations"]
-    assert annotations["checksum/workflows"] == worker["template"]["metadata"]["annotations"][
-        "checksum/workflows"
-    ]
+    assert (
+        annotations["checksum/workflows"]
+        == worker["template"]["metadata"]["annotations"]["checksum/workflows"]
+    )
     assert all("ruvon.maintenance" not in pool["queues"] for pool in values["workerPools"])
 
 
@@ -301,6 +302,48 @@ def test_migrations_job_is_a_hook(rendered: dict[str, list[dict[str, Any]]], cas
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["containers"][0]["command"] == ["ruvon", "db", "upgrade"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_worker_and_beat_pods_wait_for_migrations(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    """An init container `ruvon db wait` in every worker and beat pod, with the main
+    container's image and database URL, and nowhere else (the Job migrates, Flower needs none)."""
+    values = _values(case)
+    timeout = str(values["migrations"]["wait"]["timeoutSeconds"])
+    waiting = []
+    for name, pod in _pod_specs(rendered[case]):
+        inits = pod.get("initContainers", [])
+        if name.endswith(("-migrations", "-flower")):
+            assert not inits, name
+            continue
+        waiting.append(name)
+        (init,) = inits
+        main = pod["containers"][0]
+        assert init["name"] == "wait-for-migrations"
+        assert init["command"] == ["ruvon", "db", "wait", "--timeout", timeout]
+        assert init["image"] == main["image"], name  # the same code decides as will run
+        env = _env(init)
+        assert env["RUVON_DATABASE_URL"] == _env(main)["RUVON_DATABASE_URL"]
+        assert "RUVON_BROKER_URL" not in env
+        assert init["resources"] == values["migrations"]["wait"]["resources"]
+    pools = len(values["workerPools"])
+    assert len(waiting) == pools + (1 if values["beat"]["enabled"] else 0)
+
+
+def test_the_migrations_wait_can_be_turned_off(helm_env: dict[str, str]) -> None:
+    objects = _render(
+        helm_env,
+        "--set",
+        "migrations.wait.enabled=false",
+        "--set",
+        "migrations.wait.timeoutSeconds=5",
+    )
+    assert all("initContainers" not in pod for _, pod in _pod_specs(objects))
+    slow = _render(helm_env, "--set", "migrations.wait.timeoutSeconds=1200")
+    beat = _of_kind(slow, "Deployment")[f"{FULLNAME}-beat"]["spec"]["template"]["spec"]
+    assert beat["initContainers"][0]["command"][-1] == "1200"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -492,6 +535,8 @@ def test_pool_settings_override_the_defaults(helm_env: dict[str, str]) -> None:
         (["--set-json", 'workerPools=[{"name":"x"}]'], "queues"),
         (["--set", "env.RUVON_DATABASE_URL=postgresql://x"], "RUVON_DATABASE_URL"),
         (["--set", "keda.enabled=true"], "keda.redis.address"),
+        (["--set", "migrations.wait.timeoutSeconds=0"], "timeoutSeconds"),
+        (["--set", "migrations.wait.bogus=1"], "bogus"),
     ],
 )
 def test_bad_values_are_refused(helm_env: dict[str, str], args: list[str], message: str) -> None:

@@ -99,25 +99,27 @@ def test_check_reports_type_and_nullability_drift_on_postgres(postgres_url: str)
     ]
 
 
-def test_assert_schema_current_messages(monkeypatch: pytest.MonkeyPatch) -> None:
-    migrations.assert_schema_current(migrations.SCHEMA_REVISION)  # no error
+def test_assert_schema_compatible_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    migrations.assert_schema_compatible(migrations.SCHEMA_REVISION)  # no error
 
     with pytest.raises(
         SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0004_whole_json_documents"
     ):
-        migrations.assert_schema_current(None)
+        migrations.assert_schema_compatible(None)
     with pytest.raises(SchemaOutOfDate, match=r"run `ruvon db upgrade`$"):
-        migrations.assert_schema_current(None, database="PostgreSQL database 'x' on h:5432")
-    with pytest.raises(SchemaOutOfDate, match="revision 9999_future, which this Ruvon does not"):
-        migrations.assert_schema_current("9999_future")
+        migrations.assert_schema_compatible(None, database="PostgreSQL database 'x' on h:5432")
+    with pytest.raises(SchemaOutOfDate, match=r"revision 9999_future, which this Ruvon .*does not"):
+        migrations.assert_schema_compatible("9999_future")
+    # ... unless the newer revision declares itself compatible with this code.
+    migrations.assert_schema_compatible("9999_future", {"9999_future": "0003_parallel_joins"})
 
     # A database behind the code (here: pretend a third revision is the head).
     monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0004_next")
     with pytest.raises(SchemaOutOfDate) as behind:
-        migrations.assert_schema_current("0001_initial", database="db 'x'")
+        migrations.assert_schema_compatible("0001_initial", database="db 'x'")
     assert str(behind.value) == (
-        "db 'x' schema is at revision 0001_initial but this Ruvon expects 0004_next: "
-        "run `ruvon db upgrade`"
+        "db 'x' schema is at revision 0001_initial, older than this Ruvon's code (revision "
+        "0004_next): run `ruvon db upgrade`"
     )
 
 
@@ -251,14 +253,14 @@ def _create_all(url: str) -> None:
 
 
 def _snapshot(url: str) -> dict[str, dict[str, Any]]:
-    """Every table (but Alembic's) as plain data: columns, keys, indexes, constraints."""
+    """Every table but the bookkeeping ones, as plain data: columns, keys, indexes, constraints."""
 
     def reflect(connection: Connection) -> dict[str, dict[str, Any]]:
         inspector = inspect(connection)
         dialect = connection.dialect
         tables: dict[str, dict[str, Any]] = {}
         for table in inspector.get_table_names():
-            if table == "alembic_version":
+            if table in ("alembic_version", "ruvon_schema_compat"):  # the migrations' bookkeeping
                 continue
             columns = [
                 (

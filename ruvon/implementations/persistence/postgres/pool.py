@@ -11,6 +11,7 @@ leaves session state behind, so the pool skips its reset query on release.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from ruvon.implementations.persistence.postgres.target import (
 
 __all__ = ["DRIVER_ERRORS", "NothingWritten", "PostgresPool"]
 
+_log = logging.getLogger(__name__)
 _CLOSE_TIMEOUT = 10.0
 #: What the driver raises besides SQL errors: lost sockets, timeouts, protocol misuse.
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
@@ -195,13 +197,36 @@ class PostgresPool:
         return pool
 
     async def _check_schema(self, pool: asyncpg.Pool) -> None:
-        """Refuse a database whose schema is not at the code's migration head."""
-        from ruvon.db_schema import migrations
+        """Refuse a database whose schema this code cannot run against (db_schema.compatibility).
 
+        At the code's revision that is one query; at another, the revisions' declarations too.
+        """
+        from ruvon.db_schema import compatibility, migrations
+
+        declared: dict[str, str] = {}
         try:
             found = await pool.fetchval(migrations.VERSION_QUERY)
+            if found is not None and found != migrations.SCHEMA_REVISION:
+                declared = await _declarations(pool, compatibility.COMPAT_QUERY)
         except asyncpg.UndefinedTableError:
             found = None
         except DRIVER_ERRORS as exc:
             raise self.target.failed(exc, "check the schema revision") from exc
-        migrations.assert_schema_current(found, database=self.target.where)
+        migrations.assert_schema_compatible(found, declared, database=self.target.where)
+        if found != migrations.SCHEMA_REVISION:
+            _log.info(
+                "%s is at schema revision %s, newer than this code's %s and declared compatible "
+                "with it",
+                self.target.where,
+                found,
+                migrations.SCHEMA_REVISION,
+            )
+
+
+async def _declarations(pool: asyncpg.Pool, query: str) -> dict[str, str]:
+    """``ruvon_schema_compat`` as revision -> min_compatible_revision; empty without the table."""
+    try:
+        rows = await pool.fetch(query)
+    except asyncpg.UndefinedTableError:
+        return {}
+    return {str(row[0]): str(row[1]) for row in rows}

@@ -452,4 +452,4 @@ class SQLitePersistenceProvider:
             raise PersistenceError(
                 f"upgrading {where} from schema revision {revision} failed: {exc}"
             ) from exc
-        migrations.assert_schema_current(found, database=where)
+        migrations.assert_schema_compatible(found, database=where)

@@ -11,7 +11,9 @@ copy, the second wiping rows the first had already written.)
 
 Opening a database that is at the head costs one query and imports neither SQLAlchemy nor
 Alembic. A database at an older revision is upgraded by the migrations themselves (batch mode),
-by the caller. A database at a revision this Ruvon does not know raises ``SchemaOutOfDate``.
+by the caller. A database at a newer revision is used as it is when that revision declares
+itself compatible with this code (``ruvon_schema_compat``, see
+:mod:`ruvon.db_schema.compatibility`), and raises ``SchemaOutOfDate`` otherwise.
 Files written before Ruvon had migrations (its tables, no ``alembic_version``) are adopted in the
 same transaction: a table with exactly the head's columns but older declarations is rebuilt
 with the head's DDL (rows kept), missing tables and indexes are created, the file is stamped.
@@ -25,11 +27,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from ruvon.db_schema import migrations
+from ruvon.db_schema import compatibility, migrations
 from ruvon.errors import ConfigurationError, SchemaOutOfDate
 from ruvon.implementations.persistence.queries import load_queries
 
-__all__ = ["HeadSchema", "head_schema", "prepare_schema", "read_revision"]
+__all__ = ["HeadSchema", "head_schema", "prepare_schema", "read_declarations", "read_revision"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
 _build_lock = threading.Lock()
@@ -53,6 +55,7 @@ class HeadSchema:
     revision: str
     objects: tuple[SchemaObject, ...]
     columns: dict[str, tuple[str, ...]]
+    declarations: tuple[tuple[str, str], ...]
 
 
 def head_schema() -> HeadSchema:
@@ -77,6 +80,7 @@ def _build_head_schema() -> HeadSchema:
         tables = [item.name for item in objects if item.type == "table"]
         columns = {table: _columns(template, table) for table in tables}
         revision = read_revision(template)
+        declarations = tuple(read_declarations(template).items())
     finally:
         engine.dispose()
         template.close()
@@ -85,7 +89,7 @@ def _build_head_schema() -> HeadSchema:
             f"the migrations' head is {revision} but ruvon.db_schema.migrations.SCHEMA_REVISION "
             f"is {migrations.SCHEMA_REVISION}: set SCHEMA_REVISION to the new revision"
         )
-    return HeadSchema(revision, objects, columns)
+    return HeadSchema(revision, objects, columns, declarations)
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
@@ -103,12 +107,24 @@ def read_revision(conn: sqlite3.Connection) -> str | None:
     return None if row is None else str(row[0])
 
 
+def read_declarations(conn: sqlite3.Connection) -> dict[str, str]:
+    """The database's ``ruvon_schema_compat`` rows; empty without the table."""
+    try:
+        rows = conn.execute(compatibility.COMPAT_QUERY).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return {}
+        raise
+    return {str(revision): str(compatible) for revision, compatible in rows}
+
+
 def prepare_schema(conn: sqlite3.Connection, path: str) -> str | None:
     """Make the schema of ``conn`` usable; return the revision to upgrade from, if any.
 
-    None: the database is at the head (now). A revision: an older one the migrations must
-    upgrade (the caller runs them, on a connection of their own). Raises ``SchemaOutOfDate``
-    for a revision this Ruvon does not know or tables it cannot adopt.
+    None: the database is at the head (now), or at a newer revision compatible with this code.
+    A revision: an older one the migrations must upgrade (the caller runs them, on a connection
+    of their own). Raises ``SchemaOutOfDate`` for a newer revision this code cannot run against
+    or tables it cannot adopt.
     """
     found = read_revision(conn)
     if found is None:
@@ -116,7 +132,9 @@ def prepare_schema(conn: sqlite3.Connection, path: str) -> str | None:
     if found == migrations.SCHEMA_REVISION:
         return None
     if found not in migrations.known_revisions():
-        migrations.assert_schema_current(found, database=f"SQLite database '{path}'")
+        where = f"SQLite database '{path}'"
+        migrations.assert_schema_compatible(found, read_declarations(conn), database=where)
+        return None
     return found
 
 
@@ -137,6 +155,7 @@ def _install_head(conn: sqlite3.Connection, path: str) -> str:
             if found is None:
                 _create_head(conn, head, path)
                 conn.execute(_Q["stamp_revision"], (head.revision,))
+                conn.executemany(_Q["record_compatibility"], head.declarations)
                 found = head.revision
             conn.commit()
         except BaseException:

@@ -50,6 +50,11 @@ ALTER TABLE "{table}" RENAME TO "{new_name}";
 -- Alembic's own bookkeeping row: the database is at this revision.
 INSERT INTO alembic_version (version_num) VALUES (?);
 
+-- name: record_compatibility
+-- The migrations' other bookkeeping row: the oldest code revision this revision runs with
+-- (ruvon.db_schema.compatibility).
+INSERT OR REPLACE INTO ruvon_schema_compat (revision, min_compatible_revision) VALUES (?, ?);
+
 -- name: begin_immediate
 -- Take the write lock up front so a transaction never fails half-way on a lock upgrade.
 BEGIN IMMEDIATE;

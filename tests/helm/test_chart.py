@@ -24,6 +24,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "ruvon"
+DEPLOY = ROOT / "deploy"
 HELM = ROOT / "scripts" / "helm"
 RELEASE = "t"
 FULLNAME = "t-ruvon"
@@ -61,6 +62,7 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                 "required": ["selector", "endpoints"],
                 "additionalProperties": False,
                 "properties": {
+                    "jobLabel": {"type": "string"},
                     "selector": {
                         "type": "object",
                         "properties": {"matchLabels": _STRINGS},
@@ -421,6 +423,47 @@ def test_service_monitor_only_when_enabled(
         f"{FULLNAME}-beat-metrics",
         *(f"{FULLNAME}-worker-{pool}-metrics" for pool in pools),
     }
+
+
+def _selected_jobs() -> set[str]:
+    """The ``job`` values the alert rules and the Grafana dashboard select on."""
+    alerts = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    dashboard = (DEPLOY / "grafana" / "dashboards" / "ruvon.json").read_text()
+    return set(re.findall(r'job\\?="([^"\\]+)', alerts + dashboard))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_scrape_jobs_are_those_of_compose_and_the_alerts(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    """Under the Prometheus Operator a target's ``job`` is its Service's ``jobLabel`` label (the
+    Service's name without one): each component gets the job name docker-compose's Prometheus
+    gives it, so the alerts' and the dashboard's ``job=...`` match in both."""
+    objects = rendered[case]
+    monitors = _of_kind(objects, "ServiceMonitor")
+    if not monitors:
+        return
+    (monitor,) = monitors.values()
+    job_label = monitor["spec"].get("jobLabel")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    chart_jobs: dict[str, set[str]] = {}
+    for name, service in _of_kind(objects, "Service").items():
+        labels = service["metadata"]["labels"]
+        if _matches(selector, labels):
+            job = labels.get(job_label, name) if job_label else name
+            chart_jobs.setdefault(labels["app.kubernetes.io/component"], set()).add(job)
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    compose_jobs = {
+        # dns_sd names / static targets are compose service names: worker, beat, flower.
+        (job.get("dns_sd_configs") or [{}])[0].get("names", [None])[0]
+        or job["static_configs"][0]["targets"][0].split(":")[0]: job["job_name"]
+        for job in config["scrape_configs"]
+    }
+    assert chart_jobs == {
+        component: {compose_jobs[component]} for component in ("worker", "beat", "flower")
+    }
+    selected = _selected_jobs()
+    assert selected == {compose_jobs["worker"], compose_jobs["beat"]}
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "ruvon"
 DEPLOY = ROOT / "deploy"
 HELM = ROOT / "scripts" / "helm"
+PROMTOOL = ROOT / "scripts" / "promtool"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 RELEASE = "t"
 FULLNAME = "t-ruvon"
 #: The oldest Kubernetes the chart supports (Chart.yaml's kubeVersion) and the newest known.
@@ -88,6 +90,52 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                             "additionalProperties": False,
                         },
                     },
+                },
+            },
+        },
+    },
+    ("monitoring.coreos.com/v1", "PrometheusRule"): {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {},
+            "kind": {},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "required": ["groups"],
+                "additionalProperties": False,
+                "properties": {
+                    "groups": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "rules"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "interval": {"type": "string"},
+                                "rules": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["expr"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "alert": {"type": "string"},
+                                            "record": {"type": "string"},
+                                            "expr": {"type": "string"},
+                                            "for": {"type": "string"},
+                                            "labels": _STRINGS,
+                                            "annotations": _STRINGS,
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    }
                 },
             },
         },
@@ -464,6 +512,42 @@ def test_scrape_jobs_are_those_of_compose_and_the_alerts(
     }
     selected = _selected_jobs()
     assert selected == {compose_jobs["worker"], compose_jobs["beat"]}
+
+
+def test_the_charts_alert_rules_are_those_of_deploy() -> None:
+    """The chart cannot read deploy/, so it ships a copy; a change to one is a change to both
+    (cp deploy/prometheus/alerts.yml helm/ruvon/files/alerts.yml)."""
+    assert (CHART / "files" / "alerts.yml").read_bytes() == ALERTS.read_bytes()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_prometheus_rule_only_when_enabled(
+    rendered: dict[str, list[dict[str, Any]]], case: str, tmp_path: Path
+) -> None:
+    """The PrometheusRule holds exactly deploy/'s alert rules, which still pass promtool's
+    unit tests (tests/deploy/alerts_test.yml) once rendered."""
+    rules = _of_kind(rendered[case], "PrometheusRule")
+    settings = _values(case)["metrics"]["prometheusRule"]
+    if not settings["enabled"]:
+        assert not rules
+        return
+    (rule,) = rules.values()
+    assert settings["labels"].items() <= rule["metadata"]["labels"].items()
+    assert rule["spec"]["groups"] == yaml.safe_load(ALERTS.read_text())["groups"]
+    rendered_rules = tmp_path / "rendered_alerts.yml"
+    rendered_rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    unit_tests = yaml.safe_load((ROOT / "tests" / "deploy" / "alerts_test.yml").read_text())
+    unit_tests["rule_files"] = [str(rendered_rules)]
+    tests_file = tmp_path / "alerts_test.yml"
+    tests_file.write_text(yaml.safe_dump(unit_tests))
+    result = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(tests_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("case", CASES)

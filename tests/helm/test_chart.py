@@ -407,6 +407,31 @@ def test_worker_probes(rendered: dict[str, list[dict[str, Any]]], case: str) -> 
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_beat_probes(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    """The beat's probes check the files it keeps in its RUVON_HEALTH_DIR, on the writable /tmp:
+    beat.alive for liveness, beat.ready for readiness."""
+    beat = _of_kind(rendered[case], "Deployment")[f"{FULLNAME}-beat"]["spec"]["template"]["spec"]
+    (container,) = beat["containers"]
+    health_dir = _env(container)["RUVON_HEALTH_DIR"]["value"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(health_dir.startswith(f"{mount}/") for mount in mounts), health_dir
+    for probe, suffix in (("livenessProbe", "alive"), ("readinessProbe", "ready")):
+        command = container[probe]["exec"]["command"]
+        assert command[:3] == ["ruvon", "health", "--worker-file"]
+        assert command[3] == f"{health_dir}/beat.{suffix}"
+        assert command[4] == "--max-age" and float(command[5]) > 0
+        assert container[probe]["periodSeconds"] >= 1
+
+
+def test_beat_probes_can_be_turned_off(helm_env: dict[str, str]) -> None:
+    objects = _render(helm_env, "--set", "beat.healthCheck.enabled=false")
+    beat = _of_kind(objects, "Deployment")[f"{FULLNAME}-beat"]["spec"]["template"]["spec"]
+    (container,) = beat["containers"]
+    assert "livenessProbe" not in container and "readinessProbe" not in container
+    assert "RUVON_HEALTH_DIR" not in _env(container)
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_nothing_runs_as_root(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
     for name, pod in _pod_specs(rendered[case]):
         pod_context = pod.get("securityContext", {})

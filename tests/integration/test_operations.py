@@ -348,6 +348,50 @@ def test_health_files_probe_and_report(ops: Ops) -> None:
     assert _health(ops, "--worker-file", str(path), "--max-age", "5")[0] == 1
 
 
+def _wait_for(path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written"
+        time.sleep(0.1)
+
+
+def test_the_beat_keeps_health_files_for_its_probes(ops: Ops, tmp_path: Path) -> None:
+    """beat.alive and beat.ready in RUVON_HEALTH_DIR (not listed as a worker's, above); alive
+    but not ready while the database cannot be reached; both gone once it stops."""
+    shared = ops.health_dir / "beat.alive"
+    for path in (shared, shared.with_suffix(".ready")):
+        assert _health(ops, "--worker-file", str(path), "--max-age", "5")[0] == 0
+
+    unreachable = tmp_path / "unreachable"
+    beat = ops.cluster.start_beat(
+        "beat-unreachable",
+        env={
+            "RUVON_HEALTH_DIR": str(unreachable),
+            "RUVON_BEAT_METRICS_PORT": "0",
+            "RUVON_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/nothing",
+        },
+    )
+    try:
+        _wait_for(unreachable / "beat.alive")
+        time.sleep(1.0)  # a few heartbeats and connection attempts
+        alive = _health(ops, "--worker-file", str(unreachable / "beat.alive"), "--max-age", "5")
+        assert alive[0] == 0
+        assert not (unreachable / "beat.ready").exists()
+    finally:
+        beat.stop()
+    assert not (unreachable / "beat.alive").exists()
+
+    own = tmp_path / "own"
+    beat = ops.cluster.start_beat(
+        "beat-health", env={"RUVON_HEALTH_DIR": str(own), "RUVON_BEAT_METRICS_PORT": "0"}
+    )
+    _wait_for(own / "beat.ready")
+    assert _health(ops, "--worker-file", str(own / "beat.ready"), "--max-age", "5")[0] == 0
+    assert beat.stop() == 0
+    assert not (own / "beat.alive").exists() and not (own / "beat.ready").exists()
+    assert _health(ops, "--worker-file", str(own / "beat.alive"), "--max-age", "5")[0] == 1
+
+
 def _assert_json_logs_name_the_steps(ops: Ops) -> None:
     """Records the step functions logged on the workers carry their workflow, step, attempt."""
     records = [

@@ -644,6 +644,14 @@ def test_pool_settings_override_the_defaults(helm_env: dict[str, str]) -> None:
         (["--set-json", 'workerPools=[{"name":"x"}]'], "queues"),
         (["--set", "env.RUVON_DATABASE_URL=postgresql://x"], "RUVON_DATABASE_URL"),
         (["--set", "keda.enabled=true"], "keda.redis.address"),
+        (
+            [
+                "--set-json",
+                'workerPools=[{"name":"a","queues":["q"]},{"name":"b","queues":["r"]},'
+                '{"name":"a","queues":["s"]}]',
+            ],
+            'workerPools: two pools are named "a"',
+        ),
     ],
 )
 def test_bad_values_are_refused(helm_env: dict[str, str], args: list[str], message: str) -> None:

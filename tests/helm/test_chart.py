@@ -611,6 +611,72 @@ def test_selectors_and_targets_line_up(
             assert obj["spec"]["scaleTargetRef"]["name"] in deployments
 
 
+def _ports(rules: list[dict[str, Any]]) -> set[tuple[Any, str]]:
+    return {(port["port"], port["protocol"]) for rule in rules for port in rule.get("ports", [])}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_network_policies(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    """Opt-in: each worker, beat and Flower pod is selected by one policy letting it reach only
+    PostgreSQL (not Flower), Redis and DNS (and extraEgress), and be reached only on the port
+    it serves (the metrics port; none with metrics off; Flower's)."""
+    objects, values = rendered[case], _values(case)
+    policies = _of_kind(objects, "NetworkPolicy")
+    np = values["networkPolicy"]
+    if not np["enabled"]:
+        assert not policies
+        return
+    metrics_on = values["metrics"]["enabled"] or values["metrics"]["serviceMonitor"]["enabled"]
+    for name, pod in _pod_specs(objects):
+        kind = "Job" if name.endswith("-migrations") else "Deployment"
+        obj = _of_kind(objects, kind)[name]
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        selecting = [
+            p
+            for p in policies.values()
+            if _matches(p["spec"]["podSelector"]["matchLabels"], labels)
+        ]
+        if kind == "Job":
+            assert not selecting, name  # a hook: it runs before the policies exist
+            continue
+        (policy,) = selecting
+        spec = policy["spec"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        component = labels["app.kubernetes.io/component"]
+        wanted = {
+            (np["dns"]["port"], "UDP"),
+            (np["dns"]["port"], "TCP"),
+            (np["redis"]["port"], "TCP"),
+            *_ports(np["extraEgress"]),
+        }
+        if component != "flower":
+            wanted.add((np["postgres"]["port"], "TCP"))
+        assert _ports(spec["egress"]) == wanted, name
+        for rule in spec["egress"]:
+            for target in ("postgres", "redis"):
+                if _ports([rule]) == {(np[target]["port"], "TCP")}:
+                    assert rule.get("to", []) == np[target]["to"], (name, target)
+        assert all(rule in spec["egress"] for rule in np["extraEgress"])
+        container_ports = {p["name"] for c in pod["containers"] for p in c.get("ports", [])}
+        if component == "flower":
+            assert _ports(spec["ingress"]) == {("flower", "TCP")}
+            assert spec["ingress"][0].get("from", []) == np["flowerFrom"]
+        elif metrics_on:
+            assert _ports(spec["ingress"]) == {("metrics", "TCP")}
+            assert spec["ingress"][0].get("from", []) == np["metricsFrom"]
+        else:
+            assert spec["ingress"] == []
+        assert {port for port, _ in _ports(spec["ingress"])} <= container_ports, name
+
+
+def test_network_policies_without_metrics_admit_nothing(helm_env: dict[str, str]) -> None:
+    objects = _render(helm_env, "--set", "networkPolicy.enabled=true")
+    policies = _of_kind(objects, "NetworkPolicy")
+    assert set(policies) == {f"{FULLNAME}-{c}" for c in ("worker", "beat", "flower")}
+    for component in ("worker", "beat"):
+        assert policies[f"{FULLNAME}-{component}"]["spec"]["ingress"] == []
+
+
 def test_pool_settings_override_the_defaults(helm_env: dict[str, str]) -> None:
     """A pool's false/0 wins over a default's true (a plain Helm merge would drop it)."""
     pools = [

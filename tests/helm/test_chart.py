@@ -745,6 +745,34 @@ def _schema_leaves(
             yield f"{prefix}{key}"
 
 
+def test_the_readmes_keda_example_renders_scaled_objects(
+    helm_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The values snippet of the README's KEDA section is valid and scales every pool with one
+    redis trigger per queue, instead of HPAs."""
+    readme = (CHART / "README.md").read_text()
+    section = readme.split("### Scaling on queue length with KEDA", 1)[1]
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    values = tmp_path / "keda-example.yaml"
+    values.write_text(snippet)
+    objects = _render(helm_env, "--values", str(values))
+    example = yaml.safe_load(snippet)
+    scaled = _of_kind(objects, "ScaledObject")
+    assert not _of_kind(objects, "HorizontalPodAutoscaler")
+    assert set(scaled) == {f"{FULLNAME}-worker-{pool['name']}" for pool in example["workerPools"]}
+    for pool in example["workerPools"]:
+        spec = scaled[f"{FULLNAME}-worker-{pool['name']}"]["spec"]
+        assert [t["metadata"]["listName"] for t in spec["triggers"]] == pool["queues"]
+        assert spec["minReplicaCount"] == pool["autoscaling"]["minReplicas"]
+        for trigger in spec["triggers"]:
+            assert trigger["metadata"]["address"] == example["keda"]["redis"]["address"]
+            assert trigger["authenticationRef"] == {"name": "ruvon-redis-auth"}
+        jsonschema.validate(
+            scaled[f"{FULLNAME}-worker-{pool['name']}"],
+            CRD_SCHEMAS[("keda.sh/v1alpha1", "ScaledObject")],
+        )
+
+
 def test_readme_documents_every_value() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())

@@ -468,7 +468,7 @@ class WorkflowBuilder:
         stored, created = await persistence.create_workflow(record, audit=entries, work=work)
         if not created:
             return self._wrap(stored, persistence, execution, observer)
-        workflow.events.started(stored.state, record.parent_execution_id)
+        workflow.events.started(stored.state, record.parent_execution_id, on_cluster=True)
         distribution.committed(work, announce=announce)
         return workflow
 

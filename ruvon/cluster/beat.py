@@ -34,6 +34,13 @@ restarting) is logged and runs again at its next turn (:mod:`ruvon.cluster.beat_
 or SIGINT: each sweep finishes its current run, then the pool and the broker connections
 close. ``/metrics`` on ``RUVON_BEAT_METRICS_PORT`` (:mod:`ruvon.cluster.beat_metrics`);
 ``RUVON_LOG_FORMAT=json`` for JSON logs.
+
+With ``RUVON_HEALTH_DIR`` set the beat keeps ``<dir>/beat.alive`` fresh from its start (every
+``RUVON_HEALTH_INTERVAL`` seconds), and ``<dir>/beat.ready`` too once it is connected and its
+sweeps run, until it stops: ``ruvon health --worker-file DIR/beat.alive --max-age 60`` is its
+liveness probe, ``.ready`` its readiness. While the database cannot be reached at start the
+beat is alive but not ready, so a liveness probe does not restart it in a loop (it retries by
+itself).
 """
 
 from __future__ import annotations
@@ -58,13 +65,17 @@ from ruvon.config import Settings
 from ruvon.errors import ConfigurationError
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
 from ruvon.implementations.observability.health import is_cluster_url
+from ruvon.implementations.observability.heartbeat_files import BEAT_ROLE, HeartbeatFiles
 from ruvon.implementations.observability.json_logs import log_format_from_env, use_json_logs
+from ruvon.implementations.observability.settings import ObservabilitySettings
 
-__all__ = ["APPLICATION_NAME", "Beat", "main", "run_beat"]
+__all__ = ["APPLICATION_NAME", "BEAT_NODE", "Beat", "main", "run_beat"]
 
 logger = logging.getLogger("ruvon.beat")
 
 APPLICATION_NAME = "ruvon-beat"
+#: The name of the beat's health files in RUVON_HEALTH_DIR: beat.alive, beat.ready.
+BEAT_NODE = "beat"
 POOL_SIZE = 2
 OPEN_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0  # within the chart's terminationGracePeriodSeconds (30)
@@ -150,15 +161,22 @@ class Beat:
 
     def run_until(self, stop: threading.Event) -> None:
         """Sweep until ``stop`` is set, then close everything."""
+        health = _start_health_files()
         try:
             loop = self.open_when_ready(stop)
             if loop is None:
                 return
             loop.start()
+            if health is not None:
+                health.mark_ready()
             while not stop.wait(1.0):
                 pass
         finally:
+            if health is not None:
+                health.mark_not_ready()
             self.close()
+            if health is not None:
+                health.stop()
 
     def close(self) -> None:
         """Stop the sweeps (each finishes its current run), then the pool, broker, metrics."""
@@ -175,6 +193,26 @@ class Beat:
         if metrics is not None:
             metrics.close()
         logger.info("the beat stopped")
+
+
+def _start_health_files() -> HeartbeatFiles | None:
+    """The beat's health files, kept fresh from now on (None: ``RUVON_HEALTH_DIR`` unset)."""
+    observability = ObservabilitySettings.from_env()
+    if observability.health_dir is None:
+        return None
+    files = HeartbeatFiles(
+        observability.health_dir,
+        BEAT_NODE,
+        interval=observability.health_interval,
+        details={"role": BEAT_ROLE},
+    )
+    try:
+        files.start()
+    except OSError:
+        # Health files must not stop the sweeps; the probe failing is the alarm.
+        logger.exception("cannot write health files in %s", observability.health_dir)
+        return None
+    return files
 
 
 def run_beat(settings: Settings | None = None) -> int:

@@ -3,13 +3,16 @@
 The beat is the cluster's one scheduler, so it serves the cluster-wide gauges, read from
 PostgreSQL at each scrape (``ruvon_steps_queued``, ``ruvon_steps_scheduled``,
 ``ruvon_queue_lag_seconds`` per queue, see
-:mod:`ruvon.implementations.observability.queue_metrics`, on a private event-loop bridge with a
-one-connection pool): every worker serving them would multiply the query by the number of
-workers. It also serves what its sweeps did (``ruvon_zombies_recovered_total``,
-``ruvon_lost_messages_resent_total``, ``ruvon_sweep_failures_total``,
-``ruvon_sweep_last_success_timestamp_seconds``: :class:`SweepMetrics`) and the workflow metrics
-of its own work (cron starts, workflows its zombie sweep failed, their compensations:
-:class:`RuvonMetrics`). One process: a plain registry, no multiprocess files.
+:mod:`ruvon.implementations.observability.queue_metrics`; and the cluster's
+``ruvon_workflows_started_total`` per workflow type, wherever the workflows were started, see
+:mod:`ruvon.implementations.observability.workflow_counts`; on a private event-loop bridge
+with a one-connection pool): every worker serving them would multiply the query by the number
+of workers, and would serve the same count once per worker. It also serves what its sweeps
+did (``ruvon_zombies_recovered_total``, ``ruvon_lost_messages_resent_total``,
+``ruvon_sweep_failures_total``, ``ruvon_sweep_last_success_timestamp_seconds``:
+:class:`SweepMetrics`) and the workflow metrics of its own work (workflows its zombie sweep
+failed, their compensations: :class:`RuvonMetrics`, without its own start counter). One
+process: a plain registry, no multiprocess files.
 """
 
 from __future__ import annotations
@@ -78,12 +81,17 @@ def serve_beat_metrics(settings: Settings, sweeps: Iterable[str]) -> BeatMetrics
         PostgresQueueStats,
         QueueMetricsCollector,
     )
+    from ruvon.implementations.observability.workflow_counts import (
+        WorkflowsStartedCollector,
+        read_workflows_started,
+    )
 
     registry = CollectorRegistry()
     reader = PostgresQueueStats(settings.database_url, application_name="ruvon-beat-metrics")
     registry.register(QueueMetricsCollector(reader))
+    registry.register(WorkflowsStartedCollector(lambda: reader.query(read_workflows_started)))
     sweep_metrics = SweepMetrics(registry, sweeps=sweeps)
-    metrics = BeatMetrics(RuvonMetrics(registry), sweep_metrics, None, reader)
+    metrics = BeatMetrics(RuvonMetrics(registry, count_starts=False), sweep_metrics, None, reader)
     try:
         metrics.server = start_metrics_server(port, observability.metrics_addr, registry)
     except OSError:

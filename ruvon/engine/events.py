@@ -40,11 +40,17 @@ class WorkflowEvents:
         """False when the observer keeps the no-op hook (so building the event can be skipped)."""
         return getattr(type(self.observer), hook, None) is not getattr(BaseObserver, hook)
 
-    def started(self, initial_state: dict[str, Any], parent_execution_id: str | None) -> None:
+    def started(
+        self,
+        initial_state: dict[str, Any],
+        parent_execution_id: str | None,
+        *,
+        on_cluster: bool = False,
+    ) -> None:
         self.notify(
             "on_workflow_started",
             events.WorkflowStarted(
-                self.workflow_id, self.workflow_type, initial_state, parent_execution_id
+                self.workflow_id, self.workflow_type, initial_state, parent_execution_id, on_cluster
             ),
         )
 

@@ -17,6 +17,8 @@ class WorkflowStarted:
     workflow_type: str
     initial_state: dict[str, Any] = field(default_factory=dict)
     parent_execution_id: str | None = None
+    # Stored in a cluster's shared database (its workers run it), not run by this process.
+    on_cluster: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,10 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "ruvon"
+DEPLOY = ROOT / "deploy"
 HELM = ROOT / "scripts" / "helm"
+PROMTOOL = ROOT / "scripts" / "promtool"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 RELEASE = "t"
 FULLNAME = "t-ruvon"
 #: The oldest Kubernetes the chart supports (Chart.yaml's kubeVersion) and the newest known.
@@ -61,6 +64,7 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                 "required": ["selector", "endpoints"],
                 "additionalProperties": False,
                 "properties": {
+                    "jobLabel": {"type": "string"},
                     "selector": {
                         "type": "object",
                         "properties": {"matchLabels": _STRINGS},
@@ -86,6 +90,52 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
                             "additionalProperties": False,
                         },
                     },
+                },
+            },
+        },
+    },
+    ("monitoring.coreos.com/v1", "PrometheusRule"): {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {},
+            "kind": {},
+            "metadata": _METADATA,
+            "spec": {
+                "type": "object",
+                "required": ["groups"],
+                "additionalProperties": False,
+                "properties": {
+                    "groups": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "rules"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "name": {"type": "string"},
+                                "interval": {"type": "string"},
+                                "rules": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["expr"],
+                                        "additionalProperties": False,
+                                        "properties": {
+                                            "alert": {"type": "string"},
+                                            "record": {"type": "string"},
+                                            "expr": {"type": "string"},
+                                            "for": {"type": "string"},
+                                            "labels": _STRINGS,
+                                            "annotations": _STRINGS,
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    }
                 },
             },
         },
@@ -400,6 +450,31 @@ def test_worker_probes(rendered: dict[str, list[dict[str, Any]]], case: str) -> 
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_beat_probes(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    """The beat's probes check the files it keeps in its RUVON_HEALTH_DIR, on the writable /tmp:
+    beat.alive for liveness, beat.ready for readiness."""
+    beat = _of_kind(rendered[case], "Deployment")[f"{FULLNAME}-beat"]["spec"]["template"]["spec"]
+    (container,) = beat["containers"]
+    health_dir = _env(container)["RUVON_HEALTH_DIR"]["value"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert any(health_dir.startswith(f"{mount}/") for mount in mounts), health_dir
+    for probe, suffix in (("livenessProbe", "alive"), ("readinessProbe", "ready")):
+        command = container[probe]["exec"]["command"]
+        assert command[:3] == ["ruvon", "health", "--worker-file"]
+        assert command[3] == f"{health_dir}/beat.{suffix}"
+        assert command[4] == "--max-age" and float(command[5]) > 0
+        assert container[probe]["periodSeconds"] >= 1
+
+
+def test_beat_probes_can_be_turned_off(helm_env: dict[str, str]) -> None:
+    objects = _render(helm_env, "--set", "beat.healthCheck.enabled=false")
+    beat = _of_kind(objects, "Deployment")[f"{FULLNAME}-beat"]["spec"]["template"]["spec"]
+    (container,) = beat["containers"]
+    assert "livenessProbe" not in container and "readinessProbe" not in container
+    assert "RUVON_HEALTH_DIR" not in _env(container)
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_nothing_runs_as_root(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
     for name, pod in _pod_specs(rendered[case]):
         pod_context = pod.get("securityContext", {})
@@ -466,6 +541,83 @@ def test_service_monitor_only_when_enabled(
     }
 
 
+def _selected_jobs() -> set[str]:
+    """The ``job`` values the alert rules and the Grafana dashboard select on."""
+    alerts = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    dashboard = (DEPLOY / "grafana" / "dashboards" / "ruvon.json").read_text()
+    return set(re.findall(r'job\\?="([^"\\]+)', alerts + dashboard))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_scrape_jobs_are_those_of_compose_and_the_alerts(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    """Under the Prometheus Operator a target's ``job`` is its Service's ``jobLabel`` label (the
+    Service's name without one): each component gets the job name docker-compose's Prometheus
+    gives it, so the alerts' and the dashboard's ``job=...`` match in both."""
+    objects = rendered[case]
+    monitors = _of_kind(objects, "ServiceMonitor")
+    if not monitors:
+        return
+    (monitor,) = monitors.values()
+    job_label = monitor["spec"].get("jobLabel")
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    chart_jobs: dict[str, set[str]] = {}
+    for name, service in _of_kind(objects, "Service").items():
+        labels = service["metadata"]["labels"]
+        if _matches(selector, labels):
+            job = labels.get(job_label, name) if job_label else name
+            chart_jobs.setdefault(labels["app.kubernetes.io/component"], set()).add(job)
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    compose_jobs = {
+        # dns_sd names / static targets are compose service names: worker, beat, flower.
+        (job.get("dns_sd_configs") or [{}])[0].get("names", [None])[0]
+        or job["static_configs"][0]["targets"][0].split(":")[0]: job["job_name"]
+        for job in config["scrape_configs"]
+    }
+    assert chart_jobs == {
+        component: {compose_jobs[component]} for component in ("worker", "beat", "flower")
+    }
+    selected = _selected_jobs()
+    assert selected == {compose_jobs["worker"], compose_jobs["beat"]}
+
+
+def test_the_charts_alert_rules_are_those_of_deploy() -> None:
+    """The chart cannot read deploy/, so it ships a copy; a change to one is a change to both
+    (cp deploy/prometheus/alerts.yml helm/ruvon/files/alerts.yml)."""
+    assert (CHART / "files" / "alerts.yml").read_bytes() == ALERTS.read_bytes()
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_prometheus_rule_only_when_enabled(
+    rendered: dict[str, list[dict[str, Any]]], case: str, tmp_path: Path
+) -> None:
+    """The PrometheusRule holds exactly deploy/'s alert rules, which still pass promtool's
+    unit tests (tests/deploy/alerts_test.yml) once rendered."""
+    rules = _of_kind(rendered[case], "PrometheusRule")
+    settings = _values(case)["metrics"]["prometheusRule"]
+    if not settings["enabled"]:
+        assert not rules
+        return
+    (rule,) = rules.values()
+    assert settings["labels"].items() <= rule["metadata"]["labels"].items()
+    assert rule["spec"]["groups"] == yaml.safe_load(ALERTS.read_text())["groups"]
+    rendered_rules = tmp_path / "rendered_alerts.yml"
+    rendered_rules.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
+    unit_tests = yaml.safe_load((ROOT / "tests" / "deploy" / "alerts_test.yml").read_text())
+    unit_tests["rule_files"] = [str(rendered_rules)]
+    tests_file = tmp_path / "alerts_test.yml"
+    tests_file.write_text(yaml.safe_dump(unit_tests))
+    result = subprocess.run(
+        [str(PROMTOOL), "test", "rules", str(tests_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_selectors_and_targets_line_up(
     rendered: dict[str, list[dict[str, Any]]], case: str
@@ -500,6 +652,72 @@ def test_selectors_and_targets_line_up(
     for kind in ("HorizontalPodAutoscaler", "ScaledObject"):
         for obj in _of_kind(objects, kind).values():
             assert obj["spec"]["scaleTargetRef"]["name"] in deployments
+
+
+def _ports(rules: list[dict[str, Any]]) -> set[tuple[Any, str]]:
+    return {(port["port"], port["protocol"]) for rule in rules for port in rule.get("ports", [])}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_network_policies(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    """Opt-in: each worker, beat and Flower pod is selected by one policy letting it reach only
+    PostgreSQL (not Flower), Redis and DNS (and extraEgress), and be reached only on the port
+    it serves (the metrics port; none with metrics off; Flower's)."""
+    objects, values = rendered[case], _values(case)
+    policies = _of_kind(objects, "NetworkPolicy")
+    np = values["networkPolicy"]
+    if not np["enabled"]:
+        assert not policies
+        return
+    metrics_on = values["metrics"]["enabled"] or values["metrics"]["serviceMonitor"]["enabled"]
+    for name, pod in _pod_specs(objects):
+        kind = "Job" if name.endswith("-migrations") else "Deployment"
+        obj = _of_kind(objects, kind)[name]
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        selecting = [
+            p
+            for p in policies.values()
+            if _matches(p["spec"]["podSelector"]["matchLabels"], labels)
+        ]
+        if kind == "Job":
+            assert not selecting, name  # a hook: it runs before the policies exist
+            continue
+        (policy,) = selecting
+        spec = policy["spec"]
+        assert spec["policyTypes"] == ["Ingress", "Egress"]
+        component = labels["app.kubernetes.io/component"]
+        wanted = {
+            (np["dns"]["port"], "UDP"),
+            (np["dns"]["port"], "TCP"),
+            (np["redis"]["port"], "TCP"),
+            *_ports(np["extraEgress"]),
+        }
+        if component != "flower":
+            wanted.add((np["postgres"]["port"], "TCP"))
+        assert _ports(spec["egress"]) == wanted, name
+        for rule in spec["egress"]:
+            for target in ("postgres", "redis"):
+                if _ports([rule]) == {(np[target]["port"], "TCP")}:
+                    assert rule.get("to", []) == np[target]["to"], (name, target)
+        assert all(rule in spec["egress"] for rule in np["extraEgress"])
+        container_ports = {p["name"] for c in pod["containers"] for p in c.get("ports", [])}
+        if component == "flower":
+            assert _ports(spec["ingress"]) == {("flower", "TCP")}
+            assert spec["ingress"][0].get("from", []) == np["flowerFrom"]
+        elif metrics_on:
+            assert _ports(spec["ingress"]) == {("metrics", "TCP")}
+            assert spec["ingress"][0].get("from", []) == np["metricsFrom"]
+        else:
+            assert spec["ingress"] == []
+        assert {port for port, _ in _ports(spec["ingress"])} <= container_ports, name
+
+
+def test_network_policies_without_metrics_admit_nothing(helm_env: dict[str, str]) -> None:
+    objects = _render(helm_env, "--set", "networkPolicy.enabled=true")
+    policies = _of_kind(objects, "NetworkPolicy")
+    assert set(policies) == {f"{FULLNAME}-{c}" for c in ("worker", "beat", "flower")}
+    for component in ("worker", "beat"):
+        assert policies[f"{FULLNAME}-{component}"]["spec"]["ingress"] == []
 
 
 def test_pool_settings_override_the_defaults(helm_env: dict[str, str]) -> None:
@@ -537,6 +755,14 @@ def test_pool_settings_override_the_defaults(helm_env: dict[str, str]) -> None:
         (["--set", "keda.enabled=true"], "keda.redis.address"),
         (["--set", "migrations.wait.timeoutSeconds=0"], "timeoutSeconds"),
         (["--set", "migrations.wait.bogus=1"], "bogus"),
+        (
+            [
+                "--set-json",
+                'workerPools=[{"name":"a","queues":["q"]},{"name":"b","queues":["r"]},'
+                '{"name":"a","queues":["s"]}]',
+            ],
+            'workerPools: two pools are named "a"',
+        ),
     ],
 )
 def test_bad_values_are_refused(helm_env: dict[str, str], args: list[str], message: str) -> None:
@@ -562,6 +788,34 @@ def _schema_leaves(
             yield from _schema_leaves(value, child, schema, f"{prefix}{key}.")
         else:
             yield f"{prefix}{key}"
+
+
+def test_the_readmes_keda_example_renders_scaled_objects(
+    helm_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The values snippet of the README's KEDA section is valid and scales every pool with one
+    redis trigger per queue, instead of HPAs."""
+    readme = (CHART / "README.md").read_text()
+    section = readme.split("### Scaling on queue length with KEDA", 1)[1]
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    values = tmp_path / "keda-example.yaml"
+    values.write_text(snippet)
+    objects = _render(helm_env, "--values", str(values))
+    example = yaml.safe_load(snippet)
+    scaled = _of_kind(objects, "ScaledObject")
+    assert not _of_kind(objects, "HorizontalPodAutoscaler")
+    assert set(scaled) == {f"{FULLNAME}-worker-{pool['name']}" for pool in example["workerPools"]}
+    for pool in example["workerPools"]:
+        spec = scaled[f"{FULLNAME}-worker-{pool['name']}"]["spec"]
+        assert [t["metadata"]["listName"] for t in spec["triggers"]] == pool["queues"]
+        assert spec["minReplicaCount"] == pool["autoscaling"]["minReplicas"]
+        for trigger in spec["triggers"]:
+            assert trigger["metadata"]["address"] == example["keda"]["redis"]["address"]
+            assert trigger["authenticationRef"] == {"name": "ruvon-redis-auth"}
+        jsonschema.validate(
+            scaled[f"{FULLNAME}-worker-{pool['name']}"],
+            CRD_SCHEMAS[("keda.sh/v1alpha1", "ScaledObject")],
+        )
 
 
 def test_readme_documents_every_value() -> None:

@@ -173,12 +173,17 @@ def test_worker_metrics_count_what_ran_across_recycled_children(ops: Ops) -> Non
     asyncio.run(_run_all(ops, client_registry))
     scrapes = [_scrape(port) for port in ops.ports.values()]
 
-    # The client counted the starts (workflows are created where they are started).
+    # The beat counted the starts, read from PostgreSQL; the client, which started them, did
+    # not (on a cluster no process counts its own starts: the beat's count is the cluster's).
+    beat = _scrape(ops.beat_port)
     for kind, started in {"AsyncChain": 3, "Retries": 1, "DistributedSaga": 1, "FanOut": 1}.items():
+        assert _total([beat, *scrapes], "ruvon_workflows_started_total", workflow_type=kind) == (
+            started
+        )
         value = client_registry.get_sample_value(
             "ruvon_workflows_started_total", {"workflow_type": kind}
         )
-        assert value == started
+        assert value is None
     finished = "ruvon_workflows_finished_total"
     assert _total(scrapes, finished, workflow_type="AsyncChain", status="COMPLETED") == 3
     assert _total(scrapes, finished, workflow_type="Retries", status="COMPLETED") == 1
@@ -225,6 +230,41 @@ def test_worker_metrics_count_what_ran_across_recycled_children(ops: Ops) -> Non
         assert all(re.fullmatch(r"(counter|histogram)_(p0|p1|main)\.db", n) for n in names), names
 
     _assert_json_logs_name_the_steps(ops)
+
+
+def test_every_start_is_counted_once_cluster_wide(ops: Ops) -> None:
+    """Workflows started by a client, and the children the workers start for them, are counted
+    exactly once over every target Prometheus scrapes (both workers and the beat); a beat
+    started afterwards serves the same totals (the count lives in PostgreSQL, so it survives a
+    beat restart without a counter reset)."""
+    starts = 4
+
+    async def start_nested() -> None:
+        settings = settings_of(ops.cluster)
+        async with Client(builder_of(settings), settings=settings) as client:
+            records = [await client.start("NestLevel1", {}) for _ in range(starts)]
+            for record in records:
+                done = await client.wait(record.id, timeout=WAIT)
+                assert done.status is WorkflowStatus.COMPLETED, done.error
+
+    asyncio.run(start_nested())
+    workers = [_scrape(port) for port in ops.ports.values()]
+    targets = [*workers, _scrape(ops.beat_port)]
+    started = "ruvon_workflows_started_total"
+    # The client's 4, and the 4 + 4 children the workers started.
+    for level in ("NestLevel1", "NestLevel2", "NestLevel3"):
+        assert _total(targets, started, workflow_type=level) == starts, level
+    assert _total(workers, started) == 0  # the workers leave the cluster's count to the beat
+
+    later_port = _free_port()
+    later = ops.cluster.start_beat("beat-later", env={"RUVON_BEAT_METRICS_PORT": str(later_port)})
+    try:
+        _wait_serving(later_port)
+        later_scrape = _scrape(later_port)
+        for level in ("NestLevel1", "NestLevel2", "NestLevel3"):
+            assert _total([later_scrape], started, workflow_type=level) == starts, level
+    finally:
+        later.stop()
 
 
 def test_sweeps_and_queue_lag_are_served(ops: Ops) -> None:
@@ -306,6 +346,50 @@ def test_health_files_probe_and_report(ops: Ops) -> None:
     probe.stop()
     assert not path.exists() and not path.with_suffix(".ready").exists()
     assert _health(ops, "--worker-file", str(path), "--max-age", "5")[0] == 1
+
+
+def _wait_for(path: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written"
+        time.sleep(0.1)
+
+
+def test_the_beat_keeps_health_files_for_its_probes(ops: Ops, tmp_path: Path) -> None:
+    """beat.alive and beat.ready in RUVON_HEALTH_DIR (not listed as a worker's, above); alive
+    but not ready while the database cannot be reached; both gone once it stops."""
+    shared = ops.health_dir / "beat.alive"
+    for path in (shared, shared.with_suffix(".ready")):
+        assert _health(ops, "--worker-file", str(path), "--max-age", "5")[0] == 0
+
+    unreachable = tmp_path / "unreachable"
+    beat = ops.cluster.start_beat(
+        "beat-unreachable",
+        env={
+            "RUVON_HEALTH_DIR": str(unreachable),
+            "RUVON_BEAT_METRICS_PORT": "0",
+            "RUVON_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/nothing",
+        },
+    )
+    try:
+        _wait_for(unreachable / "beat.alive")
+        time.sleep(1.0)  # a few heartbeats and connection attempts
+        alive = _health(ops, "--worker-file", str(unreachable / "beat.alive"), "--max-age", "5")
+        assert alive[0] == 0
+        assert not (unreachable / "beat.ready").exists()
+    finally:
+        beat.stop()
+    assert not (unreachable / "beat.alive").exists()
+
+    own = tmp_path / "own"
+    beat = ops.cluster.start_beat(
+        "beat-health", env={"RUVON_HEALTH_DIR": str(own), "RUVON_BEAT_METRICS_PORT": "0"}
+    )
+    _wait_for(own / "beat.ready")
+    assert _health(ops, "--worker-file", str(own / "beat.ready"), "--max-age", "5")[0] == 0
+    assert beat.stop() == 0
+    assert not (own / "beat.alive").exists() and not (own / "beat.ready").exists()
+    assert _health(ops, "--worker-file", str(own / "beat.alive"), "--max-age", "5")[0] == 1
 
 
 def _assert_json_logs_name_the_steps(ops: Ops) -> None:

@@ -19,7 +19,9 @@ from ruvon.implementations.observability.prometheus import (
     SweepMetrics,
 )
 from ruvon.implementations.observability.queue_metrics import QueueMetricsCollector, QueueStats
+from ruvon.implementations.observability.workflow_counts import WorkflowsStartedCollector
 from ruvon.models import StepContext, WorkflowStatus
+from ruvon.providers.observer import WorkflowStarted
 from ruvon.testing.providers import open_engine
 
 
@@ -169,6 +171,47 @@ def test_queue_collector_keeps_drained_queues_and_reports_a_failing_database() -
     registry = CollectorRegistry()
     registry.register(QueueMetricsCollector(lambda: [QueueStats("q", 2, 0, 1.0)]))
     assert registry.get_sample_value("ruvon_steps_queued", {"queue": "q"}) == 2
+
+
+def test_cluster_starts_are_left_to_the_beats_count() -> None:
+    """A process counts the workflows it starts embedded, not those it stores on a cluster
+    (a client, a worker's children, the beat's cron starts): the beat counts those once."""
+    registry = CollectorRegistry()
+    observer = PrometheusObserver(RuvonMetrics(registry))
+    observer.on_workflow_started(WorkflowStarted("w1", "Order"))
+    observer.on_workflow_started(WorkflowStarted("w2", "Order", on_cluster=True))
+    sample = {"workflow_type": "Order"}
+    assert registry.get_sample_value("ruvon_workflows_started_total", sample) == 1
+    beat_registry = CollectorRegistry()
+    beat = PrometheusObserver(RuvonMetrics(beat_registry, count_starts=False))
+    beat.on_workflow_started(WorkflowStarted("w3", "Order"))
+    # The beat's registry holds the collector's counter of that name instead.
+    beat_registry.register(WorkflowsStartedCollector(lambda: {"Order": 7}))
+    assert beat_registry.get_sample_value("ruvon_workflows_started_total", sample) == 7
+
+
+def test_the_started_collector_serves_nothing_while_the_database_fails() -> None:
+    answers: list[Any] = [{"A": 2, "B": 1}, RuntimeError("database down"), {"A": 3, "B": 1}]
+
+    def read() -> dict[str, int]:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return dict(answer)
+
+    collector = WorkflowsStartedCollector(read)
+
+    def scrape() -> dict[str, float]:
+        return {
+            sample.labels["workflow_type"]: sample.value
+            for family in collector.collect()
+            for sample in family.samples
+            if sample.name == "ruvon_workflows_started_total"
+        }
+
+    assert scrape() == {"A": 2, "B": 1}
+    assert scrape() == {}  # a gap, not a drop to 0 that rate() would take for a reset
+    assert scrape() == {"A": 3, "B": 1}
 
 
 def test_the_multiprocess_directory_is_wiped_and_exported(

@@ -2,10 +2,12 @@
 
 A worker's main process rewrites ``.alive`` every interval from the moment it starts, and
 ``.ready`` as well once it consumes its queues; it removes ``.ready`` when its shutdown begins
-and both when it ends. A probe only compares a file's age (mtime) with a limit, so it needs no
-broker round trip and no Celery import (``ruvon health --worker-file PATH --max-age S``, a
-Kubernetes exec probe). Each file holds a small JSON object (node, pid, started, queues) for
-``ruvon health``. Writes are atomic (a temporary file renamed over the old one).
+and both when it ends. The beat keeps ``beat.alive`` and ``beat.ready`` the same way (its files
+say ``"role": "beat"`` and are not listed as a worker's). A probe only compares a file's age
+(mtime) with a limit, so it needs no broker round trip and no Celery import (``ruvon health
+--worker-file PATH --max-age S``, a Kubernetes exec probe). Each file holds a small JSON
+object (node, pid, started, queues) for ``ruvon health``. Writes are atomic (a temporary file
+renamed over the old one).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "ALIVE",
+    "BEAT_ROLE",
     "READY",
     "HeartbeatFiles",
     "WorkerFile",
@@ -35,6 +38,8 @@ logger = logging.getLogger("ruvon.health")
 
 ALIVE = ".alive"
 READY = ".ready"
+#: The ``role`` in the details of the beat's files (a worker's have none).
+BEAT_ROLE = "beat"
 
 
 def file_age(path: Path, now: float | None = None) -> float | None:
@@ -157,7 +162,8 @@ class WorkerFile:
 
 
 def read_worker_files(directory: Path, max_age: float) -> list[WorkerFile]:
-    """Every worker with an ``.alive`` file in ``directory``, alive if younger than ``max_age``."""
+    """Every worker with an ``.alive`` file in ``directory``, alive if younger than ``max_age``
+    (the beat's files, when it shares the directory, are skipped: it is no worker)."""
     workers: list[WorkerFile] = []
     now = time.time()
     for path in sorted(directory.glob(f"*{ALIVE}")):
@@ -168,6 +174,8 @@ def read_worker_files(directory: Path, max_age: float) -> list[WorkerFile]:
         with contextlib.suppress(OSError, ValueError):
             loaded = json.loads(path.read_text(encoding="utf-8"))
             details = loaded if isinstance(loaded, dict) else {}
+        if details.get("role") == BEAT_ROLE:
+            continue
         ready_age = file_age(path.with_name(path.name.removesuffix(ALIVE) + READY), now)
         alive = age <= max_age
         workers.append(

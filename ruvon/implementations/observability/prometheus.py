@@ -1,16 +1,20 @@
 """Prometheus metrics of workflows and steps (``ruvon_`` prefix), and the observer that feeds them.
 
-* ``ruvon_workflows_started_total{workflow_type}`` — workflows created by this process;
+* ``ruvon_workflows_started_total{workflow_type}`` — workflows this process created and runs
+  (embedded); on a cluster, the beat's, read from PostgreSQL (see below);
 * ``ruvon_workflows_finished_total{workflow_type, status}`` — terminal statuses committed here;
 * ``ruvon_step_duration_seconds{workflow_type, step, kind}`` (histogram) — completed steps;
 * ``ruvon_step_retries_total{workflow_type, step, kind}`` — failed attempts that will be retried;
 * ``ruvon_step_failures_total{workflow_type, step, kind}`` — failed attempts with no retry left;
 * ``ruvon_compensations_total{workflow_type, step, outcome}`` — saga compensations (ok|failed).
 
-``kind`` is the step type (STANDARD, ASYNC, PARALLEL...). A workflow is counted as started by
-the process that creates it (a client, an embedded engine; on a cluster: children on workers,
-cron-started workflows on the beat) and as finished by the process that commits its terminal
-status (a worker; the beat for a workflow failed by its zombie sweep).
+``kind`` is the step type (STANDARD, ASYNC, PARALLEL...). A workflow is counted as finished by
+the process that commits its terminal status (a worker; the beat for a workflow failed by its
+zombie sweep). As started, embedded, by the process that creates it. On a cluster workflows
+are created everywhere: by clients that export no metrics (``ruvon start``, ``Client.start``,
+a load test), by workers (children), by the beat (cron); so no process counts the starts it
+makes there (:attr:`WorkflowStarted.on_cluster`), and the beat serves the cluster's count
+instead, read from PostgreSQL (:mod:`ruvon.implementations.observability.workflow_counts`).
 
 The beat's sweeps have their own metrics (:class:`SweepMetrics`, fed by
 :meth:`SweepMetrics.record_sweep` in the beat process, which serves them):
@@ -67,13 +71,19 @@ class RuvonMetrics:
     (duplicate names); use :func:`default_metrics` for the process-wide one.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
-        self.workflows_started = Counter(
-            "ruvon_workflows_started",
-            "Workflows created by this process.",
-            ["workflow_type"],
-            registry=registry,
-        )
+    def __init__(
+        self, registry: CollectorRegistry | None = REGISTRY, *, count_starts: bool = True
+    ) -> None:
+        """``count_starts=False``: no ``ruvon_workflows_started`` counter (the beat's registry
+        serves the cluster's count read from PostgreSQL under that name)."""
+        self.workflows_started: Counter | None = None
+        if count_starts:
+            self.workflows_started = Counter(
+                "ruvon_workflows_started",
+                "Workflows created and run by this process (embedded).",
+                ["workflow_type"],
+                registry=registry,
+            )
         self.workflows_finished = Counter(
             "ruvon_workflows_finished",
             "Workflows that reached a terminal status in this process.",
@@ -187,7 +197,10 @@ class PrometheusObserver(BaseObserver):
         self.metrics = metrics or default_metrics()
 
     def on_workflow_started(self, event: WorkflowStarted) -> None:
-        self.metrics.workflows_started.labels(event.workflow_type).inc()
+        # A cluster's starts are counted once, by the beat, from PostgreSQL.
+        counter = self.metrics.workflows_started
+        if counter is not None and not event.on_cluster:
+            counter.labels(event.workflow_type).inc()
 
     def on_workflow_finished(self, event: WorkflowFinished) -> None:
         self.metrics.workflows_finished.labels(event.workflow_type, event.status).inc()

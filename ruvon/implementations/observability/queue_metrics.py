@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -35,6 +35,7 @@ logger = logging.getLogger("ruvon.metrics")
 
 _Q = load_queries(Path(__file__).with_name("sql") / "queue_metrics.sql")
 QUERY_TIMEOUT = 5.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,8 @@ class PostgresQueueStats:
     """Reads :class:`QueueStats` from a PostgreSQL URL, synchronously (for a collector).
 
     Owns a private event-loop bridge and a one-connection asyncpg pool, opened at the first
-    read; :meth:`close` releases both.
+    read; :meth:`close` releases both. :meth:`query` runs other reads on them (the beat's
+    workflow counts).
     """
 
     def __init__(self, url: str, *, application_name: str = "ruvon-metrics") -> None:
@@ -127,8 +129,12 @@ class PostgresQueueStats:
         self._lock = threading.Lock()
 
     def __call__(self) -> list[QueueStats]:
+        return self.query(read_queue_stats)
+
+    def query(self, read: Callable[[Any], Awaitable[T]]) -> T:
+        """``read(pool)`` on the private bridge: its result."""
         with self._lock:  # one read at a time: scrapes are rare, and the pool opens once
-            return self._open().run(self._read(), timeout=QUERY_TIMEOUT + 5)
+            return self._open().run(self._read(read), timeout=QUERY_TIMEOUT + 5)
 
     def _open(self) -> EventLoopBridge:
         if self._bridge is None:
@@ -136,7 +142,7 @@ class PostgresQueueStats:
             self._bridge.on_close(self._close_pool)
         return self._bridge
 
-    async def _read(self) -> list[QueueStats]:
+    async def _read(self, read: Callable[[Any], Awaitable[T]]) -> T:
         if self._pool is None:
             import asyncpg
 
@@ -147,7 +153,7 @@ class PostgresQueueStats:
                 timeout=QUERY_TIMEOUT,
                 server_settings={"application_name": self._application_name},
             )
-        return await read_queue_stats(self._pool)
+        return await read(self._pool)
 
     async def _close_pool(self) -> None:
         pool, self._pool = self._pool, None

@@ -12,6 +12,7 @@ from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -91,9 +92,17 @@ class PersistenceProvider(Protocol):
         status: WorkflowStatus | None = None,
         workflow_type: str | None = None,
         parent_execution_id: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first."""
+        """Workflows matching every given filter, newest first (``created_at``, then ``id``,
+        both descending).
+
+        ``created_since`` (inclusive) and ``created_until`` (exclusive) bound ``created_at``;
+        ``after`` skips to the workflows that sort after that position (the next page).
+        """
         ...
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:

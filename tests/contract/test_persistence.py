@@ -36,6 +36,7 @@ from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -373,7 +374,7 @@ async def test_list_workflows_filters_and_orders_newest_first(
         ("a", "T1", WorkflowStatus.ACTIVE, None, 0),
         ("b", "T1", WorkflowStatus.COMPLETED, "p", 2),
         ("c", "T2", WorkflowStatus.ACTIVE, "p", 1),
-        ("d", "T2", WorkflowStatus.ACTIVE, None, 1),  # ties with c: inserted later, listed first
+        ("d", "T2", WorkflowStatus.ACTIVE, None, 1),  # ties with c: the larger id first
         ("e", "T1", WorkflowStatus.ACTIVE, "p", 3),
     ]
     for wid, kind, status, parent, offset in specs:
@@ -394,6 +395,51 @@ async def test_list_workflows_filters_and_orders_newest_first(
     ]
     assert await ids(limit=2) == ["e", "b"]
     assert await ids(workflow_type="none") == []
+
+
+async def test_list_workflows_bounds_created_at(provider: PersistenceProvider) -> None:
+    for offset, wid in enumerate(["a", "b", "c", "d"]):
+        await provider.create_workflow(make_record(wid, created_at=T0 + timedelta(seconds=offset)))
+
+    async def ids(**bounds: Any) -> list[str]:
+        return [record.id for record in await provider.list_workflows(**bounds)]
+
+    assert await ids(created_since=T0 + timedelta(seconds=1)) == ["d", "c", "b"]  # inclusive
+    assert await ids(created_until=T0 + timedelta(seconds=2)) == ["b", "a"]  # exclusive
+    assert await ids(
+        created_since=T0 + timedelta(seconds=1), created_until=T0 + timedelta(seconds=3)
+    ) == ["c", "b"]
+    # An aware bound in another zone means the same instant.
+    plus_two = timezone(timedelta(hours=2))
+    assert await ids(created_since=(T0 + timedelta(seconds=3)).astimezone(plus_two)) == ["d"]
+
+
+async def test_list_workflows_pages_by_keyset_stable_under_inserts(
+    provider: PersistenceProvider,
+) -> None:
+    # Inserted in an order that is neither time nor id order; "m", "k" and "z" share a created_at.
+    specs = [("m", 5), ("a", 1), ("z", 5), ("k", 5), ("q", 3), ("b", 0)]
+    for wid, offset in specs:
+        await provider.create_workflow(make_record(wid, created_at=T0 + timedelta(seconds=offset)))
+    everything = [record.id for record in await provider.list_workflows()]
+    assert everything == ["z", "m", "k", "q", "a", "b"]
+
+    first = await provider.list_workflows(limit=2)
+    assert [r.id for r in first] == ["z", "m"]
+    # Newer workflows, and one as old as the page's last with a larger id, arrive meanwhile:
+    # the next page neither repeats nor skips anything that was there.
+    await provider.create_workflow(make_record("new", created_at=T0 + timedelta(seconds=9)))
+    await provider.create_workflow(make_record("n", created_at=T0 + timedelta(seconds=5)))
+    second = await provider.list_workflows(limit=2, after=ListPosition.of(first[-1]))
+    assert [r.id for r in second] == ["k", "q"]
+    rest = await provider.list_workflows(limit=10, after=ListPosition.of(second[-1]))
+    assert [r.id for r in rest] == ["a", "b"]
+    assert await provider.list_workflows(after=ListPosition.of(rest[-1])) == []
+    # The position combines with the filters and the bounds.
+    filtered = await provider.list_workflows(
+        after=ListPosition(T0 + timedelta(seconds=5), "m"), created_since=T0 + timedelta(seconds=1)
+    )
+    assert [r.id for r in filtered] == ["k", "q", "a"]
 
 
 async def test_audit_is_written_with_the_save_in_order(provider: PersistenceProvider) -> None:

@@ -49,6 +49,7 @@ from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -311,13 +312,20 @@ class SQLitePersistenceProvider:
         status: WorkflowStatus | None = None,
         workflow_type: str | None = None,
         parent_execution_id: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first."""
+        """Workflows matching every given filter, newest first (created_at, then id)."""
         params = {
             "status": str(status) if status is not None else None,
             "workflow_type": workflow_type,
             "parent_execution_id": parent_execution_id,
+            "since": text(created_since),
+            "until": text(created_until),
+            "after_created_at": text(after.created_at) if after is not None else None,
+            "after_id": after.workflow_id if after is not None else None,
             "limit": max(limit, 0),
         }
         rows = await self._run(_select, _Q["list_workflows"], params)

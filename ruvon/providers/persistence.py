@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites
+from ruvon.providers.runs import StepRunRecord, WorkWrites
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
@@ -123,6 +123,14 @@ class PersistenceProvider(Protocol):
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""
+        ...
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """Step runs of one workflow, in the order they were created.
+
+        Only a store that keeps step runs (the cluster's PostgreSQL) has any; the others
+        return ``[]``, as every provider does for an unknown workflow.
+        """
         ...
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:

@@ -19,6 +19,7 @@ import pytest
 
 from ruvon.errors import (
     ConcurrencyConflict,
+    ConfigurationError,
     PersistenceError,
     StateTooLargeError,
     StateValidationError,
@@ -31,7 +32,9 @@ from ruvon.implementations.persistence.memory import (
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.models import WorkflowStatus
+from ruvon.providers.ledger import RunLedger
 from ruvon.providers.persistence import PersistenceProvider
+from ruvon.providers.runs import RunKind, RunRequest, RunStatus, WorkWrites
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
@@ -488,6 +491,42 @@ async def test_compensations_of_a_refused_save_are_not_written(
         )
     assert await provider.get_compensation_log("wf-1") == []
     assert "ROLLED_BACK" not in {e.event_type for e in await provider.get_audit_log("wf-1")}
+
+
+async def test_step_runs_are_listed_oldest_first_where_they_are_kept(
+    provider: PersistenceProvider,
+) -> None:
+    await provider.create_workflow(make_record())
+    assert await provider.list_step_runs("wf-1") == []
+    assert await provider.list_step_runs("nope") == []
+    work = WorkWrites(
+        enqueue=[
+            RunRequest("wf-2", RunKind.ADVANCE, "a", queue="q1"),
+            RunRequest("wf-2", RunKind.STEP, "b", queue="q2", delay=60),
+        ]
+    )
+    try:
+        await provider.create_workflow(make_record("wf-2"), work=work)
+    except ConfigurationError:
+        # A store without step runs refuses distributed work, and lists none.
+        assert await provider.list_step_runs("wf-2") == []
+        return
+    runs = await provider.list_step_runs("wf-2")
+    assert [(r.kind, r.step_name, r.queue, r.status, r.attempt, r.worker) for r in runs] == [
+        (RunKind.ADVANCE, "a", "q1", RunStatus.QUEUED, 0, None),
+        (RunKind.STEP, "b", "q2", RunStatus.QUEUED, 0, None),
+    ]
+    assert runs[0].run_id < runs[1].run_id and runs[0].workflow_id == "wf-2"
+    assert runs[1].run_at is not None and runs[1].run_at > runs[1].created_at
+    assert runs[0].duration is None
+    assert isinstance(provider, RunLedger)  # a store that keeps runs is the workers' ledger
+    claimed = await provider.claim_run(runs[0].run_id, "worker-7", 30)
+    assert claimed is not None
+    assert await provider.finish_run(claimed[0], RunStatus.DONE)
+    done = (await provider.list_step_runs("wf-2"))[0]
+    assert (done.status, done.attempt, done.worker) == (RunStatus.DONE, 1, "worker-7")
+    assert done.started_at is not None and done.finished_at is not None
+    assert done.duration is not None and done.duration >= 0
 
 
 async def test_schedules_are_upserted_by_name(provider: PersistenceProvider) -> None:

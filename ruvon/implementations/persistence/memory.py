@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites, reject_work
+from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
@@ -285,6 +285,10 @@ class MemoryPersistenceProvider:
         with self._lock:
             rows = list(self._compensations.get(workflow_id, ()))
         return [_thaw(entry, "state_before", state) for entry, state in rows]
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
+        return []
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

@@ -66,7 +66,7 @@ from ruvon.implementations.persistence.redis.scripts import (
     ScriptStatus,
 )
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites, reject_work
+from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
@@ -272,6 +272,10 @@ class RedisPersistenceProvider:
         """Compensations of one workflow, in the order they ran."""
         values = await self._read_list(self.keys.compensations(workflow_id))
         return [compensation_from_value(workflow_id, value) for value in values]
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
+        return []
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

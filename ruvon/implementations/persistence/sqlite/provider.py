@@ -44,7 +44,7 @@ from ruvon.implementations.persistence.sqlite.rows import (
 )
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites, reject_work
+from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
@@ -366,6 +366,10 @@ class SQLitePersistenceProvider:
             CompensationEntry(w, step, fn, bool(ok), error, loads(state), time(at))
             for w, step, fn, ok, error, state, at in rows
         ]
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
+        return []
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

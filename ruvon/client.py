@@ -25,7 +25,7 @@ from ruvon.config import Settings
 from ruvon.errors import ConfigurationError, WaitTimeout
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
-from ruvon.records import WorkflowRecord
+from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.workflow import Workflow
 
 __all__ = ["SETTLED", "Client"]
@@ -146,6 +146,11 @@ class Client:
         """The workflow as stored (``WorkflowNotFound`` for an unknown id)."""
         persistence, _ = await self._providers()
         return await persistence.load_workflow(workflow_id)
+
+    async def history(self, workflow_id: str) -> list[AuditEntry]:
+        """The workflow's audit log, oldest first (each committed transition, once)."""
+        persistence, _ = await self._providers()
+        return await persistence.get_audit_log(workflow_id)
 
     async def state(self, workflow_id: str) -> dict[str, Any]:
         """The workflow's current state."""

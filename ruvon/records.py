@@ -101,6 +101,23 @@ class WorkflowRecord:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class ListPosition:
+    """Where a newest-first listing of workflows stopped: its last workflow's (created_at, id).
+
+    ``list_workflows(after=position)`` continues with the workflows that sort after it (older,
+    or as old with a smaller id): a keyset, so a page is stable while workflows are inserted.
+    """
+
+    created_at: datetime
+    workflow_id: str
+
+    @classmethod
+    def of(cls, record: WorkflowRecord) -> ListPosition:
+        """The position of ``record`` in the listing."""
+        return cls(record.created_at, record.id)
+
+
 @dataclass(slots=True)
 class AuditEntry:
     """One audited transition, written in the same transaction as the state change it describes.

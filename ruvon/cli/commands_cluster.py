@@ -2,7 +2,8 @@
 
 The workflow is stored in the cluster's PostgreSQL with its start run and announced to the
 workers through the broker (:class:`ruvon.Client`); nothing runs in this process. ``--wait``
-polls until it settles (a terminal status, or waiting for a person) or the timeout passes.
+prints each step as it commits (see :mod:`ruvon.cli.follow`) until the workflow settles (a
+terminal status, or waiting for a person) or the timeout passes.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from rich.text import Text
 
 from ruvon.builder import WorkflowBuilder
 from ruvon.cli.failures import EXIT_FAILURE, CommandError
+from ruvon.cli.follow import follow_on_cluster
 from ruvon.cli.render import Output, fields_grid, status_text
 from ruvon.cli.runtime import CliConfig
 from ruvon.cli.session import exit_code_of
@@ -54,7 +56,7 @@ async def start_on_cluster(
             )
             return 0
         try:
-            done = await client.wait(record.id, timeout=timeout)
+            done = await follow_on_cluster(client, record.id, output, timeout=timeout)
         except WaitTimeout as exc:
             output.error(str(exc), hint=config.command_line("show", record.id))
             return EXIT_TIMEOUT

@@ -13,6 +13,7 @@ from ruvon.builder import WorkflowBuilder
 from ruvon.cli.driver import Driver, advance
 from ruvon.cli.inputs import input_options, read_json_input
 from ruvon.cli.live import LiveObserver
+from ruvon.cli.params import json_result_option
 from ruvon.cli.render import Output, status_text
 from ruvon.cli.runtime import (
     REGISTRY_FILE_NAME,
@@ -22,7 +23,7 @@ from ruvon.cli.runtime import (
     require_database,
     run_async,
 )
-from ruvon.cli.session import interruptible, print_outcome
+from ruvon.cli.session import interruptible, outcome_data, print_outcome
 from ruvon.cli.waiting import check_resume_input
 from ruvon.clock import utc_now
 from ruvon.errors import InvalidWorkflowOperation
@@ -139,6 +140,8 @@ async def _hand_to_cluster(
         ("  follow it with ", "dim"),
         (config.command_line("show", wf.id), "bold"),
     )
+    if output.json_result:
+        output.json(outcome_data(wf))
     return 1 if wf.status.is_failed else 0
 
 
@@ -146,6 +149,7 @@ async def _hand_to_cluster(
 @click.argument("workflow_id")
 @input_options(noun="input for the waiting step")
 @_CONFIG_DIR_OPTION
+@json_result_option
 @click.pass_context
 def resume_command(
     ctx: click.Context,
@@ -153,6 +157,7 @@ def resume_command(
     input_json: str | None,
     input_file: str | None,
     config_dir: Path | None,
+    as_json: bool,
 ) -> None:
     """Continue WORKFLOW_ID from where it was saved, and keep running it here.
 
@@ -164,7 +169,7 @@ def resume_command(
     user_input = read_json_input(input_json, input_file)
     settings = config.settings()
     require_database(workflow_id, settings)
-    output = Output()
+    output = Output(json_result=as_json)
 
     async def first_move(wf: Workflow) -> None:
         await apply_resume_input(output, wf, user_input)

@@ -1,13 +1,22 @@
-"""Read-only commands: ``ruvon list``, ``ruvon show`` and ``ruvon logs``."""
+"""Read-only commands: ``ruvon list``, ``ruvon show``, ``ruvon logs`` and ``ruvon steps``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 from rich.text import Text
 
+from ruvon.cli.failures import CommandError
+from ruvon.cli.params import (
+    CursorType,
+    MomentType,
+    encode_cursor,
+    output_format,
+    output_option,
+)
 from ruvon.cli.render import (
     Output,
     audit_data,
@@ -19,11 +28,14 @@ from ruvon.cli.render import (
     record_detail,
     record_summary,
     status_text,
+    step_run_data,
+    step_run_table,
     workflow_table,
 )
 from ruvon.cli.runtime import CliConfig, open_engine, require_database, run_async
 from ruvon.models import WorkflowStatus
-from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord
+from ruvon.providers.runs import StepRunRecord
+from ruvon.records import AuditEntry, ExecutionLogEntry, ListPosition, WorkflowRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,34 +56,98 @@ def _status_choice(value: str | None) -> WorkflowStatus | None:
 )
 @click.option("--type", "workflow_type", metavar="TYPE", help="Only workflows of this type.")
 @click.option(
+    "--since",
+    type=MomentType(),
+    help="Only workflows created at or after this time: ISO (2024-05-01T12:00) or an age "
+    "(15m, 2h, 1d).",
+)
+@click.option(
+    "--until", type=MomentType(), help="Only workflows created before this time (as --since)."
+)
+@click.option(
     "--limit",
     "-n",
     type=click.IntRange(min=1),
     default=20,
     show_default=True,
-    help="At most this many (newest first).",
+    help="At most this many (newest first); when there are more, a cursor for the next page.",
 )
-@json_option
+@click.option(
+    "--cursor",
+    type=CursorType(),
+    help="Continue after the page that printed this cursor (stable while workflows are added).",
+)
+@output_option("default")
 @click.pass_obj
 def list_command(
-    config: CliConfig, status: str | None, workflow_type: str | None, limit: int, as_json: bool
+    config: CliConfig,
+    status: str | None,
+    workflow_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: ListPosition | None,
+    output: str | None,
+    as_json: bool,
 ) -> None:
-    """List workflows, newest first."""
-    output = Output()
+    """List workflows, newest first, a page at a time."""
+    fmt = output_format(output, as_json)
+    if since is not None and until is not None and since >= until:
+        raise CommandError(
+            f"--since ({since.isoformat()}) is not before --until ({until.isoformat()}): "
+            "nothing can match"
+        )
+    out = Output()
 
     async def main() -> list[WorkflowRecord]:
         async with open_engine(config.settings(), read_only=True) as engine:
             return await engine.persistence.list_workflows(
-                status=_status_choice(status), workflow_type=workflow_type, limit=limit
+                status=_status_choice(status),
+                workflow_type=workflow_type,
+                created_since=since,
+                created_until=until,
+                after=cursor,
+                limit=limit + 1,  # one more tells whether there is a next page
             )
 
-    records = run_async(main())
-    if as_json:
-        output.json([record_summary(record) for record in records])
+    found = run_async(main())
+    records, more = found[:limit], len(found) > limit
+    rows = [
+        {**record_summary(record), "cursor": encode_cursor(ListPosition.of(record))}
+        for record in records
+    ]
+    if fmt == "json":
+        out.json(rows)
+    elif fmt == "jsonl":
+        out.json_lines(rows)
     elif not records:
-        output.line(("No workflows found.", "dim"))
+        out.line(("No workflows found.", "dim"))
     else:
-        output.print(workflow_table(records))
+        out.print(workflow_table(records))
+        if more:
+            again = _list_arguments(status, workflow_type, since, until, limit)
+            next_page = config.command_line("list", *again, "--cursor", rows[-1]["cursor"])
+            out.line(("Next page: ", "dim"), (next_page, "bold"))
+
+
+def _list_arguments(
+    status: str | None,
+    workflow_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[str]:
+    """The filters of this listing as arguments (times made absolute: the page stays put)."""
+    arguments: list[str] = []
+    for option, value in (
+        ("--status", status),
+        ("--type", workflow_type),
+        ("--since", since.isoformat() if since else None),
+        ("--until", until.isoformat() if until else None),
+    ):
+        if value is not None:
+            arguments += [option, value]
+    return [*arguments, "--limit", str(limit)]
 
 
 def _progress(record: WorkflowRecord) -> str:
@@ -199,3 +275,37 @@ def _level_rank(level: str) -> int:
     """Position of a level in DEBUG < INFO < WARNING < ERROR (unknown levels count as INFO)."""
     name = level.upper()
     return _LEVELS.index(name) if name in _LEVELS else 1
+
+
+@click.command("steps")
+@click.argument("workflow_id")
+@output_option("default")
+@click.pass_obj
+def steps_command(config: CliConfig, workflow_id: str, output: str | None, as_json: bool) -> None:
+    """List the step runs of WORKFLOW_ID on a cluster: attempt, worker, queue, times, error.
+
+    Step runs exist where workers run the steps (a cluster's PostgreSQL); a workflow run in
+    one process (`ruvon run`) has none: `ruvon show` and `ruvon logs` tell its story.
+    """
+    fmt = output_format(output, as_json)
+    out = Output()
+    settings = config.settings()
+    require_database(workflow_id, settings)
+
+    async def main() -> list[StepRunRecord]:
+        async with open_engine(settings, read_only=True) as engine:
+            await engine.load_record(workflow_id)  # WorkflowNotFound for an unknown id
+            return await engine.persistence.list_step_runs(workflow_id)
+
+    runs = run_async(main())
+    if fmt == "json":
+        out.json([step_run_data(run) for run in runs])
+    elif fmt == "jsonl":
+        out.json_lines([step_run_data(run) for run in runs])
+    elif not runs:
+        out.line(
+            (f"No step runs for workflow {workflow_id}: ", "dim"),
+            ("only workflows the cluster's workers run have them (see `ruvon show`).", "dim"),
+        )
+    else:
+        out.print(step_run_table(runs))

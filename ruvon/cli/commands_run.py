@@ -13,6 +13,7 @@ from ruvon.cli.driver import Driver
 from ruvon.cli.failures import CommandError
 from ruvon.cli.inputs import input_options, read_json_input
 from ruvon.cli.live import LiveObserver
+from ruvon.cli.params import json_result_option
 from ruvon.cli.render import Output
 from ruvon.cli.runtime import (
     REGISTRY_FILE_NAME,
@@ -61,6 +62,7 @@ async def create_and_drive(
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @input_options(noun="initial data")
 @click.option("--idempotency-key", metavar="KEY", help=_IDEMPOTENCY_HELP)
+@json_result_option
 @click.pass_context
 def run_command(
     ctx: click.Context,
@@ -68,6 +70,7 @@ def run_command(
     input_json: str | None,
     input_file: str | None,
     idempotency_key: str | None,
+    as_json: bool,
 ) -> None:
     """Create a workflow from FILE (a workflow YAML) and run it here, step by step.
 
@@ -78,7 +81,7 @@ def run_command(
     config: CliConfig = ctx.obj
     data = read_json_input(input_json, input_file) or {}
     add_import_paths(file.parent)
-    output = Output()
+    output = Output(json_result=as_json)
 
     async def main() -> int:
         observer = LiveObserver(output)

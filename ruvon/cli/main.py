@@ -14,7 +14,7 @@ from ruvon.cli.commands_control import cancel_command, resume_command, retry_com
 from ruvon.cli.commands_db import db_group
 from ruvon.cli.commands_flower import flower_command
 from ruvon.cli.commands_health import health_command
-from ruvon.cli.commands_inspect import list_command, logs_command, show_command
+from ruvon.cli.commands_inspect import list_command, logs_command, show_command, steps_command
 from ruvon.cli.commands_run import run_command, start_command
 from ruvon.cli.commands_schedules import schedules_group
 from ruvon.cli.commands_validate import validate_command
@@ -98,6 +98,7 @@ for _command in (
     list_command,
     show_command,
     logs_command,
+    steps_command,
     validate_command,
     db_group,
     worker_command,

@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ruvon.models import WorkflowStatus
+from ruvon.providers.runs import StepRunRecord
 from ruvon.records import AuditEntry, ExecutionLogEntry, WorkflowRecord
 
 
@@ -123,8 +124,11 @@ class _Console(Console):
 class Output:
     """The consoles of one command; built inside the command so test runners can capture it."""
 
-    def __init__(self) -> None:
-        self.out: Console = _Console(highlight=False, soft_wrap=True)
+    def __init__(self, *, json_result: bool = False) -> None:
+        # With ``json_result`` (``run --json``) the lines for people go to stderr, so stdout
+        # carries nothing but the one JSON result the command prints at the end.
+        self.json_result = json_result
+        self.out: Console = _Console(stderr=json_result, highlight=False, soft_wrap=True)
         self.err: Console = _Console(stderr=True, highlight=False, soft_wrap=True)
         encoding = (self.out.encoding or "").lower().replace("-", "")
         self.symbols = _UNICODE if encoding.startswith("utf") else _ASCII
@@ -140,6 +144,11 @@ class Output:
     def json(self, data: Any) -> None:
         """Machine-readable output: plain JSON, no colour, no wrapping."""
         click.echo(to_json(data))
+
+    def json_lines(self, rows: Iterable[Any]) -> None:
+        """One compact JSON object per line (``--output jsonl``)."""
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False, default=_json_default))
 
     def pretty_json(self, data: Any) -> None:
         """Indented, highlighted JSON for people."""
@@ -193,6 +202,27 @@ def log_data(entry: ExecutionLogEntry) -> dict[str, Any]:
     }
 
 
+def step_run_data(run: StepRunRecord) -> dict[str, Any]:
+    """One step run as JSON-ready data (``ruvon steps --json``)."""
+    return {
+        "run_id": run.run_id,
+        "kind": str(run.kind),
+        "step_name": run.step_name,
+        "branch": run.branch or None,
+        "run_number": run.run_number,
+        "status": str(run.status),
+        "attempt": run.attempt,
+        "worker": run.worker,
+        "queue": run.queue,
+        "created_at": iso(run.created_at),
+        "run_at": iso(run.run_at),
+        "claimed_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "duration_seconds": run.duration,
+        "error": run.error,
+    }
+
+
 def record_detail(record: WorkflowRecord, audit: Sequence[AuditEntry]) -> dict[str, Any]:
     """Everything ``ruvon show --json`` prints."""
     steps = record.definition_snapshot.get("steps", [])
@@ -235,6 +265,38 @@ def workflow_table(records: Iterable[WorkflowRecord]) -> Table:
             _status_text(str(record.status)),
             Text(record.current_step_name or "-", no_wrap=True, overflow="ellipsis"),
             Text(local_time(record.updated_at, short=True)),
+        )
+    return table
+
+
+_RUN_STATUS_STYLES = {"DONE": "green", "RUNNING": "bold blue", "QUEUED": "cyan", "SKIPPED": "dim"}
+
+
+def step_run_table(runs: Iterable[StepRunRecord]) -> Table:
+    """The ``ruvon steps`` table: one row per step run, oldest first."""
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in ("RUN", "STEP", "KIND", "ATTEMPT", "STATUS", "WORKER", "QUEUE"):
+        table.add_column(column, no_wrap=column != "STEP")
+    for column in ("CLAIMED", "FINISHED", "DURATION"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("ERROR", overflow="fold")
+    for run in runs:
+        step = f"{run.step_name}[{run.branch}]" if run.branch else run.step_name
+        if run.run_number > 1:
+            step += f" #{run.run_number}"
+        duration = run.duration
+        table.add_row(
+            Text(str(run.run_id)),
+            Text(step, no_wrap=True, overflow="ellipsis"),
+            Text(str(run.kind)),
+            Text(str(run.attempt)),
+            Text(str(run.status), style=_RUN_STATUS_STYLES.get(str(run.status), "")),
+            Text(run.worker or "-"),
+            Text(run.queue),
+            Text(local_time(run.started_at, short=True) or "-"),
+            Text(local_time(run.finished_at, short=True) or "-"),
+            Text(format_duration(duration) if duration is not None else "-"),
+            Text(run.error or "", style="red"),
         )
     return table
 

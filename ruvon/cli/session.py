@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from rich.text import Text
 
@@ -97,7 +98,23 @@ def print_outcome(
     if wf.status.is_failed and wf.status is not WorkflowStatus.FAILED_ROLLED_BACK:
         hint = config.command_line("retry", wf.id)
         output.line(("Fix the cause, then re-run the failed step with: ", "dim"), (hint, "bold"))
+    if output.json_result:
+        output.json(outcome_data(wf, result.waiting))
     return exit_code_of(wf.status)
+
+
+def outcome_data(wf: Workflow, waiting: Workflow | None = None) -> dict[str, Any]:
+    """The machine-readable result of ``run/start/resume --json``: where the workflow stands."""
+    return {
+        "id": wf.id,
+        "workflow_type": wf.workflow_type,
+        "status": str(wf.status),
+        "current_step": wf.current_step,
+        "state": wf.state_dict(),
+        "error": wf.error,
+        # The workflow (this one, or a child) that waits for a person, if any.
+        "waiting_for_input": waiting.id if waiting is not None else None,
+    }
 
 
 async def print_interrupted(

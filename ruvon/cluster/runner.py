@@ -322,6 +322,8 @@ class StepRunner:
             "attempt": retry.attempt,
             "error": error,
             "delay": round(retry.delay, 3),
+            "worker": claim.owner,
+            "queue": claim.queue,
         }
         if claim.branch:
             details["branch"] = claim.branch

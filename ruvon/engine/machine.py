@@ -358,6 +358,12 @@ class WorkflowEngine(WorkflowScope):
         details: dict[str, Any] = {"result": result}
         if target < len(self.steps):
             details["next_step"] = self.steps[target].name
+        # Where and how long it ran, for `ruvon start --wait` and `ruvon show` on a cluster: the
+        # row commits with the step, so a reader of the audit log sees each step exactly once.
+        details["duration_ms"] = round((time.perf_counter() - self._step_started_at) * 1000, 1)
+        claim = self.distribution.claim if self.distribution is not None else None
+        if claim is not None:
+            details["worker"], details["queue"] = claim.owner, claim.queue
         self._audit("STEP_COMPLETED", step.name, details)
 
     def _set_status(

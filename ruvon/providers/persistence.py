@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites
+from ruvon.providers.runs import StepRunRecord, WorkWrites
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -91,9 +92,17 @@ class PersistenceProvider(Protocol):
         status: WorkflowStatus | None = None,
         workflow_type: str | None = None,
         parent_execution_id: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first."""
+        """Workflows matching every given filter, newest first (``created_at``, then ``id``,
+        both descending).
+
+        ``created_since`` (inclusive) and ``created_until`` (exclusive) bound ``created_at``;
+        ``after`` skips to the workflows that sort after that position (the next page).
+        """
         ...
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
@@ -114,6 +123,14 @@ class PersistenceProvider(Protocol):
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""
+        ...
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """Step runs of one workflow, in the order they were created.
+
+        Only a store that keeps step runs (the cluster's PostgreSQL) has any; the others
+        return ``[]``, as every provider does for an unknown workflow.
+        """
         ...
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "RunKind",
     "RunRequest",
     "RunStatus",
+    "StepRunRecord",
     "TakeRun",
     "WorkWrites",
     "reject_work",
@@ -115,6 +116,39 @@ class Claim:
         return QueuedRun(
             self.run_id, self.workflow_id, self.kind, self.step_name, self.branch, self.queue, delay
         )
+
+
+@dataclass(frozen=True, slots=True)
+class StepRunRecord:
+    """A step run as stored, for people and tools (``ruvon steps``): where and how it ran.
+
+    ``attempt`` counts the claims so far, ``worker`` is the last claimant, ``started_at`` its
+    claim and ``finished_at`` the commit that closed the run (None while it is open). Times
+    are the database's clock.
+    """
+
+    run_id: int
+    workflow_id: str
+    kind: RunKind
+    step_name: str
+    branch: str
+    run_number: int
+    status: RunStatus
+    attempt: int
+    queue: str
+    worker: str | None
+    created_at: datetime
+    run_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the last claim to the close (None unless both happened)."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True, slots=True)

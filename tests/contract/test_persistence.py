@@ -19,6 +19,7 @@ import pytest
 
 from ruvon.errors import (
     ConcurrencyConflict,
+    ConfigurationError,
     PersistenceError,
     StateTooLargeError,
     StateValidationError,
@@ -31,11 +32,14 @@ from ruvon.implementations.persistence.memory import (
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.models import WorkflowStatus
+from ruvon.providers.ledger import RunLedger
 from ruvon.providers.persistence import PersistenceProvider
+from ruvon.providers.runs import RunKind, RunRequest, RunStatus, WorkWrites
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -373,7 +377,7 @@ async def test_list_workflows_filters_and_orders_newest_first(
         ("a", "T1", WorkflowStatus.ACTIVE, None, 0),
         ("b", "T1", WorkflowStatus.COMPLETED, "p", 2),
         ("c", "T2", WorkflowStatus.ACTIVE, "p", 1),
-        ("d", "T2", WorkflowStatus.ACTIVE, None, 1),  # ties with c: inserted later, listed first
+        ("d", "T2", WorkflowStatus.ACTIVE, None, 1),  # ties with c: the larger id first
         ("e", "T1", WorkflowStatus.ACTIVE, "p", 3),
     ]
     for wid, kind, status, parent, offset in specs:
@@ -394,6 +398,51 @@ async def test_list_workflows_filters_and_orders_newest_first(
     ]
     assert await ids(limit=2) == ["e", "b"]
     assert await ids(workflow_type="none") == []
+
+
+async def test_list_workflows_bounds_created_at(provider: PersistenceProvider) -> None:
+    for offset, wid in enumerate(["a", "b", "c", "d"]):
+        await provider.create_workflow(make_record(wid, created_at=T0 + timedelta(seconds=offset)))
+
+    async def ids(**bounds: Any) -> list[str]:
+        return [record.id for record in await provider.list_workflows(**bounds)]
+
+    assert await ids(created_since=T0 + timedelta(seconds=1)) == ["d", "c", "b"]  # inclusive
+    assert await ids(created_until=T0 + timedelta(seconds=2)) == ["b", "a"]  # exclusive
+    assert await ids(
+        created_since=T0 + timedelta(seconds=1), created_until=T0 + timedelta(seconds=3)
+    ) == ["c", "b"]
+    # An aware bound in another zone means the same instant.
+    plus_two = timezone(timedelta(hours=2))
+    assert await ids(created_since=(T0 + timedelta(seconds=3)).astimezone(plus_two)) == ["d"]
+
+
+async def test_list_workflows_pages_by_keyset_stable_under_inserts(
+    provider: PersistenceProvider,
+) -> None:
+    # Inserted in an order that is neither time nor id order; "m", "k" and "z" share a created_at.
+    specs = [("m", 5), ("a", 1), ("z", 5), ("k", 5), ("q", 3), ("b", 0)]
+    for wid, offset in specs:
+        await provider.create_workflow(make_record(wid, created_at=T0 + timedelta(seconds=offset)))
+    everything = [record.id for record in await provider.list_workflows()]
+    assert everything == ["z", "m", "k", "q", "a", "b"]
+
+    first = await provider.list_workflows(limit=2)
+    assert [r.id for r in first] == ["z", "m"]
+    # Newer workflows, and one as old as the page's last with a larger id, arrive meanwhile:
+    # the next page neither repeats nor skips anything that was there.
+    await provider.create_workflow(make_record("new", created_at=T0 + timedelta(seconds=9)))
+    await provider.create_workflow(make_record("n", created_at=T0 + timedelta(seconds=5)))
+    second = await provider.list_workflows(limit=2, after=ListPosition.of(first[-1]))
+    assert [r.id for r in second] == ["k", "q"]
+    rest = await provider.list_workflows(limit=10, after=ListPosition.of(second[-1]))
+    assert [r.id for r in rest] == ["a", "b"]
+    assert await provider.list_workflows(after=ListPosition.of(rest[-1])) == []
+    # The position combines with the filters and the bounds.
+    filtered = await provider.list_workflows(
+        after=ListPosition(T0 + timedelta(seconds=5), "m"), created_since=T0 + timedelta(seconds=1)
+    )
+    assert [r.id for r in filtered] == ["k", "q", "a"]
 
 
 async def test_audit_is_written_with_the_save_in_order(provider: PersistenceProvider) -> None:
@@ -442,6 +491,42 @@ async def test_compensations_of_a_refused_save_are_not_written(
         )
     assert await provider.get_compensation_log("wf-1") == []
     assert "ROLLED_BACK" not in {e.event_type for e in await provider.get_audit_log("wf-1")}
+
+
+async def test_step_runs_are_listed_oldest_first_where_they_are_kept(
+    provider: PersistenceProvider,
+) -> None:
+    await provider.create_workflow(make_record())
+    assert await provider.list_step_runs("wf-1") == []
+    assert await provider.list_step_runs("nope") == []
+    work = WorkWrites(
+        enqueue=[
+            RunRequest("wf-2", RunKind.ADVANCE, "a", queue="q1"),
+            RunRequest("wf-2", RunKind.STEP, "b", queue="q2", delay=60),
+        ]
+    )
+    try:
+        await provider.create_workflow(make_record("wf-2"), work=work)
+    except ConfigurationError:
+        # A store without step runs refuses distributed work, and lists none.
+        assert await provider.list_step_runs("wf-2") == []
+        return
+    runs = await provider.list_step_runs("wf-2")
+    assert [(r.kind, r.step_name, r.queue, r.status, r.attempt, r.worker) for r in runs] == [
+        (RunKind.ADVANCE, "a", "q1", RunStatus.QUEUED, 0, None),
+        (RunKind.STEP, "b", "q2", RunStatus.QUEUED, 0, None),
+    ]
+    assert runs[0].run_id < runs[1].run_id and runs[0].workflow_id == "wf-2"
+    assert runs[1].run_at is not None and runs[1].run_at > runs[1].created_at
+    assert runs[0].duration is None
+    assert isinstance(provider, RunLedger)  # a store that keeps runs is the workers' ledger
+    claimed = await provider.claim_run(runs[0].run_id, "worker-7", 30)
+    assert claimed is not None
+    assert await provider.finish_run(claimed[0], RunStatus.DONE)
+    done = (await provider.list_step_runs("wf-2"))[0]
+    assert (done.status, done.attempt, done.worker) == (RunStatus.DONE, 1, "worker-7")
+    assert done.started_at is not None and done.finished_at is not None
+    assert done.duration is not None and done.duration >= 0
 
 
 async def test_schedules_are_upserted_by_name(provider: PersistenceProvider) -> None:

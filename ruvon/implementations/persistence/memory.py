@@ -22,11 +22,12 @@ from typing import Any, TypeVar
 
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites, reject_work
+from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -110,7 +111,7 @@ class MemoryPersistenceProvider:
         self._lock = threading.Lock()
         self._snapshots = _SnapshotCodec()
         self._workflows: dict[str, _Stored] = {}
-        # Insertion sequence breaks created_at ties in list_workflows (newest first).
+        # Insertion sequence breaks run_at ties in list_due_timers (earliest first).
         self._sequence: dict[str, int] = {}
         self._counter = itertools.count()
         self._by_idempotency_key: dict[str, str] = {}
@@ -216,12 +217,18 @@ class MemoryPersistenceProvider:
         status: WorkflowStatus | None = None,
         workflow_type: str | None = None,
         parent_execution_id: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first (created_at, then insertion)."""
+        """Workflows matching every given filter, newest first (created_at, then id)."""
+        since = _aware(created_since) if created_since is not None else None
+        until = _aware(created_until) if created_until is not None else None
+        past = (_aware(after.created_at), after.workflow_id) if after is not None else None
         with self._lock:
             matching = [
-                (stored["created_at"], self._sequence[workflow_id], stored)
+                ((_aware(stored["created_at"]), workflow_id), stored)
                 for workflow_id, stored in self._workflows.items()
                 if (status is None or stored["status"] == status)
                 and (workflow_type is None or stored["workflow_type"] == workflow_type)
@@ -230,8 +237,15 @@ class MemoryPersistenceProvider:
                     or stored["parent_execution_id"] == parent_execution_id
                 )
             ]
-        matching.sort(key=lambda item: (_aware(item[0]), item[1]), reverse=True)
-        return [_decode_workflow(stored) for _, _, stored in matching[: max(limit, 0)]]
+        matching = [
+            (position, stored)
+            for position, stored in matching
+            if (since is None or position[0] >= since)
+            and (until is None or position[0] < until)
+            and (past is None or position < past)
+        ]
+        matching.sort(key=lambda item: item[0], reverse=True)
+        return [_decode_workflow(stored) for _, stored in matching[: max(limit, 0)]]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of waiting workflows whose ``run_at`` is due, earliest first."""
@@ -271,6 +285,10 @@ class MemoryPersistenceProvider:
         with self._lock:
             rows = list(self._compensations.get(workflow_id, ()))
         return [_thaw(entry, "state_before", state) for entry, state in rows]
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
+        return []
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

@@ -161,3 +161,8 @@ def five_seconds(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     count_effect(context)
     time.sleep(5)
     return {"slept": 5}
+
+
+def three_seconds(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    time.sleep(3)
+    return {"slept": 3}

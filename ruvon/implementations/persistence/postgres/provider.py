@@ -71,6 +71,7 @@ from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -207,9 +208,12 @@ class PostgresPersistenceProvider(
         status: WorkflowStatus | None = None,
         workflow_type: str | None = None,
         parent_execution_id: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first."""
+        """Workflows matching every given filter, newest first (created_at, then id)."""
         rows = await self._fetch(
             "list workflows",
             _Q["list_workflows"],
@@ -217,6 +221,10 @@ class PostgresPersistenceProvider(
             workflow_type,
             parent_execution_id,
             max(limit, 0),
+            utc(created_since),
+            utc(created_until),
+            utc(after.created_at) if after is not None else None,
+            after.workflow_id if after is not None else None,
         )
         return [workflow_from_row(row) for row in rows]
 

@@ -28,6 +28,7 @@ from ruvon.providers.runs import (
     RunKind,
     RunRequest,
     RunStatus,
+    StepRunRecord,
     TakeRun,
 )
 from ruvon.records import AuditEntry, WorkflowRecord
@@ -195,3 +196,15 @@ class PostgresRunLedger:
             (workflow_id, step_name, run_number),
         )
         return [BranchOutcome(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """Step runs of one workflow, oldest first (a PersistenceProvider read)."""
+        rows = await self._query("read step runs", "fetch", _Q["list_step_runs"], (workflow_id,))
+        return [step_run_record(row) for row in rows]
+
+
+def step_run_record(row: Sequence[Any]) -> StepRunRecord:
+    """A ``list_step_runs`` row (its columns in :class:`StepRunRecord` field order)."""
+    values = list(row)
+    values[2], values[6] = RunKind(values[2]), RunStatus(values[6])
+    return StepRunRecord(*values)

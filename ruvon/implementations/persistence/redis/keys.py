@@ -23,8 +23,9 @@ With the default prefix ``ruvon:`` the layout is::
     ruvon:schedules               hash     schedule name -> JSON
 
 An **index member** is the 16 hex digits of the workflow's ``_seq`` followed by its id. Members
-with equal scores sort by member, so a reverse range lists equal ``created_at`` values newest
-insert first, and the id is the member minus its first 16 characters.
+with equal scores sort by member (newest insert last); ``list_workflows`` re-sorts each run of
+equal ``created_at`` scores by id, as the SQL providers order them. The id is the member minus
+its first 16 characters.
 
 Ids, types and keys are used verbatim: Redis keys are binary-safe, and every variable part comes
 after a fixed kind tag (``wf:``, ``idx:type:``...), so no two distinct names can collide whatever

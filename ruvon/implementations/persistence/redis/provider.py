@@ -66,11 +66,12 @@ from ruvon.implementations.persistence.redis.scripts import (
     ScriptStatus,
 )
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites, reject_work
+from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -219,14 +220,26 @@ class RedisPersistenceProvider:
         status: WorkflowStatus | None = None,
         workflow_type: str | None = None,
         parent_execution_id: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first (created_at, then insertion)."""
+        """Workflows matching every given filter, newest first (created_at, then id)."""
         if limit <= 0:
             return []
         status_text = str(status) if status is not None else None
+        low = str(micros(created_since)) if created_since is not None else "-inf"
+        high = f"({micros(created_until)}" if created_until is not None else "+inf"
+        after_score: str | None = None
+        if after is not None:
+            after_score = str(micros(after.created_at))
+            if created_until is None or micros(after.created_at) < micros(created_until):
+                high = after_score  # inclusive: ties at that score are cut by id in the script
+        after_id = after.workflow_id if after is not None else None
         args: list[Value] = [self.key_prefix, limit, optional(status_text),
-                             optional(workflow_type), optional(parent_execution_id)]  # fmt: skip
+                             optional(workflow_type), optional(parent_execution_id), low, high,
+                             optional(after_score), optional(after_id)]  # fmt: skip
         scripts = await self._connection()
         replies = await self._guard(scripts.list_workflows(args=args))
         return [workflow_from_hash(pairs(reply)) for reply in replies]
@@ -259,6 +272,10 @@ class RedisPersistenceProvider:
         """Compensations of one workflow, in the order they ran."""
         values = await self._read_list(self.keys.compensations(workflow_id))
         return [compensation_from_value(workflow_id, value) for value in values]
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
+        return []
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

@@ -148,10 +148,16 @@ append_audit(prefix, fields_end + 1)
 return {0}
 
 -- name: list_workflows
--- ARGV: prefix, limit (> 0), status, workflow type, parent id (each optional). Walks the
--- smallest matching index newest first, checks the other filters, returns HGETALL replies.
+-- ARGV: prefix, limit (> 0), status, workflow type, parent id (each optional), the lowest and
+-- highest created_at score (ZRANGEBYSCORE bounds), and the position to continue after:
+-- optional score, optional id. Walks the smallest matching index newest first and checks the
+-- other filters; returns HGETALL replies. Members of one score sort by sequence, the listing
+-- by id (descending, as the SQL providers): each run of equal scores is sorted, then emitted.
 local prefix, limit = ARGV[1], tonumber(ARGV[2])
 local wanted = {optional(ARGV[3]), optional(ARGV[4]), optional(ARGV[5])}
+local low, high = ARGV[6], ARGV[7]
+local after_score, after_id = optional(ARGV[8]), optional(ARGV[9])
+if after_score then after_score = tonumber(after_score) end
 local kinds = {'status', 'type', 'parent'}
 local source, smallest = prefix .. 'idx:all', nil
 for i = 1, 3 do
@@ -162,21 +168,42 @@ for i = 1, 3 do
   end
 end
 local found, offset, page = {}, 0, math.max(limit, 100)
-while true do
-  local members = redis.call('ZREVRANGE', source, offset, offset + page - 1)
-  for _, member in ipairs(members) do
-    local wf = prefix .. 'wf:' .. string.sub(member, 17)
-    local values = redis.call('HMGET', wf, 'status', 'workflow_type', 'parent_execution_id')
-    local matches = true
-    for i = 1, 3 do
-      if wanted[i] and values[i] ~= wanted[i] then matches = false end
-    end
-    if matches then
-      found[#found + 1] = redis.call('HGETALL', wf)
-      if #found >= limit then return found end
+local group, group_score = {}, nil
+-- Emit the ids of one score; true once `limit` workflows are found.
+local function flush()
+  table.sort(group, function(a, b) return a > b end)
+  for _, id in ipairs(group) do
+    if not (after_score and group_score == after_score and id >= after_id) then
+      local wf = prefix .. 'wf:' .. id
+      local values = redis.call('HMGET', wf, 'status', 'workflow_type', 'parent_execution_id')
+      local matches = true
+      for i = 1, 3 do
+        if wanted[i] and values[i] ~= wanted[i] then matches = false end
+      end
+      if matches then
+        found[#found + 1] = redis.call('HGETALL', wf)
+        if #found >= limit then return true end
+      end
     end
   end
-  if #members < page then return found end
+  group = {}
+  return false
+end
+while true do
+  local reply = redis.call('ZREVRANGEBYSCORE', source, high, low, 'WITHSCORES', 'LIMIT',
+                           offset, page)
+  for i = 1, #reply, 2 do
+    local score = tonumber(reply[i + 1])
+    if score ~= group_score then
+      if flush() then return found end
+      group_score = score
+    end
+    group[#group + 1] = string.sub(reply[i], 17)
+  end
+  if #reply < 2 * page then
+    flush()
+    return found
+  end
   offset = offset + page
 end
 

@@ -46,11 +46,12 @@ from ruvon.implementations.persistence.sqlite.rows import (
 )
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import WorkWrites, reject_work
+from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
     ExecutionLogEntry,
+    ListPosition,
     ScheduleRecord,
     WorkflowRecord,
 )
@@ -312,13 +313,20 @@ class SQLitePersistenceProvider:
         status: WorkflowStatus | None = None,
         workflow_type: str | None = None,
         parent_execution_id: str | None = None,
+        created_since: datetime | None = None,
+        created_until: datetime | None = None,
+        after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
-        """Workflows matching every given filter, newest first."""
+        """Workflows matching every given filter, newest first (created_at, then id)."""
         params = {
             "status": str(status) if status is not None else None,
             "workflow_type": workflow_type,
             "parent_execution_id": parent_execution_id,
+            "since": text(created_since),
+            "until": text(created_until),
+            "after_created_at": text(after.created_at) if after is not None else None,
+            "after_id": after.workflow_id if after is not None else None,
             "limit": max(limit, 0),
         }
         rows = await self._run(_select, _Q["list_workflows"], params)
@@ -359,6 +367,10 @@ class SQLitePersistenceProvider:
             CompensationEntry(w, step, fn, bool(ok), error, loads(state), time(at))
             for w, step, fn, ok, error, state, at in rows
         ]
+
+    async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
+        """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
+        return []
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

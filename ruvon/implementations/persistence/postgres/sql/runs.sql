@@ -133,3 +133,11 @@ FROM (SELECT 1) AS one LEFT JOIN fired AS f ON true LEFT JOIN released AS r ON t
 SELECT branch, branch_index, succeeded, result, error FROM parallel_branch_results
 WHERE workflow_id = $1 AND step_name = $2 AND run_number = $3
 ORDER BY branch_index;
+
+-- name: list_step_runs
+-- Every run of one workflow, oldest first (`ruvon steps`); the unique key's index leads with
+-- workflow_id.
+SELECT id, workflow_id, kind, step_name, branch, run_number, status, attempt, queue,
+       lease_owner, created_at, run_at, started_at, finished_at, error
+FROM step_runs WHERE workflow_id = $1
+ORDER BY id;

@@ -55,7 +55,8 @@ FROM workflow_executions WHERE idempotency_key = $1;
 
 -- name: list_workflows
 -- A NULL filter matches everything; newest first. The table has no insertion sequence, so
--- created_at ties are broken by id (descending) to keep the order stable.
+-- created_at ties are broken by id (descending) to keep the order stable; (created_at, id) is
+-- then a keyset: $7/$8 continue after the last row of the previous page.
 SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
@@ -64,6 +65,9 @@ FROM workflow_executions
 WHERE ($1::text IS NULL OR status = $1)
   AND ($2::text IS NULL OR workflow_type = $2)
   AND ($3::text IS NULL OR parent_execution_id = $3)
+  AND ($5::timestamptz IS NULL OR created_at >= $5)
+  AND ($6::timestamptz IS NULL OR created_at < $6)
+  AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::text))
 ORDER BY created_at DESC, id DESC
 LIMIT $4;
 

@@ -117,7 +117,8 @@ SELECT id, workflow_type, workflow_version, status, current_step, state, definit
 FROM workflow_executions WHERE idempotency_key = ?;
 
 -- name: list_workflows
--- A NULL filter matches everything; newest first, insertion order breaking created_at ties.
+-- A NULL filter matches everything; newest first, the id breaking created_at ties (so that
+-- (created_at, id) is a keyset: a page continues after the last row of the previous one).
 SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
@@ -126,7 +127,10 @@ FROM workflow_executions
 WHERE (:status IS NULL OR status = :status)
   AND (:workflow_type IS NULL OR workflow_type = :workflow_type)
   AND (:parent_execution_id IS NULL OR parent_execution_id = :parent_execution_id)
-ORDER BY created_at DESC, rowid DESC
+  AND (:since IS NULL OR created_at >= :since)
+  AND (:until IS NULL OR created_at < :until)
+  AND (:after_created_at IS NULL OR (created_at, id) < (:after_created_at, :after_id))
+ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 
 -- name: list_due_timers

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from ruvon.cli.main import cli
 from ruvon.db_schema import compatibility, migrations
 from ruvon.errors import ConfigurationError, SchemaOutOfDate
+from ruvon.implementations.observability.health import check_database
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from tests.migrations.future_revisions import NEXT, newer_migrations, ruvon_cli, upgrade_with
@@ -177,6 +178,9 @@ async def test_this_code_runs_against_a_newer_revision_declared_compatible(
     assert current.exit_code == 0, current.output
     assert f"newer than this Ruvon's head {HEAD}, declared compatible with it" in current.output
     assert await asyncio.to_thread(migrations.current_revision, url) == NEXT
+    # The health probe of an old pod mid-upgrade says it may keep running.
+    _, schema = await check_database(url, 5.0)
+    assert schema.ok is True and NEXT in schema.summary and HEAD in schema.summary
 
 
 @pytest.mark.parametrize("declares", ["itself", "nothing"])
@@ -197,6 +201,8 @@ async def test_this_code_refuses_a_newer_revision_that_is_not_compatible(
     upgraded = await asyncio.to_thread(runner.invoke, cli, ["--db", url, "db", "upgrade"])
     assert upgraded.exit_code == 3, upgraded.output  # PersistenceError
     assert NEXT in upgraded.output and HEAD in upgraded.output
+    _, schema = await check_database(url, 5.0)
+    assert schema.ok is False and "upgrade Ruvon, or downgrade the database" in schema.summary
 
 
 # -- ruvon db wait -----------------------------------------------------------------------------

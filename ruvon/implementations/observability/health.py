@@ -60,10 +60,10 @@ async def check_database(url: str, timeout: float) -> tuple[Check, Check]:
     started = time.perf_counter()
     try:
         if is_cluster_url(url):
-            revision = await _postgres_revision(url, timeout)
+            revision, declared = await _postgres_schema(url, timeout)
         else:
-            revision = await asyncio.wait_for(
-                asyncio.to_thread(migrations.current_revision, url), timeout
+            revision, declared = await asyncio.wait_for(
+                asyncio.to_thread(migrations.read_schema, url), timeout
             )
     except Exception as exc:
         error = _error_text(exc)
@@ -74,10 +74,12 @@ async def check_database(url: str, timeout: float) -> tuple[Check, Check]:
     database = Check(
         "database", True, f"{where} ({latency} ms)", {"url": where, "latency_ms": latency}
     )
-    return database, _migrations_check(revision)
+    return database, _migrations_check(revision, declared)
 
 
-def _migrations_check(current: str | None) -> Check:
+def _migrations_check(current: str | None, declared: dict[str, str]) -> Check:
+    """At head, or at a newer revision declared compatible with this code (a rolling upgrade
+    in progress: this pod may keep running), is healthy; anything else names what to do."""
     try:
         head: str | None = migrations.head_revision()
     except Exception as exc:  # no migrations directory shipped: compare with the code's pin
@@ -89,15 +91,19 @@ def _migrations_check(current: str | None) -> Check:
         details["note"] = note
     if current == expected:
         return Check("migrations", True, f"at head ({expected})", details)
-    found = current or "no Ruvon schema"
-    return Check(
-        "migrations", False, f"{found}, head is {expected}: run `ruvon db upgrade`", details
-    )
+    problem = migrations.compatibility_problem(current, declared)
+    if problem is None:
+        return Check(
+            "migrations", True, f"at {current}, newer and compatible (code at {expected})", details
+        )
+    return Check("migrations", False, problem, details)
 
 
-async def _postgres_revision(url: str, timeout: float) -> str | None:
+async def _postgres_schema(url: str, timeout: float) -> tuple[str | None, dict[str, str]]:
+    """The revision and, when it is not this code's, its compatibility declarations."""
     import asyncpg
 
+    from ruvon.db_schema import compatibility
     from ruvon.implementations.persistence.postgres.target import ConnectionTarget
 
     connection = await asyncpg.connect(ConnectionTarget.from_url(url).dsn, timeout=timeout)
@@ -105,8 +111,15 @@ async def _postgres_revision(url: str, timeout: float) -> str | None:
         try:
             value = await connection.fetchval(migrations.VERSION_QUERY, timeout=timeout)
         except asyncpg.UndefinedTableError:
-            return None
-        return str(value) if value is not None else None
+            return None, {}
+        revision = str(value) if value is not None else None
+        if revision == migrations.SCHEMA_REVISION:
+            return revision, {}
+        try:
+            rows = await connection.fetch(compatibility.COMPAT_QUERY, timeout=timeout)
+        except asyncpg.UndefinedTableError:
+            return revision, {}
+        return revision, {str(row[0]): str(row[1]) for row in rows}
     finally:
         await connection.close(timeout=timeout)
 

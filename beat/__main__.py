@@ -1,4 +1,4 @@
-"""``python -m beat [--loglevel LEVEL]``: run the Ruvon beat in this process (``ruvon beat``)."""
+"""``python -m beat [--loglevel LEVEL]``: ``python -m ruvon.cluster.beat`` (``ruvon beat``)."""
 
 from __future__ import annotations
 

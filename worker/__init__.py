@@ -1,7 +1,8 @@
-"""The Ruvon worker, as Celery finds it: ``celery -A worker worker`` (``ruvon worker``).
+"""The Ruvon worker from a checkout: ``celery -A worker worker`` (= ``ruvon worker``).
 
-A thin entry point: the worker's runtime lives in :mod:`ruvon.cluster` (the app, its tasks,
-each process's resources). ``worker.app`` is the Celery application.
+A thin entry point kept for deployments that run the checkout with this directory on the path:
+the worker's runtime, its Celery app included, is :mod:`ruvon.cluster` (installed with the
+package; ``celery -A ruvon.cluster.app worker`` needs no checkout). ``worker.app`` is that app.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``python -m worker [celery worker options]``: the same as ``celery -A worker worker``."""
+"""``python -m worker [celery worker options]``: ``celery -A ruvon.cluster.app worker``."""
 
 from __future__ import annotations
 

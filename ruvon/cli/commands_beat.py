@@ -1,8 +1,8 @@
 """``ruvon beat`` (the cluster's beat: sweeps and cron) and ``ruvon scan-zombies`` (expired leases).
 
-``ruvon beat`` replaces itself with ``python -m beat`` (like ``ruvon worker`` with Celery: the
-beat is PID 1 in a container, and finds the ``beat`` package and the step modules in the
-current directory). The beat runs the sweeps itself (:mod:`ruvon.cluster.beat`). ``ruvon
+``ruvon beat`` replaces itself with ``python -m ruvon.cluster.beat`` (like ``ruvon worker`` with
+Celery: the beat is PID 1 in a container, and imports the step modules from the current
+directory). The beat runs the sweeps itself (:mod:`ruvon.cluster.beat`). ``ruvon
 scan-zombies`` lists step runs whose worker stopped renewing its lease; ``--fix`` runs the
 beat's zombie sweep once, here (re-queue, or fail the workflows of runs that used up
 ``RUVON_CRASH_ATTEMPTS``).
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.table import Table
 
-from ruvon.cli.commands_worker import LOGLEVEL_OPTION, exec_celery, require_app_package
+from ruvon.cli.commands_worker import LOGLEVEL_OPTION, exec_celery, require_module
 from ruvon.cli.failures import CommandError
 from ruvon.cli.render import Output, format_duration, short_id
 from ruvon.cli.runtime import CliConfig, run_async
@@ -28,12 +28,13 @@ if TYPE_CHECKING:
     from ruvon.config import Settings
     from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 
-BEAT_APP = "beat"
+#: The beat's module, run with ``python -m`` (in the installed package, like the worker's app).
+BEAT_MODULE = "ruvon.cluster.beat"
 
 
 def beat_argv(*, loglevel: str) -> list[str]:
-    """The argv of ``python -m beat`` with these options."""
-    return [sys.executable, "-m", BEAT_APP, "--loglevel", loglevel]
+    """The argv of ``python -m ruvon.cluster.beat`` with these options."""
+    return [sys.executable, "-m", BEAT_MODULE, "--loglevel", loglevel]
 
 
 @click.command(
@@ -52,13 +53,14 @@ def beat_argv(*, loglevel: str) -> list[str]:
 def beat_command(
     config: CliConfig, loglevel: str, schedule_file: Path | None, celery_args: tuple[str, ...]
 ) -> None:
-    """Run the cluster's beat: sweeps and cron (replaces this process with `python -m beat`).
+    """Run the cluster's beat: sweeps and cron (replaces this process with the beat's own).
 
     The sweeps (zombies, lost messages, parents and joins, timers) run every
     RUVON_SWEEP_SECONDS and the cron poll every RUVON_SCHEDULE_POLL_SECONDS, here, against
     RUVON_DATABASE_URL; the runs they queue go to the workers through RUVON_BROKER_URL.
     """
-    require_app_package(BEAT_APP, "the Ruvon beat", "beat")
+    # Its sweeps announce the runs they queue through Celery's broker.
+    require_module("celery", "ruvon beat needs Celery: pip install 'ruvon[celery,postgres]'")
     ignored = [*(["--schedule-file"] if schedule_file is not None else []), *celery_args]
     if ignored:
         click.echo(

@@ -1,7 +1,7 @@
 """``ruvon flower``: Flower, Celery's web monitor, on the cluster's broker.
 
-The command replaces itself with ``celery -A worker flower`` (like ``ruvon worker``: in a
-container Flower is PID 1 and gets the SIGTERM). Flower uses the worker's Celery app, so it
+The command replaces itself with ``celery -A ruvon.cluster.app flower`` (like ``ruvon worker``:
+in a container Flower is PID 1 and gets the SIGTERM). Flower uses the worker's Celery app, so it
 reads the same ``RUVON_BROKER_URL`` and ``RUVON_BROKER_KEY_PREFIX`` and sees the workers' task
 events: ``ruvon.run.step`` / ``branch`` / ``join`` / ``advance`` with ``(run_id, workflow_id,
 step, branch)``; the beat's sweeps are no tasks (they run in the beat's process). Workers send
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import click
 
-from ruvon.cli.commands_worker import WORKER_APP, exec_celery, require_app_package, require_module
+from ruvon.cli.commands_worker import WORKER_APP, exec_celery, require_module
 
 DEFAULT_PORT = 5555
 
@@ -47,7 +47,7 @@ def ask_workers_for_events() -> None:
 
 
 def celery_flower_argv(*, port: int, address: str, extra: Sequence[str] = ()) -> list[str]:
-    """The argv of ``python -m celery -A worker flower`` with these options."""
+    """The argv of ``python -m celery -A ruvon.cluster.app flower`` with these options."""
     # Flower parses its own options with tornado: only the `--name=value` form is understood.
     return [
         *(sys.executable, "-m", "celery", "-A", WORKER_APP, "flower"),
@@ -58,7 +58,6 @@ def celery_flower_argv(*, port: int, address: str, extra: Sequence[str] = ()) ->
 
 def _check_installed() -> None:
     require_module("flower", "ruvon flower needs Flower: pip install 'ruvon[celery]'")
-    require_app_package(WORKER_APP, "the Ruvon Celery app", "flower")
 
 
 @click.command(

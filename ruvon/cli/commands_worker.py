@@ -1,18 +1,19 @@
-"""``ruvon worker``: start a Celery worker of the cluster (``celery -A worker worker``).
+"""``ruvon worker``: a Celery worker of the cluster (``celery -A ruvon.cluster.app worker``).
 
 The command replaces itself with Celery (``os.execv``) instead of running it as a child: in a
 container Celery then *is* PID 1, so ``docker stop`` / Kubernetes' SIGTERM reaches it directly
 and triggers its warm shutdown (finish running tasks, close each process's bridge and pool),
 and there is no wrapper process to forward signals or exit codes. Celery runs as
 ``python -m celery`` with this interpreter, so the worker uses the same environment as ``ruvon``
-and finds the ``worker`` package in the current directory.
+and imports the step modules from the current directory (``-m`` puts it first on ``sys.path``).
 
-The SDK does not import ``worker/``: this module only names it on Celery's command line.
+The Celery app is :mod:`ruvon.cluster.app`, part of the installed package: a wheel runs a
+cluster on its own, and no top-level ``worker`` package is needed (a user's own ``worker``
+package cannot shadow it). This module only names the app on Celery's command line.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -24,7 +25,8 @@ import click
 from ruvon.cli.runtime import CliConfig
 from ruvon.errors import ConfigurationError
 
-WORKER_APP = "worker"
+#: The Celery app of the cluster's workers (and of Flower), as ``celery -A`` takes it.
+WORKER_APP = "ruvon.cluster.app"
 
 #: ``--loglevel`` of the commands that exec Celery (worker, beat).
 LOGLEVEL_OPTION = click.option(
@@ -44,7 +46,7 @@ def celery_worker_argv(
     loglevel: str,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """The argv of ``python -m celery -A worker worker`` with these options."""
+    """The argv of ``python -m celery -A ruvon.cluster.app worker`` with these options."""
     argv = [sys.executable, "-m", "celery", "-A", WORKER_APP, "worker", "--loglevel", loglevel]
     if queues:
         names = [name.strip() for name in queues.split(",") if name.strip()]
@@ -62,16 +64,6 @@ def require_module(module: str, message: str) -> None:
         raise ConfigurationError(message)
 
 
-def require_app_package(package: str, what: str, command: str) -> None:
-    """The Celery app package (worker/, beat/) must be importable where Celery will look."""
-    # `python -m celery` puts the current directory first on sys.path.
-    if importlib.machinery.PathFinder.find_spec(package, [os.getcwd(), *sys.path]) is None:
-        raise ConfigurationError(
-            f"cannot find the '{package}' package ({what}): run `ruvon {command}` from the "
-            f"project directory that contains {package}/, or add it to PYTHONPATH"
-        )
-
-
 def exec_celery(argv: list[str]) -> NoReturn:
     """Replace this process with Celery (see the module docstring: Celery becomes PID 1)."""
     sys.stdout.flush()
@@ -81,7 +73,6 @@ def exec_celery(argv: list[str]) -> NoReturn:
 
 def _check_installed() -> None:
     require_module("celery", "ruvon worker needs Celery: pip install 'ruvon[celery,postgres]'")
-    require_app_package(WORKER_APP, "the Ruvon Celery app", "worker")
 
 
 @click.command(

@@ -16,7 +16,9 @@
   their intervals, and its ``/metrics``; :mod:`~ruvon.cluster.celery_beat` keeps
   ``celery -A beat beat`` working for one release.
 
-The top-level ``worker/`` and ``beat/`` packages are the thin entry points
-(``celery -A worker worker``, ``python -m beat``). Nothing below this package imports it,
-except the CLI commands that run it.
+Everything a cluster runs ships in the package: ``ruvon worker`` is ``celery -A
+ruvon.cluster.app worker``, ``ruvon beat`` is ``python -m ruvon.cluster.beat``, ``ruvon
+flower`` is ``celery -A ruvon.cluster.app flower``. The checkout's top-level ``worker/`` and
+``beat/`` packages only re-export them (``celery -A worker worker``, ``python -m beat``).
+Nothing below this package imports it, except the CLI commands that run it.
 """

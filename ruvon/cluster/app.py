@@ -1,4 +1,8 @@
-"""The Celery application of a Ruvon worker (``celery -A worker worker``, ``ruvon worker``).
+"""The Celery app of a Ruvon worker (``ruvon worker``, ``celery -A ruvon.cluster.app worker``).
+
+It ships in the package, so an installed wheel runs a cluster from the user's project directory
+(their registry and step modules) with nothing else on the path; the checkout's top-level
+``worker/`` package only re-exports it (``celery -A worker worker`` keeps working there).
 
 Configuration comes from :class:`ruvon.config.Settings` (``RUVON_BROKER_URL``,
 ``RUVON_RESULT_BACKEND``, ``RUVON_BROKER_KEY_PREFIX``, ``RUVON_DATABASE_URL``, pool sizes...).
@@ -15,9 +19,11 @@ Operations: ``RUVON_METRICS_PORT`` (Prometheus ``/metrics``, :mod:`ruvon.cluster
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from celery import Celery
-from celery.signals import after_setup_logger, worker_process_init
+from celery.signals import after_setup_logger, worker_init, worker_process_init
 
 # Heartbeat files, metrics and the process resources connect their own Celery signals.
 from ruvon.cluster import health as _health  # noqa: F401
@@ -53,6 +59,20 @@ def _quiet_task_lines(**_: object) -> None:
         return
     for name in _TASK_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@worker_init.connect
+def _import_steps_from_the_working_directory(**_: object) -> None:
+    """Step modules resolve from the worker's working directory, however it was started.
+
+    ``ruvon worker`` runs ``python -m celery``, which puts that directory first on
+    ``sys.path``; the ``celery`` script has it there only while it loads the app (Celery's
+    ``cwd_in_path``), and a step's module is imported later, in a pool process. Before the
+    pool forks, put it where ``-m`` does, so both commands run the same workflows.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
 
 
 app = create_app()

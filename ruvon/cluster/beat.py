@@ -14,9 +14,9 @@ poll_schedules              start cron-scheduled workflows      ``RUVON_SCHEDULE
                                                                 (1)
 ==========================  ==================================  =============================
 
-``ruvon beat`` (``python -m beat``) runs :func:`main`. The sweeps run here, in the beat's own
-process, on its own :class:`~ruvon.bridge.EventLoopBridge` with a small asyncpg pool (two
-connections, ``application_name`` ``ruvon-beat``); the runs they queue are announced with the
+``ruvon beat`` (``python -m ruvon.cluster.beat``) runs :func:`main`. The sweeps run here, in
+the beat's own process, on its own :class:`~ruvon.bridge.EventLoopBridge` with a small asyncpg
+pool (two connections, ``application_name`` ``ruvon-beat``); the runs they queue go out with the
 Celery executor (:class:`~ruvon.implementations.execution.celery.CeleryExecutionProvider`),
 like any run. None of it goes through the task stream: a sweep used to be a Celery task sent
 every second, most of what Flower showed. The beat builds a
@@ -247,9 +247,11 @@ def configure_logging(level: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m beat [--loglevel LEVEL]``: run the beat (what ``ruvon beat`` execs)."""
+    """``python -m ruvon.cluster.beat [--loglevel LEVEL]``: run the beat (``ruvon beat`` execs
+    it)."""
     parser = argparse.ArgumentParser(
-        prog="python -m beat", description="The Ruvon beat: the cluster's sweeps and cron poll."
+        prog="python -m ruvon.cluster.beat",
+        description="The Ruvon beat: the cluster's sweeps and cron poll.",
     )
     parser.add_argument(
         "--loglevel",
@@ -261,3 +263,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     arguments = parser.parse_args(argv)
     configure_logging(arguments.loglevel)
     sys.exit(run_beat())
+
+
+if __name__ == "__main__":
+    # `python -m` runs this file as __main__; the beat runs from the module under its own name,
+    # so that anything importing ruvon.cluster.beat meets the same objects as the running beat.
+    from ruvon.cluster.beat import main as _main
+
+    _main()

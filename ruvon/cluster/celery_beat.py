@@ -3,7 +3,8 @@
 The beat no longer sends tasks (its sweeps run in its own process, :mod:`ruvon.cluster.beat`),
 so the Celery beat of this app has an empty schedule; what it still does is host the Ruvon
 beat, started from ``beat_init`` on a background thread and stopped at exit. Deployments
-should run ``ruvon beat`` (``python -m beat``) instead, which needs no Celery beat at all.
+should run ``ruvon beat`` (``python -m ruvon.cluster.beat``) instead, which needs no Celery
+beat at all.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ _KILL_REAP_TIMEOUT = 10.0
 
 
 class BeatProcess:
-    """One ``ruvon beat`` subprocess (``python -m beat``: the sweeps run in it), in its own
-    session."""
+    """One ``ruvon beat`` subprocess (``python -m ruvon.cluster.beat``: the sweeps run in it),
+    in its own session."""
 
     def __init__(self, process: subprocess.Popen[bytes], *, log_path: Path) -> None:
         self.process = process

@@ -17,10 +17,11 @@ carry the run's ``application_name``. Closing the cluster stops every worker it 
 then SIGKILL of the process group), deletes the run's Redis keys and drops the database, even
 when a step of that fails.
 
-The ``worker`` package (the Ruvon Celery app) is not part of the SDK: the workers find it on
-``PYTHONPATH``, which starts with the checkout this module lives in (:data:`REPO_ROOT`). Linux
-only (``/proc``, process groups). Needs ``RUVON_TEST_POSTGRES_URL`` and ``RUVON_TEST_REDIS_URL``
-(defaults: the local services ``scripts/services`` starts).
+The workers run the package's Celery app (:mod:`ruvon.cluster.app`) from the checkout this
+module lives in (:data:`REPO_ROOT`, first on ``PYTHONPATH``), so they import the test
+workflows' step modules from it. Linux only (``/proc``, process groups). Needs
+``RUVON_TEST_POSTGRES_URL`` and ``RUVON_TEST_REDIS_URL`` (defaults: the local services
+``scripts/services`` starts).
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """The built wheel runs a cluster: a fresh venv, outside the checkout, with only the user's files.
 
 The module builds the wheel (``pip wheel --no-deps``), creates a venv in a temporary directory
-without pip or site packages, and installs ``ruvon-*.whl[all]`` into it, dependencies included,
-from the machine's package index (``pip --python VENV install``; ``--no-compile`` keeps it to
-~15 s). Nothing of the checkout is visible to that venv: no ``PYTHONPATH``, the working
-directory is the user's project, and the checkout's editable install is in another venv. So a
-file the wheel lacks (the Celery app, the beat, the migrations) or a dependency it does not
-declare fails here, as it would for a user.
+without pip or site packages, and installs the wheel into it as deploy/Dockerfile does (its
+server extras, dependencies included, ``-c deploy/constraints.txt``) from the machine's package
+index (``pip --python VENV install``; ``--no-compile`` keeps it to ~15 s). Nothing of the
+checkout is visible to that venv: no ``PYTHONPATH``, the working directory is the user's
+project, and the checkout's editable install is in another venv. So a file the wheel lacks (the
+Celery app, the beat, the migrations), a dependency it does not declare or one the constraints
+do not pin fails here, as it would for a user or an image build.
 
 The project holds what a user writes: ``config/workflow_registry.yaml`` (the default
 registry path), one workflow YAML and a step package named ``worker`` — the generic name the
@@ -33,11 +34,13 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from packaging.utils import canonicalize_name
 
 from ruvon.testing.cluster import BeatProcess, WorkerProcess, client_app, delete_broker_keys
 from ruvon.testing.postgres import create_database, drop_database
@@ -46,6 +49,9 @@ from ruvon.testing.redis import redis_url_for_tests
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
+#: What deploy/Dockerfile installs, and with which pins.
+CONSTRAINTS = REPO / "deploy" / "constraints.txt"
+IMAGE_EXTRAS = "postgres,celery,redis,prometheus"
 INSTALL_TIMEOUT = 240.0
 COMMAND_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
@@ -153,7 +159,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
             "install",
             "--no-compile",
             "--quiet",
-            f"{wheel}[all]",
+            *("-c", str(CONSTRAINTS)),
+            f"{wheel}[{IMAGE_EXTRAS}]",
         ],
         cwd=root,
         timeout=INSTALL_TIMEOUT,
@@ -316,6 +323,17 @@ def test_the_venv_imports_ruvon_from_the_wheel_and_nothing_from_the_checkout(
     assert Path(found["migrations"]).is_relative_to(installed.venv)
     assert found["beat_package"] is False  # the checkout's beat/ is no part of the wheel
     assert found["worker"] == str(installed.project / "worker" / "__init__.py")  # the user's
+
+
+def test_the_install_is_exactly_what_the_constraints_pin(installed: Installed) -> None:
+    """The image's install line gives the wheel and the pinned packages, no more, no fewer."""
+    listing = [sys.executable, "-m", "pip", "--python", installed.bin("python"), "list"]
+    listed = run([*listing, "--format", "json"], cwd=installed.venv).stdout
+    got = {canonicalize_name(d["name"]): d["version"] for d in json.loads(listed)}
+    lines = [line for line in CONSTRAINTS.read_text().splitlines() if not line.startswith("#")]
+    pinned = dict(line.split("==") for line in lines if line)
+    assert got.pop("ruvon") == version("ruvon")
+    assert got == pinned
 
 
 def test_ruvon_worker_and_ruvon_beat_from_the_wheel_complete_a_workflow(

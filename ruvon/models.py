@@ -89,7 +89,8 @@ class StepContext(BaseModel):
     """What a step function knows about where it runs (read-only by convention).
 
     ``idempotency_key`` is stable across retries of one step run, so user code can make external
-    side effects exactly-once; ``attempt`` counts from 1.
+    side effects exactly-once; a compensation gets its own, ``<the forward step's key>:compensate``.
+    ``attempt`` counts from 1.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)

@@ -235,6 +235,38 @@ def undo_c(state: Any, context: StepContext) -> dict[str, Any]:
     return {"c_done": False}
 
 
+# A payment service that deduplicates on the idempotency key, as real ones do: a call with a key
+# it has seen has no effect. Charges and refunds share it; EVENTS lists the effects that happened,
+# FLAGS["keys"] every (do/undo, step, key) it was called with.
+def _once(kind: str, name: str, key: str) -> None:
+    with _lock:
+        FLAGS.setdefault("keys", []).append((kind, name, key))
+        seen = FLAGS.setdefault("ledger", set())
+        if key not in seen:
+            seen.add(key)
+            EVENTS.append(f"{kind}:{name}")
+
+
+def charge_card(state: Any, context: StepContext) -> dict[str, Any]:
+    _once("charge", context.step_name, context.idempotency_key)
+    return {}
+
+
+def refund_card(state: Any, context: StepContext) -> dict[str, Any]:
+    _once("refund", context.step_name, context.idempotency_key)
+    return {}
+
+
+def charge_item(state: Any, context: StepContext, item: Any) -> dict[str, Any]:
+    _once("charge", f"{context.step_name}[{item}]", context.idempotency_key)
+    return {}
+
+
+def refund_item(state: Any, context: StepContext) -> dict[str, Any]:
+    _once("refund", context.step_name, context.idempotency_key)
+    return {}
+
+
 # --------------------------------------------------------------------------- parallel
 def task_x(state: Any, context: StepContext) -> dict[str, Any]:
     record("task_x", context.branch_name)

@@ -389,3 +389,66 @@ async def test_async_step_interrupted_by_a_crash_runs_again_with_the_same_key(
     assert recovered.state == {"charged": True, "b": True}
     keys = [key for kind, *key in fx.EVENTS if kind == "crash_once"]
     assert keys == [[f"{wf.id}:Charge:1"], [f"{wf.id}:Charge:1"]]
+
+
+# --------------------------------------------------------------------------- compensation keys
+async def test_a_compensation_has_its_own_key_derived_from_its_forward_step(
+    engine: EngineUnderTest,
+) -> None:
+    """An undo keyed like its effect would be dropped by a service deduplicating on the key."""
+    engine.builder.register_workflow_inline(
+        "Refunds",
+        [
+            {
+                "name": "Charge",
+                "type": "COMPENSATABLE",
+                "function": fx.charge_card,
+                "compensate_function": fx.refund_card,
+            },
+            {
+                "name": "Each",
+                "type": "LOOP",
+                "mode": "ITERATE",
+                "iterate_over": "items",
+                "max_iterations": 5,
+                "loop_body": [
+                    {
+                        "name": "ChargeItem",
+                        "type": "STANDARD",
+                        "function": fx.charge_item,
+                        "compensate_function": fx.refund_item,
+                    }
+                ],
+            },
+            {"name": "Fail", "type": "STANDARD", "function": fx.saga_fail},
+        ],
+        saga_mode=True,
+    )
+    wf = await engine.create("Refunds", {"items": ["x", "y"]})
+    await _run_until_failure(wf)
+    assert wf.status is Status.FAILED_ROLLED_BACK
+    # Every undo happened: none was mistaken for the charge it undoes.
+    assert fx.EVENTS == [
+        "charge:Charge",
+        "charge:ChargeItem[x]",
+        "charge:ChargeItem[y]",
+        "do:Fail",
+        "refund:ChargeItem",
+        "refund:ChargeItem",
+        "refund:Charge",
+    ]
+    forward = [key for kind, _, key in fx.FLAGS["keys"] if kind == "charge"]
+    undo = [key for kind, _, key in fx.FLAGS["keys"] if kind == "refund"]
+    assert forward == [
+        f"{wf.id}:Charge:1",
+        f"{wf.id}:Each:1:0:ChargeItem",
+        f"{wf.id}:Each:1:1:ChargeItem",
+    ]
+    # Newest first, each `<its forward key>:compensate`.
+    assert undo == [f"{key}:compensate" for key in reversed(forward)]
+    log = await engine.persistence.get_compensation_log(wf.id)
+    assert [(e.step_name, e.succeeded) for e in log] == [
+        ("ChargeItem", True),
+        ("ChargeItem", True),
+        ("Charge", True),
+    ]

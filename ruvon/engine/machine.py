@@ -47,6 +47,7 @@ from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.observer import WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import WorkflowRecord
+from ruvon.serialization import check_storable
 
 __all__ = ["WAITING", "WorkflowEngine"]
 
@@ -216,9 +217,7 @@ class WorkflowEngine(WorkflowScope):
         following = self.steps[self._record.current_step]
         await self._count_visit(following)
         handler = self.handlers[following.type]
-        outcome = await self._guard(
-            following, lambda: self._enter(handler, following, user_input)
-        )
+        outcome = await self._guard(following, lambda: self._enter(handler, following, user_input))
         return await self._commit(following, outcome)
 
     async def _count_visit(self, step: StepDefinition) -> None:
@@ -313,6 +312,7 @@ class WorkflowEngine(WorkflowScope):
             raise
         except StateValidationError as exc:
             self._pending_audit = before.restore(record, self._states, self.distribution)
+            await self._drop_unstorable_state()
             error = exc
             if f"step '{step.name}'" not in str(exc):
                 error = StateValidationError(
@@ -410,6 +410,19 @@ class WorkflowEngine(WorkflowScope):
             status = WorkflowStatus.FAILED_ROLLED_BACK
         await self._finish(status, "WORKFLOW_FAILED", {"error": self._record.error}, step=step_name)
         await self.log(self._record.error, level="ERROR", step=step_name)
+
+    async def _drop_unstorable_state(self) -> None:
+        """Go back to the state as stored if what the snapshot restored still cannot be stored.
+
+        Dict state a step changed in place (``state["tags"] = {"a"}``) is the very dict the
+        snapshot holds, so restoring it restores nothing; saving the failure would then fail on
+        the same value. Only on this failure path, so the extra encoding costs nothing otherwise.
+        """
+        try:
+            check_storable(self._states.plain(), what="state")
+        except StateValidationError:
+            stored = await self.persistence.load_workflow(self.id)
+            self._states.value = self._states.validate(stored.state, step=None, fresh=True)
 
     async def _finish(
         self,

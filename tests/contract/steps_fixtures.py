@@ -66,6 +66,28 @@ class CounterState(BaseModel):
     log: list[str] = []
 
 
+class TaggedState(BaseModel):
+    """A typed state that declares a set: the model keeps it a set across saves."""
+
+    tags: set[str] = set()
+
+
+def return_set(state: Any, context: StepContext) -> dict[str, Any]:
+    return {"order": {"tags": {"vip", "new"}}}
+
+
+def return_frozenset(state: Any, context: StepContext) -> dict[str, Any]:
+    return {"seen": frozenset({1, 2})}
+
+
+def return_declared_set(state: Any, context: StepContext) -> dict[str, Any]:
+    return {"tags": {"vip", "new"}}
+
+
+def add_set_in_place(state: Any, context: StepContext) -> None:
+    state["later"] = {1}
+
+
 class ApprovalInput(BaseModel):
     """Input model of the HUMAN_IN_LOOP tests."""
 

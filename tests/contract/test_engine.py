@@ -280,6 +280,50 @@ async def test_result_that_breaks_the_state_model_fails_the_workflow(
     assert stored.error is not None and needle in stored.error
 
 
+@pytest.mark.parametrize(
+    ("function", "where", "kind"),
+    [
+        (fx.return_set, "order.tags", "set"),
+        (fx.return_frozenset, "seen", "frozenset"),
+        (fx.add_set_in_place, "later", "set"),
+    ],
+    ids=["set", "frozenset", "in-place"],
+)
+async def test_a_set_in_free_form_state_is_refused_naming_step_and_key(
+    engine: EngineUnderTest, function: Any, where: str, kind: str
+) -> None:
+    """JSON has no sets: stored, a set would silently come back as a list (as NaN would as null)."""
+    engine.builder.register_workflow_inline(
+        "Sets", [{"name": "Tag", "type": "STANDARD", "function": function}]
+    )
+    wf = await engine.create("Sets", {"x": 1})
+    with pytest.raises(StateValidationError) as caught:
+        await wf.next_step()
+    message = str(caught.value)
+    assert "step 'Tag'" in message
+    assert f"holds a {kind} at '{where}'" in message
+    assert "\n" not in message
+    assert wf.status is Status.FAILED
+    stored = await engine.persistence.load_workflow(wf.id)
+    assert stored.status is Status.FAILED
+    assert stored.state == {"x": 1}  # nothing of the bad result was written
+    assert stored.error is not None and f"at '{where}'" in stored.error
+
+
+async def test_a_set_the_state_model_declares_is_kept(engine: EngineUnderTest) -> None:
+    engine.builder.register_workflow_inline(
+        "DeclaredSet",
+        [{"name": "Tag", "type": "STANDARD", "function": fx.return_declared_set}],
+        initial_state_model=fx.TaggedState,
+    )
+    wf = await engine.create("DeclaredSet", {})
+    await wf.next_step()
+    assert wf.status is Status.COMPLETED
+    reloaded = await engine.load(wf.id)
+    assert reloaded.state == fx.TaggedState(tags={"vip", "new"})
+    assert isinstance(reloaded.state.tags, set)
+
+
 async def test_in_place_mutation_of_model_state_is_persisted(engine: EngineUnderTest) -> None:
     engine.builder.register_workflow_inline(
         "Mutating",

@@ -621,6 +621,24 @@ async def test_non_finite_state_is_rejected(provider: PersistenceProvider, bad: 
     assert (await provider.load_workflow("wf-1")).state == make_record().state
 
 
+@pytest.mark.parametrize("bad", [{"b", "a"}, frozenset({1})], ids=["set", "frozenset"])
+async def test_a_set_in_state_is_rejected_naming_the_key(
+    provider: PersistenceProvider, bad: Any
+) -> None:
+    """A set would read back as a list; it is refused like NaN, and nothing is written."""
+    kind = type(bad).__name__
+    with pytest.raises(StateValidationError, match=rf"holds a {kind} at 'x\[1\]\.y'"):
+        await provider.create_workflow(make_record(state={"x": [1, {"y": bad}]}))
+    assert await provider.list_workflows() == []
+    record, _ = await provider.create_workflow(make_record())
+    record.state = {"tags": bad}
+    with pytest.raises(StateValidationError, match=f"holds a {kind} at 'tags'"):
+        await provider.save_workflow(record, expected_version=1)
+    stored = await provider.load_workflow("wf-1")
+    assert stored.state == make_record().state
+    assert stored.version == 1
+
+
 async def test_oversized_state_is_rejected(make_provider: MakeProvider) -> None:
     provider = make_provider(max_state_bytes=100)
     await provider.initialize()

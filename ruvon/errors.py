@@ -9,6 +9,8 @@ The tree (keep this outline in step with the classes below)::
     ├── WorkflowNotFound            no workflow with that id
     ├── WorkflowTypeNotFound        no workflow type with that name in the registry
     ├── InvalidWorkflowOperation    the operation does not fit the workflow's status
+    ├── ScheduleNotFound            no schedule by that name (with or without `registry:`)
+    ├── AmbiguousScheduleName       a bare name is both `<name>` and `registry:<name>`
     ├── InputValidationError        user input or initial data fails its pydantic model
     ├── StateValidationError        state fails the workflow's state model after a merge
     ├── StateTooLargeError          serialized state exceeds the configured limit
@@ -228,6 +230,10 @@ class SchemaOutOfDate(PersistenceError):
 
 class ScheduleNotFound(RuvonError, LookupError):
     """No schedule with that name exists."""
+
+
+class AmbiguousScheduleName(RuvonError, LookupError):
+    """A bare name matches a schedule of that name and ``registry:<name>``; lists both."""
 
 
 class WorkerCrashed(RuvonError):

@@ -2,7 +2,10 @@
 
 Schedules are rows of ``scheduled_workflows`` in the database of ``--db`` /
 ``RUVON_DATABASE_URL``: written by registry entries with a ``schedule`` (``registry:<type>``)
-and by CRON_SCHEDULE steps; the beat starts their workflows. An unknown name exits 4.
+and by CRON_SCHEDULE steps; the beat starts their workflows. A registry schedule answers to its
+type as well (``ruvon schedules pause Nightly`` for ``registry:Nightly``). An unknown name exits
+4; a bare name that is both a schedule and a registry type exits 2, naming both (``--exact``
+takes the name as written).
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from ruvon.cli.commands_inspect import json_option
-from ruvon.cli.failures import EXIT_NOT_FOUND, CommandError
+from ruvon.cli.failures import EXIT_NOT_FOUND, EXIT_USAGE, CommandError
 from ruvon.cli.render import Output, iso, local_time
 from ruvon.cli.runtime import CliConfig, missing_sqlite_file, open_engine, run_async
-from ruvon.cluster.schedules import ScheduleNotFound, set_schedule_enabled
+from ruvon.cluster.schedules import (
+    AmbiguousScheduleName,
+    ScheduleNotFound,
+    set_schedule_enabled,
+)
 from ruvon.records import ScheduleRecord
 
 
@@ -82,7 +89,7 @@ def list_schedules_command(config: CliConfig, as_json: bool) -> None:
         output.print(schedule_table(schedules))
 
 
-def _set_enabled(config: CliConfig, name: str, enabled: bool) -> ScheduleRecord:
+def _set_enabled(config: CliConfig, name: str, enabled: bool, exact: bool) -> ScheduleRecord:
     settings = config.settings()
     missing = missing_sqlite_file(settings)
     if missing is not None:  # say so, rather than create an empty database to look in
@@ -93,29 +100,36 @@ def _set_enabled(config: CliConfig, name: str, enabled: bool) -> ScheduleRecord:
 
     async def main() -> ScheduleRecord:
         async with open_engine(settings) as engine:
-            return await set_schedule_enabled(engine.persistence, name, enabled)
+            return await set_schedule_enabled(engine.persistence, name, enabled, exact=exact)
 
     try:
         return run_async(main())
     except ScheduleNotFound as exc:
         raise CommandError(str(exc), EXIT_NOT_FOUND) from None
+    except AmbiguousScheduleName as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+
+
+_EXACT_HELP = "NAME is the full name as `list` shows it, never a registry type."
 
 
 @schedules_group.command("pause")
 @click.argument("name")
+@click.option("--exact", is_flag=True, help=_EXACT_HELP)
 @click.pass_obj
-def pause_command(config: CliConfig, name: str) -> None:
-    """Stop NAME from starting workflows until it is resumed."""
-    schedule = _set_enabled(config, name, False)
+def pause_command(config: CliConfig, name: str, exact: bool) -> None:
+    """Stop NAME from starting workflows until it is resumed (a registry type works too)."""
+    schedule = _set_enabled(config, name, False, exact)
     Output().line(("Paused ", "bold"), (schedule.name, "bold cyan"), f" ({schedule.cron})")
 
 
 @schedules_group.command("resume")
 @click.argument("name")
+@click.option("--exact", is_flag=True, help=_EXACT_HELP)
 @click.pass_obj
-def resume_command(config: CliConfig, name: str) -> None:
-    """Let NAME start workflows again, from its next tick after now (missed ticks are skipped)."""
-    schedule = _set_enabled(config, name, True)
+def resume_command(config: CliConfig, name: str, exact: bool) -> None:
+    """Let NAME start workflows again, from its next tick after now (missed ticks skipped)."""
+    schedule = _set_enabled(config, name, True, exact)
     Output().line(
         ("Resumed ", "bold"),
         (schedule.name, "bold cyan"),

@@ -20,6 +20,7 @@ poller in one process (embedded mode) and guarantees nothing for concurrent poll
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -28,6 +29,7 @@ from ruvon.clock import utc_now
 from ruvon.cluster.schedule_spec import ScheduleSpec
 from ruvon.cluster.schedule_spec import as_utc as _utc
 from ruvon.errors import (
+    AmbiguousScheduleName,
     ConfigurationError,
     DefinitionError,
     PersistenceError,
@@ -43,9 +45,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REGISTRY_PREFIX",
+    "AmbiguousScheduleName",
     "ScheduleClaims",
     "ScheduleNotFound",
     "ScheduleSpec",
+    "find_schedule",
     "poll_scheduled_workflows",
     "set_schedule_enabled",
     "sync_registry_schedules",
@@ -343,23 +347,54 @@ async def _start(
 
 # ---------------------------------------------------------------------- pause and resume
 async def set_schedule_enabled(
-    persistence: PersistenceProvider, name: str, enabled: bool, *, now: datetime | None = None
+    persistence: PersistenceProvider,
+    name: str,
+    enabled: bool,
+    *,
+    now: datetime | None = None,
+    exact: bool = False,
 ) -> ScheduleRecord:
     """Pause (``enabled=False``) or resume a schedule; return the updated row.
+
+    ``name`` is found by :func:`find_schedule` (``exact`` as there).
 
     Resuming a paused schedule moves its next run to the first tick after ``now``: ticks missed
     while paused are not caught up. Raises :class:`ScheduleNotFound` for an unknown name.
     """
-    schedules = await persistence.list_schedules()
-    row = next((s for s in schedules if s.name == name), None)
-    if row is None:
-        known = ", ".join(s.name for s in schedules) or "none"
-        raise ScheduleNotFound(f"no schedule named '{name}' (known: {known})")
+    row = find_schedule(await persistence.list_schedules(), name, exact=exact)
     next_run_at = None
     if enabled and not row.enabled:
         moment = _utc(now) if now is not None else utc_now()
-        next_run_at = ScheduleSpec.stored(row.cron, schedule=name).next_after(moment)
-    updated = await _claims(persistence).update_schedule_enabled(name, enabled, next_run_at)
+        next_run_at = ScheduleSpec.stored(row.cron, schedule=row.name).next_after(moment)
+    updated = await _claims(persistence).update_schedule_enabled(row.name, enabled, next_run_at)
     if updated is None:
-        raise ScheduleNotFound(f"schedule '{name}' was deleted meanwhile")
+        raise ScheduleNotFound(f"schedule '{row.name}' was deleted meanwhile")
     return updated
+
+
+def find_schedule(
+    schedules: Iterable[ScheduleRecord], name: str, *, exact: bool = False
+) -> ScheduleRecord:
+    """The schedule ``name`` names: its full name, or a registry type without ``registry:``.
+
+    ``ruvon schedules list`` shows a registry schedule as ``registry:<type>``, but people write
+    the type. A bare name that is both a schedule's name and ``registry:<name>`` is refused
+    (:class:`AmbiguousScheduleName`, listing both) rather than guessed, unless ``exact`` says
+    it is the full name. An unknown name raises :class:`ScheduleNotFound` listing the known ones.
+    """
+    rows = list(schedules)
+    named = next((s for s in rows if s.name == name), None)
+    registry = None
+    if not exact and not name.startswith(REGISTRY_PREFIX):
+        registry = next((s for s in rows if s.name == REGISTRY_PREFIX + name), None)
+    if named is not None and registry is not None:
+        raise AmbiguousScheduleName(
+            f"'{name}' names two schedules: '{named.name}' ({named.workflow_type}, "
+            f"{named.cron}) and '{registry.name}' ({registry.workflow_type}, {registry.cron}); "
+            f"write '{registry.name}' for the registry one, or --exact for '{named.name}' itself"
+        )
+    found = named or registry
+    if found is None:
+        known = ", ".join(s.name for s in rows) or "none"
+        raise ScheduleNotFound(f"no schedule named '{name}' (known: {known})")
+    return found

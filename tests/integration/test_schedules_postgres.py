@@ -301,3 +301,62 @@ def test_cli_list_pause_resume(cli_database: str) -> None:
     assert missing.stderr.strip().splitlines() == [
         "error: no schedule named 'nope' (known: nightly, registry:Tick)"
     ]
+
+
+def test_cli_takes_a_registry_schedule_by_its_type(cli_database: str) -> None:
+    """`registry:Tick` is what `list` shows, but `Tick` is what people type."""
+    runner = CliRunner()
+    env = {"RUVON_DATABASE_URL": cli_database, "COLUMNS": "200"}
+
+    def enabled() -> dict[str, bool]:
+        listed = runner.invoke(cli, ["schedules", "list", "--json"], env=env)
+        return {s["name"]: s["enabled"] for s in json.loads(listed.stdout)}
+
+    paused = runner.invoke(cli, ["schedules", "pause", "Tick"], env=env)
+    assert paused.exit_code == 0, paused.output
+    assert "Paused registry:Tick (@every 5s)" in paused.stdout
+    assert enabled() == {"nightly": True, "registry:Tick": False}
+
+    resumed = runner.invoke(cli, ["schedules", "resume", "Tick"], env=env)
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resumed registry:Tick (@every 5s), next run" in resumed.stdout
+    assert enabled() == {"nightly": True, "registry:Tick": True}
+
+    # The full name still works.
+    full = runner.invoke(cli, ["schedules", "pause", "registry:Tick"], env=env)
+    assert full.exit_code == 0, full.output
+    assert enabled()["registry:Tick"] is False
+
+
+def test_cli_refuses_a_name_that_is_both_a_schedule_and_a_registry_type(cli_database: str) -> None:
+    async def add_tick() -> None:
+        provider = await _provider(cli_database)
+        try:
+            await provider.save_schedule(ScheduleRecord("Tick", "Other", "0 4 * * *"))
+        finally:
+            await provider.close()
+
+    asyncio.run(add_tick())
+    runner = CliRunner()
+    env = {"RUVON_DATABASE_URL": cli_database}
+    for command in ("pause", "resume"):
+        refused = runner.invoke(cli, ["schedules", command, "Tick"], env=env)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stdout == ""
+        assert refused.stderr.strip().splitlines() == [
+            "error: 'Tick' names two schedules: 'Tick' (Other, 0 4 * * *) and 'registry:Tick' "
+            "(Tick, @every 5s); write 'registry:Tick' for the registry one, or --exact for "
+            "'Tick' itself"
+        ]
+    listed = runner.invoke(cli, ["schedules", "list", "--json"], env=env)
+    assert all(s["enabled"] for s in json.loads(listed.stdout))  # nothing was changed
+    for argv in (["Tick", "--exact"], ["registry:Tick"]):
+        paused = runner.invoke(cli, ["schedules", "pause", *argv], env=env)
+        assert paused.exit_code == 0, paused.output
+        assert f"Paused {argv[0]} " in paused.stdout
+    listed = runner.invoke(cli, ["schedules", "list", "--json"], env=env)
+    assert {s["name"]: s["enabled"] for s in json.loads(listed.stdout)} == {
+        "Tick": False,
+        "nightly": True,
+        "registry:Tick": False,
+    }

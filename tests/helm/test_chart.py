@@ -9,6 +9,7 @@ the minimal schemas below, which list the fields of their CRDs the chart may use
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -30,6 +31,7 @@ PROMTOOL = ROOT / "scripts" / "promtool"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 RELEASE = "t"
 FULLNAME = "t-ruvon"
+FLOWER_AUTH = f"{FULLNAME}-flower-auth"
 #: The oldest Kubernetes the chart supports (Chart.yaml's kubeVersion) and the newest known.
 OLDEST_KUBE = re.search(
     r'^kubeVersion: ">=(\d+\.\d+\.\d+)', (CHART / "Chart.yaml").read_text(), re.MULTILINE
@@ -501,7 +503,8 @@ def test_urls_come_from_the_existing_secret(
     }
     if secret["resultBackendKey"]:
         expected["RUVON_RESULT_BACKEND"] = secret["resultBackendKey"]
-    assert not [o for o in rendered[case] if o["kind"] == "Secret"]
+    # The chart makes no Secret but Flower's generated credentials: the URLs are never values.
+    assert set(_of_kind(rendered[case], "Secret")) <= {FLOWER_AUTH}
     for pod_name, pod in _pod_specs(rendered[case]):
         env = _env(pod["containers"][0])
         wanted = (
@@ -830,3 +833,72 @@ def test_readme_documents_every_value() -> None:
     }
     assert expected - documented == set(), "values missing from helm/ruvon/README.md"
     assert documented - expected == set(), "README rows for values that do not exist"
+
+
+# ---------------------------------------------------------------------- Flower's authentication
+def _flower_env(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    flower = _of_kind(objects, "Deployment")[f"{FULLNAME}-flower"]
+    return _env(flower["spec"]["template"]["spec"]["containers"][0])
+
+
+def test_flower_gets_basic_auth_with_a_generated_password(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """By default Flower's UI and API need a password, which no values file holds."""
+    objects = rendered["values.yaml"]
+    secret = _of_kind(objects, "Secret")[FLOWER_AUTH]
+    assert set(secret["data"]) == {"FLOWER_BASIC_AUTH"}
+    credentials = base64.b64decode(secret["data"]["FLOWER_BASIC_AUTH"]).decode()
+    user, password = credentials.split(":")
+    assert user == "admin"
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", password)
+    env = _flower_env(objects)
+    assert env["FLOWER_BASIC_AUTH"]["valueFrom"]["secretKeyRef"] == {
+        "name": FLOWER_AUTH,
+        "key": "FLOWER_BASIC_AUTH",
+    }
+    assert "FLOWER_UNAUTHENTICATED_API" not in env
+    # Not on the command line either (argv is readable by anyone on the node).
+    flower = _of_kind(objects, "Deployment")[f"{FULLNAME}-flower"]
+    command = flower["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert not [arg for arg in command if "basic" in arg or password in arg]
+    # The values hold no password: a user name, and where to find the Secret.
+    auth = yaml.safe_load((CHART / "values.yaml").read_text())["flower"]["basicAuth"]
+    assert set(auth) == {"enabled", "existingSecret", "secretKey", "username"}
+    assert not [value for value in auth.values() if ":" in str(value)]
+
+
+@pytest.mark.parametrize("field", ["existingSecret", "secretName"])
+def test_flower_takes_your_auth_secret(helm_env: dict[str, str], field: str) -> None:
+    """`existingSecret` (or its former name `secretName`): nothing generated, that Secret used."""
+    objects = _render(
+        helm_env,
+        "--set",
+        f"flower.basicAuth.{field}=ops-flower",
+        "--set",
+        "flower.basicAuth.secretKey=auth",
+    )
+    assert FLOWER_AUTH not in _of_kind(objects, "Secret")
+    assert _flower_env(objects)["FLOWER_BASIC_AUTH"]["valueFrom"]["secretKeyRef"] == {
+        "name": "ops-flower",
+        "key": "auth",
+    }
+
+
+def test_flower_without_auth_opens_the_api_only_when_asked(helm_env: dict[str, str]) -> None:
+    closed = _render(helm_env, "--set", "flower.basicAuth.enabled=false")
+    assert FLOWER_AUTH not in _of_kind(closed, "Secret")
+    env = _flower_env(closed)
+    assert "FLOWER_BASIC_AUTH" not in env and "FLOWER_UNAUTHENTICATED_API" not in env
+    opened = _render(
+        helm_env,
+        "--set",
+        "flower.basicAuth.enabled=false",
+        "--set",
+        "flower.unauthenticatedApi=true",
+    )
+    assert _flower_env(opened)["FLOWER_UNAUTHENTICATED_API"] == {
+        "name": "FLOWER_UNAUTHENTICATED_API",
+        "value": "true",
+    }
+    assert not _of_kind(_render(helm_env, "--set", "flower.enabled=false"), "Secret")

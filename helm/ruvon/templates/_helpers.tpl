@@ -64,6 +64,14 @@ ruvon/worker-pool: {{ .pool.name }}
 {{- default (include "ruvon.fullname" .) .Values.existingSecret.name }}
 {{- end }}
 
+{{/* The Secret with Flower's "user:password": yours (existingSecret, formerly secretName) or the
+generated one. */}}
+{{- define "ruvon.flowerAuthSecret" -}}
+{{- $auth := .Values.flower.basicAuth }}
+{{- $generated := include "ruvon.componentName" (dict "root" . "suffix" "flower-auth") }}
+{{- coalesce $auth.existingSecret $auth.secretName $generated }}
+{{- end }}
+
 {{/* The image of the chart, or of a pool when `override` (a pool's `image`) sets a field. */}}
 {{- define "ruvon.image" -}}
 {{- $image := mergeOverwrite (deepCopy .root.Values.image) (.override | default dict) }}

@@ -19,6 +19,7 @@ from ruvon.definitions import imports
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import (
+    bundle_problems,
     discover_workflow_files,
     load_definition_data,
     load_registry,
@@ -289,19 +290,33 @@ class WorkflowBuilder:
         return self.get_definition(workflow_type).snapshot()
 
     def validate_all(self) -> list[WorkflowDefinition]:
-        """Load every registered type and check that child workflow types exist."""
-        definitions = [self.get_definition(t) for t in self.workflow_types]
+        """Load every registered type and check that child workflow types exist.
+
+        Every file is checked: the DefinitionError raised carries the problems of all of them in
+        ``problems``.
+        """
+        definitions: list[WorkflowDefinition] = []
+        problems: list[DefinitionError] = []
+        for workflow_type in self.workflow_types:
+            try:
+                definitions.append(self.get_definition(workflow_type))
+            except DefinitionError as exc:
+                problems.extend(exc.problems)
         for definition in definitions:
             for step in definition.steps:
                 target = step.target_workflow_type
                 if step.type in _CHILD_TYPES and target not in self.workflow_types:
-                    raise DefinitionError(
-                        f"targets workflow type '{target}', which is not registered "
-                        f"(registered: {', '.join(self.workflow_types)})",
-                        file=definition.source_file,
-                        step=step.name,
-                        field="target_workflow_type",
+                    problems.append(
+                        DefinitionError(
+                            f"targets workflow type '{target}', which is not registered "
+                            f"(registered: {', '.join(self.workflow_types)})",
+                            file=definition.source_file,
+                            step=step.name,
+                            field="target_workflow_type",
+                        )
                     )
+        if problems:
+            raise bundle_problems(problems)
         return definitions
 
     # ------------------------------------------------------------------ providers

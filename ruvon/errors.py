@@ -56,9 +56,15 @@ class ConfigurationError(RuvonError):
 
 
 class DefinitionError(RuvonError):
-    """A registry or workflow file is invalid; the message names file, step, field and line."""
+    """A registry or workflow file is invalid; the message names file, step, field and line.
+
+    Loading a file checks all of it: the error raised is the first problem found, and
+    ``problems`` holds every one (itself first), each a DefinitionError with its own file, line,
+    step and field (``ruvon validate`` prints them all).
+    """
 
     non_retryable = True
+    problems: tuple[DefinitionError, ...]
 
     def __init__(
         self,
@@ -74,7 +80,12 @@ class DefinitionError(RuvonError):
         self.step = step
         self.field = field
         self.line = line
+        self.problems = (self,)
         super().__init__(self._render())
+
+    def describe(self) -> str:
+        """This problem alone, located (the message without the count of the others)."""
+        return self._render()
 
     def _render(self) -> str:
         where: list[str] = []

@@ -28,6 +28,22 @@ def _definition_data(definition: WorkflowDefinition) -> dict[str, Any]:
     }
 
 
+def _reading_order(problem: DefinitionError) -> tuple[str, int]:
+    """Problems file by file, top to bottom (those without a line last in their file)."""
+    return (problem.file or "", problem.line if problem.line is not None else 1 << 30)
+
+
+def _problem_data(problem: DefinitionError) -> dict[str, Any]:
+    return {
+        "message": problem.reason,
+        "file": problem.file,
+        "line": problem.line,
+        "step": problem.step,
+        "field": problem.field,
+        "error": problem.describe(),
+    }
+
+
 def _steps_table(definition: WorkflowDefinition) -> Table:
     table = Table.grid(padding=(0, 2))
     for _ in range(4):
@@ -68,16 +84,34 @@ def validate_command(ctx: click.Context, file: Path, as_json: bool) -> None:
     """Check FILE: a workflow YAML, or a registry (a file with a top-level `workflows:` key).
 
     Step functions and models are imported, routes and conditions checked. Prints OK and the
-    steps, or the problem with its file and line; exits 1 when FILE is invalid.
+    steps, or every problem found, each with its file, line, step and field; exits 1 when FILE
+    is invalid.
     """
     output = Output()
     add_import_paths(file.parent)
     try:
         kind, definitions = validate_path(file, ctx.obj)
-    except (DefinitionError, WorkflowTypeNotFound) as exc:
+    except DefinitionError as exc:
+        problems = sorted(exc.problems, key=_reading_order)
         if as_json:
-            line = exc.line if isinstance(exc, DefinitionError) else None
-            output.json({"ok": False, "file": str(file), "error": str(exc), "line": line})
+            output.json(
+                {
+                    "ok": False,
+                    "file": str(file),
+                    "error": str(exc),
+                    "line": exc.line,
+                    "errors": [_problem_data(problem) for problem in problems],
+                }
+            )
+        else:
+            for problem in problems:
+                output.error(problem.describe())
+            if len(problems) > 1:
+                output.err.print(Text(f"{len(problems)} problems", style="bold red"))
+        ctx.exit(EXIT_FAILURE)
+    except WorkflowTypeNotFound as exc:
+        if as_json:
+            output.json({"ok": False, "file": str(file), "error": str(exc), "line": None})
         else:
             output.error(str(exc))
         ctx.exit(EXIT_FAILURE)

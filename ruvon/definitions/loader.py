@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -73,15 +73,13 @@ def _step_name_at(raw: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
     return name
 
 
-def definition_error_from_validation(
-    exc: ValidationError, *, raw: Mapping[str, Any], file: str | None
-) -> DefinitionError:
-    """Turn the first pydantic error into a DefinitionError naming file, step, field, line."""
-    errors = exc.errors()
-    # A misspelt key also makes the real one "missing"; the misspelling is the root cause.
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    # Drop pydantic's union/tagged-union bookkeeping entries from the location.
-    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
+def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A pydantic location without its union/tagged-union bookkeeping entries."""
+    return tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
+
+
+def _validation_problem(error: Any, *, raw: Mapping[str, Any], file: str | None) -> DefinitionError:
+    loc = _clean_loc(error["loc"])
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = f"unknown key '{loc[-1]}' (check the spelling; see the step reference)"
@@ -92,6 +90,59 @@ def definition_error_from_validation(
         if "input" in error:
             message = f"{message} (got {error['input']!r})"
     return _located_error(message, raw=raw, file=file, loc=loc)
+
+
+def definition_errors_from_validation(
+    exc: ValidationError, *, raw: Mapping[str, Any], file: str | None
+) -> list[DefinitionError]:
+    """Every pydantic error as a DefinitionError naming file, step, field, line; root cause first.
+
+    A misspelt key also makes the real one "missing" in the same mapping: only the misspelling
+    is reported. An error about a whole list or mapping whose items have errors of their own
+    (``steps`` left empty because every step failed) is their consequence: left out. A union
+    reports one spot once per member: only the first is kept.
+    """
+    errors = exc.errors()
+    locs = [_clean_loc(e["loc"]) for e in errors]
+    misspelt_in = {
+        loc[:-1] for loc, e in zip(locs, errors, strict=True) if e["type"] == "extra_forbidden"
+    }
+    inner = {loc[:i] for loc in locs for i in range(len(loc))}
+    kept = [
+        e
+        for loc, e in zip(locs, errors, strict=True)
+        if not (e["type"] == "missing" and loc[:-1] in misspelt_in) and loc not in inner
+    ]
+    first = next((e for e in kept if e["type"] == "extra_forbidden"), kept[0])
+    problems: list[DefinitionError] = []
+    seen: set[tuple[int | None, str | None, str | None]] = set()
+    for error in [first, *(e for e in kept if e is not first)]:
+        problem = _validation_problem(error, raw=raw, file=file)
+        spot = (problem.line, problem.step, problem.field)
+        if spot not in seen:
+            seen.add(spot)
+            problems.append(problem)
+    return problems
+
+
+def definition_error_from_validation(
+    exc: ValidationError, *, raw: Mapping[str, Any], file: str | None
+) -> DefinitionError:
+    """The root-cause pydantic error as a DefinitionError, every other one in ``problems``."""
+    return bundle_problems(definition_errors_from_validation(exc, raw=raw, file=file))
+
+
+def bundle_problems(problems: list[DefinitionError]) -> DefinitionError:
+    """The first of ``problems``, carrying all of them; its message counts the others."""
+    first = problems[0]
+    first.problems = tuple(problems)
+    others = len(problems) - 1
+    if others:
+        first.args = (
+            f"{first._render()} (and {others} more problem{'s' if others > 1 else ''}; "
+            "`ruvon validate` lists them all)",
+        )
+    return first
 
 
 def _located_error(
@@ -130,16 +181,31 @@ class _Checker:
         self.raw = raw
         self.file = file
         self.rules = rules
+        self.problems: list[DefinitionError] = []
 
     def fail(
-        self, message: str, *, step: str | None, field: str | None, path: tuple[Any, ...]
-    ) -> NoReturn:
+        self,
+        message: str,
+        *,
+        step: str | None,
+        field: str | None,
+        path: tuple[Any, ...],
+        cause: BaseException | None = None,
+    ) -> None:
+        """Record a problem and go on checking (every problem of a file is reported).
+
+        ``cause`` becomes the problem's ``__context__``, as if it had been raised handling it.
+        """
         mapping, key = _raw_at(self.raw, path)
         line = mapping.line_of(key) if mapping is not None else None
-        raise DefinitionError(message, file=self.file, step=step, field=field, line=line)
+        problem = DefinitionError(message, file=self.file, step=step, field=field, line=line)
+        problem.__context__ = cause
+        self.problems.append(problem)
 
     def run(self) -> None:
         self.check_steps(self.spec.steps, ("steps",), top_level=True)
+        if self.problems:  # the graph of a workflow with bad names or routes means nothing
+            return
         cycle = find_unbounded_cycle(self.spec.steps)
         if cycle:
             names = " -> ".join([*cycle, cycle[0]])
@@ -182,14 +248,15 @@ class _Checker:
                 f"no handler knows step type {kind}", step=step.name, field="type",
                 path=(*here, "type"),
             )  # fmt: skip
-        for problem in rules.validate(step):
-            at = problem.at if problem.at is not None else (problem.field,)
-            self.fail(
-                problem.message,
-                step=problem.step or step.name,
-                field=problem.field,
-                path=(*here, *at),
-            )
+        else:
+            for problem in rules.validate(step):
+                at = problem.at if problem.at is not None else (problem.field,)
+                self.fail(
+                    problem.message,
+                    step=problem.step or step.name,
+                    field=problem.field,
+                    path=(*here, *at),
+                )
 
         def owned(kind_of_field: StepType, present: bool, field: str, message: str) -> None:
             if present and kind is not kind_of_field:
@@ -219,6 +286,7 @@ class _Checker:
                         step=step.name,
                         field=f"routes[{r}].condition",
                         path=(*here, "routes", r, "condition"),
+                        cause=exc,
                     )
         if step.while_condition is not None:
             try:
@@ -229,6 +297,7 @@ class _Checker:
                     step=step.name,
                     field="while_condition",
                     path=(*here, "while_condition"),
+                    cause=exc,
                 )
         self.check_functions(step, here)
         if step.input_model is not None:
@@ -254,7 +323,7 @@ class _Checker:
                 mapping, key = _raw_at(self.raw, raw_path)
                 exc.line = mapping.line_of(key) if mapping is not None else None
                 exc.args = (exc._render(),)
-                raise
+                self.problems.append(exc)
 
     def check_model(self, path: str, step: StepDefinition, here: tuple[Any, ...]) -> None:
         try:
@@ -265,7 +334,9 @@ class _Checker:
                 step=step.name,
                 field="input_model",
                 path=(*here, "input_model"),
+                cause=exc,
             )
+            return
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             self.fail(
                 f"input model '{path}' is not a pydantic BaseModel subclass",
@@ -300,7 +371,8 @@ def load_definition_data(
         spec = spec.model_copy(update={"parameters": rendered})
     if spec.initial_state_model_path is None and state_model_path is not None:
         spec = spec.model_copy(update={"initial_state_model_path": state_model_path})
-    _Checker(spec, raw, file, rules).run()
+    checker = _Checker(spec, raw, file, rules)
+    checker.run()
     try:
         state_model = resolve_state_model(spec.initial_state_model_path, file=file)
     except DefinitionError as exc:
@@ -308,7 +380,9 @@ def load_definition_data(
             key = next((k for k in _STATE_MODEL_KEYS if k in raw), None)
             exc.line = raw.line_of(key) if key else None
             exc.args = (exc._render(),)
-        raise
+        checker.problems.append(exc)
+    if checker.problems:
+        raise bundle_problems(checker.problems)
     return WorkflowDefinition.build(spec, state_model=state_model, source_file=file)
 
 

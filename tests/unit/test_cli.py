@@ -418,6 +418,101 @@ def test_validate_reports_the_definition_error_with_its_line(workspace: Workspac
     assert json.loads(data.stdout)["line"] == 5
 
 
+THREE_BAD_STEPS = """
+- name: Charge
+  function: {m}.does_not_exist
+- name: Route
+  type: DECISION
+  routes:
+    - condition: "state.amount >"
+      target: Ship
+    - default: Nowhere
+- name: Ship
+  type: HUMAN_IN_LOOP
+  input_model: {m}.NoSuchModel
+"""
+
+
+def test_validate_reports_every_error_of_a_file(workspace: Workspace) -> None:
+    """Not just the first: each problem with its file, line, step and field, exit 1."""
+    path = workspace.workflow("flow.yaml", "Flow", THREE_BAD_STEPS)
+
+    text = invoke("validate", str(path))
+    data = invoke("validate", str(path), "--json")
+
+    assert text.exit_code == 1, text.stdout
+    assert text.stdout == ""
+    lines = text.stderr.splitlines()
+    expected = [
+        f"error: {path}:5, step 'Charge', field 'function': cannot import",
+        f"error: {path}:9, step 'Route', field 'routes[0].condition': invalid expression",
+        f"error: {path}:11, step 'Route', field 'routes[1].default': route #2 targets 'Nowhere'",
+        f"error: {path}:14, step 'Ship', field 'input_model': cannot import input model",
+    ]
+    assert len(lines) == len(expected) + 1, text.stderr
+    for line, start in zip(lines, expected, strict=False):
+        assert line.startswith(start), (line, start)
+    assert lines[-1] == "4 problems"
+    assert "Traceback" not in text.stderr
+
+    assert data.exit_code == 1
+    report = json.loads(data.stdout)
+    assert report["ok"] is False
+    assert report["line"] == 5  # the first problem, as before
+    assert [(e["line"], e["step"], e["field"]) for e in report["errors"]] == [
+        (5, "Charge", "function"),
+        (9, "Route", "routes[0].condition"),
+        (11, "Route", "routes[1].default"),
+        (14, "Ship", "input_model"),
+    ]
+    assert "more problem" not in "".join(e["error"] for e in report["errors"])
+    assert all(e["file"] == str(path) for e in report["errors"])
+
+
+def test_validate_reports_every_schema_error_of_a_file(workspace: Workspace) -> None:
+    steps = """
+    - name: First
+      functoin: {m}.first
+    - name: Second
+      type: NOT_A_TYPE
+    - name: Third
+      function: {m}.first
+      automate_next: maybe
+    """
+    path = workspace.workflow("flow.yaml", "Flow", steps)
+    data = invoke("validate", str(path), "--json")
+    assert data.exit_code == 1
+    errors = json.loads(data.stdout)["errors"]
+    assert [(e["line"], e["step"], e["field"]) for e in errors] == [
+        (5, "First", "functoin"),
+        (7, "Second", "type"),
+        (10, "Third", "automate_next"),
+    ]
+    assert "unknown key 'functoin'" in errors[0]["message"]
+
+
+def test_validate_a_registry_reports_the_errors_of_every_file(workspace: Workspace) -> None:
+    first = workspace.workflow("first.yaml", "First", THREE_BAD_STEPS)
+    second = workspace.workflow("second.yaml", "Second", "- name: Only\n  function: {m}.nope\n")
+    registry = workspace.root / "workflow_registry.yaml"
+    registry.write_text(
+        "workflows:\n"
+        "  - {type: First, config_file: first.yaml}\n"
+        "  - {type: Second, config_file: second.yaml}\n"
+    )
+    data = invoke("validate", str(registry), "--json")
+    assert data.exit_code == 1
+    errors = json.loads(data.stdout)["errors"]
+    assert [(Path(e["file"]).name, e["line"]) for e in errors] == [
+        (first.name, 5),
+        (first.name, 9),
+        (first.name, 11),
+        (first.name, 14),
+        (second.name, 4),
+    ]
+    assert Path(errors[-1]["file"]) == second
+
+
 # ---------------------------------------------------------------------- unexpected failures
 def test_unexpected_exception_is_one_line_and_a_hint(
     workspace: Workspace, monkeypatch: pytest.MonkeyPatch

@@ -677,3 +677,39 @@ def test_registry_that_is_malformed_yaml(tmp_path: Path) -> None:
     exc = registry_error(path)
     assert "malformed YAML" in exc.reason
     assert exc.line == 2
+
+
+# ---------------------------------------------------------------------- every problem at once
+def test_a_file_with_several_problems_reports_them_all(tmp_path: Path) -> None:
+    """The error raised is the first problem; ``problems`` has all, each located."""
+    path = write(
+        tmp_path,
+        workflow_with(
+            """
+            - name: A
+              function: tests.unit.test_definition_errors.nope
+            - name: A
+              function: tests.unit.test_definition_errors.write
+            - name: Route
+              type: DECISION
+              routes:
+                - default: Nowhere
+            """
+        ),
+    )
+    exc = load_error(path, FunctionImportError)
+    assert_located(exc, path, step="A", field="function", line=4)
+    assert str(exc).endswith("(and 2 more problems; `ruvon validate` lists them all)")
+    assert exc.problems[0] is exc
+    located = [(p.step, p.field, p.line) for p in exc.problems]
+    assert located == [("A", "function", 4), ("A", "name", 5), ("Route", "routes[0].default", 10)]
+    for problem in exc.problems:
+        assert_readable(problem)
+        assert problem.file == str(path)
+
+
+def test_a_file_with_one_problem_keeps_its_message(tmp_path: Path) -> None:
+    path = write(tmp_path, workflow_with("- name: A\n  function: tests.unit.nope.f\n"))
+    exc = load_error(path, FunctionImportError)
+    assert exc.problems == (exc,)
+    assert "more problem" not in str(exc)

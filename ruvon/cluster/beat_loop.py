@@ -133,9 +133,7 @@ class SweepLoop:
         limit = timeout or max(_MIN_RUN_TIMEOUT, 10 * entry.seconds)
         method = getattr(self.sweeps, entry.sweep)
         try:
-            report: SweepReport = TaskThread().run(
-                self.bridge, asyncio.wait_for(method(), limit)
-            )
+            report: SweepReport = TaskThread().run(self.bridge, asyncio.wait_for(method(), limit))
         except Exception as exc:
             self._failed(entry.sweep, exc)
             return None

@@ -18,6 +18,7 @@ from ruvon.models import StepType
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+
 class RetryPolicy(BaseModel):
     """How often and how patiently a failing step is tried again."""
 

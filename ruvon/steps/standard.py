@@ -51,7 +51,6 @@ class StandardStep(StepKind):
         )
 
 
-
 class AsyncStep(StepKind):
     """Runs on the execution provider after PENDING_ASYNC is durable.
 

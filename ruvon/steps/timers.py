@@ -47,9 +47,7 @@ class WaitStep(StepKind):
         run_at = rt.record.run_at
         if run_at is not None and run_at > utc_now():
             return None
-        rt.audit(
-            "TIMER_FIRED", step.name, {"run_at": run_at.isoformat() if run_at else None}
-        )
+        rt.audit("TIMER_FIRED", step.name, {"run_at": run_at.isoformat() if run_at else None})
         return Advance({})
 
     def validate(self, step: StepDefinition) -> Iterator[StepProblem]:

@@ -32,9 +32,7 @@ def command(csv_prefix: Path) -> list[str]:
 
 def test_short_async_scenario_completes_every_workflow(tmp_path: Path) -> None:
     settings = {"RUVON_REGISTRY_FILE": str(REGISTRY), "RUVON_DEFAULT_QUEUE": "default"}
-    with LocalCluster(
-        env=settings, queues=["default"], log_dir=tmp_path
-    ) as cluster:
+    with LocalCluster(env=settings, queues=["default"], log_dir=tmp_path) as cluster:
         run = subprocess.run(
             command(tmp_path / "smoke"),
             env={**os.environ, **cluster.env, "PYTHONPATH": str(REPO_ROOT)},

@@ -6,6 +6,9 @@ where they are stored. Timestamps are timezone-aware UTC.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
@@ -116,6 +119,33 @@ class ListPosition:
     def of(cls, record: WorkflowRecord) -> ListPosition:
         """The position of ``record`` in the listing."""
         return cls(record.created_at, record.id)
+
+    def to_cursor(self) -> str:
+        """URL-safe text for this position (base64 of a small JSON array): a page's cursor.
+
+        ``ruvon list --cursor`` and the server's ``?cursor=`` take the same text.
+        """
+        raw = json.dumps([self.created_at.isoformat(), self.workflow_id], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def from_cursor(cls, text: str) -> ListPosition:
+        """The position :meth:`to_cursor` wrote; ``ValueError`` for anything else."""
+        stripped = text.strip()
+        try:
+            raw = base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+            created_at, workflow_id = json.loads(raw)
+            moment = datetime.fromisoformat(created_at)
+        except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad cursor {text!r}") from exc
+        if moment.tzinfo is None or not isinstance(workflow_id, str):
+            raise ValueError(f"bad cursor {text!r}")
+        return cls(moment, workflow_id)
+
+
+#: The audit event of an operator's action (details ``{action, by}``): who started, resumed,
+#: cancelled or retried a workflow through ``ruvon.Client`` (the server names its token).
+OPERATOR_ACTION = "OPERATOR_ACTION"
 
 
 @dataclass(slots=True)

@@ -6,9 +6,6 @@ exits 2, before anything opens the database.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -81,22 +78,13 @@ class CursorType(click.ParamType[ListPosition, Any]):
 
 
 def encode_cursor(position: ListPosition) -> str:
-    """URL-safe text for a listing position (base64 of a small JSON array)."""
-    raw = json.dumps([position.created_at.isoformat(), position.workflow_id], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    """URL-safe text for a listing position (:meth:`ListPosition.to_cursor`)."""
+    return position.to_cursor()
 
 
 def decode_cursor(text: str) -> ListPosition:
     """The position :func:`encode_cursor` wrote; ``ValueError`` for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
-        created_at, workflow_id = json.loads(raw)
-        moment = datetime.fromisoformat(created_at)
-    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(f"bad cursor {text!r}") from exc
-    if moment.tzinfo is None or not isinstance(workflow_id, str):
-        raise ValueError(f"bad cursor {text!r}")
-    return ListPosition(moment, workflow_id)
+    return ListPosition.from_cursor(text)
 
 
 def output_option(default_help: str) -> Callable[[F], F]:

@@ -41,7 +41,7 @@ from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.providers.runs import Claim
-from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.records import OPERATOR_ACTION, AuditEntry, WorkflowRecord
 from ruvon.steps.registry import DEFAULT_HANDLERS
 from ruvon.workflow import Workflow
 
@@ -393,6 +393,7 @@ class WorkflowBuilder:
         automate_start: bool | None = None,
         workflow_id: str | None = None,
         announce: bool = True,
+        actor: str | None = None,
         workflow_builder: WorkflowBuilder | None = None,
         expression_evaluator_cls: Any = None,
         template_engine_cls: Any = None,
@@ -403,7 +404,8 @@ class WorkflowBuilder:
         nothing new is written. With a dispatching execution provider (Celery), the workflow is
         stored with its start run and the workers run it (``automate_start`` does not apply);
         ``announce=False`` leaves sending that run's message to the caller (it is deferred on
-        ``workflow.distribution``).
+        ``workflow.distribution``). ``actor`` (who asked) is audited as an ``OPERATOR_ACTION``
+        with the creation.
 
         ``workflow_builder`` (this builder), ``expression_evaluator_cls`` and
         ``template_engine_cls`` are accepted as the Ruvon documentation passes them.
@@ -443,18 +445,27 @@ class WorkflowBuilder:
             owner_id=owner_id,
             org_id=org_id,
         )
-        created_audit = AuditEntry(
-            record.id,
-            "WORKFLOW_CREATED",
-            new_status=str(WorkflowStatus.ACTIVE),
-            details={"workflow_type": workflow_type, "parent_execution_id": parent_execution_id},
-        )
+        created_audit = [
+            AuditEntry(
+                record.id,
+                "WORKFLOW_CREATED",
+                new_status=str(WorkflowStatus.ACTIVE),
+                details={
+                    "workflow_type": workflow_type,
+                    "parent_execution_id": parent_execution_id,
+                },
+            )
+        ]
+        if actor is not None:
+            created_audit.append(
+                AuditEntry(record.id, OPERATOR_ACTION, details={"action": "start", "by": actor})
+            )
         distribution = Distribution.for_providers(execution, persistence)
         if distribution is not None:
             return await self._create_distributed(
                 record, created_audit, persistence, execution, observer, distribution, announce
             )
-        stored, created = await persistence.create_workflow(record, audit=[created_audit])
+        stored, created = await persistence.create_workflow(record, audit=created_audit)
         workflow = self._wrap(stored, persistence, execution, observer)
         if not created:
             return workflow
@@ -467,7 +478,7 @@ class WorkflowBuilder:
     async def _create_distributed(
         self,
         record: WorkflowRecord,
-        audit: AuditEntry,
+        audit: list[AuditEntry],
         persistence: PersistenceProvider,
         execution: ExecutionProvider,
         observer: WorkflowObserver,
@@ -479,7 +490,7 @@ class WorkflowBuilder:
         workflow = self._wrap(record, persistence, execution, observer, distribution)
         distribution.start()
         work = distribution.writes(settles=False)
-        entries = [audit, *workflow.take_pending_audit()]
+        entries = [*audit, *workflow.take_pending_audit()]
         stored, created = await persistence.create_workflow(record, audit=entries, work=work)
         if not created:
             return self._wrap(stored, persistence, execution, observer)

@@ -21,14 +21,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from ruvon.builder import WorkflowBuilder
+from ruvon.clock import utc_now
 from ruvon.config import Settings
 from ruvon.errors import ConfigurationError, WaitTimeout
-from ruvon.models import WorkflowStatus
+from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.steps.human import ApprovalDecision, validate_input
 from ruvon.workflow import Workflow
 
-__all__ = ["SETTLED", "Client"]
+__all__ = ["SETTLED", "Client", "check_waiting_input"]
+
 
 #: Statuses a workflow does not leave on its own: terminal ones, and waiting for a person.
 SETTLED = frozenset(
@@ -36,6 +39,26 @@ SETTLED = frozenset(
 )
 _FIRST_POLL = 0.005
 _MAX_POLL = 0.2
+
+
+def check_waiting_input(workflow: Workflow, user_input: dict[str, Any]) -> None:
+    """``InputValidationError`` when a workflow waiting for a person would reject the input.
+
+    The engine fails a workflow whose step rejects its input; this checks first, so nothing
+    changes. A pause raised by a step's function (``WorkflowPauseDirective``) takes any input.
+    """
+    if workflow.status is not WorkflowStatus.WAITING_HUMAN:
+        return
+    index = workflow.current_step_index
+    step = workflow.steps[index] if 0 <= index < len(workflow.steps) else None
+    if step is None or workflow.record.runtime.get("resume_after"):
+        return
+    if step.type is StepType.HUMAN_IN_LOOP:
+        validate_input(step, user_input)
+    elif step.type is StepType.HUMAN_APPROVAL:
+        deadline = workflow.record.run_at
+        if user_input or deadline is None or deadline > utc_now():  # else: the timeout applies
+            validate_input(step, user_input, default=ApprovalDecision)
 
 
 class Client:
@@ -118,12 +141,15 @@ class Client:
         priority: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         check_broker: bool = True,
+        actor: str | None = None,
     ) -> WorkflowRecord:
         """Store a new workflow with its start run and announce it; return the stored record.
 
         The broker is checked first (``BrokerUnavailable``, nothing written) unless
         ``check_broker`` is False. With an ``idempotency_key`` already used, the existing
-        workflow is returned and nothing is written.
+        workflow is returned and nothing is written. ``actor`` (who asked; the server passes
+        its token's name) is written to the audit log as an ``OPERATOR_ACTION``, as it is by
+        :meth:`resume`, :meth:`cancel` and :meth:`retry`.
         """
         persistence, execution = await self._providers()
         if check_broker:
@@ -139,6 +165,7 @@ class Client:
             data_region=data_region,
             priority=priority,
             metadata=metadata,
+            actor=actor,
         )
         return workflow.record
 
@@ -181,30 +208,44 @@ class Client:
             pause = min(pause * 2, _MAX_POLL)
 
     async def resume(
-        self, workflow_id: str, user_input: dict[str, Any] | None = None
+        self,
+        workflow_id: str,
+        user_input: dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
     ) -> WorkflowRecord:
-        """Give a waiting workflow its input; the workers continue after that step."""
-        workflow = await self._load(workflow_id)
+        """Give a waiting workflow its input; the workers continue after that step.
+
+        Input a person's step rejects raises ``InputValidationError`` before anything is
+        written: the workflow keeps waiting (a typo should not fail it).
+        """
+        workflow = await self._load(workflow_id, "resume", actor)
+        check_waiting_input(workflow, user_input or {})
         await workflow.resume(user_input or {})
         return workflow.record
 
-    async def cancel(self, workflow_id: str, reason: str | None = None) -> WorkflowRecord:
+    async def cancel(
+        self, workflow_id: str, reason: str | None = None, *, actor: str | None = None
+    ) -> WorkflowRecord:
         """Move the workflow to CANCELLED; runs still queued for it become no-ops."""
-        workflow = await self._load(workflow_id)
+        workflow = await self._load(workflow_id, "cancel", actor)
         await workflow.cancel(reason)
         return workflow.record
 
-    async def retry(self, workflow_id: str) -> WorkflowRecord:
+    async def retry(self, workflow_id: str, *, actor: str | None = None) -> WorkflowRecord:
         """Re-activate a failed workflow at its failed step, on the workers."""
-        workflow = await self._load(workflow_id)
+        workflow = await self._load(workflow_id, "retry", actor)
         await workflow.retry()
         return workflow.record
 
-    async def _load(self, workflow_id: str) -> Workflow:
+    async def _load(self, workflow_id: str, action: str, actor: str | None) -> Workflow:
         persistence, execution = await self._providers()
-        return await self.builder.load_workflow(
+        workflow = await self.builder.load_workflow(
             workflow_id, persistence_provider=persistence, execution_provider=execution
         )
+        if actor is not None:
+            workflow.note_operator_action(action, actor)
+        return workflow
 
     async def _providers(self) -> tuple[PersistenceProvider, Any]:
         if self._persistence is None or self._execution is None:

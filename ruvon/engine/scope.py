@@ -14,7 +14,13 @@ from ruvon.engine.events import WorkflowEvents
 from ruvon.engine.state import StateKeeper
 from ruvon.expressions import evaluate_expression
 from ruvon.models import StepContext, WorkflowStatus, make_step_context
-from ruvon.records import AuditEntry, CompensationEntry, ExecutionLogEntry, WorkflowRecord
+from ruvon.records import (
+    OPERATOR_ACTION,
+    AuditEntry,
+    CompensationEntry,
+    ExecutionLogEntry,
+    WorkflowRecord,
+)
 from ruvon.templating import render_value
 
 if TYPE_CHECKING:
@@ -156,6 +162,11 @@ class WorkflowScope:
         """The audit rows the next save would write, handed to the caller who writes them."""
         audit, self._pending_audit = self._pending_audit, []
         return audit
+
+    def note_operator_action(self, action: str, by: str) -> None:
+        """Audit who asked for ``action`` (start, resume, cancel, retry); the next save writes
+        it, in the same transaction as the change the action makes."""
+        self._audit(OPERATOR_ACTION, None, {"action": action, "by": by})
 
     async def log(self, message: str, *, level: str = "INFO", step: str | None = None) -> None:
         """Attach a log line to this workflow (shown by ``ruvon logs``)."""

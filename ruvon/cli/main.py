@@ -17,6 +17,7 @@ from ruvon.cli.commands_health import health_command
 from ruvon.cli.commands_inspect import list_command, logs_command, show_command, steps_command
 from ruvon.cli.commands_run import run_command, start_command
 from ruvon.cli.commands_schedules import schedules_group
+from ruvon.cli.commands_server import server_command
 from ruvon.cli.commands_validate import validate_command
 from ruvon.cli.commands_worker import worker_command
 from ruvon.cli.failures import (
@@ -107,6 +108,7 @@ for _command in (
     scan_zombies_command,
     schedules_group,
     health_command,
+    server_command,
 ):
     cli.add_command(_command)
 

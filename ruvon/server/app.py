@@ -1,0 +1,63 @@
+"""The app factory: ``create_app(settings, tokens)`` -> the FastAPI application."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+
+from ruvon import __version__
+from ruvon.config import Settings
+from ruvon.server.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from ruvon.server.problems import install_problem_handlers
+from ruvon.server.routes_operations import router as operations_router
+from ruvon.server.routes_service import api_router as definitions_router
+from ruvon.server.routes_service import health_router
+from ruvon.server.routes_workflows import router as workflows_router
+from ruvon.server.runtime import ServerRuntime
+from ruvon.server.tokens import TokenSet
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings,
+    tokens: TokenSet,
+    *,
+    execution: Any = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """The REST API over ``settings.database_url``, open to ``tokens``.
+
+    The database opens when the app starts (its lifespan) and closes when it stops.
+    ``execution`` overrides the execution provider (default: the cluster's on PostgreSQL,
+    in-process on SQLite; see :class:`ServerRuntime`).
+    """
+    runtime = ServerRuntime(settings, execution=execution)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.open()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(
+        title="Ruvon Server",
+        version=__version__,
+        description="Workflows, their history and operations on a Ruvon database.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = runtime
+    app.state.tokens = tokens
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    app.include_router(workflows_router, prefix=API_PREFIX)
+    app.include_router(operations_router, prefix=API_PREFIX)
+    app.include_router(definitions_router, prefix=API_PREFIX)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app

@@ -1,0 +1,126 @@
+"""Read endpoints: workflows a page at a time, one workflow, and its history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from ruvon.models import WorkflowStatus
+from ruvon.records import ListPosition
+from ruvon.server.auth import require
+from ruvon.server.dependencies import server_runtime
+from ruvon.server.models import (
+    AuditItem,
+    CompensationItem,
+    StepRunItem,
+    WorkflowDetail,
+    WorkflowHistory,
+    WorkflowPage,
+    WorkflowSummary,
+)
+from ruvon.server.problems import ApiProblem
+from ruvon.server.runtime import ServerRuntime
+from ruvon.server.tokens import Actor, Role
+
+MAX_PAGE = 500
+
+router = APIRouter(tags=["workflows"])
+Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
+Runtime = Annotated[ServerRuntime, Depends(server_runtime)]
+
+
+def bad_parameter(name: str, message: str) -> ApiProblem:
+    """A 422 that names the query parameter at fault."""
+    return ApiProblem(
+        422,
+        "invalid_parameter",
+        f"invalid {name}: {message}",
+        [{"parameter": name, "message": message}],
+    )
+
+
+def _status(value: str | None) -> WorkflowStatus | None:
+    if value is None or value == "":
+        return None
+    try:
+        return WorkflowStatus(value.upper())
+    except ValueError:
+        names = ", ".join(status.value for status in WorkflowStatus)
+        raise bad_parameter("status", f"{value!r} is not a status (one of {names})") from None
+
+
+def _cursor(value: str | None) -> ListPosition | None:
+    if not value:
+        return None
+    try:
+        return ListPosition.from_cursor(value)
+    except ValueError:
+        raise bad_parameter(
+            "cursor", "not a cursor from this API (use a page's next_cursor as it is)"
+        ) from None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (the API's zone; responses carry +00:00)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@router.get("/workflows", response_model=WorkflowPage, summary="List workflows, newest first")
+async def list_workflows(
+    _actor: Viewer,
+    runtime: Runtime,
+    status: Annotated[str | None, Query(description="Only this status.")] = None,
+    type: Annotated[str | None, Query(description="Only this workflow type.")] = None,
+    parent: Annotated[str | None, Query(description="Only children of this workflow.")] = None,
+    since: Annotated[
+        datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC).")
+    ] = None,
+    until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
+    cursor: Annotated[str | None, Query(description="A previous page's next_cursor.")] = None,
+) -> WorkflowPage:
+    wanted = _status(status)
+    after = _cursor(cursor)
+    since, until = _aware(since), _aware(until)
+    if since is not None and until is not None and since >= until:
+        raise bad_parameter("until", "is not after since: nothing can match")
+    found = await runtime.persistence.list_workflows(
+        status=wanted,
+        workflow_type=type,
+        parent_execution_id=parent,
+        created_since=since,
+        created_until=until,
+        after=after,
+        limit=limit + 1,  # one more tells whether there is a next page
+    )
+    items = [WorkflowSummary.of(record) for record in found[:limit]]
+    more = len(found) > limit
+    return WorkflowPage(items=items, next_cursor=items[-1].cursor if more and items else None)
+
+
+@router.get("/workflows/{workflow_id}", response_model=WorkflowDetail, summary="One workflow")
+async def get_workflow(workflow_id: str, _actor: Viewer, runtime: Runtime) -> WorkflowDetail:
+    return WorkflowDetail.of(await runtime.persistence.load_workflow(workflow_id))
+
+
+@router.get(
+    "/workflows/{workflow_id}/history",
+    response_model=WorkflowHistory,
+    summary="Audit log, step runs and compensations of one workflow",
+)
+async def get_history(workflow_id: str, _actor: Viewer, runtime: Runtime) -> WorkflowHistory:
+    persistence = runtime.persistence
+    await persistence.load_workflow(workflow_id)  # WorkflowNotFound -> 404, not empty lists
+    audit = await persistence.get_audit_log(workflow_id)
+    runs = await persistence.list_step_runs(workflow_id)
+    compensations = await persistence.get_compensation_log(workflow_id)
+    return WorkflowHistory(
+        workflow_id=workflow_id,
+        audit=[AuditItem.of(entry) for entry in audit],
+        step_runs=[StepRunItem.of(run) for run in runs],
+        compensations=[CompensationItem.of(entry) for entry in compensations],
+    )

@@ -1,0 +1,79 @@
+"""The real ``ruvon server`` in a subprocess, over the SQLite file a ``ruvon run`` wrote."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration.test_cli_process import cli_argv, cli_env, ruvon, write_project
+
+TOKEN = "process-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"ruvon server exited {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"ruvon server did not answer at {url} within {timeout}s")
+
+
+@pytest.mark.slow
+def test_ruvon_server_serves_the_workflow_ruvon_run_stored(tmp_path: Path) -> None:
+    write_project(tmp_path, wait=0.05)
+    run = ruvon(tmp_path, "run", "review.yaml", "--input", '{"order_id": 7}', "--json")
+    assert run.returncode == 0, run.stderr
+    workflow_id = json.loads(run.stdout)["id"]
+    (tmp_path / "tokens").write_text(f"viewer {TOKEN} dashboard\n")
+    port = free_port()
+    env = {**cli_env(), "RUVON_SERVER_TOKENS": str(tmp_path / "tokens")}
+    process = subprocess.Popen(
+        cli_argv("server", "--port", str(port)),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        response = httpx.get(f"{url}/api/v1/workflows/{workflow_id}", headers=headers)
+        assert response.status_code == 200, response.text
+        detail = response.json()
+        assert detail["status"] == "WAITING_HUMAN" and detail["current_step"] == "Approve"
+        assert detail["state"] == {"order_id": 7, "prepared": True}
+        assert httpx.get(f"{url}/api/v1/workflows").status_code == 401
+        assert httpx.get(f"{url}/readyz").json()["ready"] is True
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert f"Ruvon Server on {url}" in output
+    assert TOKEN not in output  # the token is never logged
+
+
+def test_ruvon_server_refuses_to_start_without_tokens(tmp_path: Path) -> None:
+    result = ruvon(tmp_path, "server", "--port", str(free_port()))
+    assert result.returncode != 0
+    assert "RUVON_SERVER_TOKENS is not set" in result.stderr
+    assert "RUVON_SERVER_ANONYMOUS=viewer" in result.stderr
+    assert not (tmp_path / "ruvon.sqlite3").exists()  # refused before opening anything

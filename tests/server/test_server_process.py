@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.test_cli_process import cli_argv, cli_env, ruvon, write_project
+from tests.integration.test_cli_process import audit, cli_argv, cli_env, ruvon, write_project
 
 TOKEN = "process-test-token"
+OPERATOR_TOKEN = "process-operator-token"
 
 
 def free_port() -> int:
@@ -42,7 +43,9 @@ def test_ruvon_server_serves_the_workflow_ruvon_run_stored(tmp_path: Path) -> No
     run = ruvon(tmp_path, "run", "review.yaml", "--input", '{"order_id": 7}', "--json")
     assert run.returncode == 0, run.stderr
     workflow_id = json.loads(run.stdout)["id"]
-    (tmp_path / "tokens").write_text(f"viewer {TOKEN} dashboard\n")
+    (tmp_path / "tokens").write_text(
+        f"viewer {TOKEN} dashboard\noperator {OPERATOR_TOKEN} night-shift\n"
+    )
     port = free_port()
     env = {**cli_env(), "RUVON_SERVER_TOKENS": str(tmp_path / "tokens")}
     process = subprocess.Popen(
@@ -64,11 +67,25 @@ def test_ruvon_server_serves_the_workflow_ruvon_run_stored(tmp_path: Path) -> No
         assert detail["state"] == {"order_id": 7, "prepared": True}
         assert httpx.get(f"{url}/api/v1/workflows").status_code == 401
         assert httpx.get(f"{url}/readyz").json()["ready"] is True
+
+        # Embedded: the server runs the rest of the workflow itself, with the step modules
+        # of the directory it was started in, as `ruvon resume` would.
+        resumed = httpx.post(
+            f"{url}/api/v1/workflows/{workflow_id}/resume",
+            json={"input": {"approved": True, "comment": "fine"}},
+            headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"},
+            timeout=20,
+        )
+        assert resumed.status_code == 200, resumed.text
+        assert resumed.json()["status"] == "COMPLETED"
+        assert resumed.json()["state"]["finished"] is True
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
     assert f"Ruvon Server on {url}" in output
-    assert TOKEN not in output  # the token is never logged
+    assert TOKEN not in output and OPERATOR_TOKEN not in output  # tokens are never logged
+    actions = [e.details for e in audit(tmp_path, workflow_id) if e.event_type == "OPERATOR_ACTION"]
+    assert actions == [{"action": "resume", "by": "night-shift"}]
 
 
 def test_ruvon_server_refuses_to_start_without_tokens(tmp_path: Path) -> None:

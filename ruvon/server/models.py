@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.providers.runs import StepRunRecord
 from ruvon.records import AuditEntry, CompensationEntry, ListPosition, WorkflowRecord
+
+# Items read field by field from a record of the same names (enums become their values).
+_FROM_RECORD = ConfigDict(from_attributes=True)
 
 
 class WorkflowSummary(BaseModel):
@@ -100,6 +103,8 @@ class WorkflowDetail(BaseModel):
 class AuditItem(BaseModel):
     """One audited transition (or operator action)."""
 
+    model_config = _FROM_RECORD
+
     event_type: str
     step_name: str | None
     old_status: str | None
@@ -109,18 +114,13 @@ class AuditItem(BaseModel):
 
     @classmethod
     def of(cls, entry: AuditEntry) -> AuditItem:
-        return cls(
-            event_type=entry.event_type,
-            step_name=entry.step_name,
-            old_status=entry.old_status,
-            new_status=entry.new_status,
-            details=dict(entry.details),
-            recorded_at=entry.recorded_at,
-        )
+        return cls.model_validate(entry)
 
 
 class StepRunItem(BaseModel):
     """One step run: where and how it ran (empty for workflows run in one process)."""
+
+    model_config = _FROM_RECORD
 
     run_id: int
     kind: str
@@ -139,26 +139,13 @@ class StepRunItem(BaseModel):
 
     @classmethod
     def of(cls, run: StepRunRecord) -> StepRunItem:
-        return cls(
-            run_id=run.run_id,
-            kind=str(run.kind),
-            step_name=run.step_name,
-            branch=run.branch,
-            run_number=run.run_number,
-            status=str(run.status),
-            attempt=run.attempt,
-            queue=run.queue,
-            worker=run.worker,
-            created_at=run.created_at,
-            run_at=run.run_at,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            error=run.error,
-        )
+        return cls.model_validate(run)
 
 
 class CompensationItem(BaseModel):
     """One compensation function run during a saga rollback."""
+
+    model_config = _FROM_RECORD
 
     step_name: str
     function: str
@@ -168,13 +155,7 @@ class CompensationItem(BaseModel):
 
     @classmethod
     def of(cls, entry: CompensationEntry) -> CompensationItem:
-        return cls(
-            step_name=entry.step_name,
-            function=entry.function,
-            succeeded=entry.succeeded,
-            error=entry.error,
-            executed_at=entry.executed_at,
-        )
+        return cls.model_validate(entry)
 
 
 class WorkflowHistory(BaseModel):

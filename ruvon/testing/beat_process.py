@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ruvon.testing.processes import spawn
+from ruvon.testing.processes import STOP_TIMEOUT, spawn, stop_process_group
 
 __all__ = ["BeatProcess"]
-
-STOP_TIMEOUT = 30.0
-_KILL_REAP_TIMEOUT = 10.0
 
 
 class BeatProcess:
@@ -54,14 +48,6 @@ class BeatProcess:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, then SIGKILL of its process group after ``timeout``; the exit code."""
-        if self.exit_code is not None:
-            return self.exit_code
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.exit_code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.exit_code = self.process.wait(_KILL_REAP_TIMEOUT)
+        if self.exit_code is None:
+            self.exit_code = stop_process_group(self.process, timeout)
         return self.exit_code

@@ -51,7 +51,7 @@ from ruvon.implementations.execution.celery_config import celery_config
 from ruvon.implementations.persistence.redis.keys import RedisKeys
 from ruvon.testing.beat_process import BeatProcess
 from ruvon.testing.postgres import create_database, drop_database
-from ruvon.testing.processes import REPO_ROOT, spawn
+from ruvon.testing.processes import KILL_REAP_TIMEOUT, REPO_ROOT, STOP_TIMEOUT, spawn
 from ruvon.testing.redis import redis_url_for_tests
 
 __all__ = [
@@ -70,8 +70,6 @@ _T = TypeVar("_T")
 
 
 READY_TIMEOUT = 60.0  # a cold start on a loaded CI machine; usually ~2 s
-STOP_TIMEOUT = 30.0
-_KILL_REAP_TIMEOUT = 10.0
 _LOG_TAIL_LINES = 40
 # Variables a developer's shell may set that would point the workers elsewhere.
 _INHERITED = ("CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "RUVON_DB_URL")
@@ -268,7 +266,7 @@ class WorkerProcess:
         # its id cannot be reused while the leader is unreaped or any member is alive.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        self.exit_code = self.process.wait(_KILL_REAP_TIMEOUT)
+        self.exit_code = self.process.wait(KILL_REAP_TIMEOUT)
         return self.exit_code
 
 

@@ -17,7 +17,6 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,16 +24,11 @@ from pathlib import Path
 
 import redis
 
+from ruvon.testing.processes import free_port
+
 __all__ = ["PrivatePostgres", "PrivateRedis", "free_port", "libfaketime_path"]
 
 _START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def libfaketime_path() -> str | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import uuid
@@ -21,17 +20,12 @@ import pytest
 
 from ruvon.testing.cluster import REPO_ROOT
 from ruvon.testing.postgres import server_url
+from ruvon.testing.processes import free_port
 from ruvon.testing.redis import redis_url_for_tests
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 SCRIPT = REPO_ROOT / "scripts" / "cluster"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def cluster(

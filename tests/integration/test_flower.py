@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,7 +23,8 @@ import pytest
 
 from ruvon.client import Client
 from ruvon.models import WorkflowStatus
-from ruvon.testing.cluster import REPO_ROOT, LocalCluster
+from ruvon.testing.cluster import LocalCluster
+from ruvon.testing.processes import free_port, spawn, stop_process_group
 from tests.integration.distributed_support import QUEUE, WAIT, client_of, fetch, started_cluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -34,12 +32,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 READY_TIMEOUT = 30.0
 SEEN_TIMEOUT = 30.0
 SWEEP = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -57,28 +49,13 @@ def flower(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> I
     log_path = tmp_path_factory.mktemp("flower") / "flower.log"
     env = {**cluster.env, "FLOWER_UNAUTHENTICATED_API": "true"}
     command = [sys.executable, "-m", "ruvon.cli.main", "flower", "--port", str(port)]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = spawn(command, env, log_path)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, url, log_path)
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_process_group(process, 15)
         print(f"--- flower log ({log_path}) ---\n{log_path.read_text(errors='replace')}")
 
 

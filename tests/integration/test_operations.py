@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import time
 import urllib.request
 from collections import Counter
@@ -33,6 +32,7 @@ from ruvon.client import Client
 from ruvon.implementations.observability.prometheus import PrometheusObserver, RuvonMetrics
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster, WorkerProcess
+from ruvon.testing.processes import free_port
 from tests.integration.distributed_support import (
     QUEUE,
     WAIT,
@@ -44,12 +44,6 @@ from tests.integration.distributed_support import (
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 UNSERVED = "nobody-listens"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -82,7 +76,7 @@ def _stale_counter(directory: Path) -> None:
 def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
     root = tmp_path_factory.mktemp("ops")
     health_dir = root / "health"
-    beat_port = _free_port()
+    beat_port = free_port()
     shared = {
         "RUVON_METRICS_ADDR": "127.0.0.1",
         "RUVON_HEALTH_DIR": str(health_dir),
@@ -92,7 +86,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
         "RUVON_SWEEP_SECONDS": "0.5",
         "RUVON_DISPATCH_TIMEOUT_SECONDS": "1",
     }
-    ports = {"recycling": _free_port(), "steady": _free_port()}
+    ports = {"recycling": free_port(), "steady": free_port()}
     dirs = {name: root / f"metrics-{name}" for name in ports}
     _stale_counter(dirs["recycling"])
     with started_cluster(shared, workers=0) as cluster:
@@ -256,7 +250,7 @@ def test_every_start_is_counted_once_cluster_wide(ops: Ops) -> None:
         assert _total(targets, started, workflow_type=level) == starts, level
     assert _total(workers, started) == 0  # the workers leave the cluster's count to the beat
 
-    later_port = _free_port()
+    later_port = free_port()
     later = ops.cluster.start_beat("beat-later", env={"RUVON_BEAT_METRICS_PORT": str(later_port)})
     try:
         _wait_serving(later_port)
@@ -368,7 +362,7 @@ def test_the_beat_keeps_health_files_for_its_probes(ops: Ops, tmp_path: Path) ->
         env={
             "RUVON_HEALTH_DIR": str(unreachable),
             "RUVON_BEAT_METRICS_PORT": "0",
-            "RUVON_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/nothing",
+            "RUVON_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/nothing",
         },
     )
     try:

@@ -25,7 +25,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -44,6 +43,8 @@ from packaging.utils import canonicalize_name
 
 from ruvon.testing.cluster import BeatProcess, WorkerProcess, client_app, delete_broker_keys
 from ruvon.testing.postgres import create_database, drop_database
+from ruvon.testing.processes import free_port, stop_process_group
+from ruvon.testing.processes import spawn as spawn_process
 from ruvon.testing.redis import redis_url_for_tests
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -211,16 +212,7 @@ def spawn(
     command: Sequence[str], installed: Installed, env: Mapping[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:
     """``command`` in the user's project, in its own session, its output in ``log_path``."""
-    with log_path.open("wb") as log_file:
-        return subprocess.Popen(
-            list(command),
-            cwd=installed.project,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return spawn_process(command, env, log_path, cwd=installed.project)
 
 
 @pytest.fixture(scope="module")
@@ -377,12 +369,6 @@ def test_the_documented_celery_app_path_runs_workflows_and_answers_inspect(
         assert pong == {running.hostname: {"ok": "pong"}}, pong
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_ruvon_flower_from_the_wheel_answers_on_a_loopback_port(
     installed: Installed, env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -404,11 +390,5 @@ def test_ruvon_flower_from_the_wheel_answers_on_a_loopback_port(
         assert answered is not None, log_path.read_text()
         assert answered.status_code == 200 and answered.text == "OK", answered.text
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        stop_process_group(process, 15)
         print(f"--- flower log ---\n{log_path.read_text(errors='replace')}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -11,17 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ruvon.testing.processes import free_port
 from tests.integration.test_cli_process import audit, cli_argv, cli_env, ruvon, write_project
 
 TOKEN = "process-test-token"
 OPERATOR_TOKEN = "process-operator-token"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def wait_until_up(url: str, process: subprocess.Popen[str], timeout: float = 20.0) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -65,8 +66,28 @@ def stop_process_group(process: subprocess.Popen[bytes], timeout: float = STOP_T
         return process.wait(KILL_REAP_TIMEOUT)
 
 
+# Below Linux's ephemeral range (32768-60999): a port handed out here is never taken in the
+# meantime as the local end of an outgoing connection, as one bound to port 0 may be by the
+# many client connections of tests running in parallel.
+_TEST_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now (for a server a test starts)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A TCP port on 127.0.0.1 nobody listens on right now (for a server a test starts).
+
+    Chosen at random outside the ephemeral range and never twice by one process, so parallel
+    test processes (pytest-xdist) and their servers' clients rarely meet on a port.
+    """
+    for _ in range(200):
+        port = random.choice(_TEST_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port on 127.0.0.1 in {_TEST_PORTS} after 200 tries")

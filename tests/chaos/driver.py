@@ -190,6 +190,25 @@ class ChaosRun:
                 return []
             await asyncio.sleep(0.02)
 
+    async def last_audit_id(self) -> int:
+        """The newest audit row's id (0 when there is none)."""
+        conn = await asyncpg.connect(self.cluster.database_url, timeout=5)
+        try:
+            return int(await conn.fetchval(Q["last_audit_id"]))
+        finally:
+            await conn.close()
+
+    async def detected_pids(self, *, after: int) -> set[int]:
+        """Pool processes whose runs the beat took for zombies after audit row ``after``."""
+        with contextlib.suppress(OSError, asyncpg.PostgresError, TimeoutError):
+            conn = await asyncpg.connect(self.cluster.database_url, timeout=5)
+            try:
+                owners = await conn.fetch(Q["detected_owners"], after)
+            finally:
+                await conn.close()
+            return {int(o[0].rpartition(":")[2]) for o in owners if o[0]}
+        return set()
+
     async def runs_done_by(self, pids: set[int]) -> int:
         """How many step runs the processes ``pids`` committed."""
         conn = await asyncpg.connect(self.cluster.database_url, timeout=5)
@@ -423,14 +442,23 @@ async def probe_workers(
     return {w.hostname: answered.get(w.hostname) for w in probes}
 
 
-async def freeze_busy_worker(run: ChaosRun, seconds: float, *, continued: bool = False) -> bool:
+async def freeze_busy_worker(
+    run: ChaosRun, seconds: float, *, continued: bool = False, takeover_patience: float = 4 * LEASE
+) -> bool:
     """SIGSTOP a worker's process group holding a step run (with ``continued``: inside a
-    continued chain) for ``seconds``, then SIGCONT."""
+    continued chain) for ``seconds``, then SIGCONT.
+
+    A freeze is meant to outlast the lease so that the beat takes the run over. On a loaded
+    machine the sweep that does so can come late: the worker then stays frozen until one of its
+    runs is taken over, for up to ``takeover_patience`` seconds more, so the scenario tests the
+    take-over rather than the machine's speed.
+    """
     pids = await run.busy_pids(continued=continued)
     worker = run.worker_of(random.choice(pids)) if pids else None
     if worker is None:
         return False
     frozen = {worker.pid, *worker.child_pids()}
+    before = await run.last_audit_id()
     os.killpg(worker.pid, signal.SIGSTOP)
     try:
         # Steps take milliseconds: the run seen a moment ago may have committed before the
@@ -439,6 +467,9 @@ async def freeze_busy_worker(run: ChaosRun, seconds: float, *, continued: bool =
             return False
         run.fault("freeze worker in a continued chain" if continued else "freeze worker", frozen)
         await asyncio.sleep(seconds)
+        deadline = time.monotonic() + takeover_patience
+        while not frozen & await run.detected_pids(after=before) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
     return True

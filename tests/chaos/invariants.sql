@@ -34,6 +34,14 @@ SELECT DISTINCT lease_owner FROM step_runs WHERE status = 'RUNNING' AND lease_ex
 SELECT DISTINCT lease_owner FROM step_runs
 WHERE status = 'RUNNING' AND lease_expires_at > now() AND attempt = 1 AND started_at = created_at;
 
+-- name: detected_owners
+-- Whose runs were taken for zombies after audit row $1 (``host:pid`` of the lost claim).
+SELECT details ->> 'worker' FROM workflow_audit_log
+WHERE event_type = 'WORKER_CRASH_DETECTED' AND id > $1;
+
+-- name: last_audit_id
+SELECT coalesce(max(id), 0) FROM workflow_audit_log;
+
 -- name: done_owners
 -- Who committed each closed step run (``host:pid`` of its last claim).
 SELECT lease_owner FROM step_runs WHERE status = 'DONE';

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
@@ -128,20 +129,22 @@ async def test_a_killed_worker_step_is_recovered_within_lease_plus_sweep(
         record = await client.start("KilledMidStep", {})
         victim = _worker_running(cluster, await _started_on(cluster, record.id))
         await asyncio.to_thread(victim.kill)
-        killed = time.monotonic()
+        killed = datetime.now(UTC)
         done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
-        latency = time.monotonic() - killed
     assert done.status is WorkflowStatus.COMPLETED, done.error
     assert done.state["survived_attempt"] == 2
-    assert latency <= LEASE + SWEEP + 2, f"recovered after {latency:.1f} s"
     audit = await fetch(
         cluster,
-        "SELECT details FROM workflow_audit_log WHERE workflow_id = $1 AND "
+        "SELECT details, recorded_at FROM workflow_audit_log WHERE workflow_id = $1 AND "
         "event_type = 'WORKER_CRASH_DETECTED'",
         record.id,
     )
     assert [(a[0]["action"], a[0]["attempt"]) for a in audit] == [("requeued", 1)]
-    print(f"recovery latency after SIGKILL: {latency:.2f} s")
+    # The promise is detection within lease + sweep (one database and one clock here). The
+    # second attempt's run time after that is the machine's speed, not the beat's.
+    latency = (audit[0][1] - killed).total_seconds()
+    assert latency <= LEASE + SWEEP + 1, f"detected {latency:.2f} s after the kill"
+    print(f"zombie detection latency after SIGKILL: {latency:.2f} s")
 
 
 @pytest.mark.parametrize("crash_cluster", [1], indirect=True)

@@ -25,6 +25,7 @@ from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import Actor, Role
 
 MAX_PAGE = 500
+MAX_FILTER_TEXT = 512
 
 router = APIRouter(tags=["workflows"])
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
@@ -80,6 +81,24 @@ async def list_workflows(
         datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC).")
     ] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
+    version: Annotated[
+        str | None,
+        Query(max_length=MAX_FILTER_TEXT, description="Only this workflow_version."),
+    ] = None,
+    id_prefix: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_FILTER_TEXT,
+            description="Only ids starting with this text (case-sensitive; % and _ literal).",
+        ),
+    ] = None,
+    idempotency_key_prefix: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_FILTER_TEXT,
+            description="Only idempotency keys starting with this text (as id_prefix).",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
     cursor: Annotated[str | None, Query(description="A previous page's next_cursor.")] = None,
 ) -> WorkflowPage:
@@ -94,6 +113,9 @@ async def list_workflows(
         parent_execution_id=parent,
         created_since=since,
         created_until=until,
+        workflow_version=version or None,
+        id_prefix=id_prefix or None,
+        idempotency_key_prefix=idempotency_key_prefix or None,
         after=after,
         limit=limit + 1,  # one more tells whether there is a next page
     )

@@ -452,13 +452,11 @@ async def test_list_workflows_filters_by_version_and_prefixes(
     assert await ids(idempotency_key_prefix="shop:") == ["order-2", "order-1"]
     assert await ids(idempotency_key_prefix="shop%") == ["order_5"]
     assert await ids(idempotency_key_prefix="_") == []
-    assert await ids(idempotency_key_prefix="") == [
-        INJECTION, "50%off", "order_5", "Order-3", "order-2", "order-1"
-    ]  # every workflow with a key; none without one
+    with_keys = [INJECTION, "50%off", "order_5", "Order-3", "order-2", "order-1"]
+    assert await ids(idempotency_key_prefix="") == with_keys  # none without a key
     assert await ids(id_prefix="", workflow_version="1.0") == ["50%off", "order-1"]
-    assert await ids(
-        id_prefix="order", workflow_version="2.0", idempotency_key_prefix="shop"
-    ) == ["order_5", "order-2"]
+    combined = {"id_prefix": "order", "workflow_version": "2.0", "idempotency_key_prefix": "shop"}
+    assert await ids(**combined) == ["order_5", "order-2"]
     # The filters combine with the keyset position.
     page = await provider.list_workflows(id_prefix="order", limit=2)
     assert [r.id for r in page] == ["order_5", "orderX4"]

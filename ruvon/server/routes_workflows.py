@@ -11,6 +11,7 @@ from ruvon.models import WorkflowStatus
 from ruvon.records import ListPosition
 from ruvon.server.auth import require
 from ruvon.server.dependencies import server_runtime
+from ruvon.server.history import children_of, parallel_runs, parent_of, timers
 from ruvon.server.models import (
     AuditItem,
     CompensationItem,
@@ -126,17 +127,22 @@ async def list_workflows(
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowDetail, summary="One workflow")
 async def get_workflow(workflow_id: str, _actor: Viewer, runtime: Runtime) -> WorkflowDetail:
-    return WorkflowDetail.of(await runtime.persistence.load_workflow(workflow_id))
+    persistence = runtime.persistence
+    record = await persistence.load_workflow(workflow_id)
+    detail = WorkflowDetail.of(record)
+    detail.parent = await parent_of(persistence, record)
+    detail.children, detail.more_children = await children_of(persistence, record)
+    return detail
 
 
 @router.get(
     "/workflows/{workflow_id}/history",
     response_model=WorkflowHistory,
-    summary="Audit log, step runs and compensations of one workflow",
+    summary="Audit log, step runs, compensations, PARALLEL branches and timers of one workflow",
 )
 async def get_history(workflow_id: str, _actor: Viewer, runtime: Runtime) -> WorkflowHistory:
     persistence = runtime.persistence
-    await persistence.load_workflow(workflow_id)  # WorkflowNotFound -> 404, not empty lists
+    record = await persistence.load_workflow(workflow_id)  # unknown: 404, not empty lists
     audit = await persistence.get_audit_log(workflow_id)
     runs = await persistence.list_step_runs(workflow_id)
     compensations = await persistence.get_compensation_log(workflow_id)
@@ -145,4 +151,6 @@ async def get_history(workflow_id: str, _actor: Viewer, runtime: Runtime) -> Wor
         audit=[AuditItem.of(entry) for entry in audit],
         step_runs=[StepRunItem.of(run) for run in runs],
         compensations=[CompensationItem.of(entry) for entry in compensations],
+        parallel=await parallel_runs(persistence, record, runs, audit),
+        timers=timers(record, audit),
     )

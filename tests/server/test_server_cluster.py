@@ -75,3 +75,17 @@ async def test_start_and_resume_run_on_the_workers(
     actions = [e["details"] for e in body["audit"] if e["event_type"] == "OPERATOR_ACTION"]
     assert actions == [{"action": "start", "by": "otto"}, {"action": "resume", "by": "otto"}]
     assert "Review" in {run["step_name"] for run in body["step_runs"]}  # Finish continues inline
+
+
+@pytest.mark.slow
+async def test_cluster_view_lists_the_workers_that_answer_a_ping(
+    api: httpx.AsyncClient, cluster: LocalCluster
+) -> None:
+    response = await api.get(f"{API}/cluster", params={"ping": "true"}, headers=auth(VIEWER))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["mode"] == "cluster" and body["broker"]["ok"] is True
+    assert body["pinged"] == sorted(worker.hostname for worker in cluster.workers)
+    assert {w["answered_ping"] for w in body["workers"]} == {True}
+    [queue] = [q for q in body["queues"] if q["name"] == cluster.env["RUVON_DEFAULT_QUEUE"]]
+    assert queue["depth"] == 0  # the workers keep it empty

@@ -65,8 +65,11 @@ async def broker_depths(settings: Settings, queues: list[str]) -> tuple[BrokerIn
     if urlsplit(url).scheme not in ("redis", "rediss") or ";" in url:
         info.error = "queue depth is read from a Redis broker only"
         return info, {}
-    import redis.asyncio as aioredis
-
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:  # a cluster client without ruvon[celery]
+        info.error = "queue depth needs the redis package (pip install 'ruvon[celery]')"
+        return info, {}
     client = aioredis.Redis.from_url(
         url, socket_timeout=BROKER_TIMEOUT, socket_connect_timeout=BROKER_TIMEOUT
     )

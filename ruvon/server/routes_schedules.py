@@ -38,7 +38,7 @@ async def list_schedules(_actor: Viewer, runtime: Runtime) -> ScheduleList:
 
 
 @router.post(
-    "/schedules/{name}/pause",
+    "/schedules/{name:path}/pause",
     response_model=ScheduleItem,
     summary="Stop a schedule from starting workflows until it is resumed",
 )
@@ -51,7 +51,7 @@ async def pause_schedule(
 
 
 @router.post(
-    "/schedules/{name}/resume",
+    "/schedules/{name:path}/resume",
     response_model=ScheduleItem,
     summary="Let a schedule start workflows again, from its next tick after now",
 )
@@ -62,7 +62,7 @@ async def resume_schedule(
 
 
 @router.post(
-    "/schedules/{name}/trigger",
+    "/schedules/{name:path}/trigger",
     response_model=TriggerResult,
     status_code=201,
     summary="Start the schedule's workflow now",

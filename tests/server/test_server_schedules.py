@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -124,3 +125,30 @@ async def test_schedule_actions_need_an_admin(served: Served, action: str) -> No
     assert (await listed(served))["nightly"]["enabled"] is True
     listing = await http.get(f"{API}/workflows", headers=auth(VIEWER))
     assert listing.json()["items"] == []  # no trigger got through
+
+
+async def test_a_name_with_slashes_and_spaces_is_addressable(served: Served) -> None:
+    name = "reports/daily run: 50%_off"
+    await served.runtime.persistence.save_schedule(ScheduleRecord(name, "ApiTick", "0 3 * * *"))
+    path = f"{API}/schedules/{quote(name, safe='')}"
+    paused = await served.http.post(f"{path}/pause", headers=auth(ADMIN))
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["name"] == name and paused.json()["enabled"] is False
+    raw = await served.http.post(f"{API}/schedules/reports/daily run: 50%25_off/resume",
+                                 headers=auth(ADMIN))  # fmt: skip
+    assert raw.status_code == 200 and raw.json()["enabled"] is True
+    assert (await served.http.post(f"{API}/schedules/reports/pause",
+                                   headers=auth(ADMIN))).status_code == 404  # fmt: skip
+
+
+async def test_openapi_lists_the_new_endpoints(served: Served) -> None:
+    paths = set((await served.http.get("/openapi.json")).json()["paths"])
+    assert {
+        "/api/v1/schedules",
+        "/api/v1/schedules/{name}/pause",
+        "/api/v1/schedules/{name}/resume",
+        "/api/v1/schedules/{name}/trigger",
+        "/api/v1/workflows/{workflow_id}/approve",
+        "/api/v1/workflows/{workflow_id}/reject",
+        "/api/v1/cluster",
+    } <= paths

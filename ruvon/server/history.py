@@ -79,28 +79,43 @@ async def parallel_runs(
     for run in runs:
         if run.kind is RunKind.BRANCH and run.step_name in names:
             branch_runs[(run.step_name, run.run_number)][run.branch] = run  # the latest attempt
-    merges: dict[str, list[AuditEntry]] = defaultdict(list)
-    for entry in audit:
-        if entry.event_type == MERGED and entry.step_name in names:
-            merges[entry.step_name].append(entry)
+    merges = _merges_by_run(audit, names)
     out_now = record.runtime.get("parallel", {})
     items: list[ParallelStepItem] = []
     for name in names:
         numbers = {number for step, number in branch_runs if step == name}
+        numbers |= {number for step, number in merges if step == name}
         if name in out_now:
             numbers.add(int(out_now[name]["run"]))
-        if not numbers and merges[name]:
-            numbers = set(range(1, len(merges[name]) + 1))
         for number in sorted(numbers):
             outcomes: list[BranchOutcome] = []
             if isinstance(persistence, RunLedger) and branch_runs.get((name, number)):
                 outcomes = await persistence.branch_results(record.id, name, number)
-            merge = merges[name][number - 1] if number <= len(merges[name]) else None
+            merge = merges.get((name, number))
             planned = out_now[name]["branches"] if name in out_now else None
             items.append(
                 _item(name, number, planned, merge, branch_runs.get((name, number), {}), outcomes)
             )
     return items
+
+
+def _merges_by_run(
+    audit: Sequence[AuditEntry], names: Sequence[str]
+) -> dict[tuple[str, int], AuditEntry]:
+    """The latest merge of each (step, run number): a retried run merges again, and the last
+    one is its outcome. An entry without ``run`` (written before it was recorded) counts as the
+    run after the step's previous merge."""
+    found: dict[tuple[str, int], AuditEntry] = {}
+    last: dict[str, int] = defaultdict(int)
+    for entry in audit:
+        name = entry.step_name
+        if entry.event_type != MERGED or name is None or name not in names:
+            continue
+        run = entry.details.get("run")
+        number = int(run) if isinstance(run, int) else last[name] + 1
+        last[name] = number
+        found[(name, number)] = entry
+    return found
 
 
 def _item(

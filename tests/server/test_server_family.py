@@ -132,3 +132,20 @@ async def test_history_shows_pending_timers(served: Served) -> None:
         "Sign_Off",
         "pending",
     )
+
+
+async def test_each_run_of_a_parallel_step_is_listed_with_its_own_merge(served: Served) -> None:
+    http = served.http
+    failed = await start(http, "ExecAllOrNothing", items=[1, 2, 3])
+    assert failed["status"] == "FAILED"
+    retried = await http.post(f"{API}/workflows/{failed['id']}/retry", headers=auth(OPERATOR))
+    assert retried.status_code == 200 and retried.json()["status"] == "FAILED"
+    history = (await http.get(f"{API}/workflows/{failed['id']}/history",
+                              headers=auth(VIEWER))).json()  # fmt: skip
+    merges = [e for e in history["audit"] if e["event_type"] == "PARALLEL_TASKS_MERGED"]
+    assert [e["details"]["run"] for e in merges] == [1, 2]  # the retry entered the step again
+    runs = history["parallel"]
+    assert [(r["step_name"], r["run_number"]) for r in runs] == [("Double", 1), ("Double", 2)]
+    for run in runs:
+        assert (run["branch_count"], run["succeeded"], run["merged"]) == (3, 2, True)
+        assert list(run["failed"]) == ["Double[2]"]

@@ -48,7 +48,7 @@ async def test_list_filters_by_version_and_prefixes(served: Served) -> None:
     assert await ids(http, version="2.1", id_prefix=versioned["id"][:8]) == [versioned["id"]]
     assert await ids(http, version="2.1", idempotency_key_prefix="s") == []  # it has no key
     assert await ids(http, version="2") == []  # a version is matched whole
-    for hostile in ("' OR 1=1 --", "x'); DROP TABLE workflow_executions;--", "\\", "%%"):
+    for hostile in ("' OR 1=1 --", "x'); DROP TABLE workflow_executions;--", "\\", "%%", "a\x00b"):
         for name in ("version", "id_prefix", "idempotency_key_prefix"):
             assert await ids(http, **{name: hostile}) == [], (name, hostile)
     assert set(await ids(http)) == set(everything)  # still all there

@@ -23,6 +23,7 @@ from ruvon.implementations.persistence.postgres import PostgresPersistenceProvid
 from ruvon.server.app import create_app
 from ruvon.testing.cluster import cluster_env, delete_broker_keys
 from ruvon.testing.postgres import create_database, drop_database
+from ruvon.testing.processes import free_port
 from tests.server.conftest import ADMIN, API_REGISTRY, OPERATOR, TOKENS, VIEWER, auth, serve
 
 API = "/api/v1"
@@ -173,3 +174,24 @@ async def test_embedded_answers_embedded(tmp_path: Path) -> None:
         assert body["mode"] == "embedded"
         assert (body["workers"], body["queues"], body["recoveries"]) == ([], [], [])
         assert (await served.http.get(f"{API}/cluster")).status_code == 401
+
+
+async def test_a_broker_that_is_down_is_reported_not_fatal() -> None:
+    url = await create_database()
+    env = cluster_env(url, uuid.uuid4().hex[:12])
+    env.update({"RUVON_REGISTRY_FILE": str(API_REGISTRY),
+                "RUVON_BROKER_URL": f"redis://:hunter2@127.0.0.1:{free_port()}/0"})  # fmt: skip
+    app = create_app(Settings.from_env(env), TOKENS)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                started = asyncio.get_running_loop().time()
+                body = await view(http)
+                assert asyncio.get_running_loop().time() - started < 4
+    finally:
+        await drop_database(url)
+    assert body["mode"] == "cluster"
+    assert body["broker"]["ok"] is False and "Connection" in body["broker"]["error"]
+    assert "hunter2" not in json.dumps(body)  # the password never reaches the answer
+    assert {q["depth"] for q in body["queues"]} == {None}

@@ -114,3 +114,31 @@ async def test_history_shows_each_parallel_branch_run_on_the_workers(
         assert branch["attempt"] == 1 and branch["queue"] == cluster.env["RUVON_DEFAULT_QUEUE"]
         assert int(branch["worker"].rsplit(":", 1)[1]) in pids, branch  # host:pid of a worker
         assert branch["started_at"] <= branch["finished_at"]
+
+
+@pytest.mark.slow
+async def test_approve_on_the_cluster_continues_on_the_workers(api: httpx.AsyncClient) -> None:
+    started = await api.post(
+        f"{API}/workflows", json={"type": "ApprovalTimeout", "data": {}}, headers=auth(OPERATOR)
+    )
+    assert started.status_code == 201, started.text
+    workflow_id = started.json()["id"]
+    await wait_for(api, workflow_id, "WAITING_HUMAN")
+    history = await api.get(f"{API}/workflows/{workflow_id}/history", headers=auth(VIEWER))
+    [timer] = history.json()["timers"]
+    assert (timer["kind"], timer["step_name"], timer["state"]) == (
+        "approval_timeout",
+        "Approve",
+        "pending",
+    )
+    approved = await api.post(
+        f"{API}/workflows/{workflow_id}/approve", json={"reason": "ok"}, headers=auth(OPERATOR)
+    )
+    assert approved.status_code == 200, approved.text
+    done = await wait_for(api, workflow_id, "COMPLETED")
+    assert done["state"]["approved"] is True and done["state"]["approver"] == "otto"
+    history = await api.get(f"{API}/workflows/{workflow_id}/history", headers=auth(VIEWER))
+    body = history.json()
+    actions = [e["details"] for e in body["audit"] if e["event_type"] == "OPERATOR_ACTION"]
+    assert actions == [{"action": "start", "by": "otto"}, {"action": "approve", "by": "otto"}]
+    assert body["timers"] == []  # decided in time: nothing fired

@@ -30,6 +30,7 @@ class WorkflowSummary(BaseModel):
     status: str
     current_step: str | None
     parent_execution_id: str | None
+    idempotency_key: str | None = None
     error: str | None
     created_at: datetime
     updated_at: datetime
@@ -45,6 +46,7 @@ class WorkflowSummary(BaseModel):
             status=str(record.status),
             current_step=record.current_step_name,
             parent_execution_id=record.parent_execution_id,
+            idempotency_key=record.idempotency_key,
             error=record.error,
             created_at=record.created_at,
             updated_at=record.updated_at,

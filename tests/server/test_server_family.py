@@ -38,6 +38,9 @@ async def test_list_filters_by_version_and_prefixes(served: Served) -> None:
     assert set(everything) == {shop["id"], percent["id"], bare["id"], versioned["id"]}
 
     assert await ids(http, idempotency_key_prefix="shop:") == [shop["id"]]
+    listed = await http.get(f"{API}/workflows", params={"idempotency_key_prefix": "shop:"},
+                            headers=auth(VIEWER))  # fmt: skip
+    assert listed.json()["items"][0]["idempotency_key"] == "shop:1"
     assert await ids(http, idempotency_key_prefix="50%_") == [percent["id"]]
     assert await ids(http, idempotency_key_prefix="%") == []  # a character, not a wildcard
     assert await ids(http, idempotency_key_prefix="_") == []

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from ruvon.builder import WorkflowBuilder
 from ruvon.clock import utc_now
 from ruvon.config import Settings
-from ruvon.errors import ConfigurationError, WaitTimeout
+from ruvon.errors import ConfigurationError, InvalidWorkflowOperation, WaitTimeout
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import AuditEntry, WorkflowRecord
@@ -222,6 +222,44 @@ class Client:
         workflow = await self._load(workflow_id, "resume", actor)
         check_waiting_input(workflow, user_input or {})
         await workflow.resume(user_input or {})
+        return workflow.record
+
+    async def approve(
+        self,
+        workflow_id: str,
+        approved: bool,
+        reason: str | None = None,
+        *,
+        actor: str | None = None,
+    ) -> WorkflowRecord:
+        """Decide the HUMAN_APPROVAL step a workflow waits at: ``resume`` with the decision.
+
+        The decision is the step's input (``approved``, ``reason``, ``approver``: the actor),
+        validated as ``resume`` validates it. A workflow that is not waiting at an approval
+        step raises ``InvalidWorkflowOperation`` and nothing is written. The audit log names the
+        action ``approve`` or ``reject``.
+        """
+        workflow = await self._load(workflow_id, "approve" if approved else "reject", actor)
+        index = workflow.current_step_index
+        step = workflow.steps[index] if 0 <= index < len(workflow.steps) else None
+        if (
+            workflow.status is not WorkflowStatus.WAITING_HUMAN
+            or step is None
+            or step.type is not StepType.HUMAN_APPROVAL
+            or workflow.record.runtime.get("resume_after")
+        ):
+            where = f"at step '{step.name}' ({step.type})" if step is not None else "past its end"
+            raise InvalidWorkflowOperation(
+                f"workflow '{workflow_id}' is {workflow.status} {where}: only a workflow "
+                "waiting at a HUMAN_APPROVAL step can be approved or rejected"
+            )
+        decision: dict[str, Any] = {"approved": approved}
+        if reason is not None:
+            decision["reason"] = reason
+        if actor is not None:
+            decision["approver"] = actor
+        check_waiting_input(workflow, decision)
+        await workflow.resume(decision)
         return workflow.record
 
     async def cancel(

@@ -21,10 +21,13 @@ from ruvon.providers.runs import BranchOutcome, Claim, QueuedRun, RunKind, RunSt
 from ruvon.records import AuditEntry, WorkflowRecord
 
 __all__ = [
+    "RECOVERY_EVENTS",
     "BranchRecorded",
+    "ClusterActivity",
     "ExpiredLease",
     "LostRuns",
     "Maintenance",
+    "QueueBacklog",
     "RunLedger",
     "RunSnapshot",
     "UnclaimedQueues",
@@ -204,4 +207,37 @@ class Maintenance(Protocol):
         self, default_queue: str, grace: float, limit: int
     ) -> list[QueuedRun]:
         """Join runs for complete joins that have none."""
+        ...
+
+
+#: Audit events the beat writes when it recovers work: a run whose worker died, re-queued
+#: (``WORKER_CRASH_DETECTED``), and a run whose broker message was lost, sent again
+#: (``MESSAGE_RESENT``). A workflow failed for too many crashes has ``new_status``
+#: FAILED_WORKER_CRASH.
+RECOVERY_EVENTS = ("WORKER_CRASH_DETECTED", "MESSAGE_RESENT")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBacklog:
+    """The step runs of one queue not finished yet, as the database sees them at ``as_of``."""
+
+    queue: str
+    queued: int  # QUEUED runs (due or not)
+    due: int  # QUEUED runs whose run_at has come: waiting for a worker
+    running: int  # claimed, lease held
+    oldest_due_at: datetime | None  # run_at of the oldest due QUEUED run: the queue's lag
+    as_of: datetime
+
+
+@runtime_checkable
+class ClusterActivity(Protocol):
+    """What the control plane reads about the cluster's work (PostgreSQL)."""
+
+    async def queue_backlog(self) -> list[QueueBacklog]:
+        """Every queue with unfinished runs, by name."""
+        ...
+
+    async def recent_recoveries(self, limit: int) -> list[AuditEntry]:
+        """The newest audit entries of :data:`RECOVERY_EVENTS` and of workflows failed for
+        worker crashes, newest first."""
         ...

@@ -94,6 +94,9 @@ class PersistenceProvider(Protocol):
         parent_execution_id: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        workflow_version: str | None = None,
+        id_prefix: str | None = None,
+        idempotency_key_prefix: str | None = None,
         after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
@@ -102,6 +105,9 @@ class PersistenceProvider(Protocol):
 
         ``created_since`` (inclusive) and ``created_until`` (exclusive) bound ``created_at``;
         ``after`` skips to the workflows that sort after that position (the next page).
+        ``id_prefix`` and ``idempotency_key_prefix`` match the start of the text exactly and
+        case-sensitively: ``%`` and ``_`` are characters, not wildcards; a workflow without a key
+        (or a version) never matches a key prefix (or a ``workflow_version``).
         """
         ...
 

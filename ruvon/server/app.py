@@ -12,7 +12,10 @@ from ruvon import __version__
 from ruvon.config import Settings
 from ruvon.server.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from ruvon.server.problems import install_problem_handlers
+from ruvon.server.routes_approvals import router as approvals_router
+from ruvon.server.routes_cluster import router as cluster_router
 from ruvon.server.routes_operations import router as operations_router
+from ruvon.server.routes_schedules import router as schedules_router
 from ruvon.server.routes_service import api_router as definitions_router
 from ruvon.server.routes_service import health_router
 from ruvon.server.routes_workflows import router as workflows_router
@@ -59,5 +62,8 @@ def create_app(
     app.include_router(workflows_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     app.include_router(definitions_router, prefix=API_PREFIX)
+    app.include_router(approvals_router, prefix=API_PREFIX)
+    app.include_router(schedules_router, prefix=API_PREFIX)
+    app.include_router(cluster_router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

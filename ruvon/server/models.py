@@ -9,7 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.providers.runs import StepRunRecord
-from ruvon.records import AuditEntry, CompensationEntry, ListPosition, WorkflowRecord
+from ruvon.records import (
+    AuditEntry,
+    CompensationEntry,
+    ListPosition,
+    ScheduleRecord,
+    WorkflowRecord,
+)
 
 # Items read field by field from a record of the same names (enums become their values).
 _FROM_RECORD = ConfigDict(from_attributes=True)
@@ -24,6 +30,7 @@ class WorkflowSummary(BaseModel):
     status: str
     current_step: str | None
     parent_execution_id: str | None
+    idempotency_key: str | None = None
     error: str | None
     created_at: datetime
     updated_at: datetime
@@ -39,6 +46,7 @@ class WorkflowSummary(BaseModel):
             status=str(record.status),
             current_step=record.current_step_name,
             parent_execution_id=record.parent_execution_id,
+            idempotency_key=record.idempotency_key,
             error=record.error,
             created_at=record.created_at,
             updated_at=record.updated_at,
@@ -75,6 +83,15 @@ class WorkflowDetail(BaseModel):
     created_at: datetime
     updated_at: datetime
     completed_at: datetime | None
+    parent: WorkflowLink | None = Field(
+        default=None, description="The parent workflow (GET /workflows/{id} only)."
+    )
+    children: list[WorkflowLink] | None = Field(
+        default=None,
+        description="Child workflows, oldest first, at most 100 (GET /workflows/{id} only; "
+        "page through more with /workflows?parent=ID). None: not looked up.",
+    )
+    more_children: bool = Field(default=False, description="More children than listed.")
 
     @classmethod
     def of(cls, record: WorkflowRecord) -> WorkflowDetail:
@@ -165,6 +182,8 @@ class WorkflowHistory(BaseModel):
     audit: list[AuditItem]
     step_runs: list[StepRunItem]
     compensations: list[CompensationItem]
+    parallel: list[ParallelStepItem] = Field(default_factory=list)
+    timers: list[TimerItem] = Field(default_factory=list)
 
 
 class StepInfo(BaseModel):
@@ -229,3 +248,179 @@ class Check(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, Check]
+
+
+# -- family, PARALLEL branches and timers (GET /workflows/{id}, .../history) ----------------------
+
+
+class WorkflowLink(BaseModel):
+    """Another workflow named by this one (its parent or a child)."""
+
+    id: str
+    workflow_type: str
+    status: str
+    current_step: str | None
+
+    @classmethod
+    def of(cls, record: WorkflowRecord) -> WorkflowLink:
+        return cls(
+            id=record.id,
+            workflow_type=record.workflow_type,
+            status=str(record.status),
+            current_step=record.current_step_name,
+        )
+
+
+class BranchItem(BaseModel):
+    """One branch of a PARALLEL step run: its run on the workers and its recorded outcome."""
+
+    name: str
+    status: str = Field(description="The branch run's status, or SUCCEEDED / FAILED recorded.")
+    attempt: int | None = None
+    worker: str | None = None
+    queue: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    succeeded: bool | None = Field(default=None, description="None: no outcome recorded yet.")
+    error: str | None = None
+
+
+class ParallelStepItem(BaseModel):
+    """One run of a PARALLEL step: how many branches, which failed, each branch (cluster)."""
+
+    step_name: str
+    run_number: int
+    branch_count: int | None = Field(description="Branches planned (None: not recorded).")
+    succeeded: int | None = Field(description="Branches merged successfully (None: not merged).")
+    failed: dict[str, str] = Field(description="Failed branch -> its error.")
+    merged: bool
+    branches: list[BranchItem] = Field(
+        description="Per branch (a cluster's branch runs); empty when run in one process."
+    )
+
+
+class TimerItem(BaseModel):
+    """A WAIT timer or an approval deadline: pending (with when it is due) or already fired."""
+
+    kind: str = Field(description="wait or approval_timeout")
+    step_name: str | None
+    due_at: datetime | None
+    state: str = Field(description="pending, fired or timed_out")
+    due: bool = Field(description="A pending timer whose time has come (the beat fires it).")
+
+
+# -- approval ---------------------------------------------------------------------------------
+
+
+class DecisionRequest(BaseModel):
+    """``POST /workflows/{id}/approve`` or ``/reject``: an optional reason."""
+
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
+# -- schedules --------------------------------------------------------------------------------
+
+
+class ScheduleItem(BaseModel):
+    """One schedule that starts workflows (``ruvon schedules list``)."""
+
+    model_config = _FROM_RECORD
+
+    name: str
+    workflow_type: str
+    spec: str = Field(validation_alias="cron", description="The schedule's spec as stored.")
+    enabled: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    initial_data: dict[str, Any]
+    source_workflow_id: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, schedule: ScheduleRecord) -> ScheduleItem:
+        return cls.model_validate(schedule)
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleItem]
+
+
+class TriggerResult(BaseModel):
+    """``POST /schedules/{name}/trigger``: the schedule and the workflow it started now."""
+
+    schedule: ScheduleItem
+    workflow: WorkflowDetail
+
+
+# -- cluster ----------------------------------------------------------------------------------
+
+
+class WorkerInfo(BaseModel):
+    """A worker, by its heartbeat file and/or its answer to a ping."""
+
+    node: str
+    alive: bool | None = Field(default=None, description="Heartbeat younger than the max age.")
+    ready: bool | None = None
+    heartbeat_age: float | None = Field(default=None, description="Seconds since its heartbeat.")
+    pid: int | None = None
+    started_at: str | None = None
+    queues: list[str] | None = None
+    answered_ping: bool | None = Field(default=None, description="None: not pinged.")
+
+
+class BrokerInfo(BaseModel):
+    url: str = Field(description="The broker URL, password redacted.")
+    ok: bool | None
+    error: str | None
+
+
+class QueueInfo(BaseModel):
+    """One queue: messages on the broker and unfinished step runs in the database."""
+
+    name: str
+    depth: int | None = Field(description="Messages waiting on the broker (None: not counted).")
+    queued: int
+    due: int
+    running: int
+    oldest_due_at: datetime | None
+    lag_seconds: float | None = Field(description="Age of the oldest due QUEUED run.")
+
+
+class RecoveryItem(BaseModel):
+    """A recovery the beat audited: a dead worker's run re-queued, a lost message re-sent, or a
+    workflow failed for worker crashes."""
+
+    workflow_id: str
+    event_type: str
+    step_name: str | None
+    new_status: str | None
+    details: dict[str, Any]
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, entry: AuditEntry) -> RecoveryItem:
+        return cls(
+            workflow_id=entry.workflow_id,
+            event_type=entry.event_type,
+            step_name=entry.step_name,
+            new_status=entry.new_status,
+            details=dict(entry.details),
+            recorded_at=entry.recorded_at,
+        )
+
+
+class ClusterView(BaseModel):
+    """``GET /cluster``. ``mode`` embedded (SQLite): no workers, queues or beat to report."""
+
+    mode: str = Field(description="cluster or embedded")
+    as_of: datetime
+    health_dir: str | None = Field(description="Where heartbeat files were read (None: unset).")
+    workers: list[WorkerInfo]
+    pinged: list[str] | None = Field(description="Nodes that answered a ping (None: no ping).")
+    broker: BrokerInfo | None
+    queues: list[QueueInfo]
+    recoveries: list[RecoveryItem] = Field(description="Newest first.")
+
+
+WorkflowDetail.model_rebuild()
+WorkflowHistory.model_rebuild()

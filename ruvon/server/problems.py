@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ruvon.errors import (
+    AmbiguousScheduleName,
     BrokerUnavailable,
     ConcurrencyConflict,
     DatabaseUnavailable,
@@ -22,6 +23,7 @@ from ruvon.errors import (
     InputValidationError,
     InvalidWorkflowOperation,
     RuvonError,
+    ScheduleNotFound,
     SchemaOutOfDate,
     StateTooLargeError,
     StateValidationError,
@@ -34,6 +36,8 @@ logger = logging.getLogger("ruvon.server")
 # Checked in order: the first class an error is an instance of decides.
 _STATUS_OF: tuple[tuple[type[RuvonError], int, str], ...] = (
     (WorkflowNotFound, 404, "workflow_not_found"),
+    (ScheduleNotFound, 404, "schedule_not_found"),
+    (AmbiguousScheduleName, 409, "ambiguous_schedule_name"),
     (WorkflowTypeNotFound, 422, "unknown_workflow_type"),
     (InputValidationError, 422, "invalid_input"),
     (StateValidationError, 422, "invalid_state"),

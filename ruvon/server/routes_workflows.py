@@ -11,6 +11,7 @@ from ruvon.models import WorkflowStatus
 from ruvon.records import ListPosition
 from ruvon.server.auth import require
 from ruvon.server.dependencies import server_runtime
+from ruvon.server.history import children_of, parallel_runs, parent_of, timers
 from ruvon.server.models import (
     AuditItem,
     CompensationItem,
@@ -25,6 +26,7 @@ from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import Actor, Role
 
 MAX_PAGE = 500
+MAX_FILTER_TEXT = 512
 
 router = APIRouter(tags=["workflows"])
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]
@@ -80,6 +82,24 @@ async def list_workflows(
         datetime | None, Query(description="Created at or after (ISO 8601; no zone: UTC).")
     ] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
+    version: Annotated[
+        str | None,
+        Query(max_length=MAX_FILTER_TEXT, description="Only this workflow_version."),
+    ] = None,
+    id_prefix: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_FILTER_TEXT,
+            description="Only ids starting with this text (case-sensitive; % and _ literal).",
+        ),
+    ] = None,
+    idempotency_key_prefix: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_FILTER_TEXT,
+            description="Only idempotency keys starting with this text (as id_prefix).",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 50,
     cursor: Annotated[str | None, Query(description="A previous page's next_cursor.")] = None,
 ) -> WorkflowPage:
@@ -94,6 +114,9 @@ async def list_workflows(
         parent_execution_id=parent,
         created_since=since,
         created_until=until,
+        workflow_version=version or None,
+        id_prefix=id_prefix or None,
+        idempotency_key_prefix=idempotency_key_prefix or None,
         after=after,
         limit=limit + 1,  # one more tells whether there is a next page
     )
@@ -104,17 +127,22 @@ async def list_workflows(
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowDetail, summary="One workflow")
 async def get_workflow(workflow_id: str, _actor: Viewer, runtime: Runtime) -> WorkflowDetail:
-    return WorkflowDetail.of(await runtime.persistence.load_workflow(workflow_id))
+    persistence = runtime.persistence
+    record = await persistence.load_workflow(workflow_id)
+    detail = WorkflowDetail.of(record)
+    detail.parent = await parent_of(persistence, record)
+    detail.children, detail.more_children = await children_of(persistence, record)
+    return detail
 
 
 @router.get(
     "/workflows/{workflow_id}/history",
     response_model=WorkflowHistory,
-    summary="Audit log, step runs and compensations of one workflow",
+    summary="Audit log, step runs, compensations, PARALLEL branches and timers of one workflow",
 )
 async def get_history(workflow_id: str, _actor: Viewer, runtime: Runtime) -> WorkflowHistory:
     persistence = runtime.persistence
-    await persistence.load_workflow(workflow_id)  # WorkflowNotFound -> 404, not empty lists
+    record = await persistence.load_workflow(workflow_id)  # unknown: 404, not empty lists
     audit = await persistence.get_audit_log(workflow_id)
     runs = await persistence.list_step_runs(workflow_id)
     compensations = await persistence.get_compensation_log(workflow_id)
@@ -123,4 +151,6 @@ async def get_history(workflow_id: str, _actor: Viewer, runtime: Runtime) -> Wor
         audit=[AuditItem.of(entry) for entry in audit],
         step_runs=[StepRunItem.of(run) for run in runs],
         compensations=[CompensationItem.of(entry) for entry in compensations],
+        parallel=await parallel_runs(persistence, record, runs, audit),
+        timers=timers(record, audit),
     )

@@ -172,7 +172,12 @@ def merge_outcomes(
     rt.audit(
         "PARALLEL_TASKS_MERGED",
         step.name,
-        {"branches": len(branches), "succeeded": len(results), "failed": errors},
+        {
+            "branches": len(branches),
+            "succeeded": len(results),
+            "failed": errors,
+            "run": rt.run_number(step.name),  # which run of the step (a LOOP re-enters it)
+        },
     )
     if errors and (not step.allow_partial_success or not results):
         first = next(o for o in outcomes if isinstance(o, BaseException))

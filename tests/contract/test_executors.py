@@ -165,7 +165,7 @@ async def test_parallel_static_tasks_merge_by_strategy(
         for e in await driver.audit_log(done.id)
         if e.event_type == "PARALLEL_TASKS_MERGED"
     ]
-    assert merged == [{"branches": 2, "succeeded": 2, "failed": {}}]
+    assert merged == [{"branches": 2, "succeeded": 2, "failed": {}, "run": 1}]
 
 
 async def test_parallel_merge_conflict_with_raise_error_fails(driver: ExecutorDriver) -> None:
@@ -220,7 +220,7 @@ async def test_partial_success_records_branch_errors_as_raised(driver: ExecutorD
         for e in await driver.audit_log(done.id)
         if e.event_type == "PARALLEL_TASKS_MERGED"
     ]
-    assert merged == [{"branches": 4, "succeeded": 3, "failed": expected}]
+    assert merged == [{"branches": 4, "succeeded": 3, "failed": expected, "run": 1}]
 
 
 # --------------------------------------------------------------------------- children

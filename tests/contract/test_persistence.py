@@ -417,6 +417,55 @@ async def test_list_workflows_bounds_created_at(provider: PersistenceProvider) -
     assert await ids(created_since=(T0 + timedelta(seconds=3)).astimezone(plus_two)) == ["d"]
 
 
+async def test_list_workflows_filters_by_version_and_prefixes(
+    provider: PersistenceProvider,
+) -> None:
+    specs = [  # id, version, idempotency key, created_at offset (s)
+        ("order-1", "1.0", "shop:1", 0),
+        ("order-2", "2.0", "shop:2", 1),
+        ("Order-3", "2.0", "SHOP:3", 2),  # prefixes are case-sensitive
+        ("orderX4", None, None, 3),  # '_' in a prefix must not match this 'X'
+        ("order_5", "2.0", "shop%_5", 4),
+        ("50%off", "1.0", "50%off", 5),
+        (INJECTION, "2.0", INJECTION, 6),
+        ("\\tmp", None, None, 7),
+    ]
+    for wid, version, key, offset in specs:
+        await provider.create_workflow(make_record(
+            wid, workflow_version=version, idempotency_key=key,
+            created_at=T0 + timedelta(seconds=offset),
+        ))  # fmt: skip
+
+    async def ids(**filters: Any) -> list[str]:
+        return [record.id for record in await provider.list_workflows(**filters)]
+
+    assert await ids(workflow_version="2.0") == [INJECTION, "order_5", "Order-3", "order-2"]
+    assert await ids(workflow_version="3.0") == []
+    assert await ids(id_prefix="order") == ["order_5", "orderX4", "order-2", "order-1"]
+    assert await ids(id_prefix="order_") == ["order_5"]  # '_' is a character, not a wildcard
+    assert await ids(id_prefix="%") == []  # nor is '%'
+    assert await ids(id_prefix="50%") == ["50%off"]
+    assert await ids(id_prefix="\\") == ["\\tmp"]  # the escape character is escaped too
+    assert await ids(id_prefix="order-1") == ["order-1"]
+    assert await ids(id_prefix="x') OR 1=1 --") == []
+    assert await ids(id_prefix="x'); DROP") == [INJECTION]
+    assert await ids(idempotency_key_prefix="shop:") == ["order-2", "order-1"]
+    assert await ids(idempotency_key_prefix="shop%") == ["order_5"]
+    assert await ids(idempotency_key_prefix="_") == []
+    with_keys = [INJECTION, "50%off", "order_5", "Order-3", "order-2", "order-1"]
+    assert await ids(idempotency_key_prefix="") == with_keys  # none without a key
+    assert await ids(id_prefix="", workflow_version="1.0") == ["50%off", "order-1"]
+    combined = {"id_prefix": "order", "workflow_version": "2.0", "idempotency_key_prefix": "shop"}
+    assert await ids(**combined) == ["order_5", "order-2"]
+    # The filters combine with the keyset position.
+    page = await provider.list_workflows(id_prefix="order", limit=2)
+    assert [r.id for r in page] == ["order_5", "orderX4"]
+    after = ListPosition.of(page[-1])
+    assert await ids(id_prefix="order", after=after) == ["order-2", "order-1"]
+    assert (await provider.list_workflows(idempotency_key_prefix=INJECTION))[0].id == INJECTION
+    assert len(await provider.list_workflows()) == len(specs)  # nothing was dropped
+
+
 async def test_list_workflows_pages_by_keyset_stable_under_inserts(
     provider: PersistenceProvider,
 ) -> None:

@@ -253,14 +253,19 @@ async def test_filtered_listing_pages_through_large_indexes(
     for i in range(400):
         status = WorkflowStatus.ACTIVE if i % 2 == 0 else WorkflowStatus.COMPLETED
         made = record(f"wf-{i:03d}", workflow_type="A" if i % 3 == 0 else "B", status=status,
-                      created_at=T0 + timedelta(seconds=i // 7))  # fmt: skip
+                      created_at=T0 + timedelta(seconds=i // 7), workflow_version=str(i % 4),
+                      idempotency_key=f"k{i % 5}-{i}" if i % 2 else None)  # fmt: skip
         await provider.create_workflow(made)
         await oracle.create_workflow(record(made.id, **{
-            name: getattr(made, name) for name in ("workflow_type", "status", "created_at")
+            name: getattr(made, name) for name in ("workflow_type", "status", "created_at",
+                                                   "workflow_version", "idempotency_key")
         }))  # fmt: skip
     for filters in ({"status": WorkflowStatus.ACTIVE, "workflow_type": "A", "limit": 60},
                     {"workflow_type": "B", "limit": 250}, {"limit": 1000}, {"limit": 3},
-                    {"status": WorkflowStatus.COMPLETED, "workflow_type": "A"}):  # fmt: skip
+                    {"status": WorkflowStatus.COMPLETED, "workflow_type": "A"},
+                    {"workflow_version": "2", "id_prefix": "wf-1", "limit": 30},
+                    {"idempotency_key_prefix": "k3", "workflow_type": "B", "limit": 20},
+                    {"id_prefix": "wf-39", "idempotency_key_prefix": "k"}):  # fmt: skip
         got = [r.id for r in await provider.list_workflows(**filters)]
         assert got == [r.id for r in await oracle.list_workflows(**filters)], filters
 

@@ -6,6 +6,8 @@ workflow reaches its human step without workers; the cluster path (Celery) is th
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 from ruvon.config import Settings
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.server.app import create_app
+from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import Role, TokenSet
 from ruvon.testing.postgres import create_database, drop_database
 
@@ -64,3 +67,42 @@ async def api(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
                 yield client
     finally:
         execution.close()
+
+
+# -- the API over a wider registry (approval, WAIT, schedules, PARALLEL, children) ----------------
+
+API_REGISTRY = Path(__file__).parent / "api_workflows" / "workflow_registry.yaml"
+
+
+@dataclasses.dataclass
+class Served:
+    """An HTTP client on an app, and the app's runtime (to seed what the API only reads)."""
+
+    http: httpx.AsyncClient
+    runtime: ServerRuntime
+
+
+@contextlib.asynccontextmanager
+async def serve(database_url: str, registry: Path = API_REGISTRY) -> AsyncIterator[Served]:
+    """The app on ``database_url`` with ``registry``, steps run in this process."""
+    settings = Settings.from_env(
+        {"RUVON_DATABASE_URL": database_url, "RUVON_REGISTRY_FILE": str(registry)}
+    )
+    execution = SyncExecutionProvider()
+    app = create_app(settings, TOKENS, execution=execution)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://ruvon.test"
+            ) as client:
+                yield Served(client, app.state.runtime)
+    finally:
+        execution.close()
+
+
+@pytest.fixture
+async def served(database_url: str) -> AsyncIterator[Served]:
+    """:func:`serve` on a fresh SQLite file or PostgreSQL database."""
+    async with serve(database_url) as bundle:
+        yield bundle

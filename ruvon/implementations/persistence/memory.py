@@ -69,6 +69,11 @@ class _SnapshotCodec:
         return data
 
 
+def _key_starts_with(key: str | None, prefix: str | None) -> bool:
+    """No prefix matches every workflow; a prefix never matches one without a key."""
+    return prefix is None or (key is not None and key.startswith(prefix))
+
+
 def _encode_workflow(
     record: WorkflowRecord, version: int, limit: int | None, snapshots: _SnapshotCodec
 ) -> _Stored:
@@ -219,6 +224,9 @@ class MemoryPersistenceProvider:
         parent_execution_id: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        workflow_version: str | None = None,
+        id_prefix: str | None = None,
+        idempotency_key_prefix: str | None = None,
         after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
@@ -236,6 +244,9 @@ class MemoryPersistenceProvider:
                     parent_execution_id is None
                     or stored["parent_execution_id"] == parent_execution_id
                 )
+                and (workflow_version is None or stored["workflow_version"] == workflow_version)
+                and (id_prefix is None or workflow_id.startswith(id_prefix))
+                and _key_starts_with(stored["idempotency_key"], idempotency_key_prefix)
             ]
         matching = [
             (position, stored)

@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["load_queries", "parse_queries"]
+__all__ = ["like_prefix", "load_queries", "parse_queries"]
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S*)\s*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -63,3 +63,15 @@ def load_queries(path: str | os.PathLike[str]) -> dict[str, str]:
     """Read and parse a ``.sql`` file of named queries (call once, at import)."""
     file = Path(path)
     return parse_queries(file.read_text(encoding="utf-8"), source=str(file))
+
+
+def like_prefix(prefix: str | None) -> str | None:
+    """A ``LIKE ... ESCAPE '\\'`` pattern matching text that starts with ``prefix`` as written.
+
+    ``%``, ``_`` and the escape character itself are escaped, so a prefix such as ``50%_off``
+    matches only ids that start with exactly that text, never "any character" or "anything".
+    """
+    if prefix is None:
+        return None
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"

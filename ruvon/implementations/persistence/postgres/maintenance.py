@@ -11,10 +11,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ruvon.implementations.persistence.postgres.rows import audit_from_row
 from ruvon.implementations.persistence.postgres.runs import queued_run
 from ruvon.implementations.persistence.queries import load_queries
-from ruvon.providers.ledger import ExpiredLease, LostRuns, UnclaimedQueues
+from ruvon.providers.ledger import (
+    RECOVERY_EVENTS,
+    ExpiredLease,
+    LostRuns,
+    QueueBacklog,
+    UnclaimedQueues,
+)
 from ruvon.providers.runs import QueuedRun, RunKind
+from ruvon.records import AuditEntry
 
 __all__ = ["PostgresMaintenance"]
 
@@ -22,7 +30,8 @@ _Q = load_queries(Path(__file__).with_name("sql") / "maintenance.sql")
 
 
 class PostgresMaintenance:
-    """The PostgreSQL provider's :class:`~ruvon.providers.ledger.Maintenance` statements."""
+    """The PostgreSQL provider's :class:`~ruvon.providers.ledger.Maintenance` statements (and
+    the :class:`~ruvon.providers.ledger.ClusterActivity` reads over the same rows)."""
 
     # Provided by PostgresPool (pool.py), the provider's other base.
     _query: Callable[[str, str, str, tuple[Any, ...]], Awaitable[Any]]
@@ -100,3 +109,18 @@ class PostgresMaintenance:
         return await self._runs(
             "reconcile joins", "reconcile_joins", limit, default_queue, float(grace)
         )
+
+    async def queue_backlog(self) -> list[QueueBacklog]:
+        """Every queue with unfinished runs, by name."""
+        rows = await self._query("read queue backlog", "fetch", _Q["queue_backlog"], ())
+        return [QueueBacklog(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def recent_recoveries(self, limit: int) -> list[AuditEntry]:
+        """The newest recoveries the beat audited, newest first."""
+        rows = await self._query(
+            "read recoveries",
+            "fetch",
+            _Q["recent_recoveries"],
+            (max(limit, 0), list(RECOVERY_EVENTS)),
+        )
+        return [audit_from_row(row) for row in rows]

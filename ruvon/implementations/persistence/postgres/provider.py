@@ -64,7 +64,7 @@ from ruvon.implementations.persistence.postgres.runs import (
 from ruvon.implementations.persistence.postgres.schedules import PostgresSchedules
 from ruvon.implementations.persistence.postgres.work import WorkWrite
 from ruvon.implementations.persistence.postgres.writes import AuditedWrite, rows_written
-from ruvon.implementations.persistence.queries import load_queries
+from ruvon.implementations.persistence.queries import like_prefix, load_queries
 from ruvon.models import WorkflowStatus
 from ruvon.providers.runs import RunStatus, WorkWrites
 from ruvon.records import (
@@ -210,6 +210,9 @@ class PostgresPersistenceProvider(
         parent_execution_id: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        workflow_version: str | None = None,
+        id_prefix: str | None = None,
+        idempotency_key_prefix: str | None = None,
         after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
@@ -225,6 +228,9 @@ class PostgresPersistenceProvider(
             utc(created_until),
             utc(after.created_at) if after is not None else None,
             after.workflow_id if after is not None else None,
+            workflow_version,
+            like_prefix(id_prefix),
+            like_prefix(idempotency_key_prefix),
         )
         return [workflow_from_row(row) for row in rows]
 

@@ -222,6 +222,9 @@ class RedisPersistenceProvider:
         parent_execution_id: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        workflow_version: str | None = None,
+        id_prefix: str | None = None,
+        idempotency_key_prefix: str | None = None,
         after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
@@ -239,7 +242,9 @@ class RedisPersistenceProvider:
         after_id = after.workflow_id if after is not None else None
         args: list[Value] = [self.key_prefix, limit, optional(status_text),
                              optional(workflow_type), optional(parent_execution_id), low, high,
-                             optional(after_score), optional(after_id)]  # fmt: skip
+                             optional(after_score), optional(after_id),
+                             optional(workflow_version), optional(id_prefix),
+                             optional(idempotency_key_prefix)]  # fmt: skip
         scripts = await self._connection()
         replies = await self._guard(scripts.list_workflows(args=args))
         return [workflow_from_hash(pairs(reply)) for reply in replies]

@@ -150,14 +150,19 @@ return {0}
 -- name: list_workflows
 -- ARGV: prefix, limit (> 0), status, workflow type, parent id (each optional), the lowest and
 -- highest created_at score (ZRANGEBYSCORE bounds), and the position to continue after:
--- optional score, optional id. Walks the smallest matching index newest first and checks the
--- other filters; returns HGETALL replies. Members of one score sort by sequence, the listing
+-- optional score, optional id; then the optional workflow version, id prefix and idempotency
+-- key prefix. Walks the smallest matching index newest first and checks the other filters;
+-- returns HGETALL replies. A prefix is compared as plain text (string.sub), no pattern. Members of one score sort by sequence, the listing
 -- by id (descending, as the SQL providers): each run of equal scores is sorted, then emitted.
 local prefix, limit = ARGV[1], tonumber(ARGV[2])
 local wanted = {optional(ARGV[3]), optional(ARGV[4]), optional(ARGV[5])}
 local low, high = ARGV[6], ARGV[7]
 local after_score, after_id = optional(ARGV[8]), optional(ARGV[9])
 if after_score then after_score = tonumber(after_score) end
+local version, id_prefix, key_prefix = optional(ARGV[10]), optional(ARGV[11]), optional(ARGV[12])
+local function starts_with(text, prefix)
+  return prefix == nil or (text ~= false and string.sub(text, 1, #prefix) == prefix)
+end
 local kinds = {'status', 'type', 'parent'}
 local source, smallest = prefix .. 'idx:all', nil
 for i = 1, 3 do
@@ -173,12 +178,17 @@ local group, group_score = {}, nil
 local function flush()
   table.sort(group, function(a, b) return a > b end)
   for _, id in ipairs(group) do
-    if not (after_score and group_score == after_score and id >= after_id) then
+    if not (after_score and group_score == after_score and id >= after_id)
+       and starts_with(id, id_prefix) then
       local wf = prefix .. 'wf:' .. id
-      local values = redis.call('HMGET', wf, 'status', 'workflow_type', 'parent_execution_id')
-      local matches = true
+      local values = redis.call('HMGET', wf, 'status', 'workflow_type', 'parent_execution_id',
+                                'idempotency_key', 'attributes')
+      local matches = starts_with(values[4], key_prefix)
       for i = 1, 3 do
         if wanted[i] and values[i] ~= wanted[i] then matches = false end
+      end
+      if matches and version and cjson.decode(values[5])['workflow_version'] ~= version then
+        matches = false
       end
       if matches then
         found[#found + 1] = redis.call('HGETALL', wf)

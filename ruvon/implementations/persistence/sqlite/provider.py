@@ -315,6 +315,9 @@ class SQLitePersistenceProvider:
         parent_execution_id: str | None = None,
         created_since: datetime | None = None,
         created_until: datetime | None = None,
+        workflow_version: str | None = None,
+        id_prefix: str | None = None,
+        idempotency_key_prefix: str | None = None,
         after: ListPosition | None = None,
         limit: int = 100,
     ) -> list[WorkflowRecord]:
@@ -327,6 +330,9 @@ class SQLitePersistenceProvider:
             "until": text(created_until),
             "after_created_at": text(after.created_at) if after is not None else None,
             "after_id": after.workflow_id if after is not None else None,
+            "workflow_version": workflow_version,
+            "id_prefix": id_prefix,
+            "key_prefix": idempotency_key_prefix,
             "limit": max(limit, 0),
         }
         rows = await self._run(_select, _Q["list_workflows"], params)

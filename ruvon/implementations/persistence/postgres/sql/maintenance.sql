@@ -77,7 +77,7 @@ WHERE status = 'QUEUED'
 -- neither (its messages wait), and a Redis restart (nothing waits) re-sends what is older than
 -- the timeout at the second sweep after. Stale messages (duplicates, runs already done) can
 -- only hide a loss until they are consumed. Two sweeps at once: SKIP LOCKED and the re-check of
--- dispatched_at let only one of them re-send a run.
+-- dispatched_at let only one of them re-send a run. Each re-send is audited as MESSAGE_RESENT.
 WITH missing AS (
     SELECT ranked.id
     FROM (
@@ -108,7 +108,16 @@ WITH missing AS (
         LIMIT $1
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id, workflow_id, kind, step_name, branch, queue
+    RETURNING id, workflow_id, kind, step_name, branch, queue, attempt
+), audited AS (
+    INSERT INTO workflow_audit_log (
+        workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+    )
+    SELECT workflow_id, 'MESSAGE_RESENT', step_name, NULL, NULL,
+           jsonb_build_object('run', id, 'kind', kind, 'branch', branch, 'attempt', attempt,
+                              'queue', queue, 'action', 'resent'),
+           now()
+    FROM resent
 ), suspected AS (
     SELECT o.id FROM overdue AS o
     WHERE o.id NOT IN (SELECT id FROM resent)
@@ -171,3 +180,26 @@ WHERE j.recorded >= j.expected AND w.status = 'PENDING_PARALLEL'
 LIMIT $1
 ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
 RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8;
+
+-- name: queue_backlog
+-- Unfinished runs per queue (the control plane's cluster view): how many wait, how many are due
+-- and the run_at of the oldest due one (the queue's lag), how many run; and the database's now.
+SELECT queue,
+       count(*) FILTER (WHERE status = 'QUEUED'),
+       count(*) FILTER (WHERE status = 'QUEUED' AND run_at <= now()),
+       count(*) FILTER (WHERE status = 'RUNNING'),
+       min(run_at) FILTER (WHERE status = 'QUEUED' AND run_at <= now()),
+       now()
+FROM step_runs
+WHERE status IN ('QUEUED', 'RUNNING')
+GROUP BY queue
+ORDER BY queue;
+
+-- name: recent_recoveries
+-- The beat's recoveries, newest first: runs re-queued after their worker died, runs re-sent
+-- after their message was lost ($2: the event types), workflows failed for worker crashes.
+SELECT workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
+FROM workflow_audit_log
+WHERE event_type = ANY($2::text[]) OR new_status = 'FAILED_WORKER_CRASH'
+ORDER BY id DESC
+LIMIT $1;

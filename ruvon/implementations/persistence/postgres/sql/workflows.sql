@@ -56,7 +56,8 @@ FROM workflow_executions WHERE idempotency_key = $1;
 -- name: list_workflows
 -- A NULL filter matches everything; newest first. The table has no insertion sequence, so
 -- created_at ties are broken by id (descending) to keep the order stable; (created_at, id) is
--- then a keyset: $7/$8 continue after the last row of the previous page.
+-- then a keyset: $7/$8 continue after the last row of the previous page. $10/$11 are prefix
+-- patterns with %, _ and \ escaped (queries.like_prefix): the caller's text is never a wildcard.
 SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
@@ -68,6 +69,9 @@ WHERE ($1::text IS NULL OR status = $1)
   AND ($5::timestamptz IS NULL OR created_at >= $5)
   AND ($6::timestamptz IS NULL OR created_at < $6)
   AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::text))
+  AND ($9::text IS NULL OR workflow_version = $9)
+  AND ($10::text IS NULL OR id LIKE $10 ESCAPE '\')
+  AND ($11::text IS NULL OR idempotency_key LIKE $11 ESCAPE '\')
 ORDER BY created_at DESC, id DESC
 LIMIT $4;
 

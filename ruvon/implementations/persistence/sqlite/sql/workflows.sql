@@ -119,6 +119,8 @@ FROM workflow_executions WHERE idempotency_key = ?;
 -- name: list_workflows
 -- A NULL filter matches everything; newest first, the id breaking created_at ties (so that
 -- (created_at, id) is a keyset: a page continues after the last row of the previous one).
+-- Prefixes compare with substr, not LIKE: SQLite's LIKE ignores ASCII case, and substr has no
+-- wildcards to escape (a '%' or '_' in the prefix is just that character).
 SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
@@ -130,6 +132,9 @@ WHERE (:status IS NULL OR status = :status)
   AND (:since IS NULL OR created_at >= :since)
   AND (:until IS NULL OR created_at < :until)
   AND (:after_created_at IS NULL OR (created_at, id) < (:after_created_at, :after_id))
+  AND (:workflow_version IS NULL OR workflow_version = :workflow_version)
+  AND (:id_prefix IS NULL OR substr(id, 1, length(:id_prefix)) = :id_prefix)
+  AND (:key_prefix IS NULL OR substr(idempotency_key, 1, length(:key_prefix)) = :key_prefix)
 ORDER BY created_at DESC, id DESC
 LIMIT :limit;
 

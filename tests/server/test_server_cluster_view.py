@@ -1,0 +1,197 @@
+"""``GET /cluster`` on real PostgreSQL and Redis (no worker: runs stay queued), and embedded.
+
+The server is a cluster client here (no execution override): a start stores its run in
+``step_runs`` and puts its message on the Redis queue, which nobody consumes, so the queue has a
+depth and a lag. The recoveries are made by the beat's own statements (``requeue_crashed``,
+``redispatch_lost``), run on that database as the beat runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ruvon.config import Settings
+from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.server.app import create_app
+from ruvon.testing.cluster import cluster_env, delete_broker_keys
+from ruvon.testing.postgres import create_database, drop_database
+from ruvon.testing.processes import free_port
+from tests.server.conftest import ADMIN, API_REGISTRY, OPERATOR, TOKENS, VIEWER, auth, serve
+
+API = "/api/v1"
+
+
+@pytest.fixture
+async def cluster_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[httpx.AsyncClient, Settings]]:
+    url = await create_database()
+    run_id = uuid.uuid4().hex[:12]
+    env = cluster_env(url, run_id)
+    env.update({"RUVON_REGISTRY_FILE": str(API_REGISTRY),
+                "RUVON_DEFAULT_QUEUE": f"ruvon-test-{run_id}"})  # fmt: skip
+    settings = Settings.from_env(env)
+    health_dir = tmp_path / "health"
+    health_dir.mkdir()
+    monkeypatch.setenv("RUVON_HEALTH_DIR", str(health_dir))
+    app = create_app(settings, TOKENS)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                yield client, settings
+    finally:
+        delete_broker_keys(env["RUVON_BROKER_KEY_PREFIX"], env["RUVON_BROKER_URL"])
+        await drop_database(url)
+
+
+async def view(http: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    response = await http.get(f"{API}/cluster", params=params, headers=auth(VIEWER))
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def write_heartbeat(directory: Path, node: str, *, age: float = 0.0) -> None:
+    import os
+    import time
+
+    alive = directory / f"{node}.alive"
+    alive.write_text(json.dumps({"node": node, "pid": 4242, "queues": ["q"]}), encoding="utf-8")
+    (directory / f"{node}.ready").write_text("", encoding="utf-8")
+    if age:
+        moment = time.time() - age
+        for path in (alive, directory / f"{node}.ready"):
+            os.utime(path, (moment, moment))
+
+
+async def test_queues_show_depth_and_lag_of_unclaimed_runs(
+    cluster_api: tuple[httpx.AsyncClient, Settings],
+) -> None:
+    http, settings = cluster_api
+    queue = settings.default_queue
+    empty = await view(http)
+    assert empty["mode"] == "cluster" and empty["broker"]["ok"] is True
+    assert "@" not in empty["broker"]["url"] or "***" in empty["broker"]["url"]
+    [idle] = [q for q in empty["queues"] if q["name"] == queue]
+    assert (idle["depth"], idle["queued"], idle["due"], idle["lag_seconds"]) == (0, 0, 0, None)
+    assert empty["recoveries"] == [] and empty["workers"] == []
+
+    for _ in range(2):
+        started = await http.post(f"{API}/workflows", json={"type": "ApiTick"},
+                                  headers=auth(OPERATOR))  # fmt: skip
+        assert started.status_code == 201, started.text
+    await asyncio.sleep(0.3)
+    [busy] = [q for q in (await view(http))["queues"] if q["name"] == queue]
+    assert busy["depth"] == 2  # both messages wait on Redis: no worker consumes them
+    assert (busy["queued"], busy["due"], busy["running"]) == (2, 2, 0)
+    assert busy["lag_seconds"] is not None and busy["lag_seconds"] >= 0.2
+    assert busy["oldest_due_at"] is not None
+
+
+async def test_workers_come_from_heartbeat_files(
+    cluster_api: tuple[httpx.AsyncClient, Settings], tmp_path: Path
+) -> None:
+    http, _ = cluster_api
+    write_heartbeat(tmp_path / "health", "w1@host")
+    write_heartbeat(tmp_path / "health", "w2@host", age=600)
+    body = await view(http)
+    assert body["health_dir"] == str(tmp_path / "health")
+    workers = {w["node"]: w for w in body["workers"]}
+    assert set(workers) == {"w1@host", "w2@host"}
+    assert workers["w1@host"]["alive"] is True and workers["w1@host"]["ready"] is True
+    assert workers["w1@host"]["pid"] == 4242 and workers["w1@host"]["queues"] == ["q"]
+    assert workers["w2@host"]["alive"] is False  # stale heartbeat
+    assert workers["w2@host"]["heartbeat_age"] >= 590
+    # A ping nobody answers is bounded: no worker runs on this prefix.
+    started = asyncio.get_running_loop().time()
+    pinged = await view(http, ping="true")
+    assert asyncio.get_running_loop().time() - started < 5
+    assert pinged["pinged"] == []
+    assert {w["answered_ping"] for w in pinged["workers"]} == {False}
+
+
+async def test_recoveries_are_what_the_beat_audited(
+    cluster_api: tuple[httpx.AsyncClient, Settings],
+) -> None:
+    http, settings = cluster_api
+    crashed = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
+    lost = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
+    assert crashed.status_code == lost.status_code == 201
+    store = PostgresPersistenceProvider(settings.database_url)
+    await store.initialize()
+    try:
+        [crashed_run] = await store.list_step_runs(crashed.json()["id"])
+        [lost_run] = await store.list_step_runs(lost.json()["id"])
+        # A worker claims the first run with a short lease, then dies: the sweep re-queues it.
+        assert await store.claim_run(crashed_run.run_id, "dead-worker@host", 0.05) is not None
+        await asyncio.sleep(0.2)
+        requeued = await store.requeue_crashed(max_attempts=3, limit=10)
+        assert [run.run_id for run in requeued] == [crashed_run.run_id]
+        # The second run's message is lost (the broker says none wait): two sweeps re-send it.
+        as_of = (await store.unclaimed_queues(0.0)).as_of
+        assert as_of is not None
+        first = await store.redispatch_lost(0.0, 10, {settings.default_queue: 0}, as_of)
+        assert lost_run.run_id in first.suspected
+        as_of = (await store.unclaimed_queues(0.0)).as_of
+        assert as_of is not None
+        second = await store.redispatch_lost(
+            0.0, 10, {settings.default_queue: 0}, as_of, first.suspected
+        )
+        assert lost_run.run_id in [run.run_id for run in second.resent]
+    finally:
+        await store.close()
+    recoveries = (await view(http))["recoveries"]
+    kinds = [(r["workflow_id"], r["event_type"]) for r in recoveries]
+    assert (crashed.json()["id"], "WORKER_CRASH_DETECTED") in kinds
+    assert (lost.json()["id"], "MESSAGE_RESENT") in kinds
+    crash = next(r for r in recoveries if r["event_type"] == "WORKER_CRASH_DETECTED")
+    assert crash["details"]["worker"] == "dead-worker@host"
+    assert crash["details"]["action"] == "requeued"
+    resent = next(r for r in recoveries if r["workflow_id"] == lost.json()["id"])
+    assert resent["details"]["run"] == lost_run.run_id and resent["details"]["action"] == "resent"
+    assert [r["recorded_at"] for r in recoveries] == sorted(
+        (r["recorded_at"] for r in recoveries), reverse=True
+    )
+    # The workflow's own history has them too.
+    history = await http.get(f"{API}/workflows/{lost.json()['id']}/history", headers=auth(VIEWER))
+    assert "MESSAGE_RESENT" in [e["event_type"] for e in history.json()["audit"]]
+
+
+async def test_embedded_answers_embedded(tmp_path: Path) -> None:
+    async with serve(f"sqlite:///{tmp_path / 'embedded.sqlite3'}") as served:
+        response = await served.http.get(f"{API}/cluster", headers=auth(VIEWER))
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["mode"] == "embedded"
+        assert (body["workers"], body["queues"], body["recoveries"]) == ([], [], [])
+        assert (await served.http.get(f"{API}/cluster")).status_code == 401
+
+
+async def test_a_broker_that_is_down_is_reported_not_fatal() -> None:
+    url = await create_database()
+    env = cluster_env(url, uuid.uuid4().hex[:12])
+    env.update({"RUVON_REGISTRY_FILE": str(API_REGISTRY),
+                "RUVON_BROKER_URL": f"redis://:hunter2@127.0.0.1:{free_port()}/0"})  # fmt: skip
+    app = create_app(Settings.from_env(env), TOKENS)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                started = asyncio.get_running_loop().time()
+                body = await view(http)
+                assert asyncio.get_running_loop().time() - started < 4
+    finally:
+        await drop_database(url)
+    assert body["mode"] == "cluster"
+    assert body["broker"]["ok"] is False and "Connection" in body["broker"]["error"]
+    assert "hunter2" not in json.dumps(body)  # the password never reaches the answer
+    assert {q["depth"] for q in body["queues"]} == {None}

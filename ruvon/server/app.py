@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from ruvon import __version__
 from ruvon.config import Settings
 from ruvon.server.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from ruvon.server.live.hub import LiveHub
 from ruvon.server.problems import install_problem_handlers
+from ruvon.server.routes_events import router as events_router
 from ruvon.server.routes_operations import router as operations_router
 from ruvon.server.routes_service import api_router as definitions_router
 from ruvon.server.routes_service import health_router
@@ -36,6 +38,7 @@ def create_app(
     in-process on SQLite; see :class:`ServerRuntime`).
     """
     runtime = ServerRuntime(settings, execution=execution)
+    live = LiveHub(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +46,7 @@ def create_app(
         try:
             yield
         finally:
+            await live.close()
             await runtime.close()
 
     app = FastAPI(
@@ -54,10 +58,12 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.tokens = tokens
+    app.state.live = live
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(workflows_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     app.include_router(definitions_router, prefix=API_PREFIX)
+    app.include_router(events_router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

@@ -46,6 +46,7 @@ from ruvon.implementations.persistence.sqlite.rows import (
 )
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
 from ruvon.models import WorkflowStatus
+from ruvon.providers.changes import ChangePosition
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
@@ -60,6 +61,7 @@ from ruvon.serialization import loads
 __all__ = ["SQLitePersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
+_CHANGES = load_queries(Path(__file__).with_name("sql") / "changes.sql")
 _WAL_RETRY_SECONDS = 0.01
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
@@ -388,6 +390,18 @@ class SQLitePersistenceProvider:
                            time_or_none(next_at), time_or_none(last_at), time(created))
             for name, kind, cron, data, enabled, source, next_at, last_at, created in rows
         ]  # fmt: skip
+
+    async def list_changed_workflows(
+        self, after: ChangePosition, limit: int = 100
+    ) -> list[WorkflowRecord]:
+        """Workflows whose ``(updated_at, id)`` sorts after ``after``, oldest change first."""
+        params = {
+            "after_updated_at": text(after.updated_at),
+            "after_id": after.workflow_id,
+            "limit": max(limit, 0),
+        }
+        rows = await self._run(_select, _CHANGES["list_changed_workflows"], params)
+        return [workflow_from_row(row) for row in rows]
 
     # -- connection ----------------------------------------------------------------------------
 

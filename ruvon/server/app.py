@@ -10,9 +10,12 @@ from fastapi import FastAPI
 
 from ruvon import __version__
 from ruvon.config import Settings
+from ruvon.server.bulk.definition import register_bulk_operation
+from ruvon.server.bulk.embedded import EmbeddedBulkRuns
 from ruvon.server.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from ruvon.server.live.hub import LiveHub
 from ruvon.server.problems import install_problem_handlers
+from ruvon.server.routes_bulk import router as bulk_router
 from ruvon.server.routes_events import router as events_router
 from ruvon.server.routes_operations import router as operations_router
 from ruvon.server.routes_service import api_router as definitions_router
@@ -39,14 +42,17 @@ def create_app(
     """
     runtime = ServerRuntime(settings, execution=execution)
     live = LiveHub(runtime)
+    bulk_runs = EmbeddedBulkRuns(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.open()
+        register_bulk_operation(runtime.builder)
         try:
             yield
         finally:
             await live.close()
+            await bulk_runs.close()
             await runtime.close()
 
     app = FastAPI(
@@ -59,11 +65,13 @@ def create_app(
     app.state.runtime = runtime
     app.state.tokens = tokens
     app.state.live = live
+    app.state.bulk_runs = bulk_runs
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(workflows_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     app.include_router(definitions_router, prefix=API_PREFIX)
     app.include_router(events_router, prefix=API_PREFIX)
+    app.include_router(bulk_router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 from typing import Any
 
 import asyncpg
@@ -157,3 +159,17 @@ async def test_bad_bulk_requests_are_422_naming_the_parameter(
     response = await api.post(f"{API}/bulk/{action}", json=body, headers=auth(ADMIN))
     assert response.status_code == 422, response.text
     assert parameter in [detail["parameter"] for detail in response.json()["details"]]
+
+
+def test_the_bulk_step_imports_without_the_server_extra() -> None:
+    """Workers import the step function by path; they need not have FastAPI installed."""
+    code = (
+        "import sys; sys.modules['fastapi'] = sys.modules['starlette'] = None\n"
+        "import ruvon.server.bulk.definition, ruvon.server.bulk.steps\n"
+        "print(ruvon.server.bulk.definition.bulk_definition().workflow_type)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ruvon.BulkOperation"

@@ -173,3 +173,12 @@ def test_the_bulk_step_imports_without_the_server_extra() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ruvon.BulkOperation"
+
+
+async def test_openapi_describes_the_streams_and_bulk_actions(api: httpx.AsyncClient) -> None:
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    stream = paths["/api/v1/workflows/{workflow_id}/events"]["get"]["responses"]["200"]
+    assert "text/event-stream" in stream["content"]
+    assert "/api/v1/events" in paths
+    retry = paths["/api/v1/bulk/retry"]["post"]
+    assert "202" in retry["responses"] and "requestBody" in retry

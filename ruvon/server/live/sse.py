@@ -35,12 +35,20 @@ class EventStreamResponse(StreamingResponse):
     """``text/event-stream``, never cached nor buffered by a proxy."""
 
     def __init__(
-        self, content: AsyncIterator[str], *, background: BackgroundTask | None = None
+        self,
+        content: AsyncIterator[str],
+        status_code: int = 200,  # FastAPI's OpenAPI reads the default status from here
+        *,
+        background: BackgroundTask | None = None,
     ) -> None:
         headers: dict[str, Any] = {
             "Cache-Control": "no-cache",
             "X-Accel-Buffering": "no",  # nginx (an Ingress) would buffer it otherwise
         }
         super().__init__(
-            content, media_type="text/event-stream", headers=headers, background=background
+            content,
+            status_code,
+            media_type="text/event-stream",
+            headers=headers,
+            background=background,
         )

@@ -119,3 +119,34 @@ async def test_bulk_cancel_runs_on_the_workers(
         if e["event_type"] == "OPERATOR_ACTION"
     ]
     assert {"action": "cancel", "by": "ada"} in cancels
+
+
+@pytest.mark.slow
+async def test_bulk_retry_on_the_workers_enqueues_the_failed_step_again(
+    api: httpx.AsyncClient,
+) -> None:
+    started = await api.post(
+        f"{API}/workflows", json={"type": "StepTimeout", "data": {}}, headers=auth(OPERATOR)
+    )
+    workflow_id = started.json()["id"]
+    await wait_for(api, workflow_id, "FAILED")
+
+    body = {"filter": {"type": "StepTimeout", "status": "FAILED"}, "max_count": 5}
+    accepted = await api.post(f"{API}/bulk/retry", json=body, headers=auth(ADMIN))
+    assert accepted.status_code == 202, accepted.text
+    done = await wait_for(api, accepted.json()["id"], "COMPLETED")
+    assert [(o["id"], o["outcome"]) for o in done["state"]["outcomes"]] == [(workflow_id, "ok")]
+
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while True:  # a worker runs the step again (and it times out again)
+        history = (
+            await api.get(f"{API}/workflows/{workflow_id}/history", headers=auth(VIEWER))
+        ).json()
+        attempts = [run for run in history["step_runs"] if run["step_name"] == "Too_Slow"]
+        if len(attempts) >= 2 and all(run["finished_at"] for run in attempts):
+            break
+        assert asyncio.get_running_loop().time() < deadline, attempts
+        await asyncio.sleep(0.05)
+    actions = [e["details"] for e in history["audit"] if e["event_type"] == "OPERATOR_ACTION"]
+    assert {"action": "retry", "by": "ada"} in actions
+    assert "WORKFLOW_RETRIED" in [e["event_type"] for e in history["audit"]]

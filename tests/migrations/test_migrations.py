@@ -166,8 +166,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
     upgrade = _ruvon("--db", db, "db", "upgrade")
     assert upgrade.exit_code == 0, upgrade.output
     assert upgrade.stdout == (
-        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to "
-        "0005_updated_at_index.\n"
+        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0005_updated_at_index.\n"
     )
     assert _ruvon("--db", db, "db", "current").stdout == "0005_updated_at_index  (head)\n"
     check = _ruvon("--db", db, "db", "check")

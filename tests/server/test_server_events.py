@@ -7,10 +7,12 @@ database is the real SQLite file or PostgreSQL (the ``database_url`` fixture).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -244,3 +246,26 @@ async def test_server_shutdown_ends_open_streams(served: Served) -> None:
             with pytest.raises((EOFError, httpx.HTTPError)):
                 await events.next(5.0)
             assert time.monotonic() - stopped_at < 3.0
+
+
+async def test_a_commit_the_feed_cannot_see_reaches_the_workflow_stream_by_its_recheck(
+    served: Served,
+) -> None:
+    """A writer whose clock is an hour behind: its commit sorts before the feed's window."""
+    served.live.recheck = 0.3
+    persistence = served.app.state.runtime.persistence
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+        made = await post(client, "/workflows", {"type": "ExecHuman", "data": {}})
+        async with client.stream(
+            "GET", f"{API}/workflows/{made['id']}/events", headers=auth(VIEWER)
+        ) as response:
+            events = Events(response)
+            await events.next()
+            stored = await persistence.load_workflow(made["id"])
+            behind = dataclasses.replace(
+                stored, updated_at=stored.updated_at - timedelta(hours=1), error="late clock"
+            )
+            await persistence.save_workflow(behind, expected_version=stored.version)
+            event = await events.next(2.0)
+            assert int(event["id"]) == stored.version + 1
+            assert event["data"]["error"] == "late clock"

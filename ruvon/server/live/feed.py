@@ -54,7 +54,8 @@ class Subscription:
     stream ends and the client resumes from its last event id.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, workflow_id: str | None = None) -> None:
+        self.workflow_id = workflow_id
         self._queue: asyncio.Queue[Change | None] = asyncio.Queue(QUEUE_SIZE)
         self.overflowed = False
         self.closed = False
@@ -110,9 +111,10 @@ class ChangeFeed:
         return self._task is not None and not self._task.done()
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[Subscription]:
-        """Receive every change committed from now on (the feed has read up to now first)."""
-        subscription = Subscription()
+    async def subscribe(self, workflow_id: str | None = None) -> AsyncIterator[Subscription]:
+        """Receive every change committed from now on (the feed has read up to now first);
+        only those of ``workflow_id`` if given."""
+        subscription = Subscription(workflow_id)
         if self._stopped:
             subscription.offer(None)
             yield subscription
@@ -175,10 +177,14 @@ class ChangeFeed:
         if seen is not None and seen[0] >= record.version:
             return
         self._seen[record.id] = (record.version, record.status, position)
-        self._position = max(self._position, position)
+        # A writer whose clock runs ahead must not move the window past the present (the
+        # commits of the others would fall behind it); its row is read again, and skipped.
+        self._position = max(self._position, min(position, ChangePosition(utc_now())))
         if publish:
             change = Change(record, seen[1] if seen is not None else None)
             for subscription in list(self._subscribers):
+                if subscription.workflow_id not in (None, record.id):
+                    continue
                 subscription.offer(change)
                 if subscription.overflowed:
                     self._subscribers.discard(subscription)

@@ -78,7 +78,7 @@ async def workflow_events(
     """Each commit of one workflow after ``after_version``; ends after a terminal status."""
     persistence = hub.runtime.persistence
     yield retry_frame(RECONNECT_MS)
-    async with hub.feed.subscribe() as subscription:
+    async with hub.feed.subscribe(workflow_id) as subscription:
         sent = after_version or 0
 
         def frame(record: WorkflowRecord) -> str | None:

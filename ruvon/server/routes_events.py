@@ -5,7 +5,10 @@ new status, step or ``updated_at``), and ends after a terminal status; ``GET /ev
 event per commit of any workflow (creations too), filtered by ``status`` and ``type``. Each
 event is ``event: workflow`` with the workflow's summary as JSON. Both resume from the
 ``Last-Event-ID`` header a reconnecting ``EventSource`` sends, and send a keep-alive comment
-when quiet. See :mod:`ruvon.server.live.feed` for how commits are found (polling, and why).
+when quiet. See :mod:`ruvon.server.live.feed` for how commits are found (polling, and why):
+commits of one workflow made within one poll interval (0.2 s) reach a stream as the newest of
+them, so a stream shows every state a reader could have seen, not every intermediate one
+(``/history`` has each transition).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ number of connected streams: the feed fans each change out to its subscribers.
 ``updated_at`` is set by the committing process before its commit, so a commit can become
 visible with a position older than one already read. Each poll therefore reads again from
 ``lookback`` seconds before the newest position seen, and drops what it already published
-(the workflow's ``version`` grows with every commit).
+(the workflow's ``version`` grows with every commit). A workflow committed several times
+between two polls is published once, as its newest commit.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from ruvon.implementations.persistence.memory import (
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.models import WorkflowStatus
-from ruvon.providers.changes import ChangePosition, WorkflowChanges
+from ruvon.providers.changes import ChangePosition, WorkflowChange, WorkflowChanges
 from ruvon.providers.ledger import RunLedger
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.providers.runs import RunKind, RunRequest, RunStatus, WorkWrites
@@ -807,4 +807,10 @@ async def test_changed_workflows_come_in_commit_order_after_a_position(
         ChangePosition.of(await provider.load_workflow("wf-b"))
     )
     assert latest.id == "wf-a" and latest.version == stored.version + 1
-    assert latest.state == stored.state  # whole records, as load_workflow returns them
+    assert latest == WorkflowChange.of(await provider.load_workflow("wf-a"))  # a listing's fields
+    assert latest.current_step_name is None  # step 1 of a one-step snapshot: past the end
+    await provider.create_workflow(
+        make_record("wf-e", current_step=0, updated_at=T0 + timedelta(seconds=10))
+    )
+    (at_step,) = await changes.list_changed_workflows(ChangePosition.of(latest))
+    assert (at_step.id, at_step.current_step_name) == ("wf-e", "a")

@@ -25,8 +25,7 @@ from datetime import timedelta
 
 from ruvon.clock import utc_now
 from ruvon.models import WorkflowStatus
-from ruvon.providers.changes import ChangePosition, WorkflowChanges
-from ruvon.records import WorkflowRecord
+from ruvon.providers.changes import ChangePosition, WorkflowChange, WorkflowChanges
 
 __all__ = ["Change", "ChangeFeed", "Subscription"]
 
@@ -44,7 +43,7 @@ QUEUE_SIZE = 2000
 class Change:
     """A workflow's commit as the feed saw it, with the status it had before (if seen)."""
 
-    record: WorkflowRecord
+    record: WorkflowChange
     previous_status: WorkflowStatus | None
 
 
@@ -172,7 +171,7 @@ class ChangeFeed:
             workflow_id: seen for workflow_id, seen in self._seen.items() if seen[2] > floor
         }
 
-    def _note(self, record: WorkflowRecord, *, publish: bool) -> None:
+    def _note(self, record: WorkflowChange, *, publish: bool) -> None:
         position = ChangePosition.of(record)
         seen = self._seen.get(record.id)
         if seen is not None and seen[0] >= record.version:

@@ -15,8 +15,8 @@ from datetime import datetime
 
 from ruvon.errors import WorkflowNotFound
 from ruvon.models import WorkflowStatus
-from ruvon.providers.changes import ChangePosition, WorkflowChanges
-from ruvon.records import WorkflowRecord
+from ruvon.providers.changes import ChangePosition, WorkflowChange, WorkflowChanges
+from ruvon.records import ListPosition
 from ruvon.server.live.feed import PAGE, Change
 from ruvon.server.live.hub import LiveHub
 from ruvon.server.live.sse import KEEP_ALIVE, event_frame, retry_frame
@@ -35,7 +35,7 @@ RECONNECT_MS = 1000
 MAX_CATCH_UP = 5000
 
 
-def position_id(record: WorkflowRecord) -> str:
+def position_id(record: WorkflowChange) -> str:
     """The list stream's event id of a commit."""
     return f"{record.updated_at.isoformat()}/{record.id}"
 
@@ -51,8 +51,21 @@ def parse_position(event_id: str) -> ChangePosition:
     return ChangePosition(updated_at, workflow_id)
 
 
-def _summary(record: WorkflowRecord) -> str:
-    return WorkflowSummary.of(record).model_dump_json()
+def _summary(change: WorkflowChange) -> str:
+    """The same JSON as an item of ``GET /workflows``."""
+    return WorkflowSummary(
+        id=change.id,
+        workflow_type=change.workflow_type,
+        workflow_version=change.workflow_version,
+        status=str(change.status),
+        current_step=change.current_step_name,
+        parent_execution_id=change.parent_execution_id,
+        error=change.error,
+        created_at=change.created_at,
+        updated_at=change.updated_at,
+        completed_at=change.completed_at,
+        cursor=ListPosition(change.created_at, change.id).to_cursor(),
+    ).model_dump_json()
 
 
 class _Ticker:
@@ -81,7 +94,7 @@ async def workflow_events(
     async with hub.feed.subscribe(workflow_id) as subscription:
         sent = after_version or 0
 
-        def frame(record: WorkflowRecord) -> str | None:
+        def frame(record: WorkflowChange) -> str | None:
             nonlocal sent
             if record.version <= sent:
                 return None
@@ -89,7 +102,7 @@ async def workflow_events(
             return event_frame("workflow", _summary(record), str(record.version))
 
         # Read after subscribing: a commit made in between is in the feed, or in this read.
-        current = await persistence.load_workflow(workflow_id)
+        current = WorkflowChange.of(await persistence.load_workflow(workflow_id))
         if (text := frame(current)) is not None:
             yield text
         if current.status.is_terminal:
@@ -103,7 +116,7 @@ async def workflow_events(
                     yield KEEP_ALIVE
                 if recheck.expired():
                     try:
-                        current = await persistence.load_workflow(workflow_id)
+                        current = WorkflowChange.of(await persistence.load_workflow(workflow_id))
                     except WorkflowNotFound:
                         return  # deleted while watched
                     if (text := frame(current)) is not None:
@@ -129,7 +142,7 @@ class ListFilter:
     status: WorkflowStatus | None = None
     workflow_type: str | None = None
 
-    def wants(self, record: WorkflowRecord, previous: WorkflowStatus | None = None) -> bool:
+    def wants(self, record: WorkflowChange, previous: WorkflowStatus | None = None) -> bool:
         """A change matches by its new status, or by its old one (it left the filtered set)."""
         if self.workflow_type is not None and record.workflow_type != self.workflow_type:
             return False

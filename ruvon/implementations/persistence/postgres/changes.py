@@ -6,10 +6,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ruvon.implementations.persistence.postgres.rows import utc, workflow_from_row
+from ruvon.implementations.persistence.postgres.rows import utc
 from ruvon.implementations.persistence.queries import load_queries
-from ruvon.providers.changes import ChangePosition
-from ruvon.records import WorkflowRecord
+from ruvon.models import WorkflowStatus
+from ruvon.providers.changes import ChangePosition, WorkflowChange
 
 __all__ = ["PostgresChanges"]
 
@@ -24,10 +24,28 @@ class PostgresChanges:
 
     async def list_changed_workflows(
         self, after: ChangePosition, limit: int = 100
-    ) -> list[WorkflowRecord]:
+    ) -> list[WorkflowChange]:
         """Workflows whose ``(updated_at, id)`` sorts after ``after``, oldest change first."""
         args = (utc(after.updated_at), after.workflow_id, max(limit, 0))
         rows = await self._query(
             "list changed workflows", "fetch", _Q["list_changed_workflows"], args
         )
-        return [workflow_from_row(row) for row in rows]
+        return [_change(tuple(row)) for row in rows]
+
+
+def _change(row: tuple[Any, ...]) -> WorkflowChange:
+    workflow_id, workflow_type, version_name, status, step, parent, error, *rest = row
+    version, created_at, updated_at, completed_at = rest
+    return WorkflowChange(
+        workflow_id,
+        workflow_type,
+        version_name,
+        WorkflowStatus(status),
+        str(step) if step is not None else None,
+        parent,
+        error,
+        version,
+        created_at,
+        updated_at,
+        completed_at,
+    )

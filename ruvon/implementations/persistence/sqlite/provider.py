@@ -46,7 +46,7 @@ from ruvon.implementations.persistence.sqlite.rows import (
 )
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
 from ruvon.models import WorkflowStatus
-from ruvon.providers.changes import ChangePosition
+from ruvon.providers.changes import ChangePosition, WorkflowChange
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
@@ -100,6 +100,10 @@ def _append_row(conn: sqlite3.Connection, sql: str, params: Row) -> None:
         if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
             raise WorkflowNotFound(params[0]) from None
         raise
+
+
+def _name(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def _compensation_row(entry: CompensationEntry) -> Row:
@@ -393,7 +397,7 @@ class SQLitePersistenceProvider:
 
     async def list_changed_workflows(
         self, after: ChangePosition, limit: int = 100
-    ) -> list[WorkflowRecord]:
+    ) -> list[WorkflowChange]:
         """Workflows whose ``(updated_at, id)`` sorts after ``after``, oldest change first."""
         params = {
             "after_updated_at": text(after.updated_at),
@@ -401,7 +405,22 @@ class SQLitePersistenceProvider:
             "limit": max(limit, 0),
         }
         rows = await self._run(_select, _CHANGES["list_changed_workflows"], params)
-        return [workflow_from_row(row) for row in rows]
+        return [
+            WorkflowChange(
+                id=row["id"],
+                workflow_type=row["workflow_type"],
+                workflow_version=row["workflow_version"],
+                status=WorkflowStatus(row["status"]),
+                current_step_name=_name(row["current_step_name"]),
+                parent_execution_id=row["parent_execution_id"],
+                error=row["error"],
+                version=row["version"],
+                created_at=time(row["created_at"]),
+                updated_at=time(row["updated_at"]),
+                completed_at=time_or_none(row["completed_at"]),
+            )
+            for row in rows
+        ]
 
     # -- connection ----------------------------------------------------------------------------
 

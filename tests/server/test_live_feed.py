@@ -9,8 +9,10 @@ from datetime import timedelta
 import pytest
 
 from ruvon.clock import utc_now
+from ruvon.errors import PersistenceError
 from ruvon.implementations.persistence.memory import MemoryPersistenceProvider
 from ruvon.models import WorkflowStatus
+from ruvon.providers.changes import ChangePosition, WorkflowChange
 from ruvon.records import WorkflowRecord
 from ruvon.server.live import feed as feed_module
 from ruvon.server.live.feed import ChangeFeed
@@ -123,3 +125,27 @@ async def test_close_ends_every_subscription_and_the_poller(
         assert not feed.polling
     async with feed.subscribe() as after:  # a closed feed ends new streams at once
         assert await after.next(1.0) is None
+
+
+class _DownAtFirst:
+    """A store whose first poll fails (the database restarting)."""
+
+    def __init__(self, store: MemoryPersistenceProvider) -> None:
+        self.store = store
+        self.failures = 1
+
+    async def list_changed_workflows(
+        self, after: ChangePosition, limit: int = 100
+    ) -> list[WorkflowChange]:
+        if self.failures:
+            self.failures -= 1
+            raise PersistenceError("the database is restarting")
+        return await self.store.list_changed_workflows(after, limit)
+
+
+async def test_a_failed_first_poll_loses_no_commit(store: MemoryPersistenceProvider) -> None:
+    feed = ChangeFeed(_DownAtFirst(store), interval=0.01)
+    async with feed.subscribe() as subscription:
+        await store.create_workflow(record("wf-1"))
+        change = await subscription.next(2.0)
+        assert change is not None and change.record.id == "wf-1"

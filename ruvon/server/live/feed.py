@@ -145,14 +145,16 @@ class ChangeFeed:
                 await task
 
     async def _poll_forever(self) -> None:
+        # The first poll only learns what is there; the subscribers read their start after it.
+        # Should it fail, the next one publishes its whole window: a change from just before a
+        # stream started may then come twice, but none committed after it is lost.
         first = True
         while True:
             try:
                 await self._poll(publish=not first)
             except Exception:  # a database hiccup: keep the streams, try again
                 logger.warning("live stream poll failed; retrying", exc_info=True)
-            else:
-                first = False
+            first = False
             self._primed.set()
             self.polls += 1
             await asyncio.sleep(self.interval)

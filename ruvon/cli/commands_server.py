@@ -46,9 +46,8 @@ def server_command(config: CliConfig, host: str, port: int) -> None:
     lets requests without a token read.
     """
     _check_installed()
-    import uvicorn
-
     from ruvon.server.app import create_app
+    from ruvon.server.serve import serve
     from ruvon.server.tokens import load_token_set
 
     settings = config.settings()
@@ -62,7 +61,7 @@ def server_command(config: CliConfig, host: str, port: int) -> None:
         markup=False,
         highlight=False,
     )
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info")).run()
+    serve(app, host, port)  # uvicorn, ending the live streams first at shutdown
 
 
 def _describe(url: str) -> str:

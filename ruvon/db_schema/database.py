@@ -111,6 +111,8 @@ workflow_executions = Table(
     Index("ix_workflow_executions_parent", "parent_execution_id"),
     # Newest-first listings.
     Index("ix_workflow_executions_created_at", "created_at"),
+    # What changed since a position: the server's live streams (keyset on updated_at, id).
+    Index("ix_workflow_executions_updated_at", "updated_at", "id"),
 )
 
 step_runs = Table(

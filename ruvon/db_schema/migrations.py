@@ -73,7 +73,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: The revision this Ruvon's code is written for; tests pin it to the head of migrations/.
-SCHEMA_REVISION = "0004_whole_json_documents"
+SCHEMA_REVISION = "0005_updated_at_index"
 
 #: How a provider reads a database's revision (the table is Alembic's).
 VERSION_QUERY = "SELECT version_num FROM alembic_version"

@@ -10,10 +10,15 @@ from fastapi import FastAPI
 
 from ruvon import __version__
 from ruvon.config import Settings
+from ruvon.server.bulk.definition import register_bulk_operation
+from ruvon.server.bulk.embedded import EmbeddedBulkRuns
 from ruvon.server.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
+from ruvon.server.live.hub import LiveHub
 from ruvon.server.problems import install_problem_handlers
 from ruvon.server.routes_approvals import router as approvals_router
 from ruvon.server.routes_cluster import router as cluster_router
+from ruvon.server.routes_bulk import router as bulk_router
+from ruvon.server.routes_events import router as events_router
 from ruvon.server.routes_operations import router as operations_router
 from ruvon.server.routes_schedules import router as schedules_router
 from ruvon.server.routes_service import api_router as definitions_router
@@ -39,13 +44,18 @@ def create_app(
     in-process on SQLite; see :class:`ServerRuntime`).
     """
     runtime = ServerRuntime(settings, execution=execution)
+    live = LiveHub(runtime)
+    bulk_runs = EmbeddedBulkRuns(runtime)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.open()
+        register_bulk_operation(runtime.builder)
         try:
             yield
         finally:
+            await live.close()
+            await bulk_runs.close()
             await runtime.close()
 
     app = FastAPI(
@@ -57,6 +67,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.state.tokens = tokens
+    app.state.live = live
+    app.state.bulk_runs = bulk_runs
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(workflows_router, prefix=API_PREFIX)
@@ -65,5 +77,7 @@ def create_app(
     app.include_router(approvals_router, prefix=API_PREFIX)
     app.include_router(schedules_router, prefix=API_PREFIX)
     app.include_router(cluster_router, prefix=API_PREFIX)
+    app.include_router(events_router, prefix=API_PREFIX)
+    app.include_router(bulk_router, prefix=API_PREFIX)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

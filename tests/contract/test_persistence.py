@@ -32,6 +32,7 @@ from ruvon.implementations.persistence.memory import (
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.models import WorkflowStatus
+from ruvon.providers.changes import ChangePosition, WorkflowChange, WorkflowChanges
 from ruvon.providers.ledger import RunLedger
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.providers.runs import RunKind, RunRequest, RunStatus, WorkWrites
@@ -819,3 +820,46 @@ async def test_sqlite_background_checkpoints_keep_data_intact(
 )
 def test_sqlite_accepts_urls(given: str, expected: str) -> None:
     assert SQLitePersistenceProvider(given).db_path == expected
+
+
+# -- the change feed (WorkflowChanges: SQLite, PostgreSQL, memory; not Redis) ----------------
+
+
+def _changes(provider: PersistenceProvider) -> WorkflowChanges:
+    if not isinstance(provider, WorkflowChanges):
+        pytest.skip(f"{type(provider).__name__} keeps no change order (no live streams)")
+    return provider
+
+
+async def test_changed_workflows_come_in_commit_order_after_a_position(
+    provider: PersistenceProvider,
+) -> None:
+    changes = _changes(provider)
+    moments = {"wf-a": 1, "wf-b": 3, "wf-c": 2, "wf-d": 2}  # c and d tie: by id
+    for workflow_id, second in moments.items():
+        await provider.create_workflow(
+            make_record(workflow_id, updated_at=T0 + timedelta(seconds=second))
+        )
+
+    async def ids(after: ChangePosition, limit: int = 10) -> list[str]:
+        return [record.id for record in await changes.list_changed_workflows(after, limit)]
+
+    assert await ids(ChangePosition(T0)) == ["wf-a", "wf-c", "wf-d", "wf-b"]
+    assert await ids(ChangePosition(T0), limit=2) == ["wf-a", "wf-c"]
+    assert await ids(ChangePosition(T0 + timedelta(seconds=2), "wf-c")) == ["wf-d", "wf-b"]
+    assert await ids(ChangePosition(T0 + timedelta(seconds=3), "wf-b")) == []
+
+    stored = await provider.load_workflow("wf-a")
+    moved = dataclasses.replace(stored, updated_at=T0 + timedelta(seconds=9))
+    await provider.save_workflow(moved, expected_version=stored.version)
+    (latest,) = await changes.list_changed_workflows(
+        ChangePosition.of(await provider.load_workflow("wf-b"))
+    )
+    assert latest.id == "wf-a" and latest.version == stored.version + 1
+    assert latest == WorkflowChange.of(await provider.load_workflow("wf-a"))  # a listing's fields
+    assert latest.current_step_name is None  # step 1 of a one-step snapshot: past the end
+    await provider.create_workflow(
+        make_record("wf-e", current_step=0, updated_at=T0 + timedelta(seconds=10))
+    )
+    (at_step,) = await changes.list_changed_workflows(ChangePosition.of(latest))
+    assert (at_step.id, at_step.current_step_name) == ("wf-e", "a")

@@ -28,7 +28,18 @@ from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from tests.migrations.future_revisions import NEXT, newer_migrations, ruvon_cli, upgrade_with
 
 HEAD = migrations.SCHEMA_REVISION
-LINEAGE = ("0001_initial", "0002_step_run_kinds", "0003_parallel_joins", HEAD)
+LINEAGE = (
+    "0001_initial",
+    "0002_step_run_kinds",
+    "0003_parallel_joins",
+    "0004_whole_json_documents",
+    HEAD,
+)
+#: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
+DECLARED = {
+    **{revision: revision for revision in LINEAGE[:4]},
+    "0005_updated_at_index": "0004_whole_json_documents",
+}
 
 
 def _problem(found: str | None, declared: dict[str, str] | None = None) -> str | None:
@@ -56,9 +67,9 @@ def test_the_window_is_this_revision_and_the_newer_ones_declared_compatible() ->
     assert "declares no compatibility" in undeclared and "upgrade Ruvon" in undeclared
     assert f"`ruvon db downgrade {HEAD}` with the newer Ruvon" in undeclared
     # Compatible only with code newer than this: a revision this code does not know either.
-    newer_only = _problem("0006_test", {"0006_test": NEXT})
+    newer_only = _problem("0007_test", {"0007_test": NEXT})
     assert newer_only == (
-        "db 'x' schema is at revision 0006_test, which a newer Ruvon migrated and which runs "
+        "db 'x' schema is at revision 0007_test, which a newer Ruvon migrated and which runs "
         f"only with code at revision {NEXT} or later; this Ruvon's code is at revision {HEAD}: "
         f"upgrade Ruvon, or downgrade the database (`ruvon db downgrade {HEAD}` with the newer "
         "Ruvon)"
@@ -125,13 +136,13 @@ def test_each_step_records_its_declaration_and_a_downgrade_forgets_it(
 ) -> None:
     url = empty_database
     migrations.upgrade(url)
-    assert _declarations(url) == {revision: revision for revision in LINEAGE}
+    assert _declarations(url) == DECLARED
     migrations.downgrade(url, "0002_step_run_kinds")
     assert _declarations(url) == {revision: revision for revision in LINEAGE[:2]}
 
     upgrade_with(newer_migrations(tmp_path / "newer", compatible_with=HEAD), url)
     assert migrations.current_revision(url) == NEXT
-    assert _declarations(url) == {**{revision: revision for revision in LINEAGE}, NEXT: HEAD}
+    assert _declarations(url) == {**DECLARED, NEXT: HEAD}
 
 
 def test_the_migrations_write_their_declarations_with_sql_too(tmp_path: Path) -> None:
@@ -165,7 +176,7 @@ async def test_this_code_runs_against_a_newer_revision_declared_compatible(
     await _open(url)  # accepted: no SchemaOutOfDate
     assert await asyncio.to_thread(migrations.read_schema, url) == (
         NEXT,
-        {**{revision: revision for revision in LINEAGE}, NEXT: HEAD},
+        {**DECLARED, NEXT: HEAD},
     )
     # This code's `ruvon db upgrade` (a rollback's migration Job) has nothing to do, and says so.
     runner = CliRunner()

@@ -146,7 +146,8 @@ async def test_a_file_from_a_newer_ruvon_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '0042_future'")
     conn.close()
-    refused = r"revision 0042_future, which this Ruvon \(code at revision 0004\w*\) does not"
+    head = migrations.SCHEMA_REVISION
+    refused = rf"revision 0042_future, which this Ruvon \(code at revision {head}\) does not"
     with pytest.raises(SchemaOutOfDate, match=refused):
         await _open(path)
 
@@ -157,8 +158,8 @@ NEXT_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_test_rebuild"
-down_revision = "0004_whole_json_documents"
+revision = "0006_test_rebuild"
+down_revision = "0005_updated_at_index"
 branch_labels = None
 depends_on = None
 
@@ -179,13 +180,13 @@ def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     """The migrations plus a second revision, as the code's head (restored afterwards)."""
     directory = tmp_path / "migrations"
     shutil.copytree(migrations.MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("__py*"))
-    (directory / "versions" / "0005_test_rebuild.py").write_text(textwrap.dedent(NEXT_REVISION))
+    (directory / "versions" / "0006_test_rebuild.py").write_text(textwrap.dedent(NEXT_REVISION))
     monkeypatch.setattr(migrations, "MIGRATIONS_DIR", directory)
-    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0005_test_rebuild")
+    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0006_test_rebuild")
     monkeypatch.setattr(sqlite_schema, "_head", None)
     migrations.head_revision.cache_clear()
     migrations.known_revisions.cache_clear()
-    yield "0005_test_rebuild"
+    yield "0006_test_rebuild"
     migrations.head_revision.cache_clear()
     migrations.known_revisions.cache_clear()
 

@@ -15,7 +15,7 @@ import pytest
 from ruvon.server.app import create_app
 from ruvon.testing.cluster import LocalCluster
 from tests.integration.distributed_support import settings_of, started_cluster
-from tests.server.conftest import OPERATOR, TOKENS, VIEWER, auth
+from tests.server.conftest import ADMIN, OPERATOR, TOKENS, VIEWER, auth
 
 API = "/api/v1"
 WAIT = 30.0
@@ -142,3 +142,78 @@ async def test_approve_on_the_cluster_continues_on_the_workers(api: httpx.AsyncC
     actions = [e["details"] for e in body["audit"] if e["event_type"] == "OPERATOR_ACTION"]
     assert actions == [{"action": "start", "by": "otto"}, {"action": "approve", "by": "otto"}]
     assert body["timers"] == []  # decided in time: nothing fired
+
+
+@pytest.mark.slow
+async def test_bulk_cancel_runs_on_the_workers(
+    api: httpx.AsyncClient, cluster: LocalCluster
+) -> None:
+    """ruvon.BulkOperation is in no worker's registry: they run it from its stored snapshot."""
+    waiting = []
+    for _ in range(3):
+        started = await api.post(
+            f"{API}/workflows", json={"type": "HumanReview", "data": {}}, headers=auth(OPERATOR)
+        )
+        waiting.append(started.json()["id"])
+    for workflow_id in waiting:
+        await wait_for(api, workflow_id, "WAITING_HUMAN")
+    await api.post(f"{API}/workflows/{waiting[0]}/cancel", headers=auth(OPERATOR))
+
+    body = {"filter": {"type": "HumanReview"}, "max_count": 10, "reason": "cleanup"}
+    accepted = await api.post(f"{API}/bulk/cancel", json=body, headers=auth(ADMIN))
+    assert accepted.status_code == 202, accepted.text
+    bulk_id = accepted.json()["id"]
+    done = await wait_for(api, bulk_id, "COMPLETED")
+    outcomes = {o["id"]: o["outcome"] for o in done["state"]["outcomes"]}
+    assert {workflow_id: outcomes.get(workflow_id) for workflow_id in waiting} == {
+        waiting[0]: "skipped",  # already CANCELLED
+        waiting[1]: "ok",
+        waiting[2]: "ok",
+    }
+    for workflow_id in waiting[1:]:
+        cancelled = await wait_for(api, workflow_id, "CANCELLED")
+        assert cancelled["error"] == "cleanup"
+
+    history = await api.get(f"{API}/workflows/{bulk_id}/history", headers=auth(VIEWER))
+    runs = history.json()["step_runs"]
+    pids = {str(pid) for worker in cluster.workers for pid in worker.child_pids()}
+    assert runs and all(run["worker"].rsplit(":", 1)[-1] in pids for run in runs)
+    cancels = [
+        e["details"]
+        for e in (
+            await api.get(f"{API}/workflows/{waiting[1]}/history", headers=auth(VIEWER))
+        ).json()["audit"]
+        if e["event_type"] == "OPERATOR_ACTION"
+    ]
+    assert {"action": "cancel", "by": "ada"} in cancels
+
+
+@pytest.mark.slow
+async def test_bulk_retry_on_the_workers_enqueues_the_failed_step_again(
+    api: httpx.AsyncClient,
+) -> None:
+    started = await api.post(
+        f"{API}/workflows", json={"type": "StepTimeout", "data": {}}, headers=auth(OPERATOR)
+    )
+    workflow_id = started.json()["id"]
+    await wait_for(api, workflow_id, "FAILED")
+
+    body = {"filter": {"type": "StepTimeout", "status": "FAILED"}, "max_count": 5}
+    accepted = await api.post(f"{API}/bulk/retry", json=body, headers=auth(ADMIN))
+    assert accepted.status_code == 202, accepted.text
+    done = await wait_for(api, accepted.json()["id"], "COMPLETED")
+    assert [(o["id"], o["outcome"]) for o in done["state"]["outcomes"]] == [(workflow_id, "ok")]
+
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while True:  # a worker runs the step again (and it times out again)
+        history = (
+            await api.get(f"{API}/workflows/{workflow_id}/history", headers=auth(VIEWER))
+        ).json()
+        attempts = [run for run in history["step_runs"] if run["step_name"] == "Too_Slow"]
+        if len(attempts) >= 2 and all(run["finished_at"] for run in attempts):
+            break
+        assert asyncio.get_running_loop().time() < deadline, attempts
+        await asyncio.sleep(0.05)
+    actions = [e["details"] for e in history["audit"] if e["event_type"] == "OPERATOR_ACTION"]
+    assert {"action": "retry", "by": "ada"} in actions
+    assert "WORKFLOW_RETRIED" in [e["event_type"] for e in history["audit"]]

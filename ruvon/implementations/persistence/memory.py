@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.models import WorkflowStatus
+from ruvon.providers.changes import ChangePosition, WorkflowChange
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
@@ -257,6 +258,21 @@ class MemoryPersistenceProvider:
         ]
         matching.sort(key=lambda item: item[0], reverse=True)
         return [_decode_workflow(stored) for _, stored in matching[: max(limit, 0)]]
+
+    async def list_changed_workflows(
+        self, after: ChangePosition, limit: int = 100
+    ) -> list[WorkflowChange]:
+        """Workflows whose ``(updated_at, id)`` sorts after ``after``, oldest change first."""
+        past = (_aware(after.updated_at), after.workflow_id)
+        with self._lock:
+            matching = [
+                ((_aware(stored["updated_at"]), workflow_id), stored)
+                for workflow_id, stored in self._workflows.items()
+            ]
+        matching = sorted((item for item in matching if item[0] > past), key=lambda item: item[0])
+        return [
+            WorkflowChange.of(_decode_workflow(stored)) for _, stored in matching[: max(limit, 0)]
+        ]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of waiting workflows whose ``run_at`` is due, earliest first."""

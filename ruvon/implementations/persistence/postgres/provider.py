@@ -36,6 +36,7 @@ from ruvon.errors import (
     PersistenceError,
     WorkflowNotFound,
 )
+from ruvon.implementations.persistence.postgres.changes import PostgresChanges
 from ruvon.implementations.persistence.postgres.maintenance import PostgresMaintenance
 from ruvon.implementations.persistence.postgres.pool import (
     NothingWritten,
@@ -87,7 +88,7 @@ _CREATE_ATTEMPTS = 3
 
 
 class PostgresPersistenceProvider(
-    PostgresPool, PostgresRunLedger, PostgresMaintenance, PostgresSchedules
+    PostgresPool, PostgresRunLedger, PostgresMaintenance, PostgresSchedules, PostgresChanges
 ):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
 

@@ -46,6 +46,7 @@ from ruvon.implementations.persistence.sqlite.rows import (
 )
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
 from ruvon.models import WorkflowStatus
+from ruvon.providers.changes import ChangePosition, WorkflowChange
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
@@ -60,6 +61,7 @@ from ruvon.serialization import loads
 __all__ = ["SQLitePersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
+_CHANGES = load_queries(Path(__file__).with_name("sql") / "changes.sql")
 _WAL_RETRY_SECONDS = 0.01
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
@@ -98,6 +100,10 @@ def _append_row(conn: sqlite3.Connection, sql: str, params: Row) -> None:
         if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
             raise WorkflowNotFound(params[0]) from None
         raise
+
+
+def _name(value: Any) -> str | None:
+    return str(value) if value is not None else None
 
 
 def _compensation_row(entry: CompensationEntry) -> Row:
@@ -394,6 +400,33 @@ class SQLitePersistenceProvider:
                            time_or_none(next_at), time_or_none(last_at), time(created))
             for name, kind, cron, data, enabled, source, next_at, last_at, created in rows
         ]  # fmt: skip
+
+    async def list_changed_workflows(
+        self, after: ChangePosition, limit: int = 100
+    ) -> list[WorkflowChange]:
+        """Workflows whose ``(updated_at, id)`` sorts after ``after``, oldest change first."""
+        params = {
+            "after_updated_at": text(after.updated_at),
+            "after_id": after.workflow_id,
+            "limit": max(limit, 0),
+        }
+        rows = await self._run(_select, _CHANGES["list_changed_workflows"], params)
+        return [
+            WorkflowChange(
+                id=row["id"],
+                workflow_type=row["workflow_type"],
+                workflow_version=row["workflow_version"],
+                status=WorkflowStatus(row["status"]),
+                current_step_name=_name(row["current_step_name"]),
+                parent_execution_id=row["parent_execution_id"],
+                error=row["error"],
+                version=row["version"],
+                created_at=time(row["created_at"]),
+                updated_at=time(row["updated_at"]),
+                completed_at=time_or_none(row["completed_at"]),
+            )
+            for row in rows
+        ]
 
     # -- connection ----------------------------------------------------------------------------
 

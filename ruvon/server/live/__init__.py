@@ -1,0 +1,1 @@
+"""Live streams (server-sent events) of workflows' commits: a shared change feed and its hub."""

@@ -18,6 +18,7 @@ from ruvon.server.routes_service import health_router
 from ruvon.server.routes_workflows import router as workflows_router
 from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import TokenSet
+from ruvon.server.ui import mount_ui
 
 API_PREFIX = "/api/v1"
 
@@ -59,5 +60,6 @@ def create_app(
     app.include_router(workflows_router, prefix=API_PREFIX)
     app.include_router(operations_router, prefix=API_PREFIX)
     app.include_router(definitions_router, prefix=API_PREFIX)
+    mount_ui(app)  # the web UI at /ui, on the same runtime and tokens
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

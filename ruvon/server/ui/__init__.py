@@ -1,0 +1,36 @@
+"""The web UI: server-rendered pages over the same runtime as the API, at ``/ui``.
+
+Pages are Jinja2 templates shipped in this package with one stylesheet and one small script
+(no JavaScript build; it works offline). A browser logs in with an API token and gets a signed
+session cookie (:mod:`ruvon.server.ui.session`); every form carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from ruvon.server.ui import routes_catalog, routes_list, routes_login, routes_workflow
+from ruvon.server.ui.rendering import UI_PREFIX, build_environment
+from ruvon.server.ui.session import SessionCodec, session_key
+from ruvon.server.ui.state import UiState
+
+__all__ = ["UI_PREFIX", "mount_ui"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def mount_ui(app: FastAPI, env: Mapping[str, str] | None = None) -> None:
+    """Add the UI's pages and static files to ``app`` (its tokens on ``app.state.tokens``).
+
+    ``env`` (default: the process environment) may name ``RUVON_SERVER_SESSION_SECRET``.
+    """
+    key = session_key(os.environ if env is None else env)
+    app.state.ui = UiState(codec=SessionCodec(key), templates=build_environment())
+    for module in (routes_login, routes_list, routes_workflow, routes_catalog):
+        app.include_router(module.router)
+    app.mount(UI_PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="ui-static")

@@ -141,10 +141,13 @@ def _check_role(actor: Actor, role: Role) -> None:
 
 async def read_form(request: Request) -> dict[str, str]:
     """A URL-encoded form's fields (the last value of a repeated one)."""
+    raw = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not raw:
+        return {}  # an empty form: its missing CSRF token is the error to show
     if content_type != FORM_TYPE:
         raise PageError(415, "Not a form", f"this page accepts forms sent as {FORM_TYPE}")
-    body = (await request.body()).decode("utf-8", errors="replace")
+    body = raw.decode("utf-8", errors="replace")
     fields = parse_qs(body, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
     return {name: values[-1] for name, values in fields.items()}
 

@@ -59,7 +59,7 @@ def fields_of(model: type[BaseModel]) -> list[FormField]:
         found.append(
             FormField(
                 name=name,
-                label=str(spec.get("title") or name),
+                label=str(spec.get("title") or name.replace("_", " ").capitalize()),
                 kind=kind,
                 required=name in required,
                 description=spec.get("description") or resolved.get("description"),

@@ -23,13 +23,27 @@ def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _when_ms(moment: datetime | None) -> str:
+    """A time on the timeline: to the millisecond."""
+    if moment is None:
+        return "—"
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
 def _pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _compact_json(value: Any) -> str:
+    """JSON on one line, as text (autoescaping makes it safe; no ``\\u003c`` noise)."""
+    return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
 def _seconds(value: float | None) -> str:
     if value is None:
         return "—"
+    if value < 0.01:
+        return f"{value * 1000:.1f} ms"
     if value < 1:
         return f"{value * 1000:.0f} ms"
     if value < 120:
@@ -50,7 +64,9 @@ def build_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = _when
+    env.filters["when_ms"] = _when_ms
     env.filters["pretty_json"] = _pretty_json
+    env.filters["compact_json"] = _compact_json
     env.filters["seconds"] = _seconds
     env.filters["status_class"] = _status_class
     env.globals["prefix"] = UI_PREFIX

@@ -71,17 +71,19 @@ async def workflow_page(
     record = await persistence.load_workflow(workflow_id)
     audit = await persistence.get_audit_log(workflow_id)
     runs = await persistence.list_step_runs(workflow_id)
+    compensations = await persistence.get_compensation_log(workflow_id)
+    undone = {entry.step_name for entry in compensations if entry.succeeded}
     done = request.query_params.get("done", "")
     context = {
         "record": record,
         "status": str(record.status),
-        "steps": views.step_views(record, audit),
+        "steps": views.step_views(record, audit, undone),
         "timeline": views.timeline(runs, audit, utc_now()),
         "branches": views.branch_runs(runs),
         "merges": views.parallel_summaries(audit),
         "errors": views.error_details(audit),
         "audit": audit,
-        "compensations": await persistence.get_compensation_log(workflow_id),
+        "compensations": compensations,
         "children": await _children(runtime, workflow_id, CHILD_DEPTH),
         "waiting": waiting_form(record) if access.may_operate else None,
         "can_cancel": access.may_operate and not record.status.is_terminal,

@@ -52,7 +52,7 @@ def new_session(actor: Actor | None = None) -> Session:
 
 
 def _expiry() -> float:
-    return time.time() + SESSION_SECONDS
+    return float(int(time.time()) + SESSION_SECONDS)  # whole seconds, as the cookie keeps it
 
 
 def session_key(env: Mapping[str, str]) -> bytes:

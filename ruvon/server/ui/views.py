@@ -31,7 +31,7 @@ class StepView:
     index: int
     name: str
     type: str
-    progress: str  # done | current | failed | waiting | pending
+    progress: str  # done | current | failed | waiting | pending | compensated
     description: str | None = None
     changed: dict[str, Any] | None = None  # what the step's last completion wrote to state
     duration_ms: float | None = None
@@ -75,9 +75,13 @@ class Timeline:
         return (self.end - self.start).total_seconds()
 
 
-def step_views(record: WorkflowRecord, audit: list[AuditEntry]) -> list[StepView]:
-    """The definition's steps, each marked done / current / failed / waiting / pending."""
+def step_views(
+    record: WorkflowRecord, audit: list[AuditEntry], compensated: set[str] | None = None
+) -> list[StepView]:
+    """The definition's steps, each marked done / current / failed / waiting / pending, or
+    compensated (a saga undid it)."""
     completed = set(record.completed_steps)
+    undone = compensated or set()
     last_done: dict[str, AuditEntry] = {}
     for entry in audit:
         if entry.event_type == "STEP_COMPLETED" and entry.step_name:
@@ -91,7 +95,9 @@ def step_views(record: WorkflowRecord, audit: list[AuditEntry]) -> list[StepView
                 index=index,
                 name=name,
                 type=str(spec.get("type") or "STANDARD"),
-                progress=_progress(record, index, name in completed or done is not None),
+                progress="compensated"
+                if name in undone
+                else _progress(record, index, name in completed or done is not None),
                 description=spec.get("description"),
                 changed=_result(done),
                 duration_ms=_duration_ms(done),

@@ -172,10 +172,14 @@ def _audit_bars(audit: list[AuditEntry]) -> list[Bar]:
     """Bars from STEP_COMPLETED (duration) and STEP_RETRY / STEP_FAILED (since the last event)."""
     bars: list[Bar] = []
     attempts: dict[str, int] = {}
+    suspended: dict[str, AuditEntry] = {}
     previous: datetime | None = None
     for entry in audit:
         step = entry.step_name
+        if step and entry.event_type == "STEP_SUSPENDED":
+            suspended[step] = entry
         if step and entry.event_type in ("STEP_COMPLETED", "STEP_RETRY", "STEP_FAILED"):
+            waited = suspended.pop(step, None)
             attempts[step] = attempts.get(step, 0) + 1
             end = entry.recorded_at
             duration = _duration_ms(entry)
@@ -184,6 +188,8 @@ def _audit_bars(audit: list[AuditEntry]) -> list[Bar]:
             else:
                 start = previous or end
             ok = entry.event_type == "STEP_COMPLETED"
+            if waited is not None and waited.recorded_at < start:
+                bars.append(_waiting_bar(step, waited, start))
             bars.append(
                 Bar(
                     label=step,
@@ -202,6 +208,22 @@ def _audit_bars(audit: list[AuditEntry]) -> list[Bar]:
                 attempts.pop(step, None)
         previous = entry.recorded_at
     return bars
+
+
+def _waiting_bar(step: str, suspended: AuditEntry, until: datetime) -> Bar:
+    """The time a step spent suspended: waiting for a person or a timer, or queued."""
+    waiting = suspended.new_status in ("WAITING_HUMAN", "WAITING_TIMER")
+    return Bar(
+        label=f"{step} ({'waiting' if waiting else 'queued'})",
+        step=step,
+        branch="",
+        attempt=0,
+        status="WAITING" if waiting else "QUEUED",
+        worker=None,
+        queue=None,
+        start=suspended.recorded_at,
+        end=until,
+    )
 
 
 def branch_runs(runs: list[StepRunRecord]) -> list[StepRunRecord]:

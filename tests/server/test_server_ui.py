@@ -237,6 +237,8 @@ async def test_unknown_ids_and_bad_filters_are_readable_pages(ui: httpx.AsyncCli
     assert missing.status_code == 404
     assert "&#39;no-such-id&#39; not found" in missing.text and "Traceback" not in missing.text
     assert (await ui.get("/ui/workflows/no-such-id/live")).status_code == 404
+    nowhere = await ui.get("/ui/no/such/page")
+    assert nowhere.status_code == 404 and "There is no page at /ui/no/such/page" in nowhere.text
     bad = await ui.get("/ui/workflows?status=NOPE&since=yesterday&cursor=zzz")
     assert bad.status_code == 422
     assert field_errors(bad.text) == [

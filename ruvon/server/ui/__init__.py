@@ -31,6 +31,7 @@ def mount_ui(app: FastAPI, env: Mapping[str, str] | None = None) -> None:
     """
     key = session_key(os.environ if env is None else env)
     app.state.ui = UiState(codec=SessionCodec(key), templates=build_environment())
+    # Before the pages: routes match in order, and the catalog's last route takes any /ui path.
+    app.mount(UI_PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     for module in (routes_login, routes_list, routes_workflow, routes_catalog):
         app.include_router(module.router)
-    app.mount(UI_PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="ui-static")

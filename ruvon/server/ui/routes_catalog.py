@@ -11,7 +11,7 @@ from ruvon.errors import RuvonError
 from ruvon.server.dependencies import server_runtime
 from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import Role
-from ruvon.server.ui.access import PageAccess, PageRoute, page_access
+from ruvon.server.ui.access import PageAccess, PageError, PageRoute, page_access
 from ruvon.server.ui.rendering import UI_PREFIX, render
 
 router = APIRouter(route_class=PageRoute)
@@ -58,3 +58,9 @@ async def definitions_page(request: Request, access: Viewer, runtime: Runtime) -
 async def schedules_page(request: Request, access: Viewer, runtime: Runtime) -> Response:
     schedules = await runtime.persistence.list_schedules()
     return render(request, "schedules.html", {"schedules": schedules})
+
+
+@router.get(UI_PREFIX + "/{path:path}", include_in_schema=False)
+async def unknown_page(path: str, access: Viewer) -> Response:
+    """Any other /ui address: a 404 page (after the login), not the API's JSON."""
+    raise PageError(404, "Not found", f"There is no page at {UI_PREFIX}/{path}.")

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from ruvon.config import Settings
+from ruvon.errors import ConfigurationError
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.server.app import create_app
 from ruvon.server.runtime import ServerRuntime
@@ -358,3 +359,12 @@ def test_the_wheel_carries_the_templates_and_static_files(tmp_path: Path) -> Non
     for folder in ("templates", "static"):
         for file in (ui / folder).iterdir():
             assert f"ruvon/server/ui/{folder}/{file.name}" in names
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "99999"])
+def test_a_bad_refresh_interval_is_refused_naming_the_variable(
+    value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RUVON_SERVER_UI_REFRESH", value)
+    with pytest.raises(ConfigurationError, match="RUVON_SERVER_UI_REFRESH="):
+        create_app(_settings(f"sqlite:///{tmp_path / 'x.sqlite3'}"), TOKENS)

@@ -78,6 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
         "RUVON_REGISTRY_FILE": str(UI_REGISTRY),
         "RUVON_SERVER_TOKENS": str(tokens),
+        "RUVON_SERVER_UI_REFRESH": "0.5",  # pages poll every 500 ms (default 2 s)
     }
     log = home / "server.log"
     process = spawn(cli_argv("server", "--port", str(port)), env, log)
@@ -266,14 +267,20 @@ def test_a_viewer_sees_no_operator_buttons_and_a_post_is_refused(
     assert server.api("GET", f"/workflows/{failed}").json()["status"] == "FAILED"
 
 
-def test_the_list_shows_new_workflows_live(page: Page, server: Server) -> None:
+def test_the_list_and_the_workflow_page_follow_changes_live(page: Page, server: Server) -> None:
     log_in(page, server, VIEWER_TOKEN)
     page.goto(f"{server.url}/ui/workflows?type=UiApproval")
     rows = page.locator("tbody tr")
     before = rows.count()
     started = server.start("UiApproval", {})
-    expect(page.locator(f"tr[data-id='{started}']")).to_have_count(1, timeout=6000)
+    expect(page.locator(f"tr[data-id='{started}']")).to_have_count(1)  # no reload
     expect(rows).to_have_count(before + 1)
+    page.get_by_role("link", name=started[:8]).click()
+    expect(page.get_by_test_id("workflow-status")).to_have_text("WAITING_HUMAN")
+    cancelled = server.api("POST", f"/workflows/{started}/cancel", json={"reason": "test"})
+    assert cancelled.status_code == 200, cancelled.text
+    expect(page.get_by_test_id("workflow-status")).to_have_text("CANCELLED")
+    expect(page).to_have_url(f"{server.url}/ui/workflows/{started}")
 
 
 def test_the_other_pages_render_and_errors_read_as_pages(page: Page, server: Server) -> None:

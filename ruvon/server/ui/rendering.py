@@ -85,6 +85,7 @@ def render(
         "access": access,
         "actor": access.actor if access is not None else None,
         "csrf": session.csrf if session is not None else "",
+        "refresh_ms": state.refresh_ms,
         **context,
     }
     html = state.templates.get_template(template).render(page)

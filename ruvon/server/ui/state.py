@@ -16,6 +16,7 @@ class UiState:
 
     codec: SessionCodec
     templates: Environment
+    refresh_ms: int = 2000  # how often open pages poll for changes
 
 
 def ui_state(request: Request) -> UiState:

@@ -32,6 +32,7 @@
   function pollWorkflow(element) {
     var url = element.getAttribute("data-live");
     var version = element.getAttribute("data-version");
+    var every = parseInt(element.getAttribute("data-poll-every"), 10) || EVERY;
     var busy = false;
     document.addEventListener("input", function () { busy = true; });
     var timer = setInterval(function () {
@@ -44,11 +45,12 @@
         .then(function (live) {
           if (live && String(live.version) !== version && !busy) {
             clearInterval(timer);
-            window.location.replace(window.location.pathname);
+            // The workflow's own page (after a refused form the address is the form's).
+            window.location.replace(element.getAttribute("data-page"));
           }
         })
         .catch(function () {});
-    }, EVERY);
+    }, every);
   }
 
   document.addEventListener("DOMContentLoaded", function () {

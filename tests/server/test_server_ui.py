@@ -368,3 +368,27 @@ def test_a_bad_refresh_interval_is_refused_naming_the_variable(
     monkeypatch.setenv("RUVON_SERVER_UI_REFRESH", value)
     with pytest.raises(ConfigurationError, match="RUVON_SERVER_UI_REFRESH="):
         create_app(_settings(f"sqlite:///{tmp_path / 'x.sqlite3'}"), TOKENS)
+
+
+async def test_over_https_the_cookie_is_secure(database_url: str) -> None:
+    async for client in _client(database_url, TOKENS):
+        client.base_url = httpx.URL("https://ruvon.test")
+        response = await log_in(client, VIEWER)
+        flags = {part.strip().lower() for part in response.headers["set-cookie"].split(";")}
+        assert "secure" in flags
+
+
+async def test_an_unexpected_failure_is_a_readable_500_page_without_a_traceback(
+    ui: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await log_in(ui, VIEWER)
+
+    async def broken(workflow_id: str) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(runtime_of(ui).persistence, "load_workflow", broken)
+    page = await ui.get("/ui/workflows/any")
+    assert page.status_code == 500
+    assert "The server failed unexpectedly; its log has the details." in page.text
+    assert "secret internals" not in page.text and "Traceback" not in page.text
+    assert "secret internals" in caplog.text  # the log has it, for the operator

@@ -26,6 +26,7 @@ from ruvon.server.routes_service import health_router
 from ruvon.server.routes_workflows import router as workflows_router
 from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import TokenSet
+from ruvon.server.ui import mount_ui
 
 API_PREFIX = "/api/v1"
 
@@ -79,5 +80,6 @@ def create_app(
     app.include_router(cluster_router, prefix=API_PREFIX)
     app.include_router(events_router, prefix=API_PREFIX)
     app.include_router(bulk_router, prefix=API_PREFIX)
+    mount_ui(app)  # the web UI at /ui, on the same runtime and tokens
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

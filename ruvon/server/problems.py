@@ -136,3 +136,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http)
     app.add_exception_handler(RuvonError, _on_ruvon_error)
     app.add_exception_handler(Exception, _on_unexpected)
+
+
+def ruvon_error_status(exc: RuvonError) -> tuple[int, str]:
+    """The HTTP status and code a typed Ruvon error maps to (500 for the unmapped)."""
+    for error_type, status, code in _STATUS_OF:
+        if isinstance(exc, error_type):
+            return status, code
+    return 500, type(exc).__name__

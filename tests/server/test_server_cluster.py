@@ -6,6 +6,7 @@ Operations are stored and announced (``ruvon.Client``'s Celery path); the worker
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from ruvon.server.app import create_app
 from ruvon.testing.cluster import LocalCluster
 from tests.integration.distributed_support import settings_of, started_cluster
 from tests.server.conftest import ADMIN, OPERATOR, TOKENS, VIEWER, auth
+from tests.server.ui_support import csrf_of, log_in
 
 API = "/api/v1"
 WAIT = 30.0
@@ -217,3 +219,32 @@ async def test_bulk_retry_on_the_workers_enqueues_the_failed_step_again(
     actions = [e["details"] for e in history["audit"] if e["event_type"] == "OPERATOR_ACTION"]
     assert {"action": "retry", "by": "ada"} in actions
     assert "WORKFLOW_RETRIED" in [e["event_type"] for e in history["audit"]]
+
+
+@pytest.mark.slow
+async def test_the_ui_resumes_on_the_workers_and_shows_their_step_runs(
+    api: httpx.AsyncClient, cluster: LocalCluster
+) -> None:
+    started = await api.post(
+        f"{API}/workflows", json={"type": "HumanReview", "data": {}}, headers=auth(OPERATOR)
+    )
+    workflow_id = started.json()["id"]
+    await wait_for(api, workflow_id, "WAITING_HUMAN")
+    await log_in(api, OPERATOR)
+    page = await api.get(f"/ui/workflows/{workflow_id}")
+    assert 'name="input_json"' in page.text  # no input model: a JSON object
+    counter = f"{cluster.key_prefix}reviews:{workflow_id}"
+    answer = json.dumps({"verdict": "fine", "counter": counter})
+    resumed = await api.post(
+        f"/ui/workflows/{workflow_id}/resume",
+        data={"csrf": csrf_of(page.text), "input_json": answer},
+    )
+    assert resumed.status_code == 303, resumed.text
+    done = await wait_for(api, workflow_id, "COMPLETED")
+    assert done["state"]["verdict"] == "fine"
+    history = (await api.get(f"{API}/workflows/{workflow_id}/history", headers=auth(VIEWER))).json()
+    workers = {run["worker"] for run in history["step_runs"] if run["worker"]}
+    assert workers
+    page = await api.get(f"/ui/workflows/{workflow_id}")
+    assert "from the step runs" in page.text
+    assert all(worker in page.text for worker in workers)  # the timeline names them

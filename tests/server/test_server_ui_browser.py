@@ -1,0 +1,303 @@
+"""The web UI in a real headless browser (Debian's chromium, driven by Playwright), against the
+real ``ruvon server`` process on a SQLite file, with a tokens file.
+
+One server and one browser for the module; each test has its own browser context (cookies).
+Screenshots of every page go to ``test-artifacts/screenshots/`` (``RUVON_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ruvon.testing.processes import free_port, spawn, stop_process_group
+from tests.integration.test_cli_process import cli_argv, cli_env
+from tests.server.ui_support import UI_REGISTRY, screenshot_dir
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None:
+    pytest.skip(
+        "needs Debian's chromium and playwright (scripts/install dev installs both)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+VIEWER_TOKEN, OPERATOR_TOKEN = "ui-viewer-token", "ui-operator-token"
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Server:
+    url: str
+    ids: dict[str, str]
+    log: Path
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        return httpx.request(
+            method, f"{self.url}/api/v1{path}", headers=headers, timeout=20, **kwargs
+        )
+
+    def start(self, workflow_type: str, data: dict[str, Any]) -> str:
+        response = self.api("POST", "/workflows", json={"type": workflow_type, "data": data})
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"ruvon server exited {process.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"ruvon server did not answer at {url}: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("ui-server")
+    tokens = home / "tokens"
+    tokens.write_text(f"viewer {VIEWER_TOKEN} vera\noperator {OPERATOR_TOKEN} otto\n")
+    port = free_port()
+    env = {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
+        "RUVON_REGISTRY_FILE": str(UI_REGISTRY),
+        "RUVON_SERVER_TOKENS": str(tokens),
+        "RUVON_SERVER_UI_REFRESH": "0.5",  # pages poll every 500 ms (default 2 s)
+    }
+    log = home / "server.log"
+    process = spawn(cli_argv("server", "--port", str(port)), env, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, log)
+        found = Server(url=url, ids={}, log=log)
+        for name, workflow_type, data in (
+            ("saga", "ExecSaga", {}),
+            ("fan_out", "ExecFanOut", {"items": [1, 2, 3]}),
+            ("parent", "ExecParent", {"value": 4}),
+            ("flaky", "UiFlaky", {"marker_dir": str(home), "order": "A-17"}),
+            ("review", "UiReview", {"order": "A-18"}),
+            ("approval", "UiApproval", {"order": "A-19"}),
+        ):
+            found.ids[name] = found.start(workflow_type, data)
+        yield found
+    finally:
+        stop_process_group(process)
+    output = log.read_text()
+    assert VIEWER_TOKEN not in output and OPERATOR_TOKEN not in output  # never logged
+    assert "Traceback" not in output
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(5000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    yield from _page(browser)
+
+
+def log_in(page: Page, server: Server, token: str, *, shot: str | None = None) -> None:
+    page.goto(f"{server.url}/ui/workflows")
+    expect(page).to_have_url(f"{server.url}/ui/login?next=%2Fui%2Fworkflows")
+    page.get_by_label("API token").fill(token)
+    if shot:
+        page.screenshot(path=screenshot_dir() / shot)
+    page.keyboard.press("Enter")  # the form submits from the keyboard
+    expect(page).to_have_url(f"{server.url}/ui/workflows")
+
+
+def tab_to(page: Page, text: str, *, presses: int = 30) -> None:
+    """Press Tab until the focused element reads ``text`` (the page works without a mouse)."""
+    for _ in range(presses):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("document.activeElement && document.activeElement.innerText")
+        if focused and focused.strip() == text:
+            return
+    raise AssertionError(f"{text!r} is not reachable with the Tab key")
+
+
+def shoot(page: Page, name: str, *, full: bool = True) -> None:
+    page.screenshot(path=screenshot_dir() / name, full_page=full)
+
+
+def test_operator_filters_the_list_opens_a_failed_workflow_and_retries_it(
+    page: Page, server: Server
+) -> None:
+    page.goto(f"{server.url}/ui/login")
+    page.get_by_label("API token").fill("not-a-token")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_test_id("login-error")).to_have_text("This token is not accepted.")
+
+    log_in(page, server, OPERATOR_TOKEN, shot="login.png")
+    expect(page.get_by_test_id("actor")).to_contain_text("otto")
+    expect(page.locator("tbody tr")).to_have_count(7)  # six started, and ExecParent's child
+    expect(page.get_by_test_id("count-FAILED")).to_have_text("1")
+    expect(page.get_by_test_id("count-WAITING_HUMAN")).to_have_text("2")
+    shoot(page, "workflows.png")
+
+    page.get_by_label("Status", exact=True).select_option("FAILED")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"/ui/workflows\?status=FAILED&"))
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("UiFlaky")
+    shoot(page, "workflows-filtered.png")
+
+    flaky = server.ids["flaky"]
+    page.get_by_role("link", name=flaky[:8]).click()
+    expect(page).to_have_url(f"{server.url}/ui/workflows/{flaky}")
+    expect(page.get_by_test_id("workflow-status")).to_have_text("FAILED")
+    expect(page.get_by_test_id("current-step")).to_have_text("Charge")
+    # The error's markup is shown as text, never rendered.
+    expect(page.get_by_test_id("workflow-error")).to_contain_text("<b>(first try)</b>")
+    assert page.locator("b", has_text="first try").count() == 0
+    expect(page.get_by_test_id("step-Charge")).to_have_class("step step-failed")
+    shoot(page, "workflow-failed.png")
+
+    tab_to(page, "Retry from Charge")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("notice")).to_have_text("Retried from the failed step.")
+    expect(page.get_by_test_id("workflow-status")).to_have_text("COMPLETED")
+    expect(page.get_by_test_id("state")).to_contain_text('"charged": true')
+    expect(page.get_by_test_id("step-Finish")).to_have_class("step step-done")
+    shoot(page, "workflow-retried.png")
+    audit = page.locator("table.audit")
+    expect(audit).to_contain_text('"action": "retry", "by": "otto"')
+
+
+def test_a_waiting_workflow_resumes_through_the_form_generated_from_its_input_model(
+    page: Page, server: Server
+) -> None:
+    log_in(page, server, OPERATOR_TOKEN)
+    review = server.ids["review"]
+    page.goto(f"{server.url}/ui/workflows/{review}")
+    expect(page.get_by_test_id("workflow-status")).to_have_text("WAITING_HUMAN")
+    expect(page.get_by_label("Priority")).to_have_value("low")  # the model's default
+
+    page.get_by_label("Reviewer").fill("ann")
+    page.get_by_label("Amount").fill("twelve")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_test_id("error-amount")).to_contain_text("valid integer")
+    expect(page.get_by_label("Amount")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("Reviewer")).to_have_value("ann")  # what was typed stays
+    expect(page.get_by_test_id("workflow-status")).to_have_text("WAITING_HUMAN")
+    shoot(page, "workflow-resume-error.png")
+
+    page.get_by_label("Amount").fill("0")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_test_id("error-amount")).to_contain_text("greater than or equal to 1")
+
+    page.get_by_label("Amount").fill("120")
+    page.get_by_label("Priority").select_option("high")
+    page.get_by_label("Urgent").check()
+    page.get_by_label("Note").fill("fine <script>alert(1)</script>")
+    page.get_by_role("button", name="Resume").click()
+    expect(page.get_by_test_id("workflow-status")).to_have_text("COMPLETED")
+    state = page.get_by_test_id("state")
+    expect(state).to_contain_text('"amount": 120')
+    expect(state).to_contain_text('"priority": "high"')
+    expect(state).to_contain_text('"urgent": true')
+    expect(state).to_contain_text("<script>alert(1)</script>")
+    shoot(page, "workflow.png", full=False)  # the README's picture of a workflow page
+
+
+def test_an_approval_step_is_approved_with_a_button(page: Page, server: Server) -> None:
+    log_in(page, server, OPERATOR_TOKEN)
+    page.goto(f"{server.url}/ui/workflows/{server.ids['approval']}")
+    page.get_by_label("Reason (optional)").fill("looks right")
+    shoot(page, "workflow-approval.png")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.get_by_test_id("notice")).to_have_text("Approved.")
+    expect(page.get_by_test_id("workflow-status")).to_have_text("COMPLETED")
+    expect(page.get_by_test_id("state")).to_contain_text('"approver": "otto"')
+
+
+def test_a_viewer_sees_no_operator_buttons_and_a_post_is_refused(
+    page: Page, server: Server
+) -> None:
+    log_in(page, server, VIEWER_TOKEN)
+    failed = server.start("UiFlaky", {"marker_dir": str(server.log.parent)})
+    waiting = server.start("UiReview", {})
+    for workflow_id in (failed, waiting):
+        page.goto(f"{server.url}/ui/workflows/{workflow_id}")
+        expect(page.get_by_test_id("workflow-status")).not_to_have_text("COMPLETED")
+        expect(page.locator("section.operate")).to_have_count(0)
+        expect(page.get_by_role("button", name="Retry", exact=False)).to_have_count(0)
+        expect(page.get_by_role("button", name="Cancel workflow")).to_have_count(0)
+        expect(page.get_by_role("button", name="Resume")).to_have_count(0)
+    shoot(page, "workflow-viewer.png")
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert csrf
+    refused = page.request.post(
+        f"{server.url}/ui/workflows/{failed}/retry", form={"csrf": csrf}, max_redirects=0
+    )
+    assert refused.status == 403
+    assert "has the role viewer; this needs operator" in refused.text()
+    assert server.api("GET", f"/workflows/{failed}").json()["status"] == "FAILED"
+
+
+def test_the_list_and_the_workflow_page_follow_changes_live(page: Page, server: Server) -> None:
+    log_in(page, server, VIEWER_TOKEN)
+    page.goto(f"{server.url}/ui/workflows?type=UiApproval")
+    rows = page.locator("tbody tr")
+    before = rows.count()
+    started = server.start("UiApproval", {})
+    expect(page.locator(f"tr[data-id='{started}']")).to_have_count(1)  # no reload
+    expect(rows).to_have_count(before + 1)
+    page.get_by_role("link", name=started[:8]).click()
+    expect(page.get_by_test_id("workflow-status")).to_have_text("WAITING_HUMAN")
+    cancelled = server.api("POST", f"/workflows/{started}/cancel", json={"reason": "test"})
+    assert cancelled.status_code == 200, cancelled.text
+    expect(page.get_by_test_id("workflow-status")).to_have_text("CANCELLED")
+    expect(page).to_have_url(f"{server.url}/ui/workflows/{started}")
+
+
+def test_the_other_pages_render_and_errors_read_as_pages(page: Page, server: Server) -> None:
+    log_in(page, server, VIEWER_TOKEN)
+    for path, shot, text in (
+        ("/ui/definitions", "definitions.png", "UiReview"),
+        ("/ui/schedules", "schedules.png", "Schedules"),
+        (f"/ui/workflows/{server.ids['saga']}", "workflow-saga.png", "Compensation log"),
+        (f"/ui/workflows/{server.ids['parent']}", "workflow-children.png", "Children"),
+        (f"/ui/workflows/{server.ids['fan_out']}", "workflow-parallel.png", "PARALLEL branches"),
+    ):
+        response = page.goto(f"{server.url}{path}")
+        assert response is not None and response.status == 200
+        expect(page.locator("main")).to_contain_text(text)
+        shoot(page, shot)
+    missing = page.goto(f"{server.url}/ui/workflows/no-such-workflow")
+    assert missing is not None and missing.status == 404
+    expect(page.get_by_test_id("error-message")).to_contain_text("'no-such-workflow' not found")
+    assert "Traceback" not in page.content()
+    shoot(page, "not-found.png")

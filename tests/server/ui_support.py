@@ -1,0 +1,38 @@
+"""Shared by the UI tests: the UI workflows' registry, logging in, reading a page's CSRF token."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import httpx
+
+from ruvon.testing.processes import REPO_ROOT
+
+UI_REGISTRY = Path(__file__).parent / "ui_workflows" / "ui_registry.yaml"
+ARTIFACTS_ENV = "RUVON_TEST_ARTIFACTS"
+_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def screenshot_dir() -> Path:
+    """Where the browser tests write screenshots (``$RUVON_TEST_ARTIFACTS/screenshots``)."""
+    root = Path(os.environ.get(ARTIFACTS_ENV) or REPO_ROOT / "test-artifacts")
+    directory = root / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    match = _CSRF.search(html)
+    assert match, "the page has no form with a CSRF token"
+    return match.group(1)
+
+
+async def log_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
+    """Log ``client`` in through the login form (it keeps the session cookie)."""
+    page = await client.get("/ui/login")
+    return await client.post(
+        "/ui/login", data={"csrf": csrf_of(page.text), "token": token, "next": "/ui/workflows"}
+    )

@@ -16,8 +16,8 @@ from ruvon.server.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from ruvon.server.live.hub import LiveHub
 from ruvon.server.problems import install_problem_handlers
 from ruvon.server.routes_approvals import router as approvals_router
-from ruvon.server.routes_cluster import router as cluster_router
 from ruvon.server.routes_bulk import router as bulk_router
+from ruvon.server.routes_cluster import router as cluster_router
 from ruvon.server.routes_events import router as events_router
 from ruvon.server.routes_operations import router as operations_router
 from ruvon.server.routes_schedules import router as schedules_router

@@ -41,7 +41,7 @@ from tests.integration.distributed_support import (
     started_cluster,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.serial, pytest.mark.timeout(180)]
 
 UNSERVED = "nobody-listens"
 

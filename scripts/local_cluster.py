@@ -10,12 +10,14 @@
 
 ``up`` creates the database if it is missing and runs ``ruvon db upgrade`` on it, writes a
 registry of every example workflow, then starts N ``ruvon worker`` (each consuming the default
-queue), one ``ruvon beat`` (it runs the sweeps) and ``ruvon flower``, each in its own session,
-and waits until the workers answer a ping and Flower its health check. The state directory holds
-what ``down`` needs: the PID and start time of every process (so a recycled PID is never
-signalled), the logs, the registry and the env. ``down`` sends SIGTERM (Celery's warm
-shutdown), then SIGKILLs the process group of whatever is still running after the timeout, then
-any process left in those sessions, and removes the state directory.
+queue), one ``ruvon beat`` (it runs the sweeps), ``ruvon flower`` and ``ruvon server`` (the REST
+API and web UI, with an admin token of its own in ``<state dir>/server-token``), each in its own
+session, and waits until the workers answer a ping, Flower its health check and the server its
+readiness check. The state directory holds what ``down`` needs: the PID and start time of
+every process (so a recycled PID is never signalled), the logs, the registry and the env.
+``down`` sends SIGTERM (Celery's warm shutdown), then SIGKILLs the process group of whatever is
+still running after the timeout, then any process left in those sessions, and removes the state
+directory.
 
 Settings (environment), so a second cluster (a test's) never meets a developer's::
 
@@ -26,6 +28,7 @@ Settings (environment), so a second cluster (a test's) never meets a developer's
     RUVON_CLUSTER_BROKER_URL     broker, default redis://127.0.0.1:6379/0
     RUVON_CLUSTER_KEY_PREFIX     Redis key prefix, default ruvon-local:
     RUVON_CLUSTER_FLOWER_PORT    default 5555
+    RUVON_CLUSTER_SERVER_PORT    Ruvon Server (API and web UI), default 8800
     RUVON_CLUSTER_METRICS_PORT   the beat's metrics port (queue depth and lag); worker i serves
                                  its metrics on this + i; default 9808
 """
@@ -35,10 +38,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
 import socket
@@ -85,6 +90,8 @@ class ClusterConfig:
     key_prefix: str
     flower_port: int
     metrics_port: int
+    # A default, so that `down` still reads the state of a cluster started before the server.
+    server_port: int = 8800
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ClusterConfig:
@@ -102,6 +109,7 @@ class ClusterConfig:
             key_prefix=env.get("RUVON_CLUSTER_KEY_PREFIX") or "ruvon-local:",
             flower_port=int(env.get("RUVON_CLUSTER_FLOWER_PORT") or 5555),
             metrics_port=int(env.get("RUVON_CLUSTER_METRICS_PORT") or 9808),
+            server_port=int(env.get("RUVON_CLUSTER_SERVER_PORT") or 8800),
         )
 
     @property
@@ -111,6 +119,15 @@ class ClusterConfig:
     @property
     def registry_file(self) -> Path:
         return self.state_dir / "workflow_registry.yaml"
+
+    @property
+    def token_file(self) -> Path:
+        """The server's admin token alone (what a user pastes into the UI's login)."""
+        return self.state_dir / "server-token"
+
+    @property
+    def server_ui(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}/ui"
 
     def exports(self) -> dict[str, str]:
         """What a shell needs to talk to the cluster (``ruvon start ... --wait``)."""
@@ -247,26 +264,44 @@ def _answers(url: str) -> bool:
 
 
 def _wait_ready(
-    env: Mapping[str, str], processes: list[Started], hostnames: set[str], flower_url: str
+    env: Mapping[str, str], processes: list[Started], hostnames: set[str], config: ClusterConfig
 ) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     pending = set(hostnames)
-    flower_up = False
+    # Each HTTP service by the URL that answers 200 once it is ready.
+    services = {
+        "flower": f"http://127.0.0.1:{config.flower_port}/healthcheck",
+        "server": f"http://127.0.0.1:{config.server_port}/readyz",
+    }
     while time.monotonic() < deadline:
         for process in processes:
             if not is_running(process):
                 tail = "\n".join(Path(process.log).read_text(errors="replace").splitlines()[-20:])
                 raise ClusterError(f"{process.name} exited; {process.log}:\n{tail}")
         pending -= _ping_workers(env, pending) if pending else set()
-        flower_up = flower_up or _answers(f"{flower_url}/healthcheck")
-        if not pending and flower_up:
+        services = {name: url for name, url in services.items() if not _answers(url)}
+        if not pending and not services:
             return
         time.sleep(0.3)
     raise ClusterError(
-        f"not ready within {READY_TIMEOUT} s: "
-        f"{', '.join(sorted(pending)) or ''}{'' if flower_up else ' flower'}"
+        f"not ready within {READY_TIMEOUT} s: {' '.join(sorted(pending | set(services)))}"
         f" (logs in {processes[0].log.rpartition('/')[0]})"
     )
+
+
+def write_server_tokens(config: ClusterConfig) -> Path:
+    """A fresh admin token for this cluster's server: the tokens file it reads, and the token.
+
+    Both files are the user's only (0600). The tokens file holds the token's hash, so the
+    server process never holds the secret in a file it reads.
+    """
+    token = secrets.token_urlsafe(24)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    tokens = config.state_dir / "server-tokens"
+    for path, text in ((config.token_file, token), (tokens, f"admin sha256:{digest} local-admin")):
+        path.touch(mode=0o600)
+        path.write_text(text + "\n")
+    return tokens
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -281,10 +316,12 @@ def up(config: ClusterConfig, workers: int, concurrency: int) -> int:
     shutil.rmtree(config.state_dir, ignore_errors=True)
     config.state_dir.mkdir(parents=True)
     metrics = importlib.util.find_spec("prometheus_client") is not None
-    ports = [config.flower_port]
+    ports = [config.flower_port, config.server_port]
     ports += range(config.metrics_port, config.metrics_port + workers + 1) if metrics else []
     for port in ports:
-        _check_port_free(port, "RUVON_CLUSTER_FLOWER_PORT or RUVON_CLUSTER_METRICS_PORT")
+        _check_port_free(
+            port, "RUVON_CLUSTER_FLOWER_PORT, _SERVER_PORT or _METRICS_PORT (see scripts/cluster)"
+        )
     created = asyncio.run(ensure_database(config))
     env = {k: v for k, v in os.environ.items() if k not in _DROPPED} | config.exports()
     upgrade = subprocess.run(
@@ -301,7 +338,7 @@ def up(config: ClusterConfig, workers: int, concurrency: int) -> int:
     processes: list[Started] = []
     try:
         hostnames = _start_processes(config, env, processes, workers, concurrency, metrics)
-        _wait_ready(env, processes, hostnames, f"http://127.0.0.1:{config.flower_port}")
+        _wait_ready(env, processes, hostnames, config)
     except BaseException:
         stop(processes, STOP_TIMEOUT)
         raise
@@ -342,6 +379,8 @@ def _start_processes(
     # Loopback only, so its HTTP API may go without authentication (scripts, tests).
     argv = [*ruvon, "flower", "--port", str(config.flower_port), "--address", "127.0.0.1"]
     start("flower", argv, {"FLOWER_UNAUTHENTICATED_API": "true"})
+    argv = [*ruvon, "server", "--host", "127.0.0.1", "--port", str(config.server_port)]
+    start("server", argv, {"RUVON_SERVER_TOKENS": str(write_server_tokens(config))})
     return hostnames
 
 
@@ -364,7 +403,9 @@ def _print_summary(
     for process in processes:
         served = f", metrics {metrics[process.name]}" if process.name in metrics else ""
         print(f"  {process.name:<9} pid {process.pid}, log {process.log}{served}")
-    print(f"  web UI    http://127.0.0.1:{config.flower_port} (Flower; its API /api/, /metrics)")
+    print(f"  web UI    {config.server_ui} (Ruvon Server; log in with the token in")
+    print(f"            {config.token_file}; its API /api/v1, /openapi.json)")
+    print(f"  Flower    http://127.0.0.1:{config.flower_port} (its API /api/, /metrics)")
     print(f"  workflows {', '.join(types)}")
     print('\nTalk to it from a shell (or: eval "$(scripts/cluster env)"):\n')
     print((config.state_dir / "env").read_text())
@@ -397,7 +438,8 @@ def status(config: ClusterConfig) -> int:
         running += alive
         state = "running" if alive else "STOPPED"
         print(f"{process.name:<9} pid {process.pid:<8} {state:<8} {process.log}")
-    print(f"web UI    http://127.0.0.1:{config.flower_port}")
+    print(f"web UI    {config.server_ui} (token in {config.token_file})")
+    print(f"Flower    http://127.0.0.1:{config.flower_port}")
     return 0 if running == len(processes) else 1
 
 

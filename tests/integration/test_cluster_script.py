@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from ruvon.testing.cluster import REPO_ROOT
@@ -85,6 +86,7 @@ def cluster_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         "RUVON_CLUSTER_KEY_PREFIX": f"ruvon-test-{run}:",
         "RUVON_CLUSTER_FLOWER_PORT": str(free_port()),
         "RUVON_CLUSTER_METRICS_PORT": str(free_port()),
+        "RUVON_CLUSTER_SERVER_PORT": str(free_port()),
     }
     yield env
     cluster(env, "down", "--purge", "--timeout", "10")
@@ -97,9 +99,17 @@ async def test_up_runs_a_workflow_and_down_leaves_no_process(
     assert up.returncode == 0, up.stdout + up.stderr
     state_dir = Path(cluster_env["RUVON_CLUSTER_DIR"])
     started = json.loads((state_dir / "cluster.json").read_text())["processes"]
-    assert sorted(process["name"] for process in started) == ["beat", "flower", "worker-1"]
+    names = sorted(process["name"] for process in started)
+    assert names == ["beat", "flower", "server", "worker-1"]
     assert all(is_alive(process["pid"], process["start_time"]) for process in started)
     assert f"http://127.0.0.1:{cluster_env['RUVON_CLUSTER_FLOWER_PORT']}" in up.stdout
+    server = f"http://127.0.0.1:{cluster_env['RUVON_CLUSTER_SERVER_PORT']}"
+    assert f"{server}/ui" in up.stdout
+    token_file = state_dir / "server-token"
+    token = token_file.read_text().strip()
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    assert token not in (state_dir / "server-tokens").read_text()  # only its hash
+    assert token not in up.stdout
 
     exports = exports_of(up.stdout)
     assert exports["RUVON_BROKER_KEY_PREFIX"] == cluster_env["RUVON_CLUSTER_KEY_PREFIX"]
@@ -124,6 +134,16 @@ async def test_up_runs_a_workflow_and_down_leaves_no_process(
     )
     assert start.returncode == 0, start.stdout + start.stderr
     assert "COMPLETED" in start.stdout
+
+    # The cluster's server sees it, with the admin token and not without one.
+    listed = httpx.get(
+        f"{server}/api/v1/workflows?type=OrderFulfillment",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert listed.status_code == 200, listed.text
+    assert [item["status"] for item in listed.json()["items"]] == ["COMPLETED"]
+    assert httpx.get(f"{server}/api/v1/workflows", timeout=10).status_code == 401
 
     down = cluster(cluster_env, "down", "--purge")
     assert down.returncode == 0, down.stdout + down.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ruvon.testing.cluster import REPO_ROOT
 from ruvon.testing.processes import free_port
 from tests.integration.test_cli_process import audit, cli_argv, cli_env, ruvon, write_project
 
@@ -87,3 +90,48 @@ def test_ruvon_server_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     assert "RUVON_SERVER_TOKENS is not set" in result.stderr
     assert "RUVON_SERVER_ANONYMOUS=viewer" in result.stderr
     assert not (tmp_path / "ruvon.sqlite3").exists()  # refused before opening anything
+
+
+def _readme_quick_start_server() -> tuple[dict[str, str], list[str]]:
+    """The README's quick-start ``ruvon server`` line: its environment and its arguments."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    line = next(
+        line
+        for line in readme.split("## Writing a workflow")[0].splitlines()
+        if "ruvon server" in line
+    )
+    command = shlex.split(line.split("&&", 1)[1].split("#", 1)[0])
+    env = dict(word.split("=", 1) for word in command if "=" in word and not word.startswith("-"))
+    args = [word for word in command if "=" not in word][1:]  # after .venv/bin/ruvon
+    return env, args
+
+
+@pytest.mark.slow
+def test_the_readme_quick_start_opens_the_ui_over_what_ruvon_run_stored(tmp_path: Path) -> None:
+    shutil.copytree(REPO_ROOT / "examples", tmp_path / "examples")
+    run = ruvon(tmp_path, "run", "examples/order_fulfillment/order_fulfillment.yaml", timeout=60)
+    assert run.returncode == 0, run.stderr
+    env, args = _readme_quick_start_server()
+    assert args == ["server"]  # the default address: http://127.0.0.1:8800/ui, as the README says
+    port = free_port()  # 8800 may be taken on a test machine
+    process = subprocess.Popen(
+        cli_argv(*args, "--port", str(port)),
+        cwd=tmp_path,
+        env={**cli_env(), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        page = httpx.get(f"{url}/ui", follow_redirects=True, timeout=10)
+        assert page.status_code == 200, page.text
+        assert "OrderFulfillment" in page.text and "COMPLETED" in page.text
+        # Read-only: no operator may act through it.
+        listed = httpx.get(f"{url}/api/v1/workflows", timeout=10).json()["items"]
+        cancel = httpx.post(f"{url}/api/v1/workflows/{listed[0]['id']}/cancel", json={}, timeout=10)
+        assert cancel.status_code == 403, cancel.text
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)

@@ -43,7 +43,8 @@ def server_command(config: CliConfig, host: str, port: int) -> None:
 
     Tokens: RUVON_SERVER_TOKENS names a file of `ROLE TOKEN [NAME]` lines (roles viewer,
     operator, admin; a token may be given as sha256:<hex>). RUVON_SERVER_ANONYMOUS=viewer
-    lets requests without a token read.
+    lets requests without a token read. Browsers on other origins get no CORS headers unless
+    RUVON_SERVER_CORS_ORIGINS lists theirs (scheme://host[:port], comma-separated).
     """
     _check_installed()
     from ruvon.server.app import create_app
@@ -57,7 +58,8 @@ def server_command(config: CliConfig, host: str, port: int) -> None:
     Output().err.print(
         f"Ruvon Server on http://{host}:{port} ({len(tokens)} tokens"
         + (f", anonymous {tokens.anonymous.label}" if tokens.anonymous is not None else "")
-        + f"), database {_describe(settings.database_url)}",
+        + f"), database {_describe(settings.database_url)}"
+        + (f", CORS for {', '.join(app.state.cors_origins)}" if app.state.cors_origins else ""),
         markup=False,
         highlight=False,
     )

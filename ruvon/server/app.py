@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from ruvon import __version__
 from ruvon.config import Settings
 from ruvon.server.bulk.definition import register_bulk_operation
 from ruvon.server.bulk.embedded import EmbeddedBulkRuns
+from ruvon.server.cors import install_cors
 from ruvon.server.limits import DEFAULT_MAX_BODY_BYTES, BodySizeLimit
 from ruvon.server.live.hub import LiveHub
 from ruvon.server.problems import install_problem_handlers
@@ -37,13 +39,17 @@ def create_app(
     *,
     execution: Any = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    env: Mapping[str, str] | None = None,
 ) -> FastAPI:
     """The REST API over ``settings.database_url``, open to ``tokens``.
 
     The database opens when the app starts (its lifespan) and closes when it stops.
     ``execution`` overrides the execution provider (default: the cluster's on PostgreSQL,
-    in-process on SQLite; see :class:`ServerRuntime`).
+    in-process on SQLite; see :class:`ServerRuntime`). ``env`` (default: the process
+    environment) holds the server's own settings: the UI's (``mount_ui``) and CORS origins
+    (``ruvon.server.cors``).
     """
+    env = os.environ if env is None else env
     runtime = ServerRuntime(settings, execution=execution)
     live = LiveHub(runtime)
     bulk_runs = EmbeddedBulkRuns(runtime)
@@ -80,6 +86,7 @@ def create_app(
     app.include_router(cluster_router, prefix=API_PREFIX)
     app.include_router(events_router, prefix=API_PREFIX)
     app.include_router(bulk_router, prefix=API_PREFIX)
-    mount_ui(app)  # the web UI at /ui, on the same runtime and tokens
+    mount_ui(app, env)  # the web UI at /ui, on the same runtime and tokens
+    app.state.cors_origins = install_cors(app, env)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app

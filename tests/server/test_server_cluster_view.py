@@ -1,4 +1,5 @@
-"""``GET /cluster`` on real PostgreSQL and Redis (no worker: runs stay queued), and embedded.
+"""``GET /cluster`` on real PostgreSQL and Redis (no worker: runs stay queued), and embedded; and
+the web UI's cluster page (``/ui/cluster``) over the same states.
 
 The server is a cluster client here (no execution override): a start stores its run in
 ``step_runs`` and puts its message on the Redis queue, which nobody consumes, so the queue has a
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from ruvon.testing.cluster import cluster_env, delete_broker_keys
 from ruvon.testing.postgres import create_database, drop_database
 from ruvon.testing.processes import free_port
 from tests.server.conftest import ADMIN, API_REGISTRY, OPERATOR, TOKENS, VIEWER, auth, serve
+from tests.server.ui_support import log_in, row_cells
 
 API = "/api/v1"
 
@@ -119,10 +123,17 @@ async def test_workers_come_from_heartbeat_files(
     assert {w["answered_ping"] for w in pinged["workers"]} == {False}
 
 
-async def test_recoveries_are_what_the_beat_audited(
-    cluster_api: tuple[httpx.AsyncClient, Settings],
-) -> None:
-    http, settings = cluster_api
+@dataclass(frozen=True)
+class Recovered:
+    """Two workflows the beat's statements recovered: a dead worker's run, a lost message."""
+
+    crashed: str
+    lost: str
+    lost_run: str
+
+
+async def recover_two_runs(http: httpx.AsyncClient, settings: Settings) -> Recovered:
+    """Start two workflows; re-queue the first's run as a dead worker's, re-send the second's."""
     crashed = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
     lost = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
     assert crashed.status_code == lost.status_code == 201
@@ -149,20 +160,29 @@ async def test_recoveries_are_what_the_beat_audited(
         assert lost_run.run_id in [run.run_id for run in second.resent]
     finally:
         await store.close()
+    return Recovered(crashed.json()["id"], lost.json()["id"], lost_run.run_id)
+
+
+async def test_recoveries_are_what_the_beat_audited(
+    cluster_api: tuple[httpx.AsyncClient, Settings],
+) -> None:
+    http, settings = cluster_api
+    recovered = await recover_two_runs(http, settings)
     recoveries = (await view(http))["recoveries"]
     kinds = [(r["workflow_id"], r["event_type"]) for r in recoveries]
-    assert (crashed.json()["id"], "WORKER_CRASH_DETECTED") in kinds
-    assert (lost.json()["id"], "MESSAGE_RESENT") in kinds
+    assert (recovered.crashed, "WORKER_CRASH_DETECTED") in kinds
+    assert (recovered.lost, "MESSAGE_RESENT") in kinds
     crash = next(r for r in recoveries if r["event_type"] == "WORKER_CRASH_DETECTED")
     assert crash["details"]["worker"] == "dead-worker@host"
     assert crash["details"]["action"] == "requeued"
-    resent = next(r for r in recoveries if r["workflow_id"] == lost.json()["id"])
-    assert resent["details"]["run"] == lost_run.run_id and resent["details"]["action"] == "resent"
+    resent = next(r for r in recoveries if r["workflow_id"] == recovered.lost)
+    assert resent["details"]["run"] == recovered.lost_run
+    assert resent["details"]["action"] == "resent"
     assert [r["recorded_at"] for r in recoveries] == sorted(
         (r["recorded_at"] for r in recoveries), reverse=True
     )
     # The workflow's own history has them too.
-    history = await http.get(f"{API}/workflows/{lost.json()['id']}/history", headers=auth(VIEWER))
+    history = await http.get(f"{API}/workflows/{recovered.lost}/history", headers=auth(VIEWER))
     assert "MESSAGE_RESENT" in [e["event_type"] for e in history.json()["audit"]]
 
 
@@ -189,9 +209,77 @@ async def test_a_broker_that_is_down_is_reported_not_fatal() -> None:
                 started = asyncio.get_running_loop().time()
                 body = await view(http)
                 assert asyncio.get_running_loop().time() - started < 4
+                await log_in(http, VIEWER)
+                page = await http.get("/ui/cluster")
     finally:
         await drop_database(url)
     assert body["mode"] == "cluster"
     assert body["broker"]["ok"] is False and "Connection" in body["broker"]["error"]
     assert "hunter2" not in json.dumps(body)  # the password never reaches the answer
     assert {q["depth"] for q in body["queues"]} == {None}
+    assert page.status_code == 200  # the page says so too, and still shows the rest
+    assert re.search(r"broker-error\">Queue depth unknown: \w*Connection", page.text)
+    assert "hunter2" not in page.text and 'data-testid="broker-state">no<' in page.text
+    assert row_cells(page.text, "data-queue", "default")[1] == "—"
+
+
+# -- the web UI's cluster page: the same view, as tables -------------------------------------
+
+
+async def test_the_cluster_page_shows_what_the_api_answers(
+    cluster_api: tuple[httpx.AsyncClient, Settings], tmp_path: Path
+) -> None:
+    http, settings = cluster_api
+    write_heartbeat(tmp_path / "health", "w1@host-a")
+    write_heartbeat(tmp_path / "health", "w2@host-b", age=600)
+    recovered = await recover_two_runs(http, settings)
+    started = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(OPERATOR))
+    assert started.status_code == 201, started.text
+    await log_in(http, VIEWER)  # a viewer may read it
+    page = await http.get("/ui/cluster")
+    assert page.status_code == 200, page.text
+    body = await view(http)
+
+    assert 'href="/ui/cluster" aria-current="page">Cluster<' in page.text
+    assert "Embedded" not in page.text and "Ping the workers" in page.text
+    fresh = row_cells(page.text, "data-node", "w1@host-a")
+    assert fresh[:3] == ["w1", "host-a", "4242"] and fresh[4:] == ["ready", "q", "not pinged"]
+    assert re.fullmatch(r"\d+(\.\d+)? (ms|s) ago", fresh[3]), fresh[3]
+    stale = row_cells(page.text, "data-node", "w2@host-b")
+    assert stale[3].endswith("min ago") and stale[4] == "lost (stale heartbeat)"
+    assert stale[5:] == ["q", "not pinged"]
+
+    [queue] = [q for q in body["queues"] if q["name"] == settings.default_queue]
+    assert (queue["depth"], queue["queued"], queue["due"], queue["running"]) == (3, 3, 3, 0)
+    cells = row_cells(page.text, "data-queue", settings.default_queue)
+    assert cells[0] == f"{settings.default_queue} (default)"
+    assert cells[1:5] == ["3", "3", "3", "0"]
+    assert re.match(r"\d+(\.\d+)? (ms|s) due since \d{4}-\d\d-\d\d", cells[5]), cells[5]
+
+    crash = row_cells(page.text, "data-recovery", f"{recovered.crashed} WORKER_CRASH_DETECTED")
+    assert crash[1:] == [
+        recovered.crashed[:8], "WORKER_CRASH_DETECTED", "Done", "dead-worker@host",
+        "requeued (attempt 1)",
+    ]  # fmt: skip
+    assert f'href="/ui/workflows/{recovered.crashed}"' in page.text
+    resent = row_cells(page.text, "data-recovery", f"{recovered.lost} MESSAGE_RESENT")
+    assert resent[1:3] == [recovered.lost[:8], "MESSAGE_RESENT"] and resent[5] == "resent"
+
+    pinged = await http.get("/ui/cluster", params={"ping": "true"})
+    assert pinged.status_code == 200
+    assert "0 workers answered a ping." in pinged.text  # no worker runs on this prefix
+    assert row_cells(pinged.text, "data-node", "w1@host-a")[6] == "no answer"
+    bad = await http.get("/ui/cluster", params={"ping": "loud"})
+    assert bad.status_code == 422 and "ping:" in bad.text and "Traceback" not in bad.text
+
+
+async def test_the_cluster_page_says_embedded_on_sqlite(tmp_path: Path) -> None:
+    async with serve(f"sqlite:///{tmp_path / 'embedded.sqlite3'}") as served:
+        anonymous = await served.http.get("/ui/cluster")
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"] == "/ui/login?next=%2Fui%2Fcluster"
+        await log_in(served.http, VIEWER)
+        page = await served.http.get("/ui/cluster")
+    assert page.status_code == 200
+    assert 'data-testid="embedded"' in page.text and "Embedded: no cluster" in page.text
+    assert "<table" not in page.text and "Ping the workers" not in page.text

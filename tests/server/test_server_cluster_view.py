@@ -14,7 +14,6 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,12 @@ import httpx
 import pytest
 
 from ruvon.config import Settings
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 from ruvon.server.app import create_app
 from ruvon.testing.cluster import cluster_env, delete_broker_keys
 from ruvon.testing.postgres import create_database, drop_database
 from ruvon.testing.processes import free_port
-from tests.server.conftest import ADMIN, API_REGISTRY, OPERATOR, TOKENS, VIEWER, auth, serve
+from tests.server.cluster_support import recover_two_runs, write_heartbeat
+from tests.server.conftest import API_REGISTRY, OPERATOR, TOKENS, VIEWER, auth, serve
 from tests.server.ui_support import log_in, row_cells
 
 API = "/api/v1"
@@ -62,19 +61,6 @@ async def view(http: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def write_heartbeat(directory: Path, node: str, *, age: float = 0.0) -> None:
-    import os
-    import time
-
-    alive = directory / f"{node}.alive"
-    alive.write_text(json.dumps({"node": node, "pid": 4242, "queues": ["q"]}), encoding="utf-8")
-    (directory / f"{node}.ready").write_text("", encoding="utf-8")
-    if age:
-        moment = time.time() - age
-        for path in (alive, directory / f"{node}.ready"):
-            os.utime(path, (moment, moment))
 
 
 async def test_queues_show_depth_and_lag_of_unclaimed_runs(
@@ -121,46 +107,6 @@ async def test_workers_come_from_heartbeat_files(
     assert asyncio.get_running_loop().time() - started < 5
     assert pinged["pinged"] == []
     assert {w["answered_ping"] for w in pinged["workers"]} == {False}
-
-
-@dataclass(frozen=True)
-class Recovered:
-    """Two workflows the beat's statements recovered: a dead worker's run, a lost message."""
-
-    crashed: str
-    lost: str
-    lost_run: str
-
-
-async def recover_two_runs(http: httpx.AsyncClient, settings: Settings) -> Recovered:
-    """Start two workflows; re-queue the first's run as a dead worker's, re-send the second's."""
-    crashed = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
-    lost = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
-    assert crashed.status_code == lost.status_code == 201
-    store = PostgresPersistenceProvider(settings.database_url)
-    await store.initialize()
-    try:
-        [crashed_run] = await store.list_step_runs(crashed.json()["id"])
-        [lost_run] = await store.list_step_runs(lost.json()["id"])
-        # A worker claims the first run with a short lease, then dies: the sweep re-queues it.
-        assert await store.claim_run(crashed_run.run_id, "dead-worker@host", 0.05) is not None
-        await asyncio.sleep(0.2)
-        requeued = await store.requeue_crashed(max_attempts=3, limit=10)
-        assert [run.run_id for run in requeued] == [crashed_run.run_id]
-        # The second run's message is lost (the broker says none wait): two sweeps re-send it.
-        as_of = (await store.unclaimed_queues(0.0)).as_of
-        assert as_of is not None
-        first = await store.redispatch_lost(0.0, 10, {settings.default_queue: 0}, as_of)
-        assert lost_run.run_id in first.suspected
-        as_of = (await store.unclaimed_queues(0.0)).as_of
-        assert as_of is not None
-        second = await store.redispatch_lost(
-            0.0, 10, {settings.default_queue: 0}, as_of, first.suspected
-        )
-        assert lost_run.run_id in [run.run_id for run in second.resent]
-    finally:
-        await store.close()
-    return Recovered(crashed.json()["id"], lost.json()["id"], lost_run.run_id)
 
 
 async def test_recoveries_are_what_the_beat_audited(

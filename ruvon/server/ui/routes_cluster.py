@@ -38,6 +38,14 @@ def _state_class(state: str) -> str:
     return {"ready": "ok", "answered a ping": "ok", "not consuming": "warn"}.get(state, "bad")
 
 
+def _worker_row(worker: WorkerInfo) -> dict[str, object]:
+    """A worker as the table shows it: Celery's ``name@host`` split, its state worked out."""
+    name, _, host = worker.node.partition("@")
+    state = worker_state(worker)
+    return {"info": worker, "name": name, "host": host or "—", "state": state,
+            "state_class": _state_class(state)}  # fmt: skip
+
+
 @router.get(UI_PREFIX + "/cluster", include_in_schema=False)
 async def cluster_page(
     request: Request,
@@ -47,16 +55,7 @@ async def cluster_page(
 ) -> Response:
     health_dir = ObservabilitySettings.from_env().health_dir
     view = await cluster_view(runtime, health_dir=health_dir, ping=ping)
-    workers = [
-        {
-            "info": worker,
-            "name": worker.node.partition("@")[0],
-            "host": worker.node.partition("@")[2] or "—",
-            "state": worker_state(worker),
-            "state_class": _state_class(worker_state(worker)),
-        }
-        for worker in view.workers
-    ]
+    workers = [_worker_row(worker) for worker in view.workers]
     context = {
         "view": view,
         "workers": workers,

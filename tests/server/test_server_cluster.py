@@ -17,7 +17,7 @@ from ruvon.server.app import create_app
 from ruvon.testing.cluster import LocalCluster
 from tests.integration.distributed_support import settings_of, started_cluster
 from tests.server.conftest import ADMIN, OPERATOR, TOKENS, VIEWER, auth
-from tests.server.ui_support import csrf_of, log_in
+from tests.server.ui_support import csrf_of, log_in, row_cells
 
 API = "/api/v1"
 WAIT = 30.0
@@ -248,3 +248,21 @@ async def test_the_ui_resumes_on_the_workers_and_shows_their_step_runs(
     page = await api.get(f"/ui/workflows/{workflow_id}")
     assert "from the step runs" in page.text
     assert all(worker in page.text for worker in workers)  # the timeline names them
+
+
+@pytest.mark.slow
+async def test_the_ui_cluster_page_pings_the_workers(
+    api: httpx.AsyncClient, cluster: LocalCluster
+) -> None:
+    await log_in(api, VIEWER)
+    page = await api.get("/ui/cluster", params={"ping": "true"})
+    assert page.status_code == 200, page.text
+    count = len(cluster.workers)
+    assert f"{count} worker{'s' if count != 1 else ''} answered a ping." in page.text
+    for worker in cluster.workers:  # no heartbeat files here: known from the ping alone
+        name, _, host = worker.hostname.partition("@")
+        cells = row_cells(page.text, "data-node", worker.hostname)
+        assert cells[:5] == [name, host, "—", "—", "answered a ping"]
+        assert cells[6] == "answered"
+    queue = cluster.env["RUVON_DEFAULT_QUEUE"]
+    assert row_cells(page.text, "data-queue", queue)[1] == "0"  # the workers keep it empty

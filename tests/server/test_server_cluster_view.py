@@ -1,4 +1,5 @@
-"""``GET /cluster`` on real PostgreSQL and Redis (no worker: runs stay queued), and embedded.
+"""``GET /cluster`` on real PostgreSQL and Redis (no worker: runs stay queued), and embedded; and
+the web UI's cluster page (``/ui/cluster``) over the same states.
 
 The server is a cluster client here (no execution override): a start stores its run in
 ``step_runs`` and puts its message on the Redis queue, which nobody consumes, so the queue has a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,12 +21,13 @@ import httpx
 import pytest
 
 from ruvon.config import Settings
-from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 from ruvon.server.app import create_app
 from ruvon.testing.cluster import cluster_env, delete_broker_keys
 from ruvon.testing.postgres import create_database, drop_database
 from ruvon.testing.processes import free_port
-from tests.server.conftest import ADMIN, API_REGISTRY, OPERATOR, TOKENS, VIEWER, auth, serve
+from tests.server.cluster_support import recover_two_runs, write_heartbeat
+from tests.server.conftest import API_REGISTRY, OPERATOR, TOKENS, VIEWER, auth, serve
+from tests.server.ui_support import log_in, row_cells
 
 API = "/api/v1"
 
@@ -58,19 +61,6 @@ async def view(http: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
-
-
-def write_heartbeat(directory: Path, node: str, *, age: float = 0.0) -> None:
-    import os
-    import time
-
-    alive = directory / f"{node}.alive"
-    alive.write_text(json.dumps({"node": node, "pid": 4242, "queues": ["q"]}), encoding="utf-8")
-    (directory / f"{node}.ready").write_text("", encoding="utf-8")
-    if age:
-        moment = time.time() - age
-        for path in (alive, directory / f"{node}.ready"):
-            os.utime(path, (moment, moment))
 
 
 async def test_queues_show_depth_and_lag_of_unclaimed_runs(
@@ -123,46 +113,22 @@ async def test_recoveries_are_what_the_beat_audited(
     cluster_api: tuple[httpx.AsyncClient, Settings],
 ) -> None:
     http, settings = cluster_api
-    crashed = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
-    lost = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(ADMIN))
-    assert crashed.status_code == lost.status_code == 201
-    store = PostgresPersistenceProvider(settings.database_url)
-    await store.initialize()
-    try:
-        [crashed_run] = await store.list_step_runs(crashed.json()["id"])
-        [lost_run] = await store.list_step_runs(lost.json()["id"])
-        # A worker claims the first run with a short lease, then dies: the sweep re-queues it.
-        assert await store.claim_run(crashed_run.run_id, "dead-worker@host", 0.05) is not None
-        await asyncio.sleep(0.2)
-        requeued = await store.requeue_crashed(max_attempts=3, limit=10)
-        assert [run.run_id for run in requeued] == [crashed_run.run_id]
-        # The second run's message is lost (the broker says none wait): two sweeps re-send it.
-        as_of = (await store.unclaimed_queues(0.0)).as_of
-        assert as_of is not None
-        first = await store.redispatch_lost(0.0, 10, {settings.default_queue: 0}, as_of)
-        assert lost_run.run_id in first.suspected
-        as_of = (await store.unclaimed_queues(0.0)).as_of
-        assert as_of is not None
-        second = await store.redispatch_lost(
-            0.0, 10, {settings.default_queue: 0}, as_of, first.suspected
-        )
-        assert lost_run.run_id in [run.run_id for run in second.resent]
-    finally:
-        await store.close()
+    recovered = await recover_two_runs(http, settings)
     recoveries = (await view(http))["recoveries"]
     kinds = [(r["workflow_id"], r["event_type"]) for r in recoveries]
-    assert (crashed.json()["id"], "WORKER_CRASH_DETECTED") in kinds
-    assert (lost.json()["id"], "MESSAGE_RESENT") in kinds
+    assert (recovered.crashed, "WORKER_CRASH_DETECTED") in kinds
+    assert (recovered.lost, "MESSAGE_RESENT") in kinds
     crash = next(r for r in recoveries if r["event_type"] == "WORKER_CRASH_DETECTED")
     assert crash["details"]["worker"] == "dead-worker@host"
     assert crash["details"]["action"] == "requeued"
-    resent = next(r for r in recoveries if r["workflow_id"] == lost.json()["id"])
-    assert resent["details"]["run"] == lost_run.run_id and resent["details"]["action"] == "resent"
+    resent = next(r for r in recoveries if r["workflow_id"] == recovered.lost)
+    assert resent["details"]["run"] == recovered.lost_run
+    assert resent["details"]["action"] == "resent"
     assert [r["recorded_at"] for r in recoveries] == sorted(
         (r["recorded_at"] for r in recoveries), reverse=True
     )
     # The workflow's own history has them too.
-    history = await http.get(f"{API}/workflows/{lost.json()['id']}/history", headers=auth(VIEWER))
+    history = await http.get(f"{API}/workflows/{recovered.lost}/history", headers=auth(VIEWER))
     assert "MESSAGE_RESENT" in [e["event_type"] for e in history.json()["audit"]]
 
 
@@ -189,9 +155,77 @@ async def test_a_broker_that_is_down_is_reported_not_fatal() -> None:
                 started = asyncio.get_running_loop().time()
                 body = await view(http)
                 assert asyncio.get_running_loop().time() - started < 4
+                await log_in(http, VIEWER)
+                page = await http.get("/ui/cluster")
     finally:
         await drop_database(url)
     assert body["mode"] == "cluster"
     assert body["broker"]["ok"] is False and "Connection" in body["broker"]["error"]
     assert "hunter2" not in json.dumps(body)  # the password never reaches the answer
     assert {q["depth"] for q in body["queues"]} == {None}
+    assert page.status_code == 200  # the page says so too, and still shows the rest
+    assert re.search(r"broker-error\">Queue depth unknown: \w*Connection", page.text)
+    assert "hunter2" not in page.text and 'data-testid="broker-state">no<' in page.text
+    assert row_cells(page.text, "data-queue", "default")[1] == "—"
+
+
+# -- the web UI's cluster page: the same view, as tables -------------------------------------
+
+
+async def test_the_cluster_page_shows_what_the_api_answers(
+    cluster_api: tuple[httpx.AsyncClient, Settings], tmp_path: Path
+) -> None:
+    http, settings = cluster_api
+    write_heartbeat(tmp_path / "health", "w1@host-a")
+    write_heartbeat(tmp_path / "health", "w2@host-b", age=600)
+    recovered = await recover_two_runs(http, settings)
+    started = await http.post(f"{API}/workflows", json={"type": "ApiTick"}, headers=auth(OPERATOR))
+    assert started.status_code == 201, started.text
+    await log_in(http, VIEWER)  # a viewer may read it
+    page = await http.get("/ui/cluster")
+    assert page.status_code == 200, page.text
+    body = await view(http)
+
+    assert 'href="/ui/cluster" aria-current="page">Cluster<' in page.text
+    assert "Embedded" not in page.text and "Ping the workers" in page.text
+    fresh = row_cells(page.text, "data-node", "w1@host-a")
+    assert fresh[:3] == ["w1", "host-a", "4242"] and fresh[4:] == ["ready", "q", "not pinged"]
+    assert re.fullmatch(r"\d+(\.\d+)? (ms|s) ago", fresh[3]), fresh[3]
+    stale = row_cells(page.text, "data-node", "w2@host-b")
+    assert stale[3].endswith("min ago") and stale[4] == "lost (stale heartbeat)"
+    assert stale[5:] == ["q", "not pinged"]
+
+    [queue] = [q for q in body["queues"] if q["name"] == settings.default_queue]
+    assert (queue["depth"], queue["queued"], queue["due"], queue["running"]) == (3, 3, 3, 0)
+    cells = row_cells(page.text, "data-queue", settings.default_queue)
+    assert cells[0] == f"{settings.default_queue} (default)"
+    assert cells[1:5] == ["3", "3", "3", "0"]
+    assert re.match(r"\d+(\.\d+)? (ms|s) due since \d{4}-\d\d-\d\d", cells[5]), cells[5]
+
+    crash = row_cells(page.text, "data-recovery", f"{recovered.crashed} WORKER_CRASH_DETECTED")
+    assert crash[1:] == [
+        recovered.crashed[:8], "WORKER_CRASH_DETECTED", "Done", "dead-worker@host",
+        "requeued (attempt 1)",
+    ]  # fmt: skip
+    assert f'href="/ui/workflows/{recovered.crashed}"' in page.text
+    resent = row_cells(page.text, "data-recovery", f"{recovered.lost} MESSAGE_RESENT")
+    assert resent[1:3] == [recovered.lost[:8], "MESSAGE_RESENT"] and resent[5] == "resent"
+
+    pinged = await http.get("/ui/cluster", params={"ping": "true"})
+    assert pinged.status_code == 200
+    assert "0 workers answered a ping." in pinged.text  # no worker runs on this prefix
+    assert row_cells(pinged.text, "data-node", "w1@host-a")[6] == "no answer"
+    bad = await http.get("/ui/cluster", params={"ping": "loud"})
+    assert bad.status_code == 422 and "ping:" in bad.text and "Traceback" not in bad.text
+
+
+async def test_the_cluster_page_says_embedded_on_sqlite(tmp_path: Path) -> None:
+    async with serve(f"sqlite:///{tmp_path / 'embedded.sqlite3'}") as served:
+        anonymous = await served.http.get("/ui/cluster")
+        assert anonymous.status_code == 303
+        assert anonymous.headers["location"] == "/ui/login?next=%2Fui%2Fcluster"
+        await log_in(served.http, VIEWER)
+        page = await served.http.get("/ui/cluster")
+    assert page.status_code == 200
+    assert 'data-testid="embedded"' in page.text and "Embedded: no cluster" in page.text
+    assert "<table" not in page.text and "Ping the workers" not in page.text

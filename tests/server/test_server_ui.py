@@ -22,10 +22,11 @@ from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.server.app import create_app
 from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import Actor, Role, TokenSet
+from ruvon.server.ui import routes_cluster as ui_cluster
 from ruvon.server.ui.session import COOKIE_NAME, SessionCodec, new_session, session_key
 from ruvon.testing.processes import REPO_ROOT
 from tests.server.conftest import OPERATOR, TOKENS, VIEWER
-from tests.server.ui_support import UI_REGISTRY, csrf_of, log_in
+from tests.server.ui_support import UI_REGISTRY, csrf_of, log_in, row_cells
 
 
 def _settings(database_url: str) -> Settings:
@@ -315,6 +316,40 @@ async def test_definitions_schedules_and_the_workflow_page_render(ui: httpx.Asyn
     assert "PARALLEL branches" in fan_out.text and "2 branches, 2 succeeded" in fan_out.text
     css = await ui.get("/ui/static/ruvon.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+async def test_a_viewer_reads_the_cluster_page_from_the_nav(
+    ui: httpx.AsyncClient, database_url: str
+) -> None:
+    await log_in(ui, VIEWER)
+    listing = await ui.get("/ui/workflows")
+    assert '<a href="/ui/cluster" >Cluster</a>' in listing.text  # in the nav of every page
+    page = await ui.get("/ui/cluster")
+    assert page.status_code == 200 and "<title>Cluster · Ruvon</title>" in page.text
+    assert '<a href="/ui/cluster" aria-current="page">Cluster</a>' in page.text
+    if database_url.startswith("sqlite"):
+        assert "Embedded: no cluster" in page.text and "<table" not in page.text
+    else:  # PostgreSQL: a cluster client; no heartbeat directory set here, no worker pinged
+        assert "Embedded" not in page.text
+        assert row_cells(page.text, "data-queue", "default")[2:5] == ["0", "0", "0"]
+        assert "RUVON_HEALTH_DIR</code> is not set on this server" in page.text
+        assert "No recoveries" in page.text
+
+
+async def test_a_failing_cluster_read_is_a_500_page_without_a_traceback(
+    ui: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    await log_in(ui, VIEWER)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(ui_cluster, "cluster_view", broken)
+    page = await ui.get("/ui/cluster")
+    assert page.status_code == 500
+    assert "The server failed unexpectedly; its log has the details." in page.text
+    assert "secret internals" not in page.text and "Traceback" not in page.text
+    assert "secret internals" in caplog.text
 
 
 async def test_anonymous_access_reads_without_a_login_and_cannot_operate(

@@ -1,5 +1,6 @@
 """The web UI in a real headless browser (Debian's chromium, driven by Playwright), against the
-real ``ruvon server`` process on a SQLite file, with a tokens file.
+real ``ruvon server`` process on a SQLite file, with a tokens file; the cluster page also against
+one on PostgreSQL and Redis with a real worker (:func:`cluster_server`).
 
 One server and one browser for the module; each test has its own browser context (cookies).
 Screenshots of every page go to ``test-artifacts/screenshots/`` (``RUVON_TEST_ARTIFACTS``).
@@ -7,26 +8,36 @@ Screenshots of every page go to ``test-artifacts/screenshots/`` (``RUVON_TEST_AR
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from ruvon.config import Settings
+from ruvon.testing.cluster import LocalCluster
 from ruvon.testing.processes import free_port, spawn, stop_process_group
+from tests.integration.distributed_support import started_cluster
 from tests.integration.test_cli_process import cli_argv, cli_env
+from tests.server.cluster_support import Recovered, recover_two_runs
+from tests.server.conftest import API_REGISTRY
 from tests.server.ui_support import UI_REGISTRY, screenshot_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 
 VIEWER_TOKEN, OPERATOR_TOKEN = "ui-viewer-token", "ui-operator-token"
+IDLE_QUEUE = "ui-idle"  # the cluster server's default queue: no worker consumes it
 pytestmark = pytest.mark.slow
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -60,25 +71,36 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     raise AssertionError(f"ruvon server did not answer at {url}: {log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    home = tmp_path_factory.mktemp("ui-server")
+@contextmanager
+def running_server(home: Path, env: dict[str, str]) -> Iterator[Server]:
+    """``ruvon server`` with ``env`` and this module's tokens file, until the block ends."""
     tokens = home / "tokens"
     tokens.write_text(f"viewer {VIEWER_TOKEN} vera\noperator {OPERATOR_TOKEN} otto\n")
     port = free_port()
-    env = {
-        **cli_env(),
-        "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
-        "RUVON_REGISTRY_FILE": str(UI_REGISTRY),
-        "RUVON_SERVER_TOKENS": str(tokens),
-        "RUVON_SERVER_UI_REFRESH": "0.5",  # pages poll every 500 ms (default 2 s)
-    }
+    env = {**env, "RUVON_SERVER_TOKENS": str(tokens)}
     log = home / "server.log"
     process = spawn(cli_argv("server", "--port", str(port)), env, log)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(url, process, log)
-        found = Server(url=url, ids={}, log=log)
+        yield Server(url=url, ids={}, log=log)
+    finally:
+        stop_process_group(process)
+    output = log.read_text()
+    assert VIEWER_TOKEN not in output and OPERATOR_TOKEN not in output  # never logged
+    assert "Traceback" not in output
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("ui-server")
+    env = {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
+        "RUVON_REGISTRY_FILE": str(UI_REGISTRY),
+        "RUVON_SERVER_UI_REFRESH": "0.5",  # pages poll every 500 ms (default 2 s)
+    }
+    with running_server(home, env) as found:
         for name, workflow_type, data in (
             ("saga", "ExecSaga", {}),
             ("fan_out", "ExecFanOut", {"items": [1, 2, 3]}),
@@ -89,11 +111,58 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         ):
             found.ids[name] = found.start(workflow_type, data)
         yield found
+
+
+def off_the_loop(call: Callable[..., _T], *args: Any) -> _T:
+    """``call(*args)`` on another thread: Playwright's sync API keeps an event loop running on
+    this one, and ``asyncio.run`` (LocalCluster's database, the seeding) refuses to start there."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call, *args).result()
+
+
+@dataclass
+class ClusterServer:
+    """``ruvon server`` on a real cluster: one worker (heartbeat files on), queued runs on
+    :data:`IDLE_QUEUE`, and two recoveries made by the beat's statements."""
+
+    server: Server
+    cluster: LocalCluster
+    recovered: Recovered
+
+
+def _wait_for_heartbeats(cluster: LocalCluster, health: Path) -> None:
+    deadline = time.monotonic() + 20
+    nodes = [worker.hostname for worker in cluster.workers]
+    while not all((health / f"{node}.ready").exists() for node in nodes):
+        assert time.monotonic() < deadline, f"no .ready heartbeat file in {health} for {nodes}"
+        time.sleep(0.1)
+
+
+async def _seed(url: str, settings: Settings) -> Recovered:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+        return await recover_two_runs(http, settings, token=OPERATOR_TOKEN)
+
+
+@pytest.fixture(scope="module")
+def cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterServer]:
+    home = tmp_path_factory.mktemp("ui-cluster")
+    health = home / "health"
+    health.mkdir()
+    opened = started_cluster({"RUVON_HEALTH_DIR": str(health)})
+    cluster = off_the_loop(opened.__enter__)
+    try:
+        _wait_for_heartbeats(cluster, health)
+        env = {
+            **cluster.env,
+            "RUVON_REGISTRY_FILE": str(API_REGISTRY),
+            "RUVON_DEFAULT_QUEUE": IDLE_QUEUE,
+        }
+        with running_server(home, env) as server:
+            recovered = off_the_loop(asyncio.run, _seed(server.url, Settings.from_env(env)))
+            server.start("ApiTick", {})  # a third run waiting on the idle queue
+            yield ClusterServer(server, cluster, recovered)
     finally:
-        stop_process_group(process)
-    output = log.read_text()
-    assert VIEWER_TOKEN not in output and OPERATOR_TOKEN not in output  # never logged
-    assert "Traceback" not in output
+        off_the_loop(opened.__exit__, None, None, None)
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +366,50 @@ def test_the_other_pages_render_and_errors_read_as_pages(page: Page, server: Ser
     expect(page.get_by_test_id("error-message")).to_contain_text("'no-such-workflow' not found")
     assert "Traceback" not in page.content()
     shoot(page, "not-found.png")
+
+
+def test_the_cluster_page_opens_from_the_nav_and_says_embedded_on_sqlite(
+    page: Page, server: Server
+) -> None:
+    log_in(page, server, VIEWER_TOKEN)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Cluster").click()
+    expect(page).to_have_url(f"{server.url}/ui/cluster")
+    expect(page.get_by_test_id("embedded")).to_contain_text("Embedded: no cluster")
+    expect(page.locator("table")).to_have_count(0)
+    shoot(page, "cluster-embedded.png")
+
+
+def test_the_cluster_page_shows_the_workers_queues_and_recoveries_and_pings(
+    page: Page, cluster_server: ClusterServer
+) -> None:
+    server, recovered = cluster_server.server, cluster_server.recovered
+    [worker] = cluster_server.cluster.workers
+    log_in(page, server, VIEWER_TOKEN)
+    tab_to(page, "Cluster")  # the nav link, from the keyboard
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{server.url}/ui/cluster")
+    expect(page.get_by_role("link", name="Cluster")).to_have_attribute("aria-current", "page")
+    row = page.locator(f"tr[data-node='{worker.hostname}']")
+    expect(row).to_contain_text(str(worker.pid))
+    expect(row).to_contain_text("ready")
+    expect(row).to_contain_text("not pinged")
+    idle = page.locator(f"tr[data-queue='{IDLE_QUEUE}']")
+    expect(idle.get_by_test_id("depth")).to_have_text("3")  # nobody consumes it
+    expect(idle).to_contain_text("due since")
+    crash = page.locator(f"tr[data-recovery='{recovered.crashed} WORKER_CRASH_DETECTED']")
+    expect(crash).to_contain_text("dead-worker@host")
+    expect(page.locator(f"tr[data-recovery='{recovered.lost} MESSAGE_RESENT']")).to_contain_text(
+        "resent"
+    )
+    shoot(page, "cluster.png")
+
+    tab_to(page, "Ping the workers")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{server.url}/ui/cluster?ping=true")
+    expect(page.get_by_test_id("ping-result")).to_have_text("1 worker answered a ping.")
+    expect(row).to_contain_text("answered")
+    shoot(page, "cluster-pinged.png")
+
+    crash.get_by_role("link").click()  # a recovery's workflow opens its page
+    expect(page).to_have_url(f"{server.url}/ui/workflows/{recovered.crashed}")
+    expect(page.locator("main")).to_contain_text("WORKER_CRASH_DETECTED")

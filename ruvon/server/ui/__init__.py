@@ -15,7 +15,13 @@ from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from ruvon.errors import ConfigurationError
-from ruvon.server.ui import routes_catalog, routes_list, routes_login, routes_workflow
+from ruvon.server.ui import (
+    routes_catalog,
+    routes_cluster,
+    routes_list,
+    routes_login,
+    routes_workflow,
+)
 from ruvon.server.ui.rendering import UI_PREFIX, build_environment
 from ruvon.server.ui.session import SessionCodec, session_key
 from ruvon.server.ui.state import UiState
@@ -42,7 +48,7 @@ def mount_ui(app: FastAPI, env: Mapping[str, str] | None = None) -> None:
     app.state.ui = state
     # Before the pages: routes match in order, and the catalog's last route takes any /ui path.
     app.mount(UI_PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
-    for module in (routes_login, routes_list, routes_workflow, routes_catalog):
+    for module in (routes_login, routes_list, routes_workflow, routes_cluster, routes_catalog):
         app.include_router(module.router)
 
 

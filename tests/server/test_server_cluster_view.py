@@ -218,6 +218,18 @@ async def test_the_cluster_page_shows_what_the_api_answers(
     bad = await http.get("/ui/cluster", params={"ping": "loud"})
     assert bad.status_code == 422 and "ping:" in bad.text and "Traceback" not in bad.text
 
+    # The open page re-fetches its tables (never pinging: a ping's answers stay until reload).
+    assert 'data-poll="/ui/cluster/live"' in page.text
+    assert "data-poll=" not in pinged.text
+    write_heartbeat(tmp_path / "health", "w3@host-c")  # a worker that came up meanwhile
+    live = await http.get("/ui/cluster/live")
+    assert live.status_code == 200 and "<html" not in live.text
+    assert row_cells(live.text, "data-node", "w3@host-c")[4] == "ready"
+    assert row_cells(live.text, "data-queue", settings.default_queue)[1:5] == ["3", "3", "3", "0"]
+    assert "not pinged" in live.text
+    http.cookies.clear()
+    assert (await http.get("/ui/cluster/live")).status_code in (303, 401)
+
 
 async def test_the_cluster_page_says_embedded_on_sqlite(tmp_path: Path) -> None:
     async with serve(f"sqlite:///{tmp_path / 'embedded.sqlite3'}") as served:

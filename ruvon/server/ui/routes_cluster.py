@@ -46,6 +46,18 @@ def _worker_row(worker: WorkerInfo) -> dict[str, object]:
             "state_class": _state_class(state)}  # fmt: skip
 
 
+async def _context(runtime: ServerRuntime, ping: bool) -> dict[str, object]:
+    health_dir = ObservabilitySettings.from_env().health_dir
+    view = await cluster_view(runtime, health_dir=health_dir, ping=ping)
+    return {
+        "view": view,
+        "workers": [_worker_row(worker) for worker in view.workers],
+        "ping": ping,
+        "max_age": HEARTBEAT_MAX_AGE,
+        "default_queue": runtime.settings.default_queue,
+    }
+
+
 @router.get(UI_PREFIX + "/cluster", include_in_schema=False)
 async def cluster_page(
     request: Request,
@@ -53,14 +65,10 @@ async def cluster_page(
     runtime: Runtime,
     ping: Annotated[bool, Query()] = False,
 ) -> Response:
-    health_dir = ObservabilitySettings.from_env().health_dir
-    view = await cluster_view(runtime, health_dir=health_dir, ping=ping)
-    workers = [_worker_row(worker) for worker in view.workers]
-    context = {
-        "view": view,
-        "workers": workers,
-        "ping": ping,
-        "max_age": HEARTBEAT_MAX_AGE,
-        "default_queue": runtime.settings.default_queue,
-    }
-    return render(request, "cluster.html", context)
+    return render(request, "cluster.html", await _context(runtime, ping))
+
+
+@router.get(UI_PREFIX + "/cluster/live", include_in_schema=False)
+async def cluster_live(request: Request, access: Viewer, runtime: Runtime) -> Response:
+    """The page's tables (never pinging), for its script to refresh every few seconds."""
+    return render(request, "cluster_live.html", await _context(runtime, ping=False))

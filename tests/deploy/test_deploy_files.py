@@ -1,7 +1,8 @@
 """deploy/: the image, the compose cluster, Prometheus' config and alerts, the Grafana dashboard.
 
 There is no Docker daemon here, so the Dockerfile and docker-compose.yml are checked by their
-structure; Prometheus' files are checked by promtool itself (``scripts/promtool`` fetches it
+structure (the compose server's tokens file and healthcheck command against a real ``ruvon
+server``); Prometheus' files are checked by promtool itself (``scripts/promtool`` fetches it
 when missing), alerts by promtool's rule unit tests, and the dashboard's queries by promtool's
 PromQL parser (as recording rules).
 """
@@ -13,14 +14,20 @@ import importlib.util
 import json
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from packaging.utils import canonicalize_name
 
 from ruvon.cli.main import cli
+from ruvon.server.tokens import Role, TokenSet, parse_token_lines
+from ruvon.testing.processes import free_port, spawn, stop_process_group
+from tests.integration.test_cli_process import cli_argv, cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -269,8 +276,6 @@ def test_compose_serves_ruvon_server_on_loopback_with_a_healthcheck(
 def test_the_compose_tokens_are_those_the_readme_logs_in_with() -> None:
     """deploy/server-tokens.example is a tokens file the server reads (ruvon/server/tokens.py),
     with a token of every role; the admin token the README and the compose file name is one."""
-    from ruvon.server.tokens import Role, TokenSet, parse_token_lines
-
     entries = parse_token_lines((DEPLOY / "server-tokens.example").read_text())
     assert {role for _, role, _ in entries} == set(Role)
     tokens = TokenSet(entries)
@@ -283,6 +288,46 @@ def test_the_compose_tokens_are_those_the_readme_logs_in_with() -> None:
     assert "ruvon-compose-admin" in (DEPLOY / "docker-compose.yml").read_text()
     admin = tokens.identify("ruvon-compose-admin")
     assert admin is not None and admin.role is Role.ADMIN
+
+
+@pytest.mark.slow
+def test_the_compose_servers_healthcheck_and_tokens_work_on_a_real_server(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The real `ruvon server` (on SQLite, a free port instead of 8800) with the compose
+    service's tokens file: the admin token opens the API, and the healthcheck's command exits
+    0 while the server answers and non-zero once it is gone."""
+    server = compose["services"]["server"]
+    source, target, _ = COMPOSE_DEFAULT.sub(r"\1", server["volumes"][0]).split(":")
+    port = free_port()
+    env = {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{tmp_path / 'ruvon.sqlite3'}",
+        "RUVON_SERVER_TOKENS": str(DEPLOY / source),  # where compose mounts it: `target`
+    }
+    assert server["environment"]["RUVON_SERVER_TOKENS"] == target
+    args = ["server", "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "server.log"
+    process = spawn(cli_argv(*args), env, log, cwd=tmp_path)
+    check = server["healthcheck"]["test"][3].replace(":8800/", f":{port}/")
+
+    def healthcheck() -> int:
+        return subprocess.run(
+            [sys.executable, "-c", check], capture_output=True, timeout=30
+        ).returncode
+
+    try:
+        deadline = time.monotonic() + 30
+        while healthcheck() != 0:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        headers = {"Authorization": "Bearer ruvon-compose-admin"}
+        response = httpx.get(f"http://127.0.0.1:{port}/api/v1/workflows", headers=headers)
+        assert response.status_code == 200, response.text
+    finally:
+        stop_process_group(process)
+    assert healthcheck() != 0
 
 
 # -- Dockerfile ------------------------------------------------------------------------------

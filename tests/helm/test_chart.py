@@ -4,7 +4,9 @@
 validated strictly (unknown fields are errors) against the Kubernetes schemas of
 ``kubernetes-validate`` for the oldest and newest Kubernetes the chart supports; the two custom
 resources (ServiceMonitor, KEDA's ScaledObject) have no schema there and are validated against
-the minimal schemas below, which list the fields of their CRDs the chart may use.
+the minimal schemas below, which list the fields of their CRDs the chart may use. The server's
+pod is also run for real, as far as a test can: `ruvon server` with its command, the tokens
+file and the session key the chart rendered, on SQLite and a loopback port.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from ruvon.server.routes_service import READY_TIMEOUT
+from ruvon.server.tokens import Role, TokenSet, parse_token_lines
+from ruvon.testing.processes import free_port, spawn, stop_process_group
+from tests.integration.test_cli_process import cli_argv, cli_env
+from tests.server.ui_support import csrf_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "ruvon"
@@ -1005,8 +1013,6 @@ def test_server_deployment(rendered: dict[str, list[dict[str, Any]]], case: str)
     """`ruvon server` on every interface of the pod at server.port, probed over HTTP on
     /healthz (liveness) and /readyz (readiness, given longer than /readyz gives the database),
     with the workers' database, broker and registry."""
-    from ruvon.server.routes_service import READY_TIMEOUT
-
     objects, values = rendered[case], _values(case)
     server = values["server"]
     deployment = _of_kind(objects, "Deployment")[SERVER]
@@ -1095,8 +1101,6 @@ def test_the_charts_tokens_secret_holds_hashes_the_server_accepts(
 ) -> None:
     """The tokens Secret written from entries is a tokens file ruvon/server/tokens.py reads:
     each token is recognised with its name and role, and no token is in the rendered chart."""
-    from ruvon.server.tokens import Role, TokenSet, parse_token_lines
-
     objects = rendered["server-ingress-values.yaml"]
     secret = _of_kind(objects, "Secret")[SERVER_TOKENS]
     text = secret["stringData"]["tokens"]
@@ -1222,10 +1226,6 @@ def test_the_rendered_server_starts_and_takes_the_charts_tokens(
     """The real `ruvon server` with the pod's command (on 127.0.0.1 and a free port instead of
     every interface and 8800), the tokens file the chart wrote and its session key: the probes'
     paths answer 200, the tokens of the ci values open the API and the UI, others do not."""
-    from ruvon.testing.processes import free_port, spawn, stop_process_group
-    from tests.integration.test_cli_process import cli_argv, cli_env
-    from tests.server.ui_support import csrf_of
-
     objects = rendered["server-ingress-values.yaml"]
     (container,) = _server_pod(objects)["spec"]["containers"]
     secrets = _of_kind(objects, "Secret")

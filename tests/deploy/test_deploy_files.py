@@ -1,7 +1,8 @@
 """deploy/: the image, the compose cluster, Prometheus' config and alerts, the Grafana dashboard.
 
 There is no Docker daemon here, so the Dockerfile and docker-compose.yml are checked by their
-structure; Prometheus' files are checked by promtool itself (``scripts/promtool`` fetches it
+structure (the compose server's tokens file and healthcheck command against a real ``ruvon
+server``); Prometheus' files are checked by promtool itself (``scripts/promtool`` fetches it
 when missing), alerts by promtool's rule unit tests, and the dashboard's queries by promtool's
 PromQL parser (as recording rules).
 """
@@ -13,14 +14,20 @@ import importlib.util
 import json
 import re
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from packaging.utils import canonicalize_name
 
 from ruvon.cli.main import cli
+from ruvon.server.tokens import Role, TokenSet, parse_token_lines
+from ruvon.testing.processes import free_port, spawn, stop_process_group
+from tests.integration.test_cli_process import cli_argv, cli_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -38,7 +45,9 @@ PUBLISHED = {
     "ruvon_queue_lag_seconds",
     "ruvon_steps_queued",
 }
-RUVON_SERVICES = {"migrate", "worker", "beat", "flower"}
+RUVON_SERVICES = {"migrate", "worker", "beat", "flower", "server"}
+#: ``${NAME:-default}`` in a compose value: what it expands to with NAME unset.
+COMPOSE_DEFAULT = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}")
 # Grafana's variables, replaced by what they expand to so promtool can parse the queries.
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$workflow_type": ".*"}
 
@@ -198,7 +207,8 @@ def test_grafana_provisions_the_datasource_and_the_dashboard(
 def test_compose_runs_every_role_of_the_cluster(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == {
-        *("postgres", "redis", "migrate", "worker", "beat", "flower", "prometheus", "grafana")
+        *("postgres", "redis", "migrate", "worker", "beat", "flower", "server"),
+        *("prometheus", "grafana"),
     }
     for name in RUVON_SERVICES:
         service = services[name]
@@ -211,7 +221,7 @@ def test_compose_runs_every_role_of_the_cluster(compose: dict[str, Any]) -> None
         assert "@postgres:5432/" in env["RUVON_DATABASE_URL"], name
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
-    for name in ("worker", "beat"):
+    for name in ("worker", "beat", "server"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["postgres"]["condition"] == "service_healthy", name
@@ -227,13 +237,97 @@ def test_compose_publishes_on_loopback_and_mounts_what_exists(compose: dict[str,
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
         for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
+            source = COMPOSE_DEFAULT.sub(r"\1", volume).split(":")[0]
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
             else:
                 assert source in compose["volumes"], f"{name} uses undeclared volume {source}"
     ruvon = compose["services"]["worker"]
     assert (DEPLOY / ruvon["build"]["context"] / ruvon["build"]["dockerfile"]).is_file()
+
+
+def test_compose_serves_ruvon_server_on_loopback_with_a_healthcheck(
+    compose: dict[str, Any],
+) -> None:
+    """`ruvon server` on every interface of its container, published on 127.0.0.1:8800 only,
+    started once the migrations are done, its tokens from a mounted file and its session key
+    from the environment, and healthy once /healthz answers."""
+    server = compose["services"]["server"]
+    assert server["command"] == ["server", "--host", "0.0.0.0", "--port", "8800"]
+    assert server["ports"] == ["127.0.0.1:8800:8800"]
+    env = server["environment"]
+    (volume,) = server["volumes"]
+    source, target, mode = COMPOSE_DEFAULT.sub(r"\1", volume).split(":")
+    assert volume.startswith("${RUVON_SERVER_TOKENS_FILE:-")  # yours instead of the example
+    assert (DEPLOY / source).is_file() and mode == "ro"
+    assert env["RUVON_SERVER_TOKENS"] == target
+    assert env["RUVON_SERVER_SESSION_SECRET"] == "${RUVON_SERVER_SESSION_SECRET:-}"
+    assert (
+        env["RUVON_REGISTRY_FILE"]
+        == compose["services"]["worker"]["environment"]["RUVON_REGISTRY_FILE"]
+    )
+    check = server["healthcheck"]
+    assert check["test"][:3] == ["CMD", "python", "-c"]  # the image has Python, not curl
+    assert "http://127.0.0.1:8800/healthz" in check["test"][3]
+    compile(check["test"][3], "healthcheck", "exec")
+    assert check["retries"] >= 1 and check["start_period"]
+
+
+def test_the_compose_tokens_are_those_the_readme_logs_in_with() -> None:
+    """deploy/server-tokens.example is a tokens file the server reads (ruvon/server/tokens.py),
+    with a token of every role; the admin token the README and the compose file name is one."""
+    entries = parse_token_lines((DEPLOY / "server-tokens.example").read_text())
+    assert {role for _, role, _ in entries} == set(Role)
+    tokens = TokenSet(entries)
+    readme = (REPO / "README.md").read_text()
+    named = re.findall(r"ruvon-compose-[a-z]+", readme)
+    assert named, "README.md names no compose token"
+    for token in named:
+        actor = tokens.identify(token)
+        assert actor is not None, token
+    assert "ruvon-compose-admin" in (DEPLOY / "docker-compose.yml").read_text()
+    admin = tokens.identify("ruvon-compose-admin")
+    assert admin is not None and admin.role is Role.ADMIN
+
+
+@pytest.mark.slow
+def test_the_compose_servers_healthcheck_and_tokens_work_on_a_real_server(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """The real `ruvon server` (on SQLite, a free port instead of 8800) with the compose
+    service's tokens file: the admin token opens the API, and the healthcheck's command exits
+    0 while the server answers and non-zero once it is gone."""
+    server = compose["services"]["server"]
+    source, target, _ = COMPOSE_DEFAULT.sub(r"\1", server["volumes"][0]).split(":")
+    port = free_port()
+    env = {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{tmp_path / 'ruvon.sqlite3'}",
+        "RUVON_SERVER_TOKENS": str(DEPLOY / source),  # where compose mounts it: `target`
+    }
+    assert server["environment"]["RUVON_SERVER_TOKENS"] == target
+    args = ["server", "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "server.log"
+    process = spawn(cli_argv(*args), env, log, cwd=tmp_path)
+    check = server["healthcheck"]["test"][3].replace(":8800/", f":{port}/")
+
+    def healthcheck() -> int:
+        return subprocess.run(
+            [sys.executable, "-c", check], capture_output=True, timeout=30
+        ).returncode
+
+    try:
+        deadline = time.monotonic() + 30
+        while healthcheck() != 0:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        headers = {"Authorization": "Bearer ruvon-compose-admin"}
+        response = httpx.get(f"http://127.0.0.1:{port}/api/v1/workflows", headers=headers)
+        assert response.status_code == 200, response.text
+    finally:
+        stop_process_group(process)
+    assert healthcheck() != 0
 
 
 # -- Dockerfile ------------------------------------------------------------------------------
@@ -293,7 +387,7 @@ def dockerignored(source: str) -> bool:
 def test_dockerfile_installs_the_server_extras_and_copies_what_exists() -> None:
     instructions = dockerfile_instructions()
     run = " ".join(args for keyword, args in instructions if keyword == "RUN")
-    assert "[postgres,celery,redis,prometheus]" in run
+    assert "[postgres,celery,redis,prometheus,server]" in run
     for keyword, args in instructions:
         if keyword == "COPY" and not args.startswith("--from"):
             for source in args.split()[:-1]:
@@ -311,10 +405,16 @@ def test_dockerfile_installs_the_wheel_it_built_with_the_constraints() -> None:
     assert wheel_dir, run
     install = run[run.index("pip install") :]
     assert f"-c {constraints} " in install, install
-    assert f'"$(ls {wheel_dir.group(1)}/ruvon-*.whl)[postgres,celery,redis,prometheus]"' in install
+    extras = ",".join(script_extras())
+    assert f'"$(ls {wheel_dir.group(1)}/ruvon-*.whl)[{extras}]"' in install
     # What the image runs is in that wheel: nothing on its PYTHONPATH but the user's /app.
     env = " ".join(args for keyword, args in instructions if keyword == "ENV")
     assert "PYTHONPATH=/app " in env
+
+
+def script_extras() -> tuple[str, ...]:
+    extras: tuple[str, ...] = load_constraints_script().IMAGE_EXTRAS
+    return extras
 
 
 def load_constraints_script() -> Any:
@@ -341,7 +441,23 @@ def test_constraints_pin_every_package_the_image_installs_and_nothing_else() -> 
     # a dependency added to pyproject.toml without `scripts/constraints` is missing here.
     assert set(pins) == set(script.pinned_closure(requirements)), "run scripts/constraints"
     assert {"celery", "flower", "asyncpg", "redis", "prometheus-client", "alembic"} <= set(pins)
+    # Ruvon Server's: FastAPI and uvicorn, and what they pull in.
+    assert {"fastapi", "starlette", "uvicorn", "h11", "anyio", "jinja2"} <= set(pins)
     for requirement in requirements:
         pinned = pins[canonicalize_name(requirement.name)]
         assert requirement.specifier.contains(pinned, prereleases=True), (requirement, pinned)
-    assert script.IMAGE_EXTRAS == ("postgres", "celery", "redis", "prometheus")
+    assert script.IMAGE_EXTRAS == ("postgres", "celery", "redis", "prometheus", "server")
+
+
+def test_constraints_cover_the_server_extra_at_the_versions_installed() -> None:
+    """Every requirement of pyproject.toml's `server` extra, and each of theirs, is pinned to
+    the version installed here (the one the server tests ran with)."""
+    script = load_constraints_script()
+    lines = (DEPLOY / "constraints.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if line and not line.startswith("#"))
+    server = [
+        r for r in script.project_requirements(("server",)) if r.name in ("fastapi", "uvicorn")
+    ]
+    assert {r.name for r in server} == {"fastapi", "uvicorn"}
+    closure = script.pinned_closure(server)
+    assert closure.items() <= pins.items(), set(closure.items()) - set(pins.items())

@@ -4,7 +4,9 @@
 validated strictly (unknown fields are errors) against the Kubernetes schemas of
 ``kubernetes-validate`` for the oldest and newest Kubernetes the chart supports; the two custom
 resources (ServiceMonitor, KEDA's ScaledObject) have no schema there and are validated against
-the minimal schemas below, which list the fields of their CRDs the chart may use.
+the minimal schemas below, which list the fields of their CRDs the chart may use. The server's
+pod is also run for real, as far as a test can: `ruvon server` with its command, the tokens
+file and the session key the chart rendered, on SQLite and a loopback port.
 """
 
 from __future__ import annotations
@@ -14,14 +16,22 @@ import json
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from ruvon.server.routes_service import READY_TIMEOUT
+from ruvon.server.tokens import Role, TokenSet, parse_token_lines
+from ruvon.testing.processes import free_port, spawn, stop_process_group
+from tests.integration.test_cli_process import cli_argv, cli_env
+from tests.server.ui_support import csrf_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "ruvon"
@@ -32,6 +42,9 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 RELEASE = "t"
 FULLNAME = "t-ruvon"
 FLOWER_AUTH = f"{FULLNAME}-flower-auth"
+SERVER = f"{FULLNAME}-server"
+SERVER_TOKENS = f"{FULLNAME}-server-tokens"
+SERVER_SESSION = f"{FULLNAME}-server-session"
 #: The oldest Kubernetes the chart supports (Chart.yaml's kubeVersion) and the newest known.
 OLDEST_KUBE = re.search(
     r'^kubeVersion: ">=(\d+\.\d+\.\d+)', (CHART / "Chart.yaml").read_text(), re.MULTILINE
@@ -360,7 +373,7 @@ def test_migrations_job_is_a_hook(rendered: dict[str, list[dict[str, Any]]], cas
 def test_worker_and_beat_pods_wait_for_migrations(
     rendered: dict[str, list[dict[str, Any]]], case: str
 ) -> None:
-    """An init container `ruvon db wait` in every worker and beat pod, with the main
+    """An init container `ruvon db wait` in every worker, beat and server pod, with the main
     container's image and database URL, and nowhere else (the Job migrates, Flower needs none)."""
     values = _values(case)
     timeout = str(values["migrations"]["wait"]["timeoutSeconds"])
@@ -381,7 +394,9 @@ def test_worker_and_beat_pods_wait_for_migrations(
         assert "RUVON_BROKER_URL" not in env
         assert init["resources"] == values["migrations"]["wait"]["resources"]
     pools = len(values["workerPools"])
-    assert len(waiting) == pools + (1 if values["beat"]["enabled"] else 0)
+    assert len(waiting) == (
+        pools + (1 if values["beat"]["enabled"] else 0) + (1 if values["server"]["enabled"] else 0)
+    )
 
 
 def test_the_migrations_wait_can_be_turned_off(helm_env: dict[str, str]) -> None:
@@ -503,8 +518,9 @@ def test_urls_come_from_the_existing_secret(
     }
     if secret["resultBackendKey"]:
         expected["RUVON_RESULT_BACKEND"] = secret["resultBackendKey"]
-    # The chart makes no Secret but Flower's generated credentials: the URLs are never values.
-    assert set(_of_kind(rendered[case], "Secret")) <= {FLOWER_AUTH}
+    # The chart makes no Secret but generated credentials (Flower's password, the server's
+    # session key) and the server's token hashes: the URLs are never values.
+    assert set(_of_kind(rendered[case], "Secret")) <= {FLOWER_AUTH, SERVER_TOKENS, SERVER_SESSION}
     for pod_name, pod in _pod_specs(rendered[case]):
         env = _env(pod["containers"][0])
         wanted = (
@@ -565,10 +581,13 @@ def test_scrape_jobs_are_those_of_compose_and_the_alerts(
     (monitor,) = monitors.values()
     job_label = monitor["spec"].get("jobLabel")
     selector = monitor["spec"]["selector"]["matchLabels"]
+    ports = {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]}
     chart_jobs: dict[str, set[str]] = {}
     for name, service in _of_kind(objects, "Service").items():
         labels = service["metadata"]["labels"]
-        if _matches(selector, labels):
+        # Selected and with a port it scrapes (the server's Service is selected, but has none).
+        scraped = ports & {port["name"] for port in service["spec"]["ports"]}
+        if _matches(selector, labels) and scraped:
             job = labels.get(job_label, name) if job_label else name
             chart_jobs.setdefault(labels["app.kubernetes.io/component"], set()).add(job)
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
@@ -663,9 +682,10 @@ def _ports(rules: list[dict[str, Any]]) -> set[tuple[Any, str]]:
 
 @pytest.mark.parametrize("case", CASES)
 def test_network_policies(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
-    """Opt-in: each worker, beat and Flower pod is selected by one policy letting it reach only
-    PostgreSQL (not Flower), Redis and DNS (and extraEgress), and be reached only on the port
-    it serves (the metrics port; none with metrics off; Flower's)."""
+    """Opt-in: each worker, beat, Flower and server pod is selected by one policy letting it
+    reach only PostgreSQL (not Flower), Redis and DNS (and extraEgress), and be reached only on
+    the port it serves (the metrics port, none with metrics off; Flower's; the server's HTTP
+    port, from networkPolicy.serverFrom only)."""
     objects, values = rendered[case], _values(case)
     policies = _of_kind(objects, "NetworkPolicy")
     np = values["networkPolicy"]
@@ -707,6 +727,9 @@ def test_network_policies(rendered: dict[str, list[dict[str, Any]]], case: str) 
         if component == "flower":
             assert _ports(spec["ingress"]) == {("flower", "TCP")}
             assert spec["ingress"][0].get("from", []) == np["flowerFrom"]
+        elif component == "server":
+            assert _ports(spec["ingress"]) == {("http", "TCP")}
+            assert spec["ingress"][0].get("from", []) == np["serverFrom"]
         elif metrics_on:
             assert _ports(spec["ingress"]) == {("metrics", "TCP")}
             assert spec["ingress"][0].get("from", []) == np["metricsFrom"]
@@ -758,6 +781,41 @@ def test_pool_settings_override_the_defaults(helm_env: dict[str, str]) -> None:
         (["--set", "keda.enabled=true"], "keda.redis.address"),
         (["--set", "migrations.wait.timeoutSeconds=0"], "timeoutSeconds"),
         (["--set", "migrations.wait.bogus=1"], "bogus"),
+        (["--set", "server.enabled=true"], "server.enabled needs tokens"),
+        (
+            [
+                "--set",
+                "server.enabled=true",
+                "--set",
+                "server.tokens.existingSecret=mine",
+                "--set-json",
+                f'server.tokens.entries=[{{"role":"admin","sha256":"{"a" * 64}","name":"x"}}]',
+            ],
+            "not both",
+        ),
+        # A token where its hash belongs is refused, naming the field.
+        (
+            [
+                "--set-json",
+                'server.tokens.entries=[{"role":"admin","sha256":"my-token","name":"x"}]',
+            ],
+            "/server/tokens/entries/0/sha256",
+        ),
+        (
+            [
+                "--set-json",
+                f'server.tokens.entries=[{{"role":"root","sha256":"{"a" * 64}","name":"x"}}]',
+            ],
+            "/server/tokens/entries/0/role",
+        ),
+        (
+            ["--set-json", f'server.tokens.entries=[{{"role":"admin","sha256":"{"a" * 64}"}}]'],
+            "name",
+        ),
+        (["--set", "server.anonymousRole=root"], "/server/anonymousRole"),
+        (["--set", "server.env.RUVON_SERVER_TOKENS=/x"], "RUVON_SERVER_TOKENS"),
+        (["--set", "env.RUVON_SERVER_SESSION_SECRET=x"], "RUVON_SERVER_SESSION_SECRET"),
+        (["--set", "server.ingress.bogus=1"], "bogus"),
         (
             [
                 "--set-json",
@@ -902,3 +960,328 @@ def test_flower_without_auth_opens_the_api_only_when_asked(helm_env: dict[str, s
         "value": "true",
     }
     assert not _of_kind(_render(helm_env, "--set", "flower.enabled=false"), "Secret")
+
+
+# ---------------------------------------------------------------------------- Ruvon Server
+#: The tokens whose hashes ci/server-ingress-values.yaml gives (its comment says so).
+CI_TOKENS = {
+    "ruvon-ci-admin-token": ("ops", "ADMIN"),
+    "ruvon-ci-viewer-token": ("dashboards", "VIEWER"),
+}
+SERVER_CASES = [case for case in CASES if _values(case)["server"]["enabled"]]
+
+
+def _server_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    pod: dict[str, Any] = _of_kind(objects, "Deployment")[SERVER]["spec"]["template"]
+    return pod
+
+
+def _is_server(obj: dict[str, Any]) -> bool:
+    return obj["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "server"
+
+
+def test_there_are_cases_with_and_without_the_server() -> None:
+    assert "values.yaml" not in SERVER_CASES  # off by default
+    assert {"server-ingress-values.yaml", "two-pools-servicemonitor-values.yaml"} <= set(
+        SERVER_CASES
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_server_objects_only_when_enabled(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    """The Deployment, Service and session Secret with server.enabled; the tokens Secret when
+    the chart writes it; the Ingress only when enabled too; the NetworkPolicy only with
+    networkPolicy.enabled."""
+    values = _values(case)
+    server, np = values["server"], values["networkPolicy"]
+    kinds = sorted(o["kind"] for o in rendered[case] if _is_server(o))
+    expected = []
+    if server["enabled"]:
+        expected = ["Deployment", "Service"]
+        expected += ["Secret"] * (
+            (not server["sessionSecret"]["existingSecret"]) + bool(server["tokens"]["entries"])
+        )
+        expected += ["Ingress"] if server["ingress"]["enabled"] else []
+        expected += ["NetworkPolicy"] if np["enabled"] else []
+    assert kinds == sorted(expected)
+
+
+@pytest.mark.parametrize("case", SERVER_CASES)
+def test_server_deployment(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    """`ruvon server` on every interface of the pod at server.port, probed over HTTP on
+    /healthz (liveness) and /readyz (readiness, given longer than /readyz gives the database),
+    with the workers' database, broker and registry."""
+    objects, values = rendered[case], _values(case)
+    server = values["server"]
+    deployment = _of_kind(objects, "Deployment")[SERVER]
+    assert deployment["spec"]["replicas"] == server["replicas"]
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    port = server["port"]
+    assert container["command"] == ["ruvon", "server", "--host", "0.0.0.0", "--port", str(port)]
+    assert container["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}, probe
+        timings = {k: v for k, v in container[probe].items() if k != "httpGet"}
+        assert timings == server[probe], probe
+    assert container["readinessProbe"]["timeoutSeconds"] > READY_TIMEOUT
+    assert container["resources"] == server["resources"]
+    assert pod["spec"]["terminationGracePeriodSeconds"] == server["terminationGracePeriodSeconds"]
+    # The same database, broker and registry as a worker.
+    worker = _of_kind(objects, "Deployment")[
+        f"{FULLNAME}-worker-{values['workerPools'][0]['name']}"
+    ]
+    (worker_container,) = worker["spec"]["template"]["spec"]["containers"]
+    env, worker_env = _env(container), _env(worker_container)
+    for name in (
+        "RUVON_DATABASE_URL",
+        "RUVON_BROKER_URL",
+        "RUVON_RESULT_BACKEND",
+        "RUVON_DEFAULT_QUEUE",
+        "RUVON_BROKER_KEY_PREFIX",
+        "RUVON_CONFIG_DIR",
+        "RUVON_REGISTRY_FILE",
+    ):
+        assert env.get(name) == worker_env.get(name), name
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert mounts.get("workflows") == {
+        m["name"]: m["mountPath"] for m in worker_container["volumeMounts"]
+    }.get("workflows")
+    assert (
+        pod["metadata"]["annotations"]["checksum/workflows"]
+        == worker["spec"]["template"]["metadata"]["annotations"]["checksum/workflows"]
+    )
+    for name, value in server["env"].items():
+        assert env[name] == {"name": name, "value": str(value)}
+    if server["forwardedAllowIps"]:
+        assert env["FORWARDED_ALLOW_IPS"]["value"] == server["forwardedAllowIps"]
+    else:
+        assert "FORWARDED_ALLOW_IPS" not in env
+
+
+@pytest.mark.parametrize("case", SERVER_CASES)
+def test_server_reads_its_tokens_file_and_session_key_from_secrets(
+    rendered: dict[str, list[dict[str, Any]]], case: str
+) -> None:
+    """RUVON_SERVER_TOKENS names the file of a read-only Secret volume (yours or the chart's),
+    holding that Secret's key alone; RUVON_SERVER_SESSION_SECRET comes from a Secret, never
+    from a value or the command line."""
+    objects, server = rendered[case], _values(case)["server"]
+    pod = _server_pod(objects)["spec"]
+    (container,) = pod["containers"]
+    env = _env(container)
+    tokens = server["tokens"]
+    path = Path(env["RUVON_SERVER_TOKENS"]["value"])
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == (tokens["existingSecret"] or SERVER_TOKENS)
+    assert volume["secret"]["items"] == [{"key": tokens["secretKey"], "path": path.name}]
+    # Readable by the pod's group (fsGroup), not by others.
+    assert volume["secret"]["defaultMode"] & 0o007 == 0
+    assert volume["secret"]["defaultMode"] & 0o040
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+    session = server["sessionSecret"]
+    assert env["RUVON_SERVER_SESSION_SECRET"]["valueFrom"]["secretKeyRef"] == {
+        "name": session["existingSecret"] or SERVER_SESSION,
+        "key": session["secretKey"],
+    }
+    secrets = _of_kind(objects, "Secret")
+    assert (SERVER_TOKENS in secrets) == (not tokens["existingSecret"])
+    assert (SERVER_SESSION in secrets) == (not session["existingSecret"])
+    checksum = _server_pod(objects)["metadata"]["annotations"].get("checksum/server-tokens")
+    assert (checksum is not None) == (not tokens["existingSecret"])
+    assert not [arg for arg in container["command"] if "secret" in arg.lower()]
+
+
+def test_the_charts_tokens_secret_holds_hashes_the_server_accepts(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    """The tokens Secret written from entries is a tokens file ruvon/server/tokens.py reads:
+    each token is recognised with its name and role, and no token is in the rendered chart."""
+    objects = rendered["server-ingress-values.yaml"]
+    secret = _of_kind(objects, "Secret")[SERVER_TOKENS]
+    text = secret["stringData"]["tokens"]
+    entries = parse_token_lines(text)
+    assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", token) for token, _, _ in entries)
+    tokens = TokenSet(entries)
+    for token, (name, role) in CI_TOKENS.items():
+        actor = tokens.identify(token)
+        assert actor is not None and (actor.name, actor.role) == (name, Role[role]), token
+    assert tokens.identify("ruvon-ci-guessed-token") is None
+    everything = yaml.safe_dump_all(objects)
+    assert not [token for token in CI_TOKENS if token in everything]
+
+
+def test_a_change_of_tokens_rolls_the_server(helm_env: dict[str, str]) -> None:
+    def checksum(digest: str) -> str:
+        entries = json.dumps([{"role": "admin", "sha256": digest, "name": "ops"}])
+        objects = _render(
+            helm_env,
+            "--set",
+            "server.enabled=true",
+            "--set-json",
+            f"server.tokens.entries={entries}",
+        )
+        annotation: str = _server_pod(objects)["metadata"]["annotations"]["checksum/server-tokens"]
+        return annotation
+
+    assert checksum("a" * 64) == checksum("a" * 64)
+    assert checksum("a" * 64) != checksum("b" * 64)
+
+
+def test_the_generated_session_secret_is_random_and_named_in_no_value(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    objects = rendered["server-ingress-values.yaml"]
+    secret = _of_kind(objects, "Secret")[SERVER_SESSION]
+    assert set(secret["data"]) == {"RUVON_SERVER_SESSION_SECRET"}
+    key = base64.b64decode(secret["data"]["RUVON_SERVER_SESSION_SECRET"]).decode()
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", key)
+    session = yaml.safe_load((CHART / "values.yaml").read_text())["server"]["sessionSecret"]
+    assert set(session) == {"existingSecret", "secretKey"}
+
+
+def test_an_anonymous_server_mounts_no_tokens(helm_env: dict[str, str]) -> None:
+    objects = _render(
+        helm_env, "--set", "server.enabled=true", "--set", "server.anonymousRole=viewer"
+    )
+    pod = _server_pod(objects)["spec"]
+    env = _env(pod["containers"][0])
+    assert env["RUVON_SERVER_ANONYMOUS"] == {"name": "RUVON_SERVER_ANONYMOUS", "value": "viewer"}
+    assert "RUVON_SERVER_TOKENS" not in env
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "workflows"]
+    assert SERVER_TOKENS not in _of_kind(objects, "Secret")
+
+
+@pytest.mark.parametrize("case", SERVER_CASES)
+def test_server_service_and_ingress(rendered: dict[str, list[dict[str, Any]]], case: str) -> None:
+    """The Service selects the server pods alone and sends its port to theirs; the Ingress
+    (only when enabled) sends every path of its host to that Service."""
+    objects, server = rendered[case], _values(case)["server"]
+    service = _of_kind(objects, "Service")[SERVER]
+    labels = _server_pod(objects)["metadata"]["labels"]
+    assert _matches(service["spec"]["selector"], labels)
+    assert service["spec"]["type"] == server["service"]["type"]
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": server["service"]["port"], "targetPort": "http", "protocol": "TCP"}
+    ]
+    ingresses = _of_kind(objects, "Ingress")
+    if not server["ingress"]["enabled"]:
+        assert not ingresses
+        return
+    ingress = server["ingress"]
+    spec = ingresses[SERVER]["spec"]
+    assert spec.get("ingressClassName", "") == ingress["className"]
+    assert spec.get("tls", []) == ingress["tls"]
+    assert ingresses[SERVER]["metadata"].get("annotations", {}) == ingress["annotations"]
+    (rule,) = spec["rules"]
+    assert rule.get("host", "") == ingress["host"]
+    (path,) = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/", "Prefix")
+    assert path["backend"] == {"service": {"name": SERVER, "port": {"name": "http"}}}
+
+
+def test_the_server_network_policy_admits_only_the_server_port(helm_env: dict[str, str]) -> None:
+    """With networkPolicy.enabled the server's pods get a policy of their own (the workers' do
+    not select them): its port only, from serverFrom (any source when empty); none without."""
+    base = ["--set", "server.enabled=true", "--set", "server.anonymousRole=viewer"]
+    assert not _of_kind(_render(helm_env, *base), "NetworkPolicy")
+    objects = _render(helm_env, *base, "--set", "networkPolicy.enabled=true")
+    policies = _of_kind(objects, "NetworkPolicy")
+    labels = _server_pod(objects)["metadata"]["labels"]
+    selecting = [
+        n for n, p in policies.items() if _matches(p["spec"]["podSelector"]["matchLabels"], labels)
+    ]
+    assert selecting == [SERVER]
+    worker = _of_kind(objects, "Deployment")[f"{FULLNAME}-worker-default"]
+    worker_labels = worker["spec"]["template"]["metadata"]["labels"]
+    assert not _matches(policies[SERVER]["spec"]["podSelector"]["matchLabels"], worker_labels)
+    assert policies[SERVER]["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+
+
+def test_the_readmes_server_example_renders(helm_env: dict[str, str], tmp_path: Path) -> None:
+    readme = (CHART / "README.md").read_text()
+    section = readme.split("### Ruvon Server", 1)[1]
+    snippet = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    values = tmp_path / "server-example.yaml"
+    values.write_text(snippet)
+    objects = _render(helm_env, "--values", str(values))
+    example = yaml.safe_load(snippet)
+    (rule,) = _of_kind(objects, "Ingress")[SERVER]["spec"]["rules"]
+    assert rule["host"] == example["server"]["ingress"]["host"]
+    policy = _of_kind(objects, "NetworkPolicy")[SERVER]
+    assert policy["spec"]["ingress"][0]["from"] == example["networkPolicy"]["serverFrom"]
+    tokens = _of_kind(objects, "Secret")[SERVER_TOKENS]["stringData"]["tokens"]
+    for entry in example["server"]["tokens"]["entries"]:
+        assert f"{entry['role']} sha256:{entry['sha256']} {entry['name']}" in tokens
+
+
+@pytest.mark.slow
+def test_the_rendered_server_starts_and_takes_the_charts_tokens(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The real `ruvon server` with the pod's command (on 127.0.0.1 and a free port instead of
+    every interface and 8800), the tokens file the chart wrote and its session key: the probes'
+    paths answer 200, the tokens of the ci values open the API and the UI, others do not."""
+    objects = rendered["server-ingress-values.yaml"]
+    (container,) = _server_pod(objects)["spec"]["containers"]
+    secrets = _of_kind(objects, "Secret")
+    tokens_file = tmp_path / "tokens"
+    tokens_file.write_text(secrets[SERVER_TOKENS]["stringData"]["tokens"])
+    session = base64.b64decode(secrets[SERVER_SESSION]["data"]["RUVON_SERVER_SESSION_SECRET"])
+    command = container["command"]
+    assert command[:2] == ["ruvon", "server"]
+    port = free_port()
+    args = [*command[2:]]
+    args[args.index("--host") + 1] = "127.0.0.1"
+    args[args.index("--port") + 1] = str(port)
+    env = {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{tmp_path / 'ruvon.sqlite3'}",
+        "RUVON_SERVER_TOKENS": str(tokens_file),
+        "RUVON_SERVER_SESSION_SECRET": session.decode(),
+    }
+    process = spawn(cli_argv("server", *args), env, tmp_path / "server.log", cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(url, process, tmp_path / "server.log")
+        for probe in ("livenessProbe", "readinessProbe"):
+            response = httpx.get(url + container[probe]["httpGet"]["path"], timeout=5)
+            assert response.status_code == 200, (probe, response.text)
+        for token in CI_TOKENS:
+            headers = {"Authorization": f"Bearer {token}"}
+            assert httpx.get(f"{url}/api/v1/workflows", headers=headers).status_code == 200
+        wrong = {"Authorization": "Bearer ruvon-ci-guessed-token"}
+        assert httpx.get(f"{url}/api/v1/workflows", headers=wrong).status_code == 401
+        with httpx.Client(base_url=url) as browser:
+            page = browser.get("/ui/login")
+            login = browser.post(
+                "/ui/login",
+                data={
+                    "csrf": csrf_of(page.text),
+                    "token": "ruvon-ci-viewer-token",
+                    "next": "/ui/workflows",
+                },
+            )
+            assert login.status_code == 303, login.text
+            assert browser.get("/ui/workflows").status_code == 200
+    finally:
+        stop_process_group(process)
+    log = (tmp_path / "server.log").read_text()
+    assert not [token for token in CI_TOKENS if token in log]  # tokens are never logged
+
+
+def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"ruvon server exited {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail(f"ruvon server did not answer at {url} within 30 s:\n{log.read_text()}")

@@ -14,14 +14,16 @@ registry path), one workflow YAML and a step package named ``worker`` — the ge
 checkout's own top-level ``worker/`` used to take, so a collision would show. Against a fresh
 PostgreSQL database (empty, migrated by the wheel's ``ruvon db upgrade``) and a run-unique
 Redis key prefix, the wheel's ``ruvon worker``, ``ruvon beat``, ``celery -A ruvon.cluster.app
-worker`` / ``inspect`` and ``ruvon flower`` run as subprocesses; workflows started with the
-wheel's ``ruvon start --wait`` complete (their WAIT step needs the beat's timer sweep).
+worker`` / ``inspect``, ``ruvon flower`` and ``ruvon server`` run as subprocesses; workflows
+started with the wheel's ``ruvon start --wait`` complete (their WAIT step needs the beat's timer
+sweep).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -52,7 +54,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 REPO = Path(__file__).resolve().parents[2]
 #: What deploy/Dockerfile installs, and with which pins.
 CONSTRAINTS = REPO / "deploy" / "constraints.txt"
-IMAGE_EXTRAS = "postgres,celery,redis,prometheus"
+IMAGE_EXTRAS = "postgres,celery,redis,prometheus,server"
 INSTALL_TIMEOUT = 240.0
 COMMAND_TIMEOUT = 120.0
 READY_TIMEOUT = 60.0
@@ -392,3 +394,50 @@ def test_ruvon_flower_from_the_wheel_answers_on_a_loopback_port(
     finally:
         stop_process_group(process, 15)
         print(f"--- flower log ---\n{log_path.read_text(errors='replace')}")
+
+
+def test_ruvon_server_from_the_wheel_serves_the_api_and_the_ui(
+    installed: Installed, env: dict[str, str], tmp_path: Path
+) -> None:
+    """The image's `server` extra is complete: the wheel's `ruvon server` (its templates and
+    static files included) answers its probes against the cluster's database, lets a token of
+    its tokens file in (one given as a hash, as the Helm chart writes them) and serves the UI."""
+    token = f"wheel-{uuid.uuid4().hex}"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    tokens = tmp_path / "tokens"
+    tokens.write_text(f"viewer sha256:{digest} wheel-test\n")
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    server_env = {**env, "RUVON_SERVER_TOKENS": str(tokens)}
+    process = spawn(
+        [installed.bin("ruvon"), "server", "--host", "127.0.0.1", "--port", str(port)],
+        installed,
+        server_env,
+        log_path,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        answered = None
+        while answered is None and time.monotonic() < deadline:
+            assert process.poll() is None, (
+                f"ruvon server exited {process.returncode}:\n{log_path.read_text()}"
+            )
+            with contextlib.suppress(httpx.TransportError):
+                answered = httpx.get(f"{url}/healthz", timeout=1.0)
+            time.sleep(0.2)
+        assert answered is not None and answered.status_code == 200, log_path.read_text()
+        ready = httpx.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text
+        headers = {"Authorization": f"Bearer {token}"}
+        listed = httpx.get(f"{url}/api/v1/workflows", headers=headers, timeout=10)
+        assert listed.status_code == 200, listed.text
+        assert httpx.get(f"{url}/api/v1/workflows", timeout=10).status_code == 401
+        login = httpx.get(f"{url}/ui/login", timeout=10)
+        assert login.status_code == 200 and 'name="token"' in login.text, login.text
+        stylesheet = re.search(r'href="(/ui/static/[^"]+\.css)"', login.text)
+        assert stylesheet, login.text
+        assert httpx.get(url + stylesheet.group(1), timeout=10).status_code == 200
+    finally:
+        stop_process_group(process, 15)
+        print(f"--- server log ---\n{log_path.read_text(errors='replace')}")

@@ -196,3 +196,16 @@ affinity:
   emptyDir:
     sizeLimit: {{ .Values.tmpSizeLimit }}
 {{- end }}
+
+{{/* The Secret holding the server's tokens file: yours (server.tokens.existingSecret) or the one
+the chart writes from server.tokens.entries. */}}
+{{- define "ruvon.serverTokensSecret" -}}
+{{- $generated := include "ruvon.componentName" (dict "root" . "suffix" "server-tokens") }}
+{{- default $generated .Values.server.tokens.existingSecret }}
+{{- end }}
+
+{{/* The Secret holding RUVON_SERVER_SESSION_SECRET: yours or the generated one. */}}
+{{- define "ruvon.serverSessionSecret" -}}
+{{- $generated := include "ruvon.componentName" (dict "root" . "suffix" "server-session") }}
+{{- default $generated .Values.server.sessionSecret.existingSecret }}
+{{- end }}

@@ -34,13 +34,10 @@ over its own requests. ``--quick`` shrinks every count (a smoke run, not a measu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,19 +47,27 @@ from loadtests.bench import Figure, _figure
 from loadtests.bench_distributed import distributed_cluster, run_with_client
 from loadtests.bench_live_stream import LiveLag, measure
 from loadtests.server_dataset import Dataset, seed_workflows
-from ruvon.testing.processes import free_port, spawn, stop_process_group
+from loadtests.server_process import ruvon_server
+from ruvon.testing.cluster import LocalCluster
 
-__all__ = ["ServerSizes", "bench_server"]
+__all__ = ["LIST_QUERY_NAMES", "ServerSizes", "bench_server"]
 
 TOKEN = "bench-server-admin"
 LIST_TARGET_MS = 50.0
 PAGE_TARGET_MS = 300.0
 LIVE_TARGET_MS = 1000.0
 PAGE_SIZE = 50
+#: The list requests, by the name their rows carry (see :func:`list_queries`).
+LIST_QUERY_NAMES = (
+    "all",
+    "status=FAILED",
+    "type=BenchSaga",
+    "id_prefix",
+    "idempotency_key_prefix",
+    "since/until (1 day)",
+    "cursor deep",
+)
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-_UP_TIMEOUT = 60.0
-# The workers' small pools are theirs: the server keeps its default one.
-_WORKER_ONLY = ("RUVON_POOL_MIN_SIZE", "RUVON_POOL_MAX_SIZE", "RUVON_APPLICATION_NAME")
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,7 @@ class ServerRuns:
     histories: list[list[float]] = field(default_factory=list)
     page_bytes: int = 0
     fan_out_width: int = 0
+    seconds: tuple[float, ...] = ()  # set-up, HTTP runs, tear-down, live stream
     live: list[LiveLag] = field(default_factory=list)
 
 
@@ -113,7 +119,7 @@ def p95_of(values: Sequence[float]) -> float:
 
 def list_queries(data: Dataset) -> dict[str, dict[str, str]]:
     """The list requests' query parameters, by the name their rows carry."""
-    return {
+    queries = {
         "all": {},
         "status=FAILED": {"status": "FAILED"},
         "type=BenchSaga": {"type": "BenchSaga"},
@@ -122,37 +128,8 @@ def list_queries(data: Dataset) -> dict[str, dict[str, str]]:
         "since/until (1 day)": {"since": data.since.isoformat(), "until": data.until.isoformat()},
         "cursor deep": {"cursor": data.deep_cursor},
     }
-
-
-@contextlib.contextmanager
-def ruvon_server(env: Mapping[str, str], log_dir: Path) -> Iterator[str]:
-    """``ruvon server`` in a subprocess on ``env``'s database, admin token :data:`TOKEN`."""
-    tokens = log_dir / "server-tokens"
-    tokens.write_text(f"admin {TOKEN} bench\n")
-    port = free_port()
-    server_env = {key: value for key, value in env.items() if key not in _WORKER_ONLY}
-    server_env["RUVON_SERVER_TOKENS"] = str(tokens)
-    command = [sys.executable, "-m", "ruvon.cli.main", "server", "--port", str(port)]
-    log = log_dir / "server.log"
-    process = spawn(command, server_env, log)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait_up(url, process, log)
-        yield url
-    finally:
-        stop_process_group(process)
-
-
-def _wait_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + _UP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ruvon server exited {process.returncode}: {log.read_text()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"ruvon server did not answer at {url} within {_UP_TIMEOUT:.0f} s")
+    assert tuple(queries) == LIST_QUERY_NAMES
+    return queries
 
 
 def _get(client: httpx.Client, path: str, params: Mapping[str, str] | None = None) -> float:
@@ -303,22 +280,40 @@ def notes(data: Dataset, result: ServerRuns, sizes: ServerSizes) -> list[str]:
         f"{result.page_bytes / 1024:,.0f} KiB",
         f"per run: {sizes.rounds} requests per list query, {sizes.page_loads} page loads and "
         f"histories, after {sizes.warmup} warm-up rounds; live stream: "
-        f"{sizes.live_workflows} workflows, {sizes.live_streams} streams",
+        f"{sizes.live_workflows} workflows, {sizes.live_streams} streams; "
+        "seconds: set-up (cluster, fan-out, seed, server) {:.1f}, HTTP runs {:.1f}, "
+        "stopping {:.1f}, live stream {:.1f}".format(*result.seconds),
     ]
+
+
+def _log_dir(cluster: LocalCluster) -> Path:
+    if cluster.log_dir is None:  # set when the cluster starts
+        raise RuntimeError("the cluster has no log directory")
+    return cluster.log_dir
 
 
 def bench_server(sizes: ServerSizes, *, live: bool = True) -> tuple[list[Figure], list[str]]:
     """Set everything up, run every figure ``sizes.runs`` times; the rows and the notes."""
     result = ServerRuns()
-    with distributed_cluster(split_step_queues=False) as cluster:
+    clock = time.perf_counter
+    began = clock()
+    with (
+        distributed_cluster(split_step_queues=False) as cluster,
+        ruvon_server(cluster.env, _log_dir(cluster), TOKEN) as server,
+    ):
+        # The server starts up while the workflows are run and stored.
         data = run_with_client(
             cluster, lambda client, db: seed_workflows(client, db, sizes.rows, sizes.fan_out_width)
         )
-        assert cluster.log_dir is not None
-        with ruvon_server(cluster.env, cluster.log_dir) as url:
-            measure_http(url, data, sizes, result)
+        url = server.wait_up()
+        up = clock()
+        measure_http(url, data, sizes, result)
+        timed = clock()
+    stopped = clock()
     if live:
         for _ in range(sizes.runs):
             lag = asyncio.run(measure("postgres", sizes.live_workflows, sizes.live_streams))
             result.live.append(lag)
+    ended = clock()
+    result.seconds = (up - began, timed - up, stopped - timed, ended - stopped)
     return figures(result), notes(data, result, sizes)

@@ -34,6 +34,7 @@ over its own requests. ``--quick`` shrinks every count (a smoke run, not a measu
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import statistics
 import time
@@ -107,6 +108,7 @@ class ServerRuns:
     page_bytes: int = 0
     fan_out_width: int = 0
     seconds: tuple[float, ...] = ()  # set-up, HTTP runs, tear-down, live stream
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after the runs
     live: list[LiveLag] = field(default_factory=list)
 
 
@@ -283,6 +285,8 @@ def notes(data: Dataset, result: ServerRuns, sizes: ServerSizes) -> list[str]:
         f"{sizes.live_workflows} workflows, {sizes.live_streams} streams; "
         "seconds: set-up (cluster, fan-out, seed, server) {:.1f}, HTTP runs {:.1f}, "
         "stopping {:.1f}, live stream {:.1f}".format(*result.seconds),
+        f"machine load (1-minute average, {os.cpu_count()} cores) before the HTTP runs "
+        f"{result.load[0]:.2f}, after {result.load[1]:.2f}",
     ]
 
 
@@ -306,9 +310,10 @@ def bench_server(sizes: ServerSizes, *, live: bool = True) -> tuple[list[Figure]
             cluster, lambda client, db: seed_workflows(client, db, sizes.rows, sizes.fan_out_width)
         )
         url = server.wait_up()
-        up = clock()
+        up, before = clock(), os.getloadavg()[0]
         measure_http(url, data, sizes, result)
         timed = clock()
+        result.load = (before, os.getloadavg()[0])
     stopped = clock()
     if live:
         for _ in range(sizes.runs):

@@ -20,7 +20,7 @@ match.
   per round (the order reversed every other round); per query p50 / p95 / max, and the p95 of
   all the run's list requests together against the target.
 * **workflow page** (target: p95 <= 300 ms): ``GET /ui/workflows/{id}`` of the 1,000-branch
-  workflow, logged in through the login form as an admin (the page with its operator forms),
+  workflow, logged in through the login form as an admin (a browser's session cookie),
   alternating with ``GET /api/v1/workflows/{id}/history`` of the same workflow (no target):
   median / p95 / max of ``page_loads`` each per run.
 * **live stream** (target: max <= 1,000 ms): :mod:`loadtests.bench_live_stream` on PostgreSQL

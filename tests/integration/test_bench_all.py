@@ -129,7 +129,7 @@ def test_writes_markdown_and_one_png_per_study(results: tuple[dict[str, Any], Pa
 
 @pytest.mark.timeout(120)
 def test_server_suite_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
-    """``bench server --quick`` (its own cluster, ``ruvon server`` and live stream; ~20 s):
+    """``bench server --quick`` (its own cluster, ``ruvon server`` and live stream; ~15 s):
     every row present, positive and finite, and its three targets marked met or not."""
     assert main(["server", "--quick", "--json"]) == 0
     figures = {figure["name"]: figure for figure in json.loads(capsys.readouterr().out)}

@@ -32,6 +32,13 @@ steps/s over tasks/s >= 1.0 (one queue) and >= 0.5 (a queue per step), step p50 
 p50 <= 1.5, PARALLEL over chord <= 1.0 at both widths (the same against the Ruvon-settings
 baseline as secondary rows). ``--workflows`` is the number of 3-step workflows (and of chains)
 per run (default 200).
+
+``server`` (see :mod:`loadtests.bench_server`) times Ruvon Server over real HTTP against a
+``ruvon server`` subprocess on PostgreSQL: the workflow list with 100,000 workflows stored, by
+filter (p50 / p95 / max; target p95 <= 50 ms), the web UI page and the JSON history of a
+workflow with a 1,000-branch PARALLEL step run on a cluster (target p95 <= 300 ms), and the
+live stream's commit->event lag (:mod:`loadtests.bench_live_stream`; target max <= 1 s).
+``--quick`` shrinks its counts to a smoke run.
 """
 
 from __future__ import annotations
@@ -245,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__)
     parser.add_argument(
         "suite",
-        choices=["embedded", "postgres", "distributed", "all"],
-        help="which benchmark to run (all: the three and the studies, see loadtests.bench_all)",
+        choices=["embedded", "postgres", "distributed", "server", "all"],
+        help="which benchmark to run (all: the first three and the studies, see "
+        "loadtests.bench_all; server: see loadtests.bench_server)",
     )
     parser.add_argument(
         "--workflows",
@@ -263,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--plot", action="store_true", help="all: draw each study as a PNG")
     parser.add_argument(
-        "--quick", action="store_true", help="all: tiny counts, one run (a smoke test)"
+        "--quick", action="store_true", help="all, server: tiny counts, one run (a smoke test)"
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="all: results directory (default loadtests/results)"
@@ -289,7 +297,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"results in {out} ({time.perf_counter() - started:.1f} s in all)")
         return 0
     runs = max(args.runs or 3, 1)
-    if args.suite == "distributed":
+    notes: list[str] = []
+    if args.suite == "server":
+        from loadtests.bench_server import ServerSizes, bench_server
+
+        server_sizes = ServerSizes.quick(args.runs or 1) if args.quick else ServerSizes(runs=runs)
+        figures, notes = bench_server(server_sizes)
+    elif args.suite == "distributed":
         from loadtests.bench_distributed import run_distributed
 
         pool, _, size = args.ruvon_pool.partition(":")
@@ -306,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
         print(Figure.header())
         for figure in figures:
             print(figure.row())
+        for note in notes:
+            print(f"({note})")
         if args.suite == "distributed":
             print(
                 f"(ruvon: 2 worker processes, pool {args.ruvon_pool}, splitting the per-step "

@@ -19,6 +19,7 @@ import json
 import statistics
 import tempfile
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,7 +50,39 @@ async def database(backend: str) -> AsyncIterator[str]:
         await drop_database(url)
 
 
-async def measure(backend: str, workflows: int, streams: int) -> None:
+@dataclass(frozen=True)
+class LiveLag:
+    """One run: the events the measured stream received and their lag (seconds)."""
+
+    backend: str
+    streams: int
+    expected: int
+    lags: tuple[float, ...]
+    polls: int
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.lags) if self.lags else float("nan")
+
+    @property
+    def p95(self) -> float:
+        ordered = sorted(self.lags)
+        return ordered[int(0.95 * (len(ordered) - 1))] if ordered else float("nan")
+
+    @property
+    def max(self) -> float:
+        return max(self.lags) if self.lags else float("nan")
+
+    def line(self) -> str:
+        return (
+            f"{self.backend}: {len(self.lags)} events (>= {self.expected} expected) on 1 of "
+            f"{self.streams} streams; lag p50 {self.p50 * 1000:.0f} ms, p95 "
+            f"{self.p95 * 1000:.0f} ms, max {self.max * 1000:.0f} ms; {self.polls} polls"
+        )
+
+
+async def measure(backend: str, workflows: int, streams: int) -> LiveLag:
+    """One run on a fresh database of ``backend`` (the ``server`` suite's live-stream rows)."""
     from ruvon.server.serve import server_for
 
     async with database(backend) as url:
@@ -106,13 +139,7 @@ async def measure(backend: str, workflows: int, streams: int) -> None:
             server.should_exit = True
             await serving
             execution.close()
-    lags.sort()
-    p95 = lags[int(0.95 * (len(lags) - 1))] if lags else float("nan")
-    print(
-        f"{backend}: {len(lags)} events (>= {expected} expected) on 1 of {streams} streams; "
-        f"lag p50 {statistics.median(lags) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
-        f"max {lags[-1] * 1000:.0f} ms; {polls} polls"
-    )
+    return LiveLag(backend, streams, expected, tuple(lags), polls)
 
 
 async def _read(response: httpx.Response, lags: list[float], done: asyncio.Event) -> None:
@@ -132,7 +159,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        asyncio.run(measure(backend, args.workflows, args.streams))
+        print(asyncio.run(measure(backend, args.workflows, args.streams)).line())
 
 
 if __name__ == "__main__":

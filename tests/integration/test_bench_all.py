@@ -6,6 +6,7 @@ it wrote: the JSON holds every suite's figures and every study's series at every
 positive and finite, and the distributed suite's rows against both Celery baselines; the
 Markdown names each study and every target row; each PNG is a real PNG. The figures themselves
 are not judged (that is the benchmark's job): the point is that no benchmark can rot unnoticed.
+``bench server --quick`` (not part of ``all``) is smoke-run the same way, on its own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 
 from loadtests.bench import main
 from loadtests.bench_all import Sizes
+from loadtests.bench_server import LIST_QUERY_NAMES as SERVER_LIST_QUERIES
+from loadtests.bench_server import ServerSizes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -122,3 +125,29 @@ def test_writes_markdown_and_one_png_per_study(results: tuple[dict[str, Any], Pa
         png = out / f"{study['key']}.png"
         assert png.read_bytes()[:8] == PNG_MAGIC, png
         assert png.stat().st_size > 10_000, png
+
+
+@pytest.mark.timeout(120)
+def test_server_suite_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """``bench server --quick`` (its own cluster, ``ruvon server`` and live stream; ~15 s):
+    every row present, positive and finite, and its three targets marked met or not."""
+    assert main(["server", "--quick", "--json"]) == 0
+    figures = {figure["name"]: figure for figure in json.loads(capsys.readouterr().out)}
+    width = f"PARALLEL({ServerSizes.quick().fan_out_width:,})"
+    prefixes = [
+        *(f"list {name}:" for name in SERVER_LIST_QUERIES),
+        f"workflow page /ui/workflows/{{id}}, {width}:",
+        f"history JSON /api/v1/.../history, {width}:",
+        "live stream (postgres): commit->event",
+    ]
+    expected = [f"{prefix} {stat}" for prefix in prefixes for stat in ("p50", "p95", "max")]
+    assert sorted(figures) == sorted([*expected, "list, every query: p95"])
+    for figure in figures.values():
+        assert finite_positive(figure["median"]), figure
+        assert figure["low"] <= figure["median"] <= figure["high"], figure
+    marked = [f for f in figures.values() if f["target"].endswith((": met", ": NOT met"))]
+    assert [f["name"] for f in marked] == [
+        "list, every query: p95",
+        f"workflow page /ui/workflows/{{id}}, {width}: p95",
+        "live stream (postgres): commit->event max",
+    ]

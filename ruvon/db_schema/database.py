@@ -113,6 +113,18 @@ workflow_executions = Table(
     Index("ix_workflow_executions_created_at", "created_at"),
     # What changed since a position: the server's live streams (keyset on updated_at, id).
     Index("ix_workflow_executions_updated_at", "updated_at", "id"),
+    # Id and idempotency-key prefix filters (`?id_prefix=`): a range in byte order, which a
+    # plain index serves only under the C collation. SQLite compares bytes anyway (its primary
+    # key and the idempotency key's unique index serve the range), so PostgreSQL only.
+    Index(
+        "ix_workflow_executions_id_pattern", "id", postgresql_ops={"id": "text_pattern_ops"}
+    ).ddl_if(dialect="postgresql"),
+    Index(
+        "ix_workflow_executions_idempotency_key_pattern",
+        "idempotency_key",
+        postgresql_ops={"idempotency_key": "text_pattern_ops"},
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ).ddl_if(dialect="postgresql"),
 )
 
 step_runs = Table(

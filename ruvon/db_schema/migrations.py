@@ -73,7 +73,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: The revision this Ruvon's code is written for; tests pin it to the head of migrations/.
-SCHEMA_REVISION = "0005_updated_at_index"
+SCHEMA_REVISION = "0006_prefix_indexes"
 
 #: How a provider reads a database's revision (the table is Alembic's).
 VERSION_QUERY = "SELECT version_num FROM alembic_version"
@@ -122,12 +122,27 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+def _for_dialect(dialect_name: str) -> Callable[..., bool]:
+    """Alembic's ``include_object``: leave out what the metadata builds on another dialect only.
+
+    An index declared ``.ddl_if(dialect="postgresql")`` is not created on SQLite, so a
+    comparison there must not report it missing.
+    """
+
+    def include(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
+        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        return reflected or only_on is None or only_on == dialect_name
+
+    return include
+
+
 def migration_options(dialect_name: str) -> dict[str, Any]:
     """``context.configure`` options shared by env.py and :func:`check`, so both compare alike."""
     sqlite = dialect_name == "sqlite"
     options: dict[str, Any] = {
         "compare_type": True,
         "include_name": include_in_comparisons,  # ruvon_schema_compat is bookkeeping
+        "include_object": _for_dialect(dialect_name),
         # SQLite cannot ALTER most things: autogenerate writes move-and-copy batch operations.
         "render_as_batch": sqlite,
     }

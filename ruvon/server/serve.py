@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 
 import uvicorn
@@ -46,4 +47,9 @@ def server_for(app: FastAPI, host: str, port: int, *, log_level: str = "info") -
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     """Serve until interrupted (SIGINT / SIGTERM)."""
+    # What start-up made (FastAPI, pydantic, SQLAlchemy, the app: objects that live as long as
+    # the process) leaves the collector's reach: otherwise each full collection walks all of it
+    # again, a 136-179 ms pause in a 1,000-branch workflow page (docs/performance.md).
+    gc.collect()
+    gc.freeze()
     server_for(app, host, port).run()

@@ -467,6 +467,31 @@ async def test_list_workflows_filters_by_version_and_prefixes(
     assert len(await provider.list_workflows()) == len(specs)  # nothing was dropped
 
 
+async def test_list_workflows_prefixes_compare_code_points_not_the_collation(
+    provider: PersistenceProvider,
+) -> None:
+    """Prefix filters are exact whatever the database's collation: around the range bounds
+    (the next code point, a maximal one, across the surrogates) and in any case or accent."""
+    specs = ["caf\u00e9-1", "cafe-2", "CAF\u00c9-3", "caf\u00ea-4", "a\U0010ffff-5", "b-6",
+             "\ud7ff-7", "\ue000-8", "z\U0010ffff\U0010ffff-9"]  # fmt: skip
+    for offset, wid in enumerate(specs):
+        created = T0 + timedelta(seconds=offset)
+        await provider.create_workflow(make_record(wid, idempotency_key=wid, created_at=created))
+
+    async def ids(**filters: Any) -> list[str]:
+        return sorted(record.id for record in await provider.list_workflows(**filters))
+
+    for name in ("id_prefix", "idempotency_key_prefix"):
+        assert await ids(**{name: "caf\u00e9"}) == [
+            "caf\u00e9-1"
+        ]  # not cafe, CAFÉ or café's neighbour
+        assert await ids(**{name: "caf"}) == ["cafe-2", "caf\u00e9-1", "caf\u00ea-4"]
+        assert await ids(**{name: "a\U0010ffff"}) == ["a\U0010ffff-5"]  # the bound is "b"
+        assert await ids(**{name: "\ud7ff"}) == ["\ud7ff-7"]  # the bound skips the surrogates
+        assert await ids(**{name: "z\U0010ffff\U0010ffff"}) == ["z\U0010ffff\U0010ffff-9"]
+        assert await ids(**{name: "\U0010ffff"}) == []  # no upper bound at all
+
+
 async def test_list_workflows_pages_by_keyset_stable_under_inserts(
     provider: PersistenceProvider,
 ) -> None:

@@ -33,12 +33,14 @@ LINEAGE = (
     "0002_step_run_kinds",
     "0003_parallel_joins",
     "0004_whole_json_documents",
+    "0005_updated_at_index",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
 DECLARED = {
     **{revision: revision for revision in LINEAGE[:4]},
     "0005_updated_at_index": "0004_whole_json_documents",
+    "0006_prefix_indexes": "0005_updated_at_index",
 }
 
 

@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 
-__all__ = ["like_prefix", "load_queries", "parse_queries"]
+__all__ = ["load_queries", "parse_queries", "prefix_upper_bound"]
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S*)\s*$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -65,13 +65,25 @@ def load_queries(path: str | os.PathLike[str]) -> dict[str, str]:
     return parse_queries(file.read_text(encoding="utf-8"), source=str(file))
 
 
-def like_prefix(prefix: str | None) -> str | None:
-    """A ``LIKE ... ESCAPE '\\'`` pattern matching text that starts with ``prefix`` as written.
+_MAX_CODE_POINT = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)  # not encodable in UTF-8: the next character is U+E000
 
-    ``%``, ``_`` and the escape character itself are escaped, so a prefix such as ``50%_off``
-    matches only ids that start with exactly that text, never "any character" or "anything".
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least text above every text that starts with ``prefix``, in code-point order.
+
+    Code-point order is UTF-8 byte order, the order of PostgreSQL's ``~<~`` operators and of
+    SQLite's BINARY collation, so ``prefix <= x < bound`` holds exactly for the texts that start
+    with ``prefix``, and an index can serve it. ``None`` when there is no such bound (an empty
+    prefix, or one made only of U+10FFFF).
     """
-    if prefix is None:
-        return None
-    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
+    text = prefix
+    while text:
+        last = ord(text[-1])
+        if last < _MAX_CODE_POINT:
+            following = last + 1
+            if following in _SURROGATES:
+                following = _SURROGATES.stop
+            return text[:-1] + chr(following)
+        text = text[:-1]
+    return None

@@ -37,6 +37,7 @@ from ruvon.errors import (
     WorkflowNotFound,
 )
 from ruvon.implementations.persistence.postgres.changes import PostgresChanges
+from ruvon.implementations.persistence.postgres.listing import ListFilters, list_statement
 from ruvon.implementations.persistence.postgres.maintenance import PostgresMaintenance
 from ruvon.implementations.persistence.postgres.pool import (
     NothingWritten,
@@ -65,7 +66,7 @@ from ruvon.implementations.persistence.postgres.runs import (
 from ruvon.implementations.persistence.postgres.schedules import PostgresSchedules
 from ruvon.implementations.persistence.postgres.work import WorkWrite
 from ruvon.implementations.persistence.postgres.writes import AuditedWrite, rows_written
-from ruvon.implementations.persistence.queries import like_prefix, load_queries
+from ruvon.implementations.persistence.queries import load_queries
 from ruvon.models import WorkflowStatus
 from ruvon.providers.runs import RunStatus, WorkWrites
 from ruvon.records import (
@@ -218,21 +219,21 @@ class PostgresPersistenceProvider(
         limit: int = 100,
     ) -> list[WorkflowRecord]:
         """Workflows matching every given filter, newest first (created_at, then id)."""
-        rows = await self._fetch(
-            "list workflows",
-            _Q["list_workflows"],
-            str(status) if status is not None else None,
-            workflow_type,
-            parent_execution_id,
-            max(limit, 0),
-            utc(created_since),
-            utc(created_until),
-            utc(after.created_at) if after is not None else None,
-            after.workflow_id if after is not None else None,
-            workflow_version,
-            like_prefix(id_prefix),
-            like_prefix(idempotency_key_prefix),
+        sql, args = list_statement(
+            ListFilters(
+                status=str(status) if status is not None else None,
+                workflow_type=workflow_type,
+                parent_execution_id=parent_execution_id,
+                created_since=created_since,
+                created_until=created_until,
+                workflow_version=workflow_version,
+                id_prefix=id_prefix,
+                idempotency_key_prefix=idempotency_key_prefix,
+                after=(after.created_at, after.workflow_id) if after is not None else None,
+                limit=limit,
+            )
         )
+        rows = await self._fetch("list workflows", sql, *args)
         return [workflow_from_row(row) for row in rows]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:

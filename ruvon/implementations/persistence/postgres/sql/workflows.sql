@@ -54,26 +54,19 @@ SELECT id, workflow_type, status, state, definition_snapshot, current_step, work
 FROM workflow_executions WHERE idempotency_key = $1;
 
 -- name: list_workflows
--- A NULL filter matches everything; newest first. The table has no insertion sequence, so
--- created_at ties are broken by id (descending) to keep the order stable; (created_at, id) is
--- then a keyset: $7/$8 continue after the last row of the previous page. $10/$11 are prefix
--- patterns with %, _ and \ escaped (queries.like_prefix): the caller's text is never a wildcard.
+-- Newest first. The table has no insertion sequence, so created_at ties are broken by id
+-- (descending) to keep the order stable; (created_at, id) is then a keyset cursor. {where} is
+-- the filters that were given, and only those (postgres/listing.py): each combination is a
+-- statement of its own whose plan uses the index that serves it, where a catch-all
+-- "$n IS NULL OR ..." would be planned once for every combination. $1 is the limit.
 SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
        org_id, created_at, updated_at, completed_at
 FROM workflow_executions
-WHERE ($1::text IS NULL OR status = $1)
-  AND ($2::text IS NULL OR workflow_type = $2)
-  AND ($3::text IS NULL OR parent_execution_id = $3)
-  AND ($5::timestamptz IS NULL OR created_at >= $5)
-  AND ($6::timestamptz IS NULL OR created_at < $6)
-  AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8::text))
-  AND ($9::text IS NULL OR workflow_version = $9)
-  AND ($10::text IS NULL OR id LIKE $10 ESCAPE '\')
-  AND ($11::text IS NULL OR idempotency_key LIKE $11 ESCAPE '\')
+{where}
 ORDER BY created_at DESC, id DESC
-LIMIT $4;
+LIMIT $1;
 
 -- name: list_due_timers
 SELECT id FROM workflow_executions

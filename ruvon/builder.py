@@ -16,13 +16,14 @@ from pydantic import BaseModel, ValidationError
 
 from ruvon.config import Settings
 from ruvon.definitions import imports
+from ruvon.definitions.catalog import TypeVersions
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import (
     bundle_problems,
     discover_workflow_files,
     load_definition_data,
-    load_registry,
+    load_registry_versions,
     load_workflow_file,
 )
 from ruvon.definitions.schema import RegistryEntry
@@ -174,8 +175,9 @@ class WorkflowBuilder:
             template_engine_cls=template_engine_cls,
         )
         self._children = _Children(self)
-        self._entries: dict[str, RegistryEntry] = {}
-        self._definitions: dict[str, WorkflowDefinition] = {}
+        # type -> (version, entry), oldest first; a type listed once has its version unread.
+        self._entries: dict[str, tuple[tuple[str | None, RegistryEntry], ...]] = {}
+        self._definitions: dict[str, TypeVersions] = {}
         self._initialized: set[int] = set()
         self._owned: list[Any] = []
         if isinstance(workflow_registry, Mapping):
@@ -188,18 +190,21 @@ class WorkflowBuilder:
                     candidate = self.settings.registry_file
                 registry_path = candidate if candidate.exists() else None
             if registry_path is not None:
-                self._entries = load_registry(registry_path)
+                self._entries = load_registry_versions(registry_path)
             else:
-                self._entries = discover_workflow_files(self.config_dir)
+                discovered = discover_workflow_files(self.config_dir)
+                self._entries = {t: ((None, e),) for t, e in discovered.items()}
 
-    def _entries_from_dict(self, registry: Mapping[str, Any]) -> dict[str, RegistryEntry]:
-        entries = {}
+    def _entries_from_dict(
+        self, registry: Mapping[str, Any]
+    ) -> dict[str, tuple[tuple[str | None, RegistryEntry], ...]]:
+        entries: dict[str, tuple[tuple[str | None, RegistryEntry], ...]] = {}
         for workflow_type, entry in registry.items():
             data = {"type": workflow_type, **dict(entry)}
             config = Path(str(data["config_file"]))
             data["config_file"] = str(config if config.is_absolute() else self.config_dir / config)
             try:
-                entries[workflow_type] = RegistryEntry.model_validate(data)
+                entries[workflow_type] = ((None, RegistryEntry.model_validate(data)),)
             except ValidationError as exc:
                 raise DefinitionError(
                     f"registry entry is invalid: {exc.errors()[0]['msg']}", step=workflow_type
@@ -216,13 +221,23 @@ class WorkflowBuilder:
         """``(workflow type, schedule)`` of every registry entry that has a ``schedule``."""
         return [
             (workflow_type, entry.schedule)
-            for workflow_type, entry in sorted(self._entries.items())
+            for workflow_type, versions in sorted(self._entries.items())
+            for _, entry in versions
             if entry.schedule is not None
         ]
 
     def register_definition(self, definition: WorkflowDefinition) -> WorkflowDefinition:
-        """Add an already-built definition (replaces one of the same type)."""
-        self._definitions[definition.workflow_type] = definition
+        """Add an already-built definition beside the other versions of its type.
+
+        One of the same type and ``workflow_version`` is replaced. Versions side by side must
+        be semantic versions (see :mod:`ruvon.definitions.versions`): ``DefinitionError``.
+        """
+        shelf = self._definitions.get(definition.workflow_type)
+        if shelf is None:
+            shelf = self._definitions[definition.workflow_type] = TypeVersions(
+                definition.workflow_type
+            )
+        shelf.add(definition)
         return definition
 
     def register_workflow_file(self, path: str | Path) -> WorkflowDefinition:
@@ -259,31 +274,55 @@ class WorkflowBuilder:
         )
         return self.register_definition(definition)
 
-    def get_definition(self, workflow_type: str) -> WorkflowDefinition:
-        """The validated definition of ``workflow_type`` (loaded once, then cached)."""
-        definition = self._definitions.get(workflow_type)
-        if definition is not None:
-            return definition
-        entry = self._entries.get(workflow_type)
-        if entry is None:
+    def get_definition(
+        self, workflow_type: str, workflow_version: str | None = None
+    ) -> WorkflowDefinition:
+        """The validated definition of ``workflow_type``: its latest version, or the one given.
+
+        Every version of the type is loaded once, then cached. ``WorkflowTypeNotFound`` for an
+        unknown type, ``WorkflowVersionNotFound`` (listing the known ones) for an unknown
+        version.
+        """
+        shelf = self._versions_of(workflow_type)
+        return shelf.latest() if workflow_version is None else shelf.get(workflow_version)
+
+    def versions(self, workflow_type: str) -> list[str | None]:
+        """Every version of ``workflow_type``, oldest first (``[None]``: one, unversioned)."""
+        return self._versions_of(workflow_type).versions()
+
+    def definitions_of(self, workflow_type: str) -> list[WorkflowDefinition]:
+        """The definition of every version of ``workflow_type``, oldest first."""
+        return self._versions_of(workflow_type).definitions()
+
+    def _versions_of(self, workflow_type: str) -> TypeVersions:
+        shelf = self._definitions.get(workflow_type)
+        if shelf is not None:
+            return shelf
+        entries = self._entries.get(workflow_type)
+        if entries is None:
             known = ", ".join(self.workflow_types) or "none registered"
             raise WorkflowTypeNotFound(
                 f"unknown workflow type '{workflow_type}' (known: {known}); register it in "
                 "workflow_registry.yaml"
             )
-        definition = load_workflow_file(
-            entry.config_file,
-            rules=DEFAULT_HANDLERS,
-            state_model_path=entry.initial_state_model_path,
-        )
-        if definition.workflow_type != workflow_type:
-            raise DefinitionError(
-                f"declares workflow_type '{definition.workflow_type}' but the registry lists it "
-                f"as '{workflow_type}'",
-                file=entry.config_file,
-                field="workflow_type",
+        loaded = TypeVersions(workflow_type)
+        for _, entry in entries:
+            definition = load_workflow_file(
+                entry.config_file,
+                rules=DEFAULT_HANDLERS,
+                state_model_path=entry.initial_state_model_path,
             )
-        return self.register_definition(definition)
+            if definition.workflow_type != workflow_type:
+                raise DefinitionError(
+                    f"declares workflow_type '{definition.workflow_type}' but the registry "
+                    f"lists it as '{workflow_type}'",
+                    file=entry.config_file,
+                    field="workflow_type",
+                )
+            loaded.add(definition)
+        # Stored only once every version loaded, so a bad file leaves nothing half-registered.
+        self._definitions[workflow_type] = loaded
+        return loaded
 
     def get_workflow_config(self, workflow_type: str) -> dict[str, Any]:
         """The definition as plain data (what instances snapshot)."""
@@ -299,7 +338,7 @@ class WorkflowBuilder:
         problems: list[DefinitionError] = []
         for workflow_type in self.workflow_types:
             try:
-                definitions.append(self.get_definition(workflow_type))
+                definitions.extend(self.definitions_of(workflow_type))
             except DefinitionError as exc:
                 problems.extend(exc.problems)
         for definition in definitions:
@@ -397,8 +436,13 @@ class WorkflowBuilder:
         workflow_builder: WorkflowBuilder | None = None,
         expression_evaluator_cls: Any = None,
         template_engine_cls: Any = None,
+        workflow_version: str | None = None,
     ) -> Workflow:
         """Validate the initial data, persist a new ACTIVE workflow, and return it.
+
+        The workflow runs the latest version of ``workflow_type`` unless ``workflow_version``
+        names one (``WorkflowVersionNotFound`` when the type has no such version); it keeps
+        that version's snapshot however the registry changes later.
 
         With an ``idempotency_key`` already used, the existing workflow is returned instead and
         nothing new is written. With a dispatching execution provider (Celery), the workflow is
@@ -421,7 +465,7 @@ class WorkflowBuilder:
             expression_evaluator_cls=expression_evaluator_cls,
             template_engine_cls=template_engine_cls,
         )
-        definition = self.get_definition(workflow_type)
+        definition = self.get_definition(workflow_type, workflow_version)
         persistence, execution, observer = await self._providers(
             persistence_provider, execution_provider, workflow_observer
         )

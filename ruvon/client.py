@@ -142,8 +142,12 @@ class Client:
         metadata: Mapping[str, Any] | None = None,
         check_broker: bool = True,
         actor: str | None = None,
+        version: str | None = None,
     ) -> WorkflowRecord:
         """Store a new workflow with its start run and announce it; return the stored record.
+
+        It runs the latest registered version of ``workflow_type``, or ``version``
+        (``WorkflowVersionNotFound``, nothing written, when the type has no such version).
 
         The broker is checked first (``BrokerUnavailable``, nothing written) unless
         ``check_broker`` is False. With an ``idempotency_key`` already used, the existing
@@ -166,6 +170,7 @@ class Client:
             priority=priority,
             metadata=metadata,
             actor=actor,
+            workflow_version=version,
         )
         return workflow.record
 

@@ -8,6 +8,7 @@ The tree (keep this outline in step with the classes below)::
     │   └── FunctionImportError     a function path does not import or has the wrong signature
     ├── WorkflowNotFound            no workflow with that id
     ├── WorkflowTypeNotFound        no workflow type with that name in the registry
+    │   └── WorkflowVersionNotFound the type has no version by that name (lists the known ones)
     ├── InvalidWorkflowOperation    the operation does not fit the workflow's status
     ├── ScheduleNotFound            no schedule by that name (with or without `registry:`)
     ├── AmbiguousScheduleName       a bare name is both `<name>` and `registry:<name>`
@@ -112,6 +113,20 @@ class WorkflowNotFound(RuvonError, LookupError):
 
 class WorkflowTypeNotFound(RuvonError, LookupError):
     """The registry has no workflow type by that name."""
+
+
+class WorkflowVersionNotFound(WorkflowTypeNotFound):
+    """The workflow type is registered, but not in the version asked for."""
+
+    def __init__(self, workflow_type: str, version: str, known: list[str | None]) -> None:
+        self.workflow_type = workflow_type
+        self.version = version
+        self.known = tuple(known)
+        listed = ", ".join(v or "(unversioned)" for v in known)
+        super().__init__(
+            f"workflow type '{workflow_type}' has no version '{version}' (known: {listed}); "
+            "leave the version out to start the latest"
+        )
 
 
 class InvalidWorkflowOperation(RuvonError):

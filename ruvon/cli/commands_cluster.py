@@ -38,6 +38,7 @@ async def start_on_cluster(
     idempotency_key: str | None,
     wait: bool,
     timeout: float,
+    version: str | None = None,
 ) -> int:
     """Start ``workflow_type`` on the cluster; with ``wait``, report how it settled."""
     if not builder.settings.database_url.split("://", 1)[0].startswith("postgres"):
@@ -46,10 +47,13 @@ async def start_on_cluster(
             "PostgreSQL database: set RUVON_DATABASE_URL (or --db) to postgresql://..."
         )
     async with Client(builder, settings=builder.settings) as client:
-        record = await client.start(workflow_type, data, idempotency_key=idempotency_key)
-        output.line(
-            ("Started ", "bold"), (record.id, "bold cyan"), f" ({workflow_type}) on the cluster"
+        record = await client.start(
+            workflow_type, data, idempotency_key=idempotency_key, version=version
         )
+        started = workflow_type + (
+            f" v{record.workflow_version}" if record.workflow_version else ""
+        )
+        output.line(("Started ", "bold"), (record.id, "bold cyan"), f" ({started}) on the cluster")
         if not wait:
             output.line(
                 ("Follow it with: ", "dim"), (config.command_line("show", record.id), "bold")

@@ -56,6 +56,12 @@ def _status_choice(value: str | None) -> WorkflowStatus | None:
 )
 @click.option("--type", "workflow_type", metavar="TYPE", help="Only workflows of this type.")
 @click.option(
+    "--version",
+    "workflow_version",
+    metavar="VERSION",
+    help="Only workflows started on this workflow_version (exactly as the YAML spells it).",
+)
+@click.option(
     "--since",
     type=MomentType(),
     help="Only workflows created at or after this time: ISO (2024-05-01T12:00) or an age "
@@ -83,6 +89,7 @@ def list_command(
     config: CliConfig,
     status: str | None,
     workflow_type: str | None,
+    workflow_version: str | None,
     since: datetime | None,
     until: datetime | None,
     limit: int,
@@ -104,6 +111,7 @@ def list_command(
             return await engine.persistence.list_workflows(
                 status=_status_choice(status),
                 workflow_type=workflow_type,
+                workflow_version=workflow_version,
                 created_since=since,
                 created_until=until,
                 after=cursor,
@@ -125,7 +133,7 @@ def list_command(
     else:
         out.print(workflow_table(records))
         if more:
-            again = _list_arguments(status, workflow_type, since, until, limit)
+            again = _list_arguments(status, workflow_type, workflow_version, since, until, limit)
             next_page = config.command_line("list", *again, "--cursor", rows[-1]["cursor"])
             out.line(("Next page: ", "dim"), (next_page, "bold"))
 
@@ -133,6 +141,7 @@ def list_command(
 def _list_arguments(
     status: str | None,
     workflow_type: str | None,
+    workflow_version: str | None,
     since: datetime | None,
     until: datetime | None,
     limit: int,
@@ -142,6 +151,7 @@ def _list_arguments(
     for option, value in (
         ("--status", status),
         ("--type", workflow_type),
+        ("--version", workflow_version),
         ("--since", since.isoformat() if since else None),
         ("--until", until.isoformat() if until else None),
     ):

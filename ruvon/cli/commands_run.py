@@ -40,12 +40,16 @@ async def create_and_drive(
     workflow_type: str,
     data: dict[str, Any],
     idempotency_key: str | None,
+    version: str | None = None,
 ) -> int:
-    """Create a workflow of ``workflow_type``, run it to its next stop, report it."""
-    check_child_types(builder, workflow_type)
+    """Create a workflow of ``workflow_type`` (``version``, or the latest), run it to its next
+    stop, report it."""
+    check_child_types(builder, workflow_type, version)
     driver = Driver(builder, output, config)
     async with interruptible(output, engine, config, lambda: driver.current_id or observer.primary):
-        wf = await builder.create_workflow(workflow_type, data, idempotency_key=idempotency_key)
+        wf = await builder.create_workflow(
+            workflow_type, data, idempotency_key=idempotency_key, workflow_version=version
+        )
         if observer.primary != wf.id:
             # The idempotency key matched an existing workflow: no start event was emitted.
             observer.primary = wf.id
@@ -123,6 +127,12 @@ def find_registry(config_dir: Path | None, registry: Path | None, default: Path)
 )
 @click.option("--idempotency-key", metavar="KEY", help=_IDEMPOTENCY_HELP)
 @click.option(
+    "--version",
+    "workflow_version",
+    metavar="VERSION",
+    help="Start this workflow_version of the type (default: the latest registered).",
+)
+@click.option(
     "--cluster",
     is_flag=True,
     help="Start it on the worker cluster (shared PostgreSQL + broker) instead of running it here.",
@@ -148,6 +158,7 @@ def start_command(
     config_dir: Path | None,
     registry: Path | None,
     idempotency_key: str | None,
+    workflow_version: str | None,
     cluster: bool,
     wait: bool,
     timeout: float,
@@ -176,6 +187,7 @@ def start_command(
                     workflow_type,
                     data,
                     idempotency_key=idempotency_key,
+                    version=workflow_version,
                     wait=wait,
                     timeout=timeout,
                 )
@@ -187,7 +199,15 @@ def start_command(
         async with open_engine(settings, observer) as engine:
             builder = engine.builder(registry=registry_path)
             return await create_and_drive(
-                engine, builder, observer, output, config, workflow_type, data, idempotency_key
+                engine,
+                builder,
+                observer,
+                output,
+                config,
+                workflow_type,
+                data,
+                idempotency_key,
+                workflow_version,
             )
 
     ctx.exit(run_async(main()))

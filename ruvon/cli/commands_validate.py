@@ -14,7 +14,7 @@ from ruvon.cli.failures import EXIT_FAILURE
 from ruvon.cli.render import Output
 from ruvon.cli.runtime import CliConfig, add_import_paths, is_registry_file
 from ruvon.definitions.definition import WorkflowDefinition
-from ruvon.definitions.loader import load_registry, load_workflow_file
+from ruvon.definitions.loader import load_registry_versions, load_workflow_file
 from ruvon.errors import DefinitionError, WorkflowTypeNotFound
 from ruvon.steps.registry import DEFAULT_HANDLERS
 
@@ -68,8 +68,9 @@ def _steps_table(definition: WorkflowDefinition) -> Table:
 def validate_path(path: Path, config: CliConfig) -> tuple[str, list[WorkflowDefinition]]:
     """Load and check ``path``; return its kind ('registry' or 'workflow') and definitions."""
     if is_registry_file(path):
-        for entry in load_registry(path).values():
-            add_import_paths(Path(entry.config_file).parent)
+        for versions in load_registry_versions(path).values():
+            for _, entry in versions:
+                add_import_paths(Path(entry.config_file).parent)
         builder = WorkflowBuilder(path, settings=config.settings())
         return "registry", builder.validate_all()
     definition = load_workflow_file(path, rules=DEFAULT_HANDLERS)

@@ -249,6 +249,14 @@ def _status_text(status: str | None) -> Text:
     return Text(status or "", style=status_style(status) if status else "")
 
 
+def _type_text(record: WorkflowRecord) -> Text:
+    """The type, and the version it started on (several may run side by side)."""
+    text = Text(record.workflow_type, no_wrap=True, overflow="ellipsis")
+    if record.workflow_version:
+        text.append(f" v{record.workflow_version}", style="dim")
+    return text
+
+
 def workflow_table(records: Iterable[WorkflowRecord]) -> Table:
     """The ``ruvon list`` table."""
     table = Table(header_style="bold", box=None, pad_edge=False)
@@ -261,7 +269,7 @@ def workflow_table(records: Iterable[WorkflowRecord]) -> Table:
     for record in records:
         table.add_row(
             Text(record.id),
-            Text(record.workflow_type, no_wrap=True, overflow="ellipsis"),
+            _type_text(record),
             _status_text(str(record.status)),
             Text(record.current_step_name or "-", no_wrap=True, overflow="ellipsis"),
             Text(local_time(record.updated_at, short=True)),

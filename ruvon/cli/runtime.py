@@ -216,9 +216,11 @@ def load_file_into(builder: WorkflowBuilder, path: Path) -> str:
     return definition.workflow_type
 
 
-def check_child_types(builder: WorkflowBuilder, workflow_type: str) -> None:
+def check_child_types(
+    builder: WorkflowBuilder, workflow_type: str, version: str | None = None
+) -> None:
     """Refuse to start a workflow whose SUB_WORKFLOW / FIRE_AND_FORGET targets are unknown."""
-    definition = builder.get_definition(workflow_type)
+    definition = builder.get_definition(workflow_type, version)
     known = set(builder.workflow_types)
     for step in definition.steps:
         target = step.target_workflow_type

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from ruvon.definitions.definition import WorkflowDefinition, resolve_state_model
 from ruvon.definitions.graph import find_unbounded_cycle
 from ruvon.definitions.imports import import_object, resolve_step_function
+from ruvon.definitions.registry_versions import ListedEntry, entry_line, order_versions
 from ruvon.definitions.rules import StepRulebook
 from ruvon.definitions.schema import (
     RegistryEntry,
@@ -395,28 +396,27 @@ def load_workflow_file(
     return load_definition_data(raw, file=str(path), rules=rules, state_model_path=state_model_path)
 
 
-def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
-    """Read ``workflow_registry.yaml``: workflow type -> entry (config paths made absolute)."""
+def load_registry_versions(
+    path: str | Path,
+) -> dict[str, tuple[tuple[str | None, RegistryEntry], ...]]:
+    """Read ``workflow_registry.yaml``: workflow type -> ``(version, entry)``, oldest first.
+
+    Config paths are made absolute. A type listed once has one entry whose version is read
+    later, with its file (``None`` here); a type listed several times has its versions read and
+    checked now (:mod:`ruvon.definitions.registry_versions`).
+    """
     path = Path(path)
     raw = read_yaml_mapping(path)
     try:
         registry = RegistryFile.model_validate(raw)
     except ValidationError as exc:
         raise definition_error_from_validation(exc, raw=raw, file=str(path)) from None
-    entries: dict[str, RegistryEntry] = {}
+    grouped: dict[str, list[ListedEntry]] = {}
     for i, entry in enumerate(registry.workflows):
-        if entry.type in entries:
-            line = raw["workflows"][i].line if isinstance(raw["workflows"][i], LineDict) else None
-            raise DefinitionError(
-                f"workflow type '{entry.type}' is registered twice",
-                file=path,
-                field="type",
-                line=line,
-            )
+        item = raw["workflows"][i]
         candidates = _config_file_candidates(Path(entry.config_file), registry=path)
         config = next((c for c in candidates if c.is_file()), None)
         if config is None:
-            item = raw["workflows"][i]
             raise DefinitionError(
                 f"workflow type '{entry.type}' lists config_file '{entry.config_file}', which "
                 f"does not exist (looked for {' and '.join(str(c) for c in candidates)})",
@@ -424,8 +424,31 @@ def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
                 field="config_file",
                 line=item.line_of("config_file") if isinstance(item, LineDict) else None,
             )
-        entries[entry.type] = entry.model_copy(update={"config_file": str(config)})
-    return entries
+        for listed in grouped.get(entry.type, []):
+            if Path(listed.entry.config_file).resolve() == config.resolve():
+                raise DefinitionError(
+                    f"workflow type '{entry.type}' is registered twice with the same "
+                    f"config_file (also at {path}:{listed.line}); list each version's own file",
+                    file=path,
+                    field="type",
+                    line=entry_line(item),
+                )
+        resolved = entry.model_copy(update={"config_file": str(config)})
+        grouped.setdefault(entry.type, []).append(
+            ListedEntry(resolved, str(path), entry_line(item))
+        )
+    return {
+        workflow_type: order_versions(workflow_type, listed)
+        for workflow_type, listed in grouped.items()
+    }
+
+
+def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
+    """Read ``workflow_registry.yaml``: workflow type -> its latest entry (paths absolute)."""
+    return {
+        workflow_type: versions[-1][1]
+        for workflow_type, versions in load_registry_versions(path).items()
+    }
 
 
 def _config_file_candidates(config: Path, *, registry: Path) -> list[Path]:

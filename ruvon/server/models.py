@@ -192,19 +192,21 @@ class StepInfo(BaseModel):
 
 
 class DefinitionInfo(BaseModel):
-    """A registered workflow type: its version and steps."""
+    """One registered version of a workflow type: its steps, and whether starts get it."""
 
     workflow_type: str
     workflow_version: str | None
+    latest: bool = Field(description="A start that names no version gets this one.")
     description: str | None
     steps: list[StepInfo]
 
     @classmethod
-    def of(cls, definition: WorkflowDefinition) -> DefinitionInfo:
+    def of(cls, definition: WorkflowDefinition, *, latest: bool = True) -> DefinitionInfo:
         spec = definition.spec
         return cls(
             workflow_type=definition.workflow_type,
             workflow_version=spec.workflow_version,
+            latest=latest,
             description=spec.description,
             steps=[StepInfo(name=step.name, type=str(step.type)) for step in definition.steps],
         )
@@ -218,6 +220,8 @@ class DefinitionProblem(BaseModel):
 
 
 class DefinitionList(BaseModel):
+    """Every version of every registered type (by type, oldest version first)."""
+
     definitions: list[DefinitionInfo]
     problems: list[DefinitionProblem]
 
@@ -228,6 +232,11 @@ class StartRequest(BaseModel):
     type: str = Field(min_length=1)
     data: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = None
+    version: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The workflow_version to start (default: the latest registered).",
+    )
 
 
 class ResumeRequest(BaseModel):

@@ -53,7 +53,10 @@ async def list_definitions(
     problems: list[DefinitionProblem] = []
     for workflow_type in builder.workflow_types:
         try:
-            found.append(DefinitionInfo.of(builder.get_definition(workflow_type)))
+            versions = builder.definitions_of(workflow_type)
         except RuvonError as exc:
             problems.append(DefinitionProblem(workflow_type=workflow_type, error=str(exc)))
+            continue
+        last = len(versions) - 1
+        found += [DefinitionInfo.of(d, latest=i == last) for i, d in enumerate(versions)]
     return DefinitionList(definitions=found, problems=problems)

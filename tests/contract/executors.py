@@ -48,8 +48,10 @@ class ExecutorDriver(Protocol):
     runs_children_inline: bool
     """Whether a FIRE_AND_FORGET child has run (to its first wait) when its parent settles."""
 
-    async def start(self, workflow_type: str, data: dict[str, Any]) -> str:
-        """Store a new workflow and set it going; its id."""
+    async def start(
+        self, workflow_type: str, data: dict[str, Any], *, version: str | None = None
+    ) -> str:
+        """Store a new workflow (of ``version``, or the latest) and set it going; its id."""
         ...
 
     async def settle(self, workflow_id: str) -> WorkflowRecord:
@@ -66,6 +68,10 @@ class ExecutorDriver(Protocol):
 
     async def children(self, workflow_id: str) -> list[WorkflowRecord]:
         """The workflows whose parent is ``workflow_id``."""
+        ...
+
+    async def ids_of_version(self, workflow_type: str, version: str) -> list[str]:
+        """The ids of the workflows of ``workflow_type`` started on ``version``."""
         ...
 
     async def audit_log(self, workflow_id: str) -> list[AuditEntry]:
@@ -91,6 +97,12 @@ class _StoredReads:
 
     async def children(self, workflow_id: str) -> list[WorkflowRecord]:
         return await self.persistence.list_workflows(parent_execution_id=workflow_id)
+
+    async def ids_of_version(self, workflow_type: str, version: str) -> list[str]:
+        found = await self.persistence.list_workflows(
+            workflow_type=workflow_type, workflow_version=version
+        )
+        return [record.id for record in found]
 
     async def audit_log(self, workflow_id: str) -> list[AuditEntry]:
         return await self.persistence.get_audit_log(workflow_id)
@@ -131,8 +143,10 @@ class EmbeddedDriver(_StoredReads):
             finally:
                 await builder.close()
 
-    async def start(self, workflow_type: str, data: dict[str, Any]) -> str:
-        workflow = await self.builder.create_workflow(workflow_type, data)
+    async def start(
+        self, workflow_type: str, data: dict[str, Any], *, version: str | None = None
+    ) -> str:
+        workflow = await self.builder.create_workflow(workflow_type, data, workflow_version=version)
         return workflow.id
 
     async def settle(self, workflow_id: str) -> WorkflowRecord:
@@ -174,8 +188,10 @@ class ClusterDriver(_StoredReads):
         finally:
             await persistence.close()
 
-    async def start(self, workflow_type: str, data: dict[str, Any]) -> str:
-        record = await self.client.start(workflow_type, data)
+    async def start(
+        self, workflow_type: str, data: dict[str, Any], *, version: str | None = None
+    ) -> str:
+        record = await self.client.start(workflow_type, data, version=version)
         return record.id
 
     async def settle(self, workflow_id: str) -> WorkflowRecord:

@@ -351,3 +351,28 @@ async def test_human_in_loop_waits_then_resumes_with_input(driver: ExecutorDrive
     log = await driver.audit_log(done.id)
     resumed = [(e.step_name, e.details["input"]) for e in log if e.event_type == "STEP_RESUMED"]
     assert resumed == [("Approve", {"approved": True, "approver": "ann"})]
+
+
+# --------------------------------------------------------------------------- versions
+async def test_versions_side_by_side_each_workflow_keeps_the_one_it_started_on(
+    driver: ExecutorDriver,
+) -> None:
+    # ExecVersioned is registered as 1.9.0 and 1.10.0: 1.10.0 is the latest (semantic order).
+    older_id = await driver.start("ExecVersioned", {}, version="1.9.0")
+    older = await driver.settle(older_id)
+    latest = await driver.settle(await driver.start("ExecVersioned", {}))
+    for waiting in (older, latest):
+        assert (waiting.status, waiting.current_step_name) == (Status.WAITING_HUMAN, "Approve")
+    assert (older.workflow_version, latest.workflow_version) == ("1.9.0", "1.10.0")
+    assert older.definition_snapshot["workflow_version"] == "1.9.0"
+
+    answer = {"approved": True, "approver": "ann"}
+    older_done = await driver.resume(older.id, answer)
+    latest_done = await driver.resume(latest.id, answer)
+    _completed(older_done)
+    _completed(latest_done)
+    # Each ran its own version's last step, whichever process picked it up.
+    assert older_done.state["trail"] == ["Prepare", "Finish_v1"]
+    assert latest_done.state["trail"] == ["Prepare", "Finish_v2"]
+    listed = await driver.ids_of_version("ExecVersioned", "1.9.0")
+    assert older.id in listed and latest.id not in listed

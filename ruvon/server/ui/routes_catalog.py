@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.errors import RuvonError
 from ruvon.server.dependencies import server_runtime
 from ruvon.server.runtime import ServerRuntime
@@ -26,32 +27,43 @@ async def definitions_page(request: Request, access: Viewer, runtime: Runtime) -
     problems: list[tuple[str, str]] = []
     for workflow_type in builder.workflow_types:
         try:
-            definition = builder.get_definition(workflow_type)
+            versions = builder.definitions_of(workflow_type)
         except RuvonError as exc:
             problems.append((workflow_type, str(exc)))
             continue
-        spec = definition.spec
-        steps = [
-            {
-                "name": step.name,
-                "type": str(step.type),
-                "function": step.function or step.task_function or step.target_workflow_type,
-                "input_model": step.input_model,
-                "description": step.description,
-            }
-            for step in definition.steps
+        # Newest first on the page: the version a start gets leads.
+        found += [
+            _definition_card(definition, latest=i == 0, several=len(versions) > 1)
+            for i, definition in enumerate(reversed(versions))
         ]
-        found.append(
-            {
-                "type": workflow_type,
-                "version": spec.workflow_version,
-                "description": spec.description,
-                "saga": spec.saga_mode,
-                "steps": steps,
-            }
-        )
     context = {"definitions": found, "problems": problems}
     return render(request, "definitions.html", context)
+
+
+def _definition_card(
+    definition: WorkflowDefinition, *, latest: bool, several: bool
+) -> dict[str, Any]:
+    """What the definitions page shows of one version of a type."""
+    spec = definition.spec
+    steps = [
+        {
+            "name": step.name,
+            "type": str(step.type),
+            "function": step.function or step.task_function or step.target_workflow_type,
+            "input_model": step.input_model,
+            "description": step.description,
+        }
+        for step in definition.steps
+    ]
+    return {
+        "type": definition.workflow_type,
+        "version": spec.workflow_version,
+        "latest": latest and several,
+        "older": not latest,
+        "description": spec.description,
+        "saga": spec.saga_mode,
+        "steps": steps,
+    }
 
 
 @router.get(UI_PREFIX + "/schedules", include_in_schema=False)

@@ -34,6 +34,7 @@ class Filters:
 
     status: str = ""
     type: str = ""
+    version: str = ""
     since: str = ""
     until: str = ""
     id: str = ""
@@ -49,6 +50,7 @@ class Filters:
         values = {
             "status": self.status,
             "type": self.type,
+            "version": self.version,
             "since": self.since,
             "until": self.until,
             "id": self.id,
@@ -65,6 +67,7 @@ def read_filters(request: Request) -> Filters:
     found = Filters(
         status=text["status"],
         type=text["type"],
+        version=text["version"],
         since=text["since"],
         until=text["until"],
         id=text["id"],
@@ -87,7 +90,7 @@ def read_filters(request: Request) -> Filters:
     return found
 
 
-_NAMES = ("status", "type", "since", "until", "id", "cursor")
+_NAMES = ("status", "type", "version", "since", "until", "id", "cursor")
 
 
 def _moment(filters: Filters, name: str) -> datetime | None:
@@ -124,6 +127,7 @@ async def list_page(runtime: ServerRuntime, filters: Filters) -> Listing:
         return await persistence.list_workflows(
             status=status,
             workflow_type=filters.type or None,
+            workflow_version=filters.version or None,
             created_since=filters.since_value,
             created_until=filters.until_value,
             after=after,

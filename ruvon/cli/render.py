@@ -172,6 +172,7 @@ def record_summary(record: WorkflowRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "workflow_type": record.workflow_type,
+        "workflow_version": record.workflow_version,
         "status": str(record.status),
         "current_step": record.current_step_name,
         "created_at": iso(record.created_at),
@@ -228,7 +229,6 @@ def record_detail(record: WorkflowRecord, audit: Sequence[AuditEntry]) -> dict[s
     steps = record.definition_snapshot.get("steps", [])
     return {
         **record_summary(record),
-        "workflow_version": record.workflow_version,
         "current_step_index": record.current_step,
         "step_count": len(steps),
         "state": record.state,

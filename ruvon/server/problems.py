@@ -29,6 +29,7 @@ from ruvon.errors import (
     StateValidationError,
     WorkflowNotFound,
     WorkflowTypeNotFound,
+    WorkflowVersionNotFound,
 )
 
 logger = logging.getLogger("ruvon.server")
@@ -38,6 +39,7 @@ _STATUS_OF: tuple[tuple[type[RuvonError], int, str], ...] = (
     (WorkflowNotFound, 404, "workflow_not_found"),
     (ScheduleNotFound, 404, "schedule_not_found"),
     (AmbiguousScheduleName, 409, "ambiguous_schedule_name"),
+    (WorkflowVersionNotFound, 422, "unknown_workflow_version"),
     (WorkflowTypeNotFound, 422, "unknown_workflow_type"),
     (InputValidationError, 422, "invalid_input"),
     (StateValidationError, 422, "invalid_state"),

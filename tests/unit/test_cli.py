@@ -271,6 +271,35 @@ def test_start_runs_a_registered_type(workspace: Workspace) -> None:
     assert_one_line_error(unknown, 2, "unknown workflow type 'Nope' (known: Flow)")
 
 
+def test_start_takes_a_version_and_list_filters_by_it(workspace: Workspace) -> None:
+    config = workspace.root / "config"
+    config.mkdir()
+    for version in ("1.0.0", "2.0.0"):
+        path = workspace.workflow(f"config/flow_{version[0]}.yaml", "Flow", OK_STEPS)
+        path.write_text(f"workflow_version: '{version}'\n" + path.read_text())
+    (config / "workflow_registry.yaml").write_text(
+        "workflows:\n"
+        "  - {type: Flow, config_file: flow_1.yaml}\n"
+        "  - {type: Flow, config_file: flow_2.yaml}\n"
+    )
+    db = str(workspace.root / "cli.db")
+
+    latest = invoke("--db", db, "start", "Flow")
+    pinned = invoke("--db", db, "start", "Flow", "--version", "1.0.0")
+    unknown = invoke("--db", db, "start", "Flow", "--version", "9")
+    on_v1 = json.loads(invoke("--db", db, "list", "--version", "1.0.0", "--json").stdout)
+    everything = json.loads(invoke("--db", db, "list", "--json").stdout)
+    table = invoke("--db", db, "list", "--version", "1.0.0", env={"COLUMNS": "120"})
+
+    assert latest.exit_code == 0 and pinned.exit_code == 0, (latest.stderr, pinned.stderr)
+    assert_one_line_error(
+        unknown, 2, "workflow type 'Flow' has no version '9' (known: 1.0.0, 2.0.0)"
+    )
+    assert [row["workflow_version"] for row in on_v1] == ["1.0.0"]
+    assert sorted(row["workflow_version"] for row in everything) == ["1.0.0", "2.0.0"]
+    assert "Flow v1.0.0" in table.stdout and "v2.0.0" not in table.stdout
+
+
 # ---------------------------------------------------------------------- stored workflows
 def test_read_commands_do_not_create_a_database(workspace: Workspace) -> None:
     listed = invoke("list")

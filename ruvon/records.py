@@ -60,6 +60,9 @@ class WorkflowRuntime(TypedDict, total=False):
     spawned: list[str]
     # The workflow was started on a cluster: tools that act on it later go through the cluster.
     cluster: bool
+    # dynamic_injection rules that matched, as "step#rule": their inserted steps run, the
+    # inserted steps of any other rule are passed over (see ruvon.definitions.injection).
+    injected: list[str]
 
 
 @dataclass

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from ruvon.definitions.definition import WorkflowDefinition, resolve_state_model
 from ruvon.definitions.graph import find_unbounded_cycle
 from ruvon.definitions.imports import import_object, resolve_step_function
+from ruvon.definitions.injection import lay_out_injections
 from ruvon.definitions.registry_versions import ListedEntry, entry_line, order_versions
 from ruvon.definitions.rules import StepRulebook
 from ruvon.definitions.schema import (
@@ -33,6 +34,9 @@ from ruvon.errors import DefinitionError, ExpressionError
 from ruvon.expressions import compile_expression
 from ruvon.models import StepType
 from ruvon.templating import render_value, substitute_env
+
+# The keys whose items are steps (the field of an error inside one is named relative to it).
+_STEP_LISTS = ("steps", "loop_body", "steps_to_insert")
 
 # Both spellings a workflow file may use for its state model.
 _STATE_MODEL_KEYS = ("initial_state_model_path", "initial_state_model")
@@ -69,7 +73,7 @@ def _step_name_at(raw: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
             node = node[part]
         else:
             break
-        if isinstance(node, Mapping) and i > 0 and loc[i - 1] in ("steps", "loop_body"):
+        if isinstance(node, Mapping) and i > 0 and loc[i - 1] in _STEP_LISTS:
             name = str(node.get("name", f"#{part + 1}"))
     return name
 
@@ -155,7 +159,7 @@ def _located_error(
     step_starts = [
         i
         for i, part in enumerate(field_parts[:-1])
-        if part in ("steps", "loop_body") and isinstance(field_parts[i + 1], int)
+        if part in _STEP_LISTS and isinstance(field_parts[i + 1], int)
     ]
     if step_starts:
         field_parts = field_parts[step_starts[-1] + 2 :]
@@ -205,6 +209,7 @@ class _Checker:
 
     def run(self) -> None:
         self.check_steps(self.spec.steps, ("steps",), top_level=True)
+        self.check_injections()
         if self.problems:  # the graph of a workflow with bad names or routes means nothing
             return
         cycle = find_unbounded_cycle(self.spec.steps)
@@ -239,9 +244,46 @@ class _Checker:
             seen[step.name] = i
             self.check_step(step, here, names, top_level=top_level)
 
+    def check_injections(self) -> None:
+        """Each rule's steps are checked like any step; every name stays unique workflow-wide
+        (an inserted step joins the workflow's step list)."""
+        taken = {s.name: f"step #{i + 1}" for i, s in enumerate(self.spec.steps)}
+        for i, step in enumerate(self.spec.steps):
+            if step.dynamic_injection is None:
+                continue
+            for r, rule in enumerate(step.dynamic_injection.rules):
+                path = ("steps", i, "dynamic_injection", "rules", r, "steps_to_insert")
+                self.check_steps(rule.steps_to_insert, path, top_level=False)
+                for k, inserted in enumerate(rule.steps_to_insert):
+                    other = taken.get(inserted.name)
+                    if other is not None:
+                        self.fail(
+                            f"inserted step name '{inserted.name}' is already taken by {other}; "
+                            "inserted steps join the workflow, so each needs its own name",
+                            step=step.name,
+                            field=f"dynamic_injection.rules[{r}].steps_to_insert[{k}].name",
+                            path=(*path, k, "name"),
+                        )
+                    taken[inserted.name] = f"a step inserted by step '{step.name}'"
+
     def check_step(
         self, step: StepDefinition, here: tuple[Any, ...], names: set[str], *, top_level: bool
     ) -> None:
+        if step.dynamic_injection is not None and not top_level:
+            self.fail(
+                "dynamic_injection works on the workflow's own steps only, not inside a "
+                "loop_body or steps_to_insert",
+                step=step.name,
+                field="dynamic_injection",
+                path=(*here, "dynamic_injection"),
+            )
+        if step.injected_by is not None:
+            self.fail(
+                "'injected_by' is set by Ruvon on inserted steps; remove it",
+                step=step.name,
+                field="injected_by",
+                path=(*here, "injected_by"),
+            )
         kind = step.type
         rules = self.rules.get(kind)
         if rules is None:
@@ -384,6 +426,8 @@ def load_definition_data(
         checker.problems.append(exc)
     if checker.problems:
         raise bundle_problems(checker.problems)
+    if any(step.dynamic_injection is not None for step in spec.steps):
+        spec = spec.model_copy(update={"steps": lay_out_injections(spec.steps)})
     return WorkflowDefinition.build(spec, state_model=state_model, source_file=file)
 
 

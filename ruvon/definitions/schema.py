@@ -188,11 +188,68 @@ class StepDefinition(BaseModel):
         validation_alias=AliasChoices("approval_timeout", "approval_timeout_seconds"),
     )
     on_timeout: TimeoutAction = TimeoutAction.FAIL
+    # Steps inserted after this one when a rule matches the state it leaves behind.
+    dynamic_injection: DynamicInjection | None = None
+    # Set by the loader on each inserted step (never written in YAML): which rule inserts it.
+    injected_by: InjectionOrigin | None = None
 
     _upper_type = field_validator("type", "mode", mode="before")(_upper_enum)
     _lower_merge = field_validator("merge_strategy", "merge_conflict_behavior", mode="before")(
         _lower_enum
     )
+
+
+_NOT_GIVEN = "\x00not given"
+
+
+class InjectionRule(BaseModel):
+    """One ``dynamic_injection`` rule: when the state at ``condition_key`` matches, the steps
+    in ``steps_to_insert`` run right after the step (``INSERT_AFTER_CURRENT``)."""
+
+    model_config = _STRICT
+
+    condition_key: str = Field(min_length=1, pattern=r"^[^.\s]+(\.[^.\s]+)*$")
+    # A default no YAML value equals, so ``value_match: null`` (match an absent key) survives
+    # the snapshot's exclude_defaults dump.
+    value_match: Any = _NOT_GIVEN
+    value_is_not: tuple[Any, ...] | None = None
+    action: Literal["INSERT_AFTER_CURRENT"]
+    steps_to_insert: tuple[StepDefinition, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_test(self) -> InjectionRule:
+        given = (self.value_match != _NOT_GIVEN) + (self.value_is_not is not None)
+        if given != 1:
+            raise ValueError("a rule needs exactly one of 'value_match' and 'value_is_not'")
+        return self
+
+    def matches(self, value: Any) -> bool:
+        """Whether the value found at ``condition_key`` (None when absent) triggers the rule."""
+        if self.value_match != _NOT_GIVEN:
+            return bool(value == self.value_match)
+        return value not in (self.value_is_not or ())
+
+
+class DynamicInjection(BaseModel):
+    """A step's ``dynamic_injection``: its rules, each tried when the step completes."""
+
+    model_config = _STRICT
+
+    rules: tuple[InjectionRule, ...] = Field(min_length=1)
+
+
+class InjectionOrigin(BaseModel):
+    """On an inserted step: the step and rule (0-based) that insert it."""
+
+    model_config = _STRICT
+
+    step: str
+    rule: int = Field(ge=0)
+
+    @property
+    def key(self) -> str:
+        """How the workflow's runtime records that this rule matched."""
+        return f"{self.step}#{self.rule}"
 
 
 class WorkflowFile(BaseModel):
@@ -245,3 +302,6 @@ class RegistryFile(BaseModel):
 
     workflows: tuple[RegistryEntry, ...] = ()
     requires: tuple[str, ...] = ()
+
+
+StepDefinition.model_rebuild()

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from ruvon.clock import utc_now
 from ruvon.definitions.definition import WorkflowDefinition
+from ruvon.definitions.injection import matched_rules
 from ruvon.definitions.schema import StepDefinition
 from ruvon.engine.children import report_to_parent, start_child
 from ruvon.engine.distribution import Distribution
@@ -209,7 +210,7 @@ class WorkflowEngine(WorkflowScope):
         """A step raised WorkflowPauseDirective: continue with the next step, given the input."""
         self._record.runtime.pop("resume_after", None)
         self._record.run_at = None
-        self._record.current_step += 1
+        self._record.current_step = self._following_index(step)
         self._set_status(WorkflowStatus.ACTIVE, "WORKFLOW_RESUMED", step=step.name)
         if self._record.current_step >= len(self.steps):
             await self._finish(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", {})
@@ -219,6 +220,42 @@ class WorkflowEngine(WorkflowScope):
         handler = self.handlers[following.type]
         outcome = await self._guard(following, lambda: self._enter(handler, following, user_input))
         return await self._commit(following, outcome)
+
+    def _following_index(self, step: StepDefinition) -> int:
+        """Where the workflow goes after ``step`` completes: the next step in order.
+
+        ``step``'s dynamic_injection rules are tried on the state it left (each match audited
+        as ``DYNAMIC_INJECTION`` and recorded in ``runtime``, saved with this transition);
+        inserted steps whose rule did not match are passed over.
+        """
+        runtime = self._record.runtime
+        active = list(runtime.get("injected", ()))
+        if step.dynamic_injection is not None:
+            active = [key for key in active if key.rpartition("#")[0] != step.name]
+            for r, value in matched_rules(step, self._states.as_dict()):
+                rule = step.dynamic_injection.rules[r]
+                active.append(f"{step.name}#{r}")
+                self._audit(
+                    "DYNAMIC_INJECTION",
+                    step.name,
+                    {
+                        "rule": r,
+                        "condition_key": rule.condition_key,
+                        "value": value,
+                        "inserted": [s.name for s in rule.steps_to_insert],
+                    },
+                )
+            if active:
+                runtime["injected"] = active  # a new list: the transition snapshot copied the old
+            else:
+                runtime.pop("injected", None)
+        target = self._record.current_step + 1
+        while target < len(self.steps):
+            origin = self.steps[target].injected_by
+            if origin is None or origin.key in active:
+                break
+            target += 1
+        return target
 
     async def _count_visit(self, step: StepDefinition) -> None:
         runs = self._record.runtime.setdefault("runs", {})
@@ -299,7 +336,7 @@ class WorkflowEngine(WorkflowScope):
                     jump = outcome.target
                     target = self._index_of(jump)
                 else:
-                    target = record.current_step + 1
+                    target = self._following_index(step)
                 self._complete_step(step, outcome.result, target)
                 if record.current_step >= len(self.steps):
                     self._set_status(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", step=step.name)

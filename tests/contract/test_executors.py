@@ -376,3 +376,50 @@ async def test_versions_side_by_side_each_workflow_keeps_the_one_it_started_on(
     assert latest_done.state["trail"] == ["Prepare", "Finish_v2"]
     listed = await driver.ids_of_version("ExecVersioned", "1.9.0")
     assert older.id in listed and latest.id not in listed
+
+
+# --------------------------------------------------------------------------- dynamic_injection
+async def test_dynamic_injection_runs_the_matching_rules_steps_after_the_step(
+    driver: ExecutorDriver,
+) -> None:
+    plain = await _run(driver, "ExecInjection", {"risk": {"level": "low"}, "region": "EU"})
+    _completed(plain)
+    assert plain.state["trail"] == ["Evaluate_Risk", "Ship"]
+    assert "DYNAMIC_INJECTION" not in await driver.audit_events(plain.id)
+
+    export = await _run(driver, "ExecInjection", {"region": "US"})  # risk.level absent
+    _completed(export)
+    assert export.state["trail"] == ["Evaluate_Risk", "Export_Check", "Ship"]
+
+
+async def test_injected_steps_live_in_the_snapshot_and_survive_a_wait(
+    driver: ExecutorDriver,
+) -> None:
+    waiting = await _run(driver, "ExecInjection", {"risk": {"level": "high"}, "region": "UK"})
+    assert (waiting.status, waiting.current_step_name) == (Status.WAITING_HUMAN, "Manual_Review")
+    steps = waiting.definition_snapshot["steps"]
+    assert [s["name"] for s in steps] == [
+        "Evaluate_Risk", "Manual_Review", "Record_Review", "Export_Check", "Ship",
+    ]  # fmt: skip
+    assert steps[1]["injected_by"] == {"step": "Evaluate_Risk", "rule": 0}
+    assert waiting.runtime["injected"] == ["Evaluate_Risk#0"]
+    injections = [
+        e for e in await driver.audit_log(waiting.id) if e.event_type == "DYNAMIC_INJECTION"
+    ]
+    assert [(e.step_name, e.details) for e in injections] == [
+        (
+            "Evaluate_Risk",
+            {
+                "rule": 0,
+                "condition_key": "risk.level",
+                "value": "high",
+                "inserted": ["Manual_Review", "Record_Review"],
+            },
+        )
+    ]
+
+    # Resumed from what was stored (on a cluster, by whichever process takes it): the inserted
+    # steps whose rule matched run, the other rule's step is passed over.
+    done = await driver.resume(waiting.id, {"approved": True, "approver": "ann"})
+    _completed(done)
+    assert done.state["trail"] == ["Evaluate_Risk", "Record_Review", "Ship"]

@@ -87,6 +87,17 @@ def _inline_steps(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             ]
         if "loop_body" in item:
             item["loop_body"] = _inline_steps(item["loop_body"])
+        injection = item.get("dynamic_injection")
+        if isinstance(injection, Mapping) and isinstance(injection.get("rules"), Sequence):
+            item["dynamic_injection"] = {
+                **injection,
+                "rules": [
+                    {**rule, "steps_to_insert": _inline_steps(rule["steps_to_insert"])}
+                    if isinstance(rule, Mapping) and isinstance(rule.get("steps_to_insert"), list)
+                    else rule
+                    for rule in injection["rules"]
+                ],
+            }
         converted.append(item)
     return converted
 

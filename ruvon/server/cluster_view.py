@@ -54,7 +54,10 @@ def _queue_names(runtime: ServerRuntime, backlog: Iterable[QueueBacklog]) -> lis
     builder = runtime.builder
     for workflow_type in builder.workflow_types:
         with contextlib.suppress(Exception):  # a definition that fails to load names none
-            names |= {s.queue for s in builder.get_definition(workflow_type).steps if s.queue}
+            # Every version: a workflow in flight on an older one may use a queue the latest
+            # does not.
+            for definition in builder.definitions_of(workflow_type):
+                names |= {s.queue for s in definition.steps if s.queue}
     return sorted(names)
 
 

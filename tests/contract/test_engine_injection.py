@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ruvon.models import WorkflowStatus
 from ruvon.testing.providers import EngineUnderTest
+from tests.contract import steps_fixtures as fx
 from tests.contract.executors import REGISTRY
 
 
@@ -30,3 +31,29 @@ async def test_a_reloaded_workflow_keeps_the_steps_its_rules_inserted(
     stored = await engine.persistence.load_workflow(workflow.id)
     assert stored.state["trail"] == ["Evaluate_Risk", "Record_Review", "Ship"]
     assert stored.state["approver"] == "ann"
+
+
+async def test_an_inline_definition_may_insert_steps_given_as_callables(
+    engine: EngineUnderTest,
+) -> None:
+    rule = {
+        "condition_key": "a",
+        "value_match": True,
+        "action": "INSERT_AFTER_CURRENT",
+        "steps_to_insert": [{"name": "B", "function": fx.mark_b, "automate_next": True}],
+    }
+    engine.builder.register_workflow_inline(
+        "InlineInjection",
+        [
+            {
+                "name": "A",
+                "function": fx.mark_a,
+                "automate_next": True,
+                "dynamic_injection": {"rules": [rule]},
+            },
+            {"name": "C", "function": fx.mark_c},
+        ],
+    )
+    workflow = await engine.create("InlineInjection", {})
+    assert await workflow.run() is WorkflowStatus.COMPLETED
+    assert workflow.state == {"a": True, "b": True, "c": True}

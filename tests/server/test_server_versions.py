@@ -68,3 +68,9 @@ async def test_the_definitions_page_shows_each_version(api: httpx.AsyncClient) -
     assert page.text.index("v1.10.0") < page.text.index("v1.9.0")
     listing = await api.get("/ui/workflows", params={"version": "1.9.0"})
     assert listing.status_code == 200 and 'name="version" value="1.9.0"' in listing.text
+
+
+async def test_the_definitions_page_marks_inserted_steps(api: httpx.AsyncClient) -> None:
+    await log_in(api, VIEWER)
+    page = await api.get("/ui/definitions")
+    assert "inserted after Evaluate_Risk when its rule matches" in page.text

@@ -52,6 +52,7 @@ def _definition_card(
             "function": step.function or step.task_function or step.target_workflow_type,
             "input_model": step.input_model,
             "description": step.description,
+            "inserted_by": step.injected_by.step if step.injected_by is not None else None,
         }
         for step in definition.steps
     ]

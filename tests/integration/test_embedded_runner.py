@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -377,3 +378,38 @@ def test_help_describes_embedded(project: Path) -> None:
     argv = [sys.executable, "-m", "ruvon.cli.main", "worker", "--help"]
     result = subprocess.run(argv, env=environment(project), capture_output=True, text=True)
     assert "--embedded" in result.stdout and "--once" in result.stdout
+
+
+# ------------------------------------------------------------------------------ ruvon resume
+async def hold(project: Path, workflow_id: str, pid: int) -> int:
+    """Store a runner's claim by ``pid`` on this host; the version it left."""
+    store = SQLitePersistenceProvider(project / DB)
+    await store.initialize()
+    try:
+        record = await store.load_workflow(workflow_id)
+        record.runtime["claim"] = {"owner": f"runner@test:{pid}", "host": socket.gethostname(),
+                                   "pid": pid, "since": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+        return await store.save_workflow(record, expected_version=record.version)
+    finally:
+        await store.close()
+
+
+async def test_resume_leaves_a_workflow_a_live_runner_holds_alone(project: Path) -> None:
+    [wid] = await create(project, "Waits")
+    version = await hold(project, wid, os.getpid())  # this test process: alive
+    argv = [sys.executable, "-m", "ruvon.cli.main", "resume", wid]
+    env = environment(project)
+    refused = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True)
+    assert refused.returncode == 1, refused.stderr  # as for any workflow it cannot resume
+    assert f"is being run by runner@test:{os.getpid()}" in refused.stderr
+    assert "nothing was changed" in refused.stderr
+    assert (await load(project, wid)).version == version
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    await hold(project, wid, gone.pid)  # a runner that died: its claim no longer holds
+    resumed = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    done = await load(project, wid)
+    assert done.status is WorkflowStatus.COMPLETED and done.runtime.get("claim") is None
+    assert marks(project)[(wid, "After")] == 1

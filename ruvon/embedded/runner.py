@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from ruvon.clock import utc_now
 from ruvon.cluster.schedules import poll_scheduled_workflows, sync_registry_schedules
 from ruvon.embedded.claims import Claimant, claim_workflow, holder, release_workflow
-from ruvon.errors import ConcurrencyConflict, ConfigurationError, RuvonError
+from ruvon.errors import ConcurrencyConflict, ConfigurationError, PersistenceError, RuvonError
 from ruvon.models import WorkflowStatus
 from ruvon.records import WorkflowRecord
 
@@ -133,7 +133,12 @@ class EmbeddedRunner:
     async def run_until(self, stop: asyncio.Event) -> None:
         """Pass after pass, ``interval`` apart, until ``stop`` is set (between two items)."""
         while not stop.is_set():
-            await self.run_once(stop)
+            try:
+                await self.run_once(stop)
+            except PersistenceError as exc:
+                # The file is locked for longer than the provider waits, the disk is full...:
+                # nothing half-done is kept (each write is a transaction); try the next pass.
+                logger.error("pass failed, trying again in %gs: %s", self.options.interval, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.options.interval)
 
@@ -216,9 +221,15 @@ class EmbeddedRunner:
         except ConcurrencyConflict:
             logger.info("%s of workflow %s: another process moved it first", what, wf.id)
             return False
-        except RuvonError as exc:
-            logger.error("%s of workflow %s at step %s: %s", what, wf.id, step, exc)
-            return True
+        except PersistenceError:
+            raise  # the database's failure, not this workflow's: the pass stops here
+        except Exception as exc:
+            # A failing step is recorded by the engine and does not land here; this is what it
+            # could not record (a step module that no longer imports...). The next pass retries.
+            logger.error(
+                "%s of workflow %s at step %s: %s: %s", what, wf.id, step, type(exc).__name__, exc
+            )
+            return False
         finally:
             await self._release(wf)
         error = f" ({wf.error})" if wf.status.is_failed and wf.error else ""

@@ -1,6 +1,5 @@
 """The schedule claims (:class:`ruvon.cluster.schedules.ScheduleClaims`), run against every
-provider that has them: what makes two pollers (two beats, two embedded runners) start each
-tick once. Redis has none yet (its poll falls back to one poller only), so it is not here."""
+provider: what makes two pollers (two beats, two embedded runners) start each tick once."""
 
 from __future__ import annotations
 
@@ -18,6 +17,7 @@ from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import ScheduleRecord
 from ruvon.testing.postgres import new_test_postgres_provider
+from ruvon.testing.redis import new_test_redis_provider
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
@@ -26,13 +26,15 @@ class Store(PersistenceProvider, ScheduleClaims, Protocol):
     """A provider with the claims (for the type checker)."""
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres", "redis"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
     provider: PersistenceProvider
     if request.param == "memory":
         provider = MemoryPersistenceProvider()
     elif request.param == "postgres":
         provider = new_test_postgres_provider()
+    elif request.param == "redis":
+        provider = new_test_redis_provider()
     else:
         provider = SQLitePersistenceProvider(tmp_path / "claims.db")
     await provider.initialize()

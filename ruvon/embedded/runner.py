@@ -35,7 +35,7 @@ from ruvon.cluster.schedules import poll_scheduled_workflows, sync_registry_sche
 from ruvon.embedded.claims import Claimant, claim_workflow, holder, release_workflow
 from ruvon.errors import ConcurrencyConflict, ConfigurationError, PersistenceError, RuvonError
 from ruvon.models import WorkflowStatus
-from ruvon.records import WorkflowRecord
+from ruvon.records import ListPosition, WorkflowRecord
 
 if TYPE_CHECKING:
     from ruvon.builder import WorkflowBuilder
@@ -193,17 +193,23 @@ class EmbeddedRunner:
     async def _recover(self, report: PassReport, stop: asyncio.Event | None) -> None:
         """Workflows a dead claimant left mid-way: run them on from their last save."""
         for status in _INTERRUPTED:
-            records = await self.persistence.list_workflows(status=status, limit=self.options.batch)
-            for record in records:
-                if stop is not None and stop.is_set():
-                    return
-                claim = record.runtime.get("claim")
-                if claim is None or self.me.holds(claim) or self.me.is_live(claim):
-                    continue
-                wf = await self.builder.load_workflow(record.id)
-                what = f"workflow left by {claim['owner']}"
-                if await self._advance(wf, what, report):
-                    report.recovered.append(record.id)
+            after: ListPosition | None = None
+            while True:  # every page: the one left behind may be the oldest
+                records = await self.persistence.list_workflows(
+                    status=status, after=after, limit=self.options.batch
+                )
+                for record in records:
+                    if stop is not None and stop.is_set():
+                        return
+                    claim = record.runtime.get("claim")
+                    if claim is None or self.me.holds(claim) or self.me.is_live(claim):
+                        continue  # unclaimed: `ruvon run` or a person has it, not a runner
+                    wf = await self.builder.load_workflow(record.id)
+                    if await self._advance(wf, f"workflow left by {claim['owner']}", report):
+                        report.recovered.append(record.id)
+                if len(records) < self.options.batch:
+                    break
+                after = ListPosition.of(records[-1])
 
     # ------------------------------------------------------------------ one workflow
     async def _advance(self, wf: Workflow, what: str, report: PassReport) -> bool:

@@ -246,7 +246,17 @@ async def test_an_approval_timeout_applies_on_timeout(project: Path) -> None:
     assert (await load(project, rejected)).status is WorkflowStatus.WAITING_HUMAN
     await asyncio.sleep(0.7)  # past both deadlines (0.5 s)
 
-    result = run_once(project)
+    # From another directory, without a registry: the step modules are found next to each
+    # workflow's YAML (its snapshot says where), as `ruvon resume` finds them.
+    elsewhere = project / "elsewhere"
+    elsewhere.mkdir()
+    env = environment(project)
+    del env["RUVON_REGISTRY_FILE"]
+    db = str(project / DB)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruvon.cli.main", "--db", db, "worker", "--embedded", "--once"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "timed out 2 approval(s)" in result.stderr, result.stderr
 

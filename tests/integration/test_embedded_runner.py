@@ -10,6 +10,7 @@ SIGKILL half-way.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import socket
@@ -19,12 +20,14 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ruvon.builder import WorkflowBuilder
+from ruvon.clock import utc_now
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.persistence.sqlite import SQLitePersistenceProvider
 from ruvon.models import WorkflowStatus
@@ -205,13 +208,14 @@ async def wait_for_status(
 
 # ------------------------------------------------------------------------------ WAIT timers
 async def test_a_wait_fires_after_its_delay_and_not_before(project: Path) -> None:
-    write_project(project, wait=3.0)  # longer than a runner's start, so --once finds it early
+    write_project(project, wait=4.0)  # longer than a runner's start, so --once finds it early
     [wid] = await create(project, "Waits")
     waiting = await load(project, wid)
     assert waiting.status is WorkflowStatus.WAITING_TIMER and waiting.run_at is not None
 
     early = run_once(project)
     assert early.returncode == 0, early.stderr
+    assert utc_now() < waiting.run_at  # the pass ended before the deadline
     assert "fired 0 WAIT timer(s)" in early.stderr
     assert (await load(project, wid)).status is WorkflowStatus.WAITING_TIMER
     assert marks(project)[(wid, "After")] == 0
@@ -280,8 +284,11 @@ async def test_two_runners_fire_each_timer_and_each_tick_once(project: Path) -> 
     ids = await create(project, "Waits", count=12, slow={"After": 0.05})
     first, second = start_runner(project), start_runner(project)
     try:
-        await asyncio.sleep(4.5)  # every timer is due after 1 s; about four schedule ticks
-        for wid in ids:
+        deadline = time.monotonic() + 30
+        while len(await workflows(project, "Ticker")) < 4:  # a tick a second
+            assert time.monotonic() < deadline, "the schedule did not tick"
+            await asyncio.sleep(0.1)
+        for wid in ids:  # every timer was due after 1 s
             await wait_for_status(project, wid, WorkflowStatus.COMPLETED, timeout=20)
     finally:
         errs = [stop(first), stop(second)]
@@ -298,8 +305,11 @@ async def test_two_runners_fire_each_timer_and_each_tick_once(project: Path) -> 
     for ticker in tickers:
         assert ticker.status is WorkflowStatus.COMPLETED
         assert counted[(ticker.id, "Tick")] == 1
-    ticks = sorted(str(t.metadata["scheduled_for"]) for t in tickers)
-    assert len(set(ticks)) == len(ticks)  # one workflow per due time
+    ticks = sorted(datetime.fromisoformat(t.metadata["scheduled_for"]) for t in tickers)
+    # One workflow per due time, and none missed: the ticks are one second apart.
+    assert [b - a for a, b in itertools.pairwise(ticks)] == [timedelta(seconds=1)] * (
+        len(ticks) - 1
+    ), ticks
     started = sum(err.count("started Ticker workflow") for err in errs)
     assert started == len(tickers), errs
 

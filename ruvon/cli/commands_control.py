@@ -102,7 +102,7 @@ async def _drive_loaded(
     if precheck is not None:
         precheck(wf)
     # An embedded runner may be firing this workflow's timer: take it first, or leave it be.
-    me = Claimant.here(verb.lower())
+    me = Claimant.here("ruvon-cli")
     taken = await claim_workflow(wf, me)
     if taken is not None:
         raise InvalidWorkflowOperation(

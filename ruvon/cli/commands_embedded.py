@@ -36,7 +36,7 @@ __all__ = ["run_embedded_runner"]
 
 logger = logging.getLogger("ruvon.runner")
 # The runner's own lines, and the schedule poll's (it logs as the beat does).
-_INFO_LOGGERS = ("ruvon.runner", "ruvon.beat")
+_RUNNER_LOGGERS = ("ruvon.runner", "ruvon.beat")
 
 
 def _check_database(settings: Settings) -> None:
@@ -83,15 +83,15 @@ def _prepare(record: WorkflowRecord) -> None:
 
 
 @contextlib.contextmanager
-def _info_logs() -> Iterator[None]:
-    saved = [(name, logging.getLogger(name).level) for name in _INFO_LOGGERS]
+def _runner_logs(level: str) -> Iterator[None]:
+    saved = [(name, logging.getLogger(name).level) for name in _RUNNER_LOGGERS]
     for name, _ in saved:
-        logging.getLogger(name).setLevel(logging.INFO)
+        logging.getLogger(name).setLevel(level)
     try:
         yield
     finally:
-        for name, level in saved:
-            logging.getLogger(name).setLevel(level)
+        for name, previous in saved:
+            logging.getLogger(name).setLevel(previous)
 
 
 def _summary(report: PassReport) -> str:
@@ -110,8 +110,13 @@ def run_embedded_runner(
     interval: float,
     registry: Path | None,
     config_dir: Path | None,
+    loglevel: str = "INFO",
 ) -> None:
-    """Run the embedded runner until SIGTERM / SIGINT (or for one pass with ``once``)."""
+    """Run the embedded runner until SIGTERM / SIGINT (or for one pass with ``once``).
+
+    ``loglevel`` is the runner's (INFO: a line per workflow it moves; DEBUG: also those it
+    leaves to another process).
+    """
     settings = config.settings()
     options = RunnerOptions(interval=interval)
     registry_path = _registry(settings, registry, config_dir)
@@ -140,7 +145,7 @@ def run_embedded_runner(
                     loop.remove_signal_handler(signum)
             logger.info("embedded runner (pid %d) stopped", os.getpid())
 
-    with _info_logs():
+    with _runner_logs(loglevel):
         run_async(main())
 
 

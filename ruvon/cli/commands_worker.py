@@ -93,7 +93,14 @@ def _check_installed() -> None:
     type=click.IntRange(min=1),
     help="Pool processes (default: one per CPU).",
 )
-@LOGLEVEL_OPTION
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Celery's log level (with --embedded: the runner's).",
+)
 @click.option(
     "--embedded",
     is_flag=True,
@@ -173,6 +180,7 @@ def worker_command(
             interval=interval if interval is not None else 1.0,
             registry=registry,
             config_dir=config_dir,
+            loglevel=loglevel.upper(),
         )
         return
     if queues is None:

@@ -174,12 +174,17 @@ class EmbeddedRunner:
         started = await poll_scheduled_workflows(
             self.persistence, self.builder, max_catch_up=self.options.max_catch_up
         )
+        # Claimed all at once first: one that a stop leaves unrun carries this process's
+        # claim, stale once it exits, so the next runner takes it over and runs it.
+        claimed = []
         for workflow_id in started:
             report.started.append(workflow_id)
-            if stop is not None and stop.is_set():
-                # Started, not run on: a pass after the restart (or `ruvon resume`) does that.
-                continue
             wf = await self.builder.load_workflow(workflow_id)
+            if await claim_workflow(wf, self.me) is None:
+                claimed.append(wf)
+        for wf in claimed:
+            if stop is not None and stop.is_set():
+                return
             await self._advance(wf, "schedule tick", report)
 
     def _recovery_due(self) -> bool:

@@ -31,6 +31,7 @@ from ruvon.clock import align_clock
 from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits
 from ruvon.config import Settings
 from ruvon.engine.outbox import announce_stored
+from ruvon.engine.tracebacks import failure_details
 from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
@@ -320,7 +321,7 @@ class StepRunner:
         error = describe_error(retry.error)
         details: dict[str, object] = {
             "attempt": retry.attempt,
-            "error": error,
+            **failure_details(error, retry.error),  # the traceback too, from this worker
             "delay": round(retry.delay, 3),
             "worker": claim.owner,
             "queue": claim.queue,

@@ -31,7 +31,6 @@ from ruvon.clock import align_clock
 from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits
 from ruvon.config import Settings
 from ruvon.engine.outbox import announce_stored
-from ruvon.engine.tracebacks import failure_details
 from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
@@ -321,7 +320,7 @@ class StepRunner:
         error = describe_error(retry.error)
         details: dict[str, object] = {
             "attempt": retry.attempt,
-            **failure_details(error, retry.error),  # the traceback too, from this worker
+            "error": error,
             "delay": round(retry.delay, 3),
             "worker": claim.owner,
             "queue": claim.queue,

@@ -26,7 +26,6 @@ from ruvon.engine.runtime import ChildFactory
 from ruvon.engine.saga import compensate
 from ruvon.engine.scope import WorkflowScope
 from ruvon.engine.snapshot import TransitionSnapshot
-from ruvon.engine.tracebacks import failure_details
 from ruvon.errors import (
     ChildWorkflowFailed,
     ConcurrencyConflict,
@@ -405,7 +404,7 @@ class WorkflowEngine(WorkflowScope):
             # sweeping worker's).
             self._record.error += f" [worker {worker}]"
         step_name = step.name if step else None
-        self._audit("STEP_FAILED", step_name, failure_details(self._record.error, exc))
+        self._audit("STEP_FAILED", step_name, {"error": self._record.error})
         if self._record.saga_mode and self._record.completed_steps:
             await compensate(self)
             status = WorkflowStatus.FAILED_ROLLED_BACK

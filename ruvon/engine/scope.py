@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from ruvon.engine.events import WorkflowEvents
 from ruvon.engine.state import StateKeeper
-from ruvon.engine.tracebacks import failure_details
 from ruvon.expressions import evaluate_expression
 from ruvon.models import StepContext, WorkflowStatus, make_step_context
 from ruvon.records import (
@@ -152,11 +151,7 @@ class WorkflowScope:
         self._audit(
             "STEP_RETRY",
             step.name,
-            {
-                "attempt": attempt,
-                **failure_details(f"{type(exc).__name__}: {exc}", exc),
-                "delay": round(delay, 3),
-            },
+            {"attempt": attempt, "error": f"{type(exc).__name__}: {exc}", "delay": round(delay, 3)},
         )
 
     def record_compensation(self, entry: CompensationEntry) -> None:

@@ -300,14 +300,6 @@ async def test_saga_compensates_in_reverse_order(driver: ExecutorDriver) -> None
 
 
 # --------------------------------------------------------------------------- retries, timeouts
-def _raised_in(traceback: str, function: str, line: str) -> None:
-    """``traceback`` is a Python traceback whose innermost frame is ``function`` at ``line``."""
-    assert traceback.startswith("Traceback (most recent call last):"), traceback
-    frames = [f for f in traceback.splitlines() if f.lstrip().startswith('File "')]
-    assert "executor_workflows/steps.py" in frames[-1] and f", in {function}" in frames[-1]
-    assert line in traceback
-
-
 @pytest.mark.parametrize("kind", ["async", "standard"])
 async def test_step_failing_twice_succeeds_on_its_third_attempt(
     driver: ExecutorDriver, kind: str
@@ -324,10 +316,6 @@ async def test_step_failing_twice_succeeds_on_its_third_attempt(
     assert [e.details["error"] for e in retries] == [
         f"ConnectionError: transient failure on attempt {attempt}" for attempt in (1, 2)
     ]
-    # Each attempt's traceback, wherever it ran (a worker's too): where the step raised.
-    for attempt, retry in enumerate(retries, start=1):
-        _raised_in(retry.details["traceback"], "fail_twice", "raise ConnectionError")
-        assert f"transient failure on attempt {attempt}" in retry.details["traceback"]
 
 
 async def test_non_retryable_error_fails_after_one_attempt(driver: ExecutorDriver) -> None:
@@ -335,9 +323,6 @@ async def test_non_retryable_error_fails_after_one_attempt(driver: ExecutorDrive
     assert failed.status is Status.FAILED
     assert (failed.error or "").startswith("PermanentError: card declined on attempt 1")
     assert "STEP_RETRY" not in await driver.audit_events(failed.id)
-    [failure] = [e for e in await driver.audit_log(failed.id) if e.event_type == "STEP_FAILED"]
-    assert failure.details["error"] == failed.error
-    _raised_in(failure.details["traceback"], "permanent_failure", "raise PermanentError")
     assert failed.state == {}
 
 

@@ -25,7 +25,7 @@ from ruvon.server.tokens import Actor, Role, TokenSet
 from ruvon.server.ui import routes_cluster as ui_cluster
 from ruvon.server.ui.session import COOKIE_NAME, SessionCodec, new_session, session_key
 from ruvon.testing.processes import REPO_ROOT
-from tests.server.conftest import OPERATOR, TOKENS, VIEWER, auth
+from tests.server.conftest import OPERATOR, TOKENS, VIEWER
 from tests.server.ui_support import UI_REGISTRY, csrf_of, log_in, row_cells
 
 
@@ -308,16 +308,8 @@ async def test_definitions_schedules_and_the_workflow_page_render(ui: httpx.Asyn
         and "tests.server.ui_workflows.steps.ReviewInput" in definitions.text
     )
     assert (await ui.get("/ui/schedules")).status_code == 200
-    saga_id = await start(ui, "ExecSaga", {})
-    saga = await ui.get(f"/ui/workflows/{saga_id}")
+    saga = await ui.get(f"/ui/workflows/{await start(ui, 'ExecSaga', {})}")
     assert "Compensation log" in saga.text and "step-compensated" in saga.text
-    # The failed step's traceback, folded under its error (escaped, as any text).
-    assert "<details><summary>Traceback at Ship " in saga.text
-    assert ", in ship_fails" in saga.text and "RuntimeError: shipping unavailable" in saga.text
-    history = await ui.get(f"/api/v1/workflows/{saga_id}/history", headers=auth(VIEWER))
-    [failed] = [e for e in history.json()["audit"] if e["event_type"] == "STEP_FAILED"]
-    assert failed["details"]["traceback"].startswith("Traceback (most recent call last):")
-    assert 'raise RuntimeError("shipping unavailable")' in failed["details"]["traceback"]
     parent = await ui.get(f"/ui/workflows/{await start(ui, 'ExecParent', {'value': 1})}")
     assert "Children" in parent.text and "ExecChild" in parent.text
     fan_out = await ui.get(f"/ui/workflows/{await start(ui, 'ExecFanOut', {'items': [1, 2]})}")

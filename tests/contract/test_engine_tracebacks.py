@@ -12,6 +12,7 @@ from ruvon.models import StepContext, WorkflowStatus
 from ruvon.testing.providers import EngineUnderTest
 from tests.contract import steps_fixtures as fx
 
+
 def explode(state: Any, context: StepContext) -> dict[str, Any]:
     raise RuntimeError("the step blew up")
 

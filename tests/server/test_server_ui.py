@@ -296,7 +296,11 @@ async def test_a_failed_step_shows_its_traceback_in_the_history_and_folded_on_th
         "ConnectionError: the payment service timed out <b>(first try)</b>"
     )
     page = (await ui.get(f"/ui/workflows/{workflow_id}")).text
-    folded = re.search(r'<details class="failure" data-testid="traceback">(.*?)</details>', page, re.S)
+    folded = re.search(
+        r'<details class="failure" data-testid="traceback">(.*?)</details>',
+        page,
+        re.S,
+    )
     assert folded is not None, page
     assert "Failed at Charge" in folded.group(1) and "in fail_first_time" in folded.group(1)
     assert "&lt;b&gt;(first try)&lt;/b&gt;" in folded.group(1)  # shown as text, never markup

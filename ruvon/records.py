@@ -33,6 +33,15 @@ class ChildResult(TypedDict):
     final_result: dict[str, Any]  # the same as ``state`` (Ruvon's name for it)
 
 
+class RunnerClaim(TypedDict):
+    """Which process is advancing a workflow a timer woke (``ruvon worker --embedded``)."""
+
+    owner: str  # "<role>@<host>:<pid>", shown in logs and errors
+    host: str
+    pid: int
+    since: str  # ISO-8601 UTC
+
+
 class WorkflowRuntime(TypedDict, total=False):
     """The engine's bookkeeping of one workflow, stored as JSON with the record.
 
@@ -63,6 +72,9 @@ class WorkflowRuntime(TypedDict, total=False):
     # dynamic_injection rules that matched, as "step#rule": their inserted steps run, the
     # inserted steps of any other rule are passed over (see ruvon.definitions.injection).
     injected: list[str]
+    # An embedded runner (or `ruvon resume`) took this workflow to fire its due timer or
+    # approval deadline and run it to its next wait; the others leave it alone while it lives.
+    claim: RunnerClaim
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from ruvon.cli.runtime import (
 from ruvon.cli.session import interruptible, outcome_data, print_outcome
 from ruvon.cli.waiting import check_resume_input
 from ruvon.clock import utc_now
-from ruvon.errors import InvalidWorkflowOperation
+from ruvon.embedded.claims import Claimant, claim_workflow, release_workflow
+from ruvon.errors import InvalidWorkflowOperation, RuvonError
 from ruvon.models import WorkflowStatus
 from ruvon.workflow import Workflow
 
@@ -99,14 +101,32 @@ async def _drive_loaded(
         )
     if precheck is not None:
         precheck(wf)
+    # An embedded runner may be firing this workflow's timer: take it first, or leave it be.
+    me = Claimant.here("ruvon-cli")
+    taken = await claim_workflow(wf, me)
+    if taken is not None:
+        raise InvalidWorkflowOperation(
+            f"workflow '{wf.id}' is being run by {taken['owner']} (an embedded runner that fired "
+            "its timer or deadline); nothing was changed: wait until it reaches its next wait "
+            "(`ruvon show` tells), then try again"
+        )
     observer.primary = wf.id
     _describe(output, verb, wf)
     driver = Driver(builder, output, config)
     driver.current_id = wf.id
-    async with interruptible(output, engine, config, lambda: driver.current_id):
-        await first_move(wf)
-        result = await driver.drive(wf, follow_parent=True)
+    try:
+        async with interruptible(output, engine, config, lambda: driver.current_id):
+            await first_move(wf)
+            result = await driver.drive(wf, follow_parent=True)
+    finally:
+        await _release(builder, wf.id, me)
     return print_outcome(output, config, result, observer)
+
+
+async def _release(builder: WorkflowBuilder, workflow_id: str, me: Claimant) -> None:
+    """Drop this command's claim from the workflow as stored (the driver may have reloaded it)."""
+    with contextlib.suppress(RuvonError):  # a claim left behind is stale once this process ends
+        await release_workflow(await builder.load_workflow(workflow_id), me)
 
 
 async def _hand_to_cluster(

@@ -18,11 +18,12 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from ruvon.cli.runtime import CliConfig
+from ruvon.cli.runtime import REGISTRY_FILE_NAME, CliConfig
 from ruvon.errors import ConfigurationError
 
 #: The Celery app of the cluster's workers (and of Flower), as ``celery -A`` takes it.
@@ -92,7 +93,39 @@ def _check_installed() -> None:
     type=click.IntRange(min=1),
     help="Pool processes (default: one per CPU).",
 )
-@LOGLEVEL_OPTION
+@click.option(
+    "--loglevel",
+    "-l",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Celery's log level (with --embedded: the runner's).",
+)
+@click.option(
+    "--embedded",
+    is_flag=True,
+    help="No cluster: keep time on the embedded SQLite file (fire due WAIT timers, approval "
+    "deadlines and schedules, and run each woken workflow here to its next wait).",
+)
+@click.option(
+    "--once", is_flag=True, help="With --embedded: make one pass and exit (for cron and tests)."
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    help="With --embedded: seconds between passes  [default: 1]",
+)
+@click.option(
+    "--registry",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --embedded: the registry whose schedules to start and whose types to know "
+    "(default: $RUVON_REGISTRY_FILE if it exists).",
+)
+@click.option(
+    "--config-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"With --embedded: the directory holding that {REGISTRY_FILE_NAME}.",
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED, metavar="[-- CELERY_OPTIONS]")
 @click.pass_obj
 def worker_command(
@@ -100,13 +133,56 @@ def worker_command(
     queues: str | None,
     concurrency: int | None,
     loglevel: str,
+    embedded: bool,
+    once: bool,
+    interval: float | None,
+    registry: Path | None,
+    config_dir: Path | None,
     celery_args: tuple[str, ...],
 ) -> None:
     """Run a Celery worker of the Ruvon cluster (replaces this process with Celery).
 
     Broker and database come from RUVON_BROKER_URL and RUVON_DATABASE_URL (or --db).
     Options after `--` go to `celery worker` unchanged, e.g. `-- --hostname gpu1@%h`.
+
+    With --embedded it is the embedded mode's runner instead: on the SQLite file (--db), every
+    --interval seconds it fires the WAIT timers, approval timeouts (on_timeout) and registry
+    schedules that are due, running each workflow it wakes here, to its next wait. Two runners
+    on one file are safe (each timer and each schedule tick fires once). SIGTERM / Ctrl-C stop it
+    cleanly; --once makes one pass and exits.
     """
+    embedded_only = {
+        "--once": once,
+        "--interval": interval is not None,
+        "--registry": registry is not None,
+        "--config-dir": config_dir is not None,
+    }
+    if not embedded:
+        given = [name for name, used in embedded_only.items() if used]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} only go with --embedded")
+    else:
+        cluster_only = {
+            "--queues": queues is not None,
+            "--concurrency": concurrency is not None,
+            "-- CELERY_OPTIONS": bool(celery_args),
+        }
+        given = [name for name, used in cluster_only.items() if used]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)}: Celery worker options, not for --embedded (no Celery runs)"
+            )
+        from ruvon.cli.commands_embedded import run_embedded_runner
+
+        run_embedded_runner(
+            config,
+            once=once,
+            interval=interval if interval is not None else 1.0,
+            registry=registry,
+            config_dir=config_dir,
+            loglevel=loglevel.upper(),
+        )
+        return
     if queues is None:
         queues = config.settings().default_queue
     argv = celery_worker_argv(

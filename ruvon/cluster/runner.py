@@ -31,6 +31,7 @@ from ruvon.clock import align_clock
 from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits
 from ruvon.config import Settings
 from ruvon.engine.outbox import announce_stored
+from ruvon.engine.tracebacks import format_traceback
 from ruvon.errors import (
     ClaimLost,
     ConcurrencyConflict,
@@ -325,6 +326,9 @@ class StepRunner:
             "worker": claim.owner,
             "queue": claim.queue,
         }
+        if retry.error.__traceback__ is not None:
+            details["traceback"] = format_traceback(retry.error)
+        details["run"] = claim.run_id
         if claim.branch:
             details["branch"] = claim.branch
         audit = AuditEntry(wf.id, "STEP_RETRY", step_name=claim.step_name, details=details)

@@ -12,9 +12,13 @@ started twice anyway (a registry sync rewriting a row while a poll advanced it) 
 already there. A poller that dies between its claim and the start loses that tick (at most once,
 never twice); a start that fails because of the database gives its ticks back for the next poll.
 
-Other providers (memory, SQLite, Redis) have no conditional update in their protocol: the poll
-reads and rewrites rows through ``list_schedules`` / ``save_schedule``. That is right for one
-poller in one process (embedded mode) and guarantees nothing for concurrent pollers.
+Every provider Ruvon ships implements the same claims (SQLite: ``UPDATE ... WHERE next_run_at =
+?`` under the file's write lock; Redis: WATCH / MULTI on the schedules hash; memory: under its
+lock; ``tests/contract/test_schedule_claims.py``), so several embedded runners on one file
+(``ruvon worker --embedded``) also start each tick once. A provider without them (a third
+party's) gets a fallback that reads and rewrites rows through ``list_schedules`` /
+``save_schedule``: right for one poller in one process, and it guarantees nothing for
+concurrent pollers.
 """
 
 from __future__ import annotations

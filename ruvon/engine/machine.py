@@ -27,6 +27,7 @@ from ruvon.engine.runtime import ChildFactory
 from ruvon.engine.saga import compensate
 from ruvon.engine.scope import WorkflowScope
 from ruvon.engine.snapshot import TransitionSnapshot
+from ruvon.engine.tracebacks import format_traceback
 from ruvon.errors import (
     ChildWorkflowFailed,
     ConcurrencyConflict,
@@ -441,12 +442,25 @@ class WorkflowEngine(WorkflowScope):
             # sweeping worker's).
             self._record.error += f" [worker {worker}]"
         step_name = step.name if step else None
-        self._audit("STEP_FAILED", step_name, {"error": self._record.error})
+        self._audit("STEP_FAILED", step_name, self._failure_details(exc))
         if self._record.saga_mode and self._record.completed_steps:
             await compensate(self)
             status = WorkflowStatus.FAILED_ROLLED_BACK
         await self._finish(status, "WORKFLOW_FAILED", {"error": self._record.error}, step=step_name)
         await self.log(self._record.error, level="ERROR", step=step_name)
+
+    def _failure_details(self, exc: BaseException) -> dict[str, Any]:
+        """STEP_FAILED's details: the error, the traceback of a raised one, and on a cluster
+        the run and attempt that failed (so the history can pair it with its step run)."""
+        details: dict[str, Any] = {"error": self._record.error}
+        # A child's failure or a lost worker was never raised here: no frames to show.
+        if exc.__traceback__ is not None and not isinstance(exc, _NOT_THIS_WORKER):
+            details["traceback"] = format_traceback(exc)
+        claim = self.distribution.claim if self.distribution is not None else None
+        if claim is not None:
+            details["run"], details["attempt"] = claim.run_id, claim.attempt
+            details["worker"], details["queue"] = claim.owner, claim.queue
+        return details
 
     async def _drop_unstorable_state(self) -> None:
         """Go back to the state as stored if what the snapshot restored still cannot be stored.

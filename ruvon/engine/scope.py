@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruvon.engine.events import WorkflowEvents
 from ruvon.engine.state import StateKeeper
+from ruvon.engine.tracebacks import format_traceback
 from ruvon.expressions import evaluate_expression
 from ruvon.models import StepContext, WorkflowStatus, make_step_context
 from ruvon.records import (
@@ -148,11 +149,14 @@ class WorkflowScope:
         self, step: StepDefinition, attempt: int, exc: BaseException, delay: float
     ) -> None:
         """Audit a failed attempt that will be retried after ``delay`` seconds."""
-        self._audit(
-            "STEP_RETRY",
-            step.name,
-            {"attempt": attempt, "error": f"{type(exc).__name__}: {exc}", "delay": round(delay, 3)},
-        )
+        details: dict[str, Any] = {
+            "attempt": attempt,
+            "error": f"{type(exc).__name__}: {exc}",
+            "delay": round(delay, 3),
+        }
+        if exc.__traceback__ is not None:
+            details["traceback"] = format_traceback(exc)
+        self._audit("STEP_RETRY", step.name, details)
 
     def record_compensation(self, entry: CompensationEntry) -> None:
         """Queue one compensation's outcome for the next save (written with it, fenced)."""

@@ -62,6 +62,22 @@ async def children_of(
     return [WorkflowLink.of(child) for child in children.values()], more
 
 
+def run_tracebacks(audit: Sequence[AuditEntry]) -> dict[int, str]:
+    """Step run id -> the traceback of its last failed attempt.
+
+    Read from the audit rather than kept on the run: the STEP_RETRY / STEP_FAILED row that
+    carries it commits in the same transaction that re-queues or closes the run, and names it.
+    """
+    found: dict[int, str] = {}
+    for entry in audit:
+        if entry.event_type not in ("STEP_RETRY", "STEP_FAILED"):
+            continue
+        run, text = entry.details.get("run"), entry.details.get("traceback")
+        if isinstance(run, int) and isinstance(text, str):
+            found[run] = text
+    return found
+
+
 def _parallel_steps(record: WorkflowRecord) -> list[str]:
     steps = record.definition_snapshot.get("steps", [])
     return [str(s["name"]) for s in steps if str(s.get("type")) == StepType.PARALLEL.value]

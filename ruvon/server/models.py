@@ -153,10 +153,17 @@ class StepRunItem(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    traceback: str | None = Field(
+        default=None,
+        description="The traceback of this run's last failed attempt (its last 8 KiB), "
+        "from the STEP_RETRY / STEP_FAILED audit entry that recorded it.",
+    )
 
     @classmethod
-    def of(cls, run: StepRunRecord) -> StepRunItem:
-        return cls.model_validate(run)
+    def of(cls, run: StepRunRecord, traceback: str | None = None) -> StepRunItem:
+        item = cls.model_validate(run)
+        item.traceback = traceback
+        return item
 
 
 class CompensationItem(BaseModel):

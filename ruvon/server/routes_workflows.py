@@ -11,7 +11,7 @@ from ruvon.models import WorkflowStatus
 from ruvon.records import ListPosition
 from ruvon.server.auth import require
 from ruvon.server.dependencies import server_runtime
-from ruvon.server.history import children_of, parallel_runs, parent_of, timers
+from ruvon.server.history import children_of, parallel_runs, parent_of, run_tracebacks, timers
 from ruvon.server.models import (
     AuditItem,
     CompensationItem,
@@ -146,10 +146,11 @@ async def get_history(workflow_id: str, _actor: Viewer, runtime: Runtime) -> Wor
     audit = await persistence.get_audit_log(workflow_id)
     runs = await persistence.list_step_runs(workflow_id)
     compensations = await persistence.get_compensation_log(workflow_id)
+    tracebacks = run_tracebacks(audit)
     return WorkflowHistory(
         workflow_id=workflow_id,
         audit=[AuditItem.of(entry) for entry in audit],
-        step_runs=[StepRunItem.of(run) for run in runs],
+        step_runs=[StepRunItem.of(run, tracebacks.get(run.run_id)) for run in runs],
         compensations=[CompensationItem.of(entry) for entry in compensations],
         parallel=await parallel_runs(persistence, record, runs, audit),
         timers=timers(record, audit),

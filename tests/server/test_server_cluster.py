@@ -266,3 +266,50 @@ async def test_the_ui_cluster_page_pings_the_workers(
         assert cells[6] == "answered"
     queue = cluster.env["RUVON_DEFAULT_QUEUE"]
     assert row_cells(page.text, "data-queue", queue)[1] == "0"  # the workers keep it empty
+
+
+@pytest.mark.slow
+async def test_a_failed_async_steps_traceback_reaches_the_history_and_the_page(
+    api: httpx.AsyncClient, cluster: LocalCluster
+) -> None:
+    started = await api.post(
+        f"{API}/workflows", json={"type": "DistributedSaga", "data": {}}, headers=auth(OPERATOR)
+    )
+    workflow_id = started.json()["id"]
+    done = await wait_for(api, workflow_id, "FAILED_ROLLED_BACK")
+    assert done["error"].startswith("ValueError: the async step failed on purpose [worker ")
+    body = (await api.get(f"{API}/workflows/{workflow_id}/history", headers=auth(VIEWER))).json()
+    [failed] = [e for e in body["audit"] if e["event_type"] == "STEP_FAILED"]
+    text = failed["details"]["traceback"]
+    assert "cluster_workflows/steps.py" in text and "in fail_async" in text
+    assert text.rstrip().endswith("ValueError: the async step failed on purpose")
+    [ship] = [run for run in body["step_runs"] if run["step_name"] == "Ship"]
+    assert ship["run_id"] == failed["details"]["run"]
+    assert (failed["details"]["worker"], failed["details"]["attempt"]) == (
+        ship["worker"],
+        ship["attempt"],
+    )
+    assert ship["traceback"] == text  # the step run carries its failed attempt's traceback
+
+    await log_in(api, VIEWER)
+    page = (await api.get(f"/ui/workflows/{workflow_id}")).text
+    assert 'data-testid="traceback"' in page and "in fail_async" in page
+
+
+@pytest.mark.slow
+async def test_each_failed_attempt_of_a_retried_async_step_keeps_its_traceback(
+    api: httpx.AsyncClient,
+) -> None:
+    started = await api.post(
+        f"{API}/workflows", json={"type": "Retries", "data": {}}, headers=auth(OPERATOR)
+    )
+    workflow_id = started.json()["id"]
+    await wait_for(api, workflow_id, "COMPLETED")
+    body = (await api.get(f"{API}/workflows/{workflow_id}/history", headers=auth(VIEWER))).json()
+    retries = [e["details"] for e in body["audit"] if e["event_type"] == "STEP_RETRY"]
+    assert [r["attempt"] for r in retries] == [1, 2]
+    for retry in retries:
+        assert "in flaky" in retry["traceback"]
+        assert f"transient failure on attempt {retry['attempt']}" in retry["traceback"]
+    [flaky] = [run for run in body["step_runs"] if run["step_name"] == "Flaky"]
+    assert "attempt 2" in flaky["traceback"]  # its last failed attempt

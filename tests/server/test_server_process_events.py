@@ -21,7 +21,7 @@ from tests.server.test_server_events import Events
 from tests.server.test_server_process import wait_until_up
 
 TOKEN = "process-events-token"
-WITHIN = 1.0
+WITHIN = 10.0  # a liveness bound (see tests/server/test_server_events.py), not the target
 
 
 def lag(event: dict[str, Any]) -> float:
@@ -69,7 +69,7 @@ async def test_streams_of_the_real_server_see_another_process_commit(tmp_path: P
                 seen.append(await one_events.next())
             assert all(lag(event) < WITHIN for event in seen), [lag(e) for e in seen]
             listed = await list_events.next()
-            assert listed["data"]["id"] == workflow_id and lag(listed) < WITHIN + 1.0
+            assert listed["data"]["id"] == workflow_id and lag(listed) < WITHIN
 
             # SIGTERM while the list stream is still open: the server ends it and exits.
             stopped_at = time.monotonic()

@@ -25,7 +25,7 @@ from ruvon.server.tokens import Actor, Role, TokenSet
 from ruvon.server.ui import routes_cluster as ui_cluster
 from ruvon.server.ui.session import COOKIE_NAME, SessionCodec, new_session, session_key
 from ruvon.testing.processes import REPO_ROOT
-from tests.server.conftest import OPERATOR, TOKENS, VIEWER
+from tests.server.conftest import OPERATOR, TOKENS, VIEWER, auth
 from tests.server.ui_support import UI_REGISTRY, csrf_of, log_in, row_cells
 
 
@@ -280,6 +280,30 @@ async def test_the_list_filters_counts_and_pages(ui: httpx.AsyncClient) -> None:
     assert ids[1] in prefix.text
     whole = await ui.get("/ui/workflows", params={"id": ids[1]})
     assert whole.status_code == 303 and whole.headers["location"] == f"/ui/workflows/{ids[1]}"
+
+
+async def test_a_failed_step_shows_its_traceback_in_the_history_and_folded_on_the_page(
+    ui: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    await log_in(ui, VIEWER)
+    workflow_id = await start(ui, "UiFlaky", {"marker_dir": str(tmp_path)})
+    history = await ui.get(f"/api/v1/workflows/{workflow_id}/history", headers=auth(VIEWER))
+    assert history.status_code == 200, history.text
+    [failed] = [e for e in history.json()["audit"] if e["event_type"] == "STEP_FAILED"]
+    text = failed["details"]["traceback"]
+    assert "ui_workflows/steps.py" in text and "in fail_first_time" in text
+    assert failed["details"]["error"] == (
+        "ConnectionError: the payment service timed out <b>(first try)</b>"
+    )
+    page = (await ui.get(f"/ui/workflows/{workflow_id}")).text
+    folded = re.search(
+        r'<details class="failure" data-testid="traceback">(.*?)</details>',
+        page,
+        re.S,
+    )
+    assert folded is not None, page
+    assert "Failed at Charge" in folded.group(1) and "in fail_first_time" in folded.group(1)
+    assert "&lt;b&gt;(first try)&lt;/b&gt;" in folded.group(1)  # shown as text, never markup
 
 
 async def test_paging_follows_the_cursor(ui: httpx.AsyncClient) -> None:

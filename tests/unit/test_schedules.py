@@ -1,8 +1,9 @@
 """Schedules without I/O: spec parsing and tick arithmetic, and the poll on the memory provider.
 
-The memory provider goes through the generic path (``list_schedules`` / ``save_schedule``, one
-poller); the PostgreSQL claim and concurrent pollers are in
-``tests/integration/test_schedules_postgres.py``.
+The memory provider has the conditional claims (as SQLite and PostgreSQL do: the contract is in
+``tests/contract/test_schedule_claims.py``); concurrent pollers on PostgreSQL are in
+``tests/integration/test_schedules_postgres.py``, on a SQLite file in
+``tests/integration/test_embedded_runner.py``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ruvon.clock import utc_now
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.models import WorkflowStatus
 from ruvon.providers.changes import ChangePosition, WorkflowChange
@@ -328,6 +329,68 @@ class MemoryPersistenceProvider:
         with self._lock:
             rows = sorted(self._schedules.items())
         return [_thaw(schedule, "initial_data", data) for _, (schedule, data) in rows]
+
+    # -- schedule claims (ruvon.cluster.schedules.ScheduleClaims), each atomic under the lock --
+
+    async def due_schedules(
+        self, now: datetime | None, limit: int
+    ) -> tuple[datetime, list[ScheduleRecord]]:
+        """Enabled schedules due at ``now`` (None: this machine's clock), oldest tick first,
+        and the moment they were judged against."""
+        moment = _aware(now) if now is not None else utc_now()
+        schedules = await self.list_schedules()
+        due = [
+            s for s in schedules
+            if s.enabled and s.next_run_at is not None and _aware(s.next_run_at) <= moment
+        ]  # fmt: skip
+        due.sort(key=lambda s: (_aware(s.next_run_at or moment), s.name))
+        return moment, due[: max(limit, 0)]
+
+    async def claim_schedule_ticks(
+        self, name: str, expected: datetime, next_run_at: datetime, last_run_at: datetime
+    ) -> bool:
+        """Take the ticks up to ``last_run_at``; only one caller holding ``expected`` wins."""
+        return self._move(name, expected, next_run_at, last_run_at, only_enabled=True)
+
+    async def release_schedule_ticks(
+        self, name: str, expected: datetime, next_run_at: datetime, last_run_at: datetime | None
+    ) -> bool:
+        """Give back the ticks from ``next_run_at`` on, after a start failed."""
+        return self._move(name, expected, next_run_at, last_run_at, only_enabled=False)
+
+    async def update_schedule_enabled(
+        self, name: str, enabled: bool, next_run_at: datetime | None
+    ) -> ScheduleRecord | None:
+        """Pause or resume; a resume of a paused schedule moves it to ``next_run_at``."""
+        with self._lock:
+            stored = self._schedules.get(name)
+            if stored is None:
+                return None
+            row, data = stored
+            moved = next_run_at if enabled and not row.enabled else row.next_run_at
+            updated = replace(row, enabled=enabled, next_run_at=moved)
+            self._schedules[name] = (updated, data)
+        return _thaw(updated, "initial_data", data)
+
+    def _move(
+        self,
+        name: str,
+        expected: datetime,
+        to: datetime,
+        last: datetime | None,
+        *,
+        only_enabled: bool,
+    ) -> bool:
+        with self._lock:
+            stored = self._schedules.get(name)
+            if stored is None:
+                return False
+            row, data = stored
+            held = row.next_run_at is not None and _aware(row.next_run_at) == _aware(expected)
+            if not held or (only_enabled and not row.enabled):
+                return False
+            self._schedules[name] = (replace(row, next_run_at=to, last_run_at=last), data)
+            return True
 
     # -- helpers; callers hold self._lock ----------------------------------------------------
 

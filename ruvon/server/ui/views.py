@@ -237,5 +237,6 @@ def parallel_summaries(audit: list[AuditEntry]) -> list[AuditEntry]:
 
 
 def error_details(audit: list[AuditEntry]) -> list[AuditEntry]:
-    """The audit entries that carry an error (failures, retries), newest last."""
-    return [entry for entry in audit if "error" in entry.details or "traceback" in entry.details]
+    """The audit entries that carry a traceback (failed attempts: retries and failures),
+    oldest first; the workflow's own error is shown above them."""
+    return [entry for entry in audit if "traceback" in entry.details]

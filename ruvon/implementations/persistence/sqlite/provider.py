@@ -44,6 +44,7 @@ from ruvon.implementations.persistence.sqlite.rows import (
     workflow_from_row,
     workflow_params,
 )
+from ruvon.implementations.persistence.sqlite.schedules import SQLiteSchedules
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
 from ruvon.models import WorkflowStatus
 from ruvon.providers.changes import ChangePosition, WorkflowChange
@@ -206,7 +207,7 @@ def _open_database(
     return prepare_schema(conn, path)
 
 
-class SQLitePersistenceProvider:
+class SQLitePersistenceProvider(SQLiteSchedules):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on one SQLite file.
 
     ``db_path`` is a file path, ``":memory:"`` or a ``sqlite:///path`` URL; ``timeout`` is how
@@ -215,7 +216,8 @@ class SQLitePersistenceProvider:
     file; one instance belongs to one event loop at a time. Call :meth:`close` when done: it
     ends the connection's thread, and the last connection to a file to close checkpoints its WAL.
     ``check_same_thread`` is accepted for compatibility and has no effect: only the connection's
-    own thread ever uses the connection.
+    own thread ever uses the connection. Schedule claims (:class:`.schedules.SQLiteSchedules`)
+    are conditional updates, so pollers in several processes start each tick once.
     """
 
     def __init__(

@@ -312,6 +312,27 @@ class TimerItem(BaseModel):
 # -- approval ---------------------------------------------------------------------------------
 
 
+class SignalRequest(BaseModel):
+    """``POST /workflows/{id}/signals/{name}``: the event's data and, optionally, its id."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    event_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Unique per workflow: a second send with the same id changes nothing",
+    )
+
+
+class SignalResponse(BaseModel):
+    """What a signal did: ``delivered`` (the workflow moved on), ``stored`` (kept until the
+    workflow reaches its wait) or ``duplicate`` (this event id was sent before)."""
+
+    outcome: str
+    event_id: str
+    workflow: WorkflowDetail
+
+
 class DecisionRequest(BaseModel):
     """``POST /workflows/{id}/approve`` or ``/reject``: an optional reason."""
 

@@ -302,7 +302,7 @@ class ParallelStepItem(BaseModel):
 class TimerItem(BaseModel):
     """A WAIT timer or an approval deadline: pending (with when it is due) or already fired."""
 
-    kind: str = Field(description="wait or approval_timeout")
+    kind: str = Field(description="wait, approval_timeout or event_timeout")
     step_name: str | None
     due_at: datetime | None
     state: str = Field(description="pending, fired or timed_out")

@@ -77,6 +77,11 @@ async def test_refusals_name_what_is_wrong_and_write_nothing(signals: Served) ->
     http = signals.http
     made = await start(http)
     before = await audit_of(http, made["id"])
+    history = await http.get(f"{API}/workflows/{made['id']}/history", headers=auth(VIEWER))
+    timers = history.json()["timers"]
+    assert [(t["kind"], t["step_name"], t["state"]) for t in timers] == [
+        ("event_timeout", "Await_Payment", "pending")
+    ]
 
     bad = await send(http, made["id"], data={"approved": "maybe"})
     assert bad.status_code == 422, bad.text

@@ -21,7 +21,8 @@ DONE = {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED}
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalCluster]:
-    with started_cluster() as running:
+    with started_cluster({"RUVON_SWEEP_SECONDS": "0.5"}) as running:
+        running.start_beat().wait_sweeping()  # it fires the WAIT_FOR_EVENT deadlines
         yield running
 
 
@@ -77,3 +78,15 @@ async def test_refusals_on_the_cluster_are_typed(cluster: LocalCluster) -> None:
         await client.cancel(record.id)
         with pytest.raises(InvalidWorkflowOperation, match="CANCELLED"):
             await client.signal(record.id, "go", {})
+
+
+async def test_the_beat_applies_on_timeout_when_no_event_comes(cluster: LocalCluster) -> None:
+    async with client_of(cluster) as client:
+        record = await client.start("EventTimeout", {})
+        waiting = await client.wait(record.id, timeout=WAIT)
+        assert waiting.status is WorkflowStatus.WAITING_HUMAN and waiting.run_at is not None
+        done = await client.wait(record.id, timeout=WAIT, until=DONE)
+        audit = await client.history(record.id)
+    assert done.status is WorkflowStatus.COMPLETED, done.error
+    assert done.state["timed_out"] is True and done.state["finished"] is True
+    assert "EVENT_TIMED_OUT" in [e.event_type for e in audit]

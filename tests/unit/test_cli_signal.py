@@ -43,9 +43,12 @@ def test_signal_resumes_the_waiting_workflow_and_a_duplicate_changes_nothing(
 ) -> None:
     path = project.workflow("flow.yaml", "Flow", WAITING_STEPS)
     db = str(project.root / "cli.db")
-    assert invoke("--db", db, "run", str(path)).exit_code == 0
+    run = invoke("--db", db, "run", str(path))
+    assert run.exit_code == 0, run.stderr
     workflow_id = json.loads(invoke("--db", db, "list", "--json").stdout)[0]["id"]
     assert _show(db, workflow_id)["status"] == "WAITING_HUMAN"
+    # The hint the run printed is the command that continues it.
+    assert f"signal {workflow_id} paid --data '{{}}'" in run.stdout
 
     sent = invoke("--db", db, "signal", workflow_id, "paid", "--data", '{"amount": 5}',
                   "--event-id", "pay-1")  # fmt: skip

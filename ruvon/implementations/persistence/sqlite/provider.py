@@ -46,6 +46,7 @@ from ruvon.implementations.persistence.sqlite.rows import (
 )
 from ruvon.implementations.persistence.sqlite.schedules import SQLiteSchedules
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
+from ruvon.implementations.persistence.sqlite.signals import SQLiteSignals
 from ruvon.models import WorkflowStatus
 from ruvon.providers.changes import ChangePosition, WorkflowChange
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
@@ -55,7 +56,6 @@ from ruvon.records import (
     ExecutionLogEntry,
     ListPosition,
     ScheduleRecord,
-    SignalRecord,
     WorkflowRecord,
 )
 from ruvon.serialization import loads
@@ -98,17 +98,6 @@ def _append_row(conn: sqlite3.Connection, sql: str, params: Row) -> None:
     """Insert a log row whose first column is its workflow id."""
     try:
         conn.execute(sql, params)
-    except sqlite3.IntegrityError as exc:
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-            raise WorkflowNotFound(params[0]) from None
-        raise
-
-
-def _insert_signal(conn: sqlite3.Connection, sql: str, params: Row) -> bool:
-    """Insert a signal; False if its event id is already there, WorkflowNotFound if the
-    workflow is not."""
-    try:
-        return conn.execute(sql, params).rowcount == 1
     except sqlite3.IntegrityError as exc:
         if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
             raise WorkflowNotFound(params[0]) from None
@@ -219,7 +208,7 @@ def _open_database(
     return prepare_schema(conn, path)
 
 
-class SQLitePersistenceProvider(SQLiteSchedules):
+class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on one SQLite file.
 
     ``db_path`` is a file path, ``":memory:"`` or a ``sqlite:///path`` URL; ``timeout`` is how
@@ -397,21 +386,6 @@ class SQLitePersistenceProvider(SQLiteSchedules):
     async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
         """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
         return []
-
-    async def record_signal(self, signal: SignalRecord) -> bool:
-        """Keep a signal unless its workflow has one with the same event id."""
-        params = (signal.workflow_id, signal.name, signal.event_id, json(signal.data),
-                  signal.sent_by, text(signal.sent_at))  # fmt: skip
-        return await self._write(_insert_signal, _Q["insert_signal"], params)
-
-    async def list_signals(self, workflow_id: str, name: str | None = None) -> list[SignalRecord]:
-        """A workflow's signals (called ``name``, if given), oldest first."""
-        params = {"workflow_id": workflow_id, "name": name}
-        rows = await self._run(_execute, _Q["list_signals"], params)
-        return [
-            SignalRecord(w, signal_name, event_id, loads(data), by, time(at))
-            for w, signal_name, event_id, data, by, at in rows
-        ]
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

@@ -27,6 +27,7 @@ from ruvon.errors import ConfigurationError, InvalidWorkflowOperation, WaitTimeo
 from ruvon.models import StepType, WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.records import AuditEntry, WorkflowRecord
+from ruvon.signals import SignalSent, send_signal
 from ruvon.steps.human import ApprovalDecision, validate_input
 from ruvon.workflow import Workflow
 
@@ -266,6 +267,31 @@ class Client:
         check_waiting_input(workflow, decision)
         await workflow.resume(decision)
         return workflow.record
+
+    async def signal(
+        self,
+        workflow_id: str,
+        name: str,
+        data: dict[str, Any] | None = None,
+        *,
+        event_id: str | None = None,
+        actor: str | None = None,
+    ) -> SignalSent:
+        """Send the event ``name`` to a workflow (see :func:`ruvon.signals.send_signal`).
+
+        A workflow waiting at a WAIT_FOR_EVENT step for it moves on (the workers continue
+        after that step); otherwise the signal is kept until the workflow gets there. A second
+        send with the same ``event_id`` changes nothing (``outcome`` is ``duplicate``).
+        """
+        workflow = await self._load(workflow_id, "signal", None)
+        return await send_signal(
+            workflow,
+            name,
+            data,
+            event_id=event_id,
+            actor=actor,
+            reload=lambda: self._load(workflow_id, "signal", None),
+        )
 
     async def cancel(
         self, workflow_id: str, reason: str | None = None, *, actor: str | None = None

@@ -83,6 +83,7 @@ class StepType(StrEnum):
     HUMAN_IN_LOOP = "HUMAN_IN_LOOP"
     HUMAN_APPROVAL = "HUMAN_APPROVAL"
     WAIT = "WAIT"
+    WAIT_FOR_EVENT = "WAIT_FOR_EVENT"
 
 
 class StepContext(BaseModel):

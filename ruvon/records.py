@@ -75,6 +75,10 @@ class WorkflowRuntime(TypedDict, total=False):
     # An embedded runner (or `ruvon resume`) took this workflow to fire its due timer or
     # approval deadline and run it to its next wait; the others leave it alone while it lives.
     claim: RunnerClaim
+    # Event ids of the signals WAIT_FOR_EVENT steps consumed: a signal is consumed by the save
+    # that records its step's transition, so it is taken exactly once (workflow_signals keeps
+    # every signal as sent; this list says which of them are spent).
+    signals_consumed: list[str]
 
 
 @dataclass
@@ -217,3 +221,17 @@ class ScheduleRecord:
     next_run_at: datetime | None = None
     last_run_at: datetime | None = None
     created_at: datetime = field(default_factory=utc_now)
+
+
+@dataclass(frozen=True)
+class SignalRecord:
+    """A named event sent to one workflow (``ruvon signal``), kept until a WAIT_FOR_EVENT
+    step for that name consumes it. ``event_id`` is unique per workflow: a second send with
+    the same id is a duplicate and changes nothing."""
+
+    workflow_id: str
+    name: str
+    event_id: str
+    data: dict[str, Any] = field(default_factory=dict)
+    sent_by: str | None = None
+    sent_at: datetime = field(default_factory=utc_now)

@@ -18,6 +18,7 @@ from ruvon.cli.commands_inspect import list_command, logs_command, show_command,
 from ruvon.cli.commands_run import run_command, start_command
 from ruvon.cli.commands_schedules import schedules_group
 from ruvon.cli.commands_server import server_command
+from ruvon.cli.commands_signal import signal_command
 from ruvon.cli.commands_validate import validate_command
 from ruvon.cli.commands_worker import worker_command
 from ruvon.cli.failures import (
@@ -94,6 +95,7 @@ for _command in (
     run_command,
     start_command,
     resume_command,
+    signal_command,
     retry_command,
     cancel_command,
     list_command,

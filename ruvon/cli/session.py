@@ -14,7 +14,14 @@ from ruvon.cli.failures import EXIT_FAILURE, EXIT_OK, Interrupted
 from ruvon.cli.live import LiveObserver
 from ruvon.cli.render import Output, fields_grid, status_text
 from ruvon.cli.runtime import CliConfig, Engine
-from ruvon.cli.waiting import input_model, model_fields, paused_by_directive, resume_command
+from ruvon.cli.waiting import (
+    input_model,
+    model_fields,
+    paused_by_directive,
+    resume_command,
+    signal_command_line,
+    waiting_event,
+)
 from ruvon.models import WorkflowStatus
 from ruvon.workflow import Workflow
 
@@ -48,7 +55,12 @@ def print_waiting_for_person(output: Output, config: CliConfig, wf: Workflow) ->
             rows.append((f"    {field.name}", Text.assemble(field.type_name, (f"  {note}", "dim"))))
         output.print(fields_grid(rows))
     output.line("  Continue with:")
-    output.line("    ", (resume_command(config.command(), wf.id, model), "bold"))
+    event = waiting_event(wf)
+    if event is not None:
+        command = signal_command_line(config.command(), wf.id, event, model)
+    else:
+        command = resume_command(config.command(), wf.id, model)
+    output.line("    ", (command, "bold"))
 
 
 def print_loose_ends(

@@ -47,7 +47,9 @@ def paused_by_directive(wf: Workflow) -> bool:
 def input_model(wf: Workflow) -> type[BaseModel] | None:
     """The pydantic model the resume input is validated against, if any."""
     step = waiting_step(wf)
-    if step is None or paused_by_directive(wf) or step.type not in _HUMAN_STEPS:
+    if step is None or paused_by_directive(wf):
+        return None
+    if step.type not in _HUMAN_STEPS and step.type is not StepType.WAIT_FOR_EVENT:
         return None
     if step.input_model:
         model = import_object(step.input_model)
@@ -136,6 +138,22 @@ def example_input(model: type[BaseModel] | None) -> dict[str, Any]:
             except Exception:
                 example[key] = None
     return example
+
+
+def waiting_event(wf: Workflow) -> str | None:
+    """The event name a workflow waits for at a WAIT_FOR_EVENT step (None otherwise)."""
+    step = waiting_step(wf)
+    if step is None or paused_by_directive(wf) or step.type is not StepType.WAIT_FOR_EVENT:
+        return None
+    return step.event
+
+
+def signal_command_line(
+    prefix: list[str], workflow_id: str, event: str, model: type[BaseModel] | None
+) -> str:
+    """The exact shell command that sends ``event`` to ``workflow_id``."""
+    payload = json.dumps(example_input(model), ensure_ascii=False)
+    return shlex.join([*prefix, "signal", workflow_id, event, "--data", payload])
 
 
 def resume_command(prefix: list[str], workflow_id: str, model: type[BaseModel] | None) -> str:

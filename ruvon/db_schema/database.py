@@ -233,6 +233,25 @@ compensation_log = Table(
     sqlite_autoincrement=True,
 )
 
+# Named events sent to a workflow (``ruvon signal``), kept from the moment they are sent, so a
+# signal that arrives before its WAIT_FOR_EVENT step is there when the step is reached. Which
+# ones a workflow consumed is in its runtime (committed with the transition that consumed it).
+workflow_signals = Table(
+    "workflow_signals",
+    metadata,
+    _serial_id(),
+    _workflow_fk(),
+    Column("name", Text, nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("data", JSON_DOC, nullable=False, server_default=_EMPTY_OBJECT),
+    Column("sent_by", Text),
+    Column("sent_at", TIMESTAMP, nullable=False),
+    # A duplicate send (same event id) inserts nothing.
+    UniqueConstraint("workflow_id", "event_id"),
+    Index("ix_workflow_signals_workflow_name", "workflow_id", "name", "id"),
+    sqlite_autoincrement=True,
+)
+
 workflow_heartbeats = Table(
     "workflow_heartbeats",
     metadata,

@@ -308,6 +308,10 @@ class _Checker:
         owned(StepType.DECISION, bool(step.routes), "routes", "only DECISION steps route")
         owned(StepType.PARALLEL, bool(step.tasks), "tasks", "only PARALLEL steps have 'tasks'")
         owned(StepType.LOOP, bool(step.loop_body), "loop_body", "only LOOP steps have 'loop_body'")
+        owned(StepType.WAIT_FOR_EVENT, step.event is not None, "event",
+              "only WAIT_FOR_EVENT steps wait for an 'event'")  # fmt: skip
+        owned(StepType.WAIT_FOR_EVENT, step.timeout_data is not None, "timeout_data",
+              "only WAIT_FOR_EVENT steps have 'timeout_data'")  # fmt: skip
         if step.loop_body:
             self.check_steps(step.loop_body, (*here, "loop_body"), top_level=False)
         for r, route in enumerate(step.routes):

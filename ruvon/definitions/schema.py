@@ -107,9 +107,14 @@ class LoopMode(StrEnum):
 
 
 class TimeoutAction(StrEnum):
+    """What a missed deadline means: HUMAN_APPROVAL takes the first three, WAIT_FOR_EVENT
+    ``fail``, ``continue`` (as if the event came with ``timeout_data``) and ``skip``."""
+
     AUTO_APPROVE = "auto_approve"
     AUTO_REJECT = "auto_reject"
     FAIL = "fail"
+    CONTINUE = "continue"
+    SKIP = "skip"
 
 
 HttpPart = Literal["status_code", "headers", "body"]
@@ -192,6 +197,9 @@ class StepDefinition(BaseModel):
     dynamic_injection: DynamicInjection | None = None
     # Set by the loader on each inserted step (never written in YAML): which rule inserts it.
     injected_by: InjectionOrigin | None = None
+    # WAIT_FOR_EVENT (its deadline is `timeout`; on_timeout as above)
+    event: str | None = Field(default=None, min_length=1)
+    timeout_data: dict[str, Any] | None = None
 
     _upper_type = field_validator("type", "mode", mode="before")(_upper_enum)
     _lower_merge = field_validator("merge_strategy", "merge_conflict_behavior", mode="before")(

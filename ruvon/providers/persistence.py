@@ -14,6 +14,7 @@ from ruvon.records import (
     ExecutionLogEntry,
     ListPosition,
     ScheduleRecord,
+    SignalRecord,
     WorkflowRecord,
 )
 
@@ -137,6 +138,17 @@ class PersistenceProvider(Protocol):
         Only a store that keeps step runs (the cluster's PostgreSQL) has any; the others
         return ``[]``, as every provider does for an unknown workflow.
         """
+        ...
+
+    async def record_signal(self, signal: SignalRecord) -> bool:
+        """Keep a signal sent to a workflow; False (nothing written) if that workflow already
+        has a signal with this ``event_id`` (a duplicate send). ``WorkflowNotFound`` for an
+        unknown workflow."""
+        ...
+
+    async def list_signals(self, workflow_id: str, name: str | None = None) -> list[SignalRecord]:
+        """The signals sent to a workflow (only those called ``name``, if given), in the order
+        they were recorded; ``[]`` for an unknown workflow."""
         ...
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:

@@ -25,6 +25,7 @@ from ruvon.server.routes_operations import router as operations_router
 from ruvon.server.routes_schedules import router as schedules_router
 from ruvon.server.routes_service import api_router as definitions_router
 from ruvon.server.routes_service import health_router
+from ruvon.server.routes_signals import router as signals_router
 from ruvon.server.routes_workflows import router as workflows_router
 from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import TokenSet
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(operations_router, prefix=API_PREFIX)
     app.include_router(definitions_router, prefix=API_PREFIX)
     app.include_router(approvals_router, prefix=API_PREFIX)
+    app.include_router(signals_router, prefix=API_PREFIX)
     app.include_router(schedules_router, prefix=API_PREFIX)
     app.include_router(cluster_router, prefix=API_PREFIX)
     app.include_router(events_router, prefix=API_PREFIX)

@@ -78,6 +78,10 @@ def run_tracebacks(audit: Sequence[AuditEntry]) -> dict[int, str]:
     return found
 
 
+#: The audit event of a missed deadline, and the timer kind it closes.
+_TIMED_OUT = {"APPROVAL_TIMED_OUT": "approval_timeout", "EVENT_TIMED_OUT": "event_timeout"}
+
+
 def _parallel_steps(record: WorkflowRecord) -> list[str]:
     steps = record.definition_snapshot.get("steps", [])
     return [str(s["name"]) for s in steps if str(s.get("type")) == StepType.PARALLEL.value]
@@ -198,11 +202,11 @@ def timers(
                     kind="wait", step_name=entry.step_name, due_at=due, state="fired", due=False
                 )
             )
-        elif entry.event_type == "APPROVAL_TIMED_OUT":
+        elif entry.event_type in _TIMED_OUT:
             timed_out = entry.recorded_at
             found.append(
                 TimerItem(
-                    kind="approval_timeout",
+                    kind=_TIMED_OUT[entry.event_type],
                     step_name=entry.step_name,
                     due_at=timed_out,
                     state="timed_out",
@@ -217,6 +221,10 @@ def timers(
         record.status is WorkflowStatus.WAITING_HUMAN and step_type == StepType.HUMAN_APPROVAL.value
     ):
         kind = "approval_timeout"
+    elif (
+        record.status is WorkflowStatus.WAITING_HUMAN and step_type == StepType.WAIT_FOR_EVENT.value
+    ):
+        kind = "event_timeout"
     if kind is not None and record.run_at is not None:
         found.append(
             TimerItem(

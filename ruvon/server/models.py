@@ -318,7 +318,7 @@ class ParallelStepItem(BaseModel):
 class TimerItem(BaseModel):
     """A WAIT timer or an approval deadline: pending (with when it is due) or already fired."""
 
-    kind: str = Field(description="wait or approval_timeout")
+    kind: str = Field(description="wait, approval_timeout or event_timeout")
     step_name: str | None
     due_at: datetime | None
     state: str = Field(description="pending, fired or timed_out")
@@ -326,6 +326,27 @@ class TimerItem(BaseModel):
 
 
 # -- approval ---------------------------------------------------------------------------------
+
+
+class SignalRequest(BaseModel):
+    """``POST /workflows/{id}/signals/{name}``: the event's data and, optionally, its id."""
+
+    data: dict[str, Any] = Field(default_factory=dict)
+    event_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Unique per workflow: a second send with the same id changes nothing",
+    )
+
+
+class SignalResponse(BaseModel):
+    """What a signal did: ``delivered`` (the workflow moved on), ``stored`` (kept until the
+    workflow reaches its wait) or ``duplicate`` (this event id was sent before)."""
+
+    outcome: str
+    event_id: str
+    workflow: WorkflowDetail
 
 
 class DecisionRequest(BaseModel):

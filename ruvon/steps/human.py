@@ -9,6 +9,7 @@ the others conflict with it or find it no longer waiting.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from ruvon.clock import utc_now
 from ruvon.definitions.imports import cached_step_function, import_object
+from ruvon.definitions.rules import StepProblem, unless
 from ruvon.definitions.schema import TimeoutAction
 from ruvon.engine.invoke import call_step_function
 from ruvon.engine.outcomes import Advance, StepKind, StepOutcome, Suspend
@@ -27,6 +29,12 @@ from ruvon.steps.pending import drop_input, keep_input, stored_input
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
     from ruvon.engine.runtime import StepRuntime
+
+_APPROVAL_TIMEOUT_ACTIONS = (
+    TimeoutAction.AUTO_APPROVE,
+    TimeoutAction.AUTO_REJECT,
+    TimeoutAction.FAIL,
+)
 
 
 class ApprovalDecision(BaseModel):
@@ -132,6 +140,14 @@ class HumanApprovalStep(StepKind):
             return await self._time_out(rt, step)
         validated = validate_input(step, user_input, default=ApprovalDecision)
         return await _resume_with(rt, step, user_input, validated)
+
+    def validate(self, step: StepDefinition) -> Iterator[StepProblem]:
+        yield from unless(
+            step.on_timeout in _APPROVAL_TIMEOUT_ACTIONS,
+            "on_timeout",
+            f"a HUMAN_APPROVAL step's on_timeout is one of "
+            f"{', '.join(a.value for a in _APPROVAL_TIMEOUT_ACTIONS)}, not '{step.on_timeout}'",
+        )
 
     async def _time_out(self, rt: StepRuntime, step: StepDefinition) -> StepOutcome:
         if step.on_timeout is TimeoutAction.FAIL:

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from ruvon.engine.outcomes import StepHandler
 from ruvon.models import StepType
 from ruvon.steps.decision import DecisionStep
+from ruvon.steps.events import WaitForEventStep
 from ruvon.steps.http import HttpStep
 from ruvon.steps.human import HumanApprovalStep, HumanInLoopStep
 from ruvon.steps.loop import LoopStep
@@ -36,6 +37,7 @@ DEFAULT_HANDLERS: Mapping[StepType, StepHandler] = MappingProxyType(
         StepType.HUMAN_IN_LOOP: HumanInLoopStep(),
         StepType.HUMAN_APPROVAL: HumanApprovalStep(),
         StepType.WAIT: WaitStep(),
+        StepType.WAIT_FOR_EVENT: WaitForEventStep(),
         StepType.SUB_WORKFLOW: SubWorkflowStep(),
         StepType.FIRE_AND_FORGET: FireAndForgetStep(),
         StepType.CRON_SCHEDULE: CronScheduleStep(),

@@ -34,6 +34,7 @@ LINEAGE = (
     "0003_parallel_joins",
     "0004_whole_json_documents",
     "0005_updated_at_index",
+    "0006_prefix_indexes",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
@@ -41,6 +42,7 @@ DECLARED = {
     **{revision: revision for revision in LINEAGE[:4]},
     "0005_updated_at_index": "0004_whole_json_documents",
     "0006_prefix_indexes": "0005_updated_at_index",
+    "0007_signals": "0005_updated_at_index",
 }
 
 

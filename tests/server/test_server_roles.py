@@ -16,6 +16,7 @@ REQUIRED = {
     "/api/v1/workflows/{workflow_id}/cancel": "operator",
     "/api/v1/workflows/{workflow_id}/retry": "operator",
     "/api/v1/workflows/{workflow_id}/approve": "operator",
+    "/api/v1/workflows/{workflow_id}/signals/{name}": "operator",
     "/api/v1/workflows/{workflow_id}/reject": "operator",
     "/api/v1/schedules/{name}/pause": "admin",
     "/api/v1/schedules/{name}/resume": "admin",

@@ -31,6 +31,7 @@ from ruvon.records import (
     ExecutionLogEntry,
     ListPosition,
     ScheduleRecord,
+    SignalRecord,
     WorkflowRecord,
 )
 from ruvon.serialization import dumps, encode_state, loads
@@ -43,7 +44,9 @@ _WAITING_FOR_TIMER = frozenset({WorkflowStatus.WAITING_TIMER, WorkflowStatus.WAI
 # bytes and ``completed_steps`` a tuple; scalars and datetimes are immutable and shared safely.
 _Stored = dict[str, Any]
 # Log entries are frozen dataclasses whose one mutable field (a dict) is stored as bytes.
-_Entry = TypeVar("_Entry", AuditEntry, ExecutionLogEntry, CompensationEntry, ScheduleRecord)
+_Entry = TypeVar(
+    "_Entry", AuditEntry, ExecutionLogEntry, CompensationEntry, ScheduleRecord, SignalRecord
+)
 
 
 class _SnapshotCodec:
@@ -126,6 +129,7 @@ class MemoryPersistenceProvider:
         self._logs: dict[str, list[tuple[ExecutionLogEntry, bytes]]] = {}
         self._compensations: dict[str, list[tuple[CompensationEntry, bytes]]] = {}
         self._schedules: dict[str, tuple[ScheduleRecord, bytes]] = {}
+        self._signals: dict[str, list[tuple[SignalRecord, bytes]]] = {}
 
     async def initialize(self) -> None:
         """Nothing to open; present for the protocol."""
@@ -317,6 +321,23 @@ class MemoryPersistenceProvider:
     async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
         """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
         return []
+
+    async def record_signal(self, signal: SignalRecord) -> bool:
+        """Keep a signal unless its workflow has one with the same event id."""
+        frozen = (signal, dumps(signal.data))
+        with self._lock:
+            self._check_known((signal.workflow_id,))
+            kept = self._signals.setdefault(signal.workflow_id, [])
+            if any(old.event_id == signal.event_id for old, _ in kept):
+                return False
+            kept.append(frozen)
+            return True
+
+    async def list_signals(self, workflow_id: str, name: str | None = None) -> list[SignalRecord]:
+        """A workflow's signals (called ``name``, if given), oldest first."""
+        with self._lock:
+            kept = list(self._signals.get(workflow_id, ()))
+        return [_thaw(sig, "data", data) for sig, data in kept if name is None or sig.name == name]
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

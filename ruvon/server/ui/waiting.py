@@ -39,6 +39,8 @@ def waiting_form(record: WorkflowRecord) -> WaitingForm | None:
     spec = steps[record.current_step]
     name = str(spec.get("name"))
     kind = str(spec.get("type") or "STANDARD").upper()
+    if kind == "WAIT_FOR_EVENT":  # answered by a signal (the API, `ruvon signal`), not a form
+        return None
     if record.runtime.get("resume_after"):  # a step's function paused: any input goes
         return WaitingForm(step=name, kind="raw")
     model_path = spec.get("input_model")

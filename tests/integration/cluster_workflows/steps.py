@@ -166,3 +166,9 @@ def five_seconds(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
 def three_seconds(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     time.sleep(3)
     return {"slept": 3}
+
+
+def warm_up(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """A second on a worker: time for a signal to arrive before the workflow waits for it."""
+    time.sleep(1.0)
+    return {"warm": True}

@@ -64,6 +64,7 @@ from ruvon.implementations.persistence.postgres.runs import (
     taken_claim,
 )
 from ruvon.implementations.persistence.postgres.schedules import PostgresSchedules
+from ruvon.implementations.persistence.postgres.signals import PostgresSignals
 from ruvon.implementations.persistence.postgres.work import WorkWrite
 from ruvon.implementations.persistence.postgres.writes import AuditedWrite, rows_written
 from ruvon.implementations.persistence.queries import load_queries
@@ -89,7 +90,12 @@ _CREATE_ATTEMPTS = 3
 
 
 class PostgresPersistenceProvider(
-    PostgresPool, PostgresRunLedger, PostgresMaintenance, PostgresSchedules, PostgresChanges
+    PostgresPool,
+    PostgresRunLedger,
+    PostgresMaintenance,
+    PostgresSchedules,
+    PostgresSignals,
+    PostgresChanges,
 ):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on PostgreSQL (asyncpg).
 

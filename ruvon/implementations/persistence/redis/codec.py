@@ -24,6 +24,7 @@ from ruvon.records import (
     CompensationEntry,
     ExecutionLogEntry,
     ScheduleRecord,
+    SignalRecord,
     WorkflowRecord,
 )
 from ruvon.serialization import dumps, encode_state, loads
@@ -40,6 +41,8 @@ __all__ = [
     "pairs",
     "schedule_from_value",
     "schedule_value",
+    "signal_from_value",
+    "signal_value",
     "workflow_from_hash",
     "workflow_script_args",
 ]
@@ -224,6 +227,18 @@ def compensation_from_value(workflow_id: str, value: bytes) -> CompensationEntry
     step, function, succeeded, error, state, at = loads(value)
     return CompensationEntry(workflow_id, step, function, succeeded, error, state,
                              _required_time(at))  # fmt: skip
+
+
+def signal_value(signal: SignalRecord) -> bytes:
+    """A signal as stored in ``sig:{workflow id}``."""
+    return dumps([signal.name, signal.event_id, signal.data, signal.sent_by,
+                  _iso(signal.sent_at)])  # fmt: skip
+
+
+def signal_from_value(workflow_id: str, value: bytes) -> SignalRecord:
+    """Inverse of :func:`signal_value`."""
+    name, event_id, data, sent_by, at = loads(value)
+    return SignalRecord(workflow_id, name, event_id, data, sent_by, _required_time(at))
 
 
 def schedule_value(schedule: ScheduleRecord) -> bytes:

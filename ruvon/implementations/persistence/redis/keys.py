@@ -21,6 +21,8 @@ With the default prefix ``ruvon:`` the layout is::
     ruvon:logs:{id}               list     execution log lines, oldest first
     ruvon:comp:{id}               list     compensation outcomes, in the order they ran
     ruvon:schedules               hash     schedule name -> JSON
+    ruvon:sig:{id}                list     signals sent to the workflow, oldest first
+    ruvon:sigids:{id}             hash     event id -> 1, for each signal in sig:{id}
 
 An **index member** is the 16 hex digits of the workflow's ``_seq`` followed by its id. Members
 with equal scores sort by member (newest insert last); ``list_workflows`` re-sorts each run of
@@ -49,8 +51,8 @@ def id_from_member(member: bytes) -> str:
 class RedisKeys:
     """Builds the key names of one prefix (the prefix isolates deployments and tests)."""
 
-    __slots__ = ("_audit", "_compensations", "_logs", "_workflow", "idempotency", "prefix",
-                 "schedules", "timers")  # fmt: skip
+    __slots__ = ("_audit", "_compensations", "_logs", "_signal_ids", "_signals", "_workflow",
+                 "idempotency", "prefix", "schedules", "timers")  # fmt: skip
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -61,6 +63,8 @@ class RedisKeys:
         self._workflow = f"{prefix}wf:"
         self._audit = f"{prefix}audit:"
         self._logs = f"{prefix}logs:"
+        self._signals = f"{prefix}sig:"
+        self._signal_ids = f"{prefix}sigids:"
 
     def workflow(self, workflow_id: str) -> str:
         """The hash holding one workflow."""
@@ -77,6 +81,14 @@ class RedisKeys:
     def compensations(self, workflow_id: str) -> str:
         """The list of a workflow's compensation outcomes."""
         return self._compensations + workflow_id
+
+    def signals(self, workflow_id: str) -> str:
+        """The list of the signals sent to a workflow."""
+        return self._signals + workflow_id
+
+    def signal_ids(self, workflow_id: str) -> str:
+        """The hash of the event ids of a workflow's signals (duplicates are refused)."""
+        return self._signal_ids + workflow_id
 
     def scan_pattern(self) -> str:
         """A SCAN MATCH pattern for every key under the prefix (glob characters escaped)."""

@@ -56,6 +56,8 @@ from ruvon.implementations.persistence.redis.codec import (
     pairs,
     schedule_from_value,
     schedule_value,
+    signal_from_value,
+    signal_value,
     workflow_from_hash,
     workflow_script_args,
 )
@@ -74,6 +76,7 @@ from ruvon.records import (
     ExecutionLogEntry,
     ListPosition,
     ScheduleRecord,
+    SignalRecord,
     WorkflowRecord,
 )
 
@@ -282,6 +285,25 @@ class RedisPersistenceProvider(RedisSchedules):
     async def list_step_runs(self, workflow_id: str) -> list[StepRunRecord]:
         """None: this store keeps no step runs (only the cluster's PostgreSQL does)."""
         return []
+
+    async def record_signal(self, signal: SignalRecord) -> bool:
+        """Keep a signal unless its workflow has one with the same event id (one script)."""
+        scripts = await self._connection()
+        workflow_id = signal.workflow_id
+        keys = [self.keys.workflow(workflow_id), self.keys.signals(workflow_id),
+                self.keys.signal_ids(workflow_id)]  # fmt: skip
+        reply = await self._guard(
+            scripts.record_signal(keys=keys, args=[signal.event_id, signal_value(signal)])
+        )
+        if reply == 2:
+            raise WorkflowNotFound(workflow_id)
+        return bool(reply == 1)
+
+    async def list_signals(self, workflow_id: str, name: str | None = None) -> list[SignalRecord]:
+        """A workflow's signals (called ``name``, if given), oldest first."""
+        values = await self._read_list(self.keys.signals(workflow_id))
+        signals = [signal_from_value(workflow_id, value) for value in values]
+        return [signal for signal in signals if name is None or signal.name == name]
 
     async def save_schedule(self, schedule: ScheduleRecord) -> None:
         """Insert or replace the schedule with this name."""

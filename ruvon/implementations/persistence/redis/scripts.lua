@@ -228,3 +228,11 @@ return redis.call('HGETALL', ARGV[1] .. 'wf:' .. owner)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 return 1
+
+-- name: record_signal
+-- KEYS[1] a workflow hash, KEYS[2] its signal list, KEYS[3] its event-id hash; ARGV[1] the
+-- event id, ARGV[2] the signal. 1 recorded, 0 a duplicate event id, 2 unknown workflow.
+if redis.call('EXISTS', KEYS[1]) == 0 then return 2 end
+if redis.call('HSETNX', KEYS[3], ARGV[1], '1') == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1

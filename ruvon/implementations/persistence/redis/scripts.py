@@ -58,6 +58,7 @@ class RedisScripts:
     list_workflows: AsyncScript
     find_by_idempotency_key: AsyncScript
     append_if_exists: AsyncScript
+    record_signal: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> RedisScripts:
@@ -73,4 +74,5 @@ class RedisScripts:
             list_workflows=script("list_workflows"),
             find_by_idempotency_key=script("find_by_idempotency_key"),
             append_if_exists=script("append_if_exists"),
+            record_signal=script("record_signal"),
         )

@@ -46,6 +46,7 @@ from ruvon.implementations.persistence.sqlite.rows import (
 )
 from ruvon.implementations.persistence.sqlite.schedules import SQLiteSchedules
 from ruvon.implementations.persistence.sqlite.schema import prepare_schema
+from ruvon.implementations.persistence.sqlite.signals import SQLiteSignals
 from ruvon.models import WorkflowStatus
 from ruvon.providers.changes import ChangePosition, WorkflowChange
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
@@ -207,7 +208,7 @@ def _open_database(
     return prepare_schema(conn, path)
 
 
-class SQLitePersistenceProvider(SQLiteSchedules):
+class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on one SQLite file.
 
     ``db_path`` is a file path, ``":memory:"`` or a ``sqlite:///path`` URL; ``timeout`` is how

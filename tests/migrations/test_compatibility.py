@@ -34,6 +34,7 @@ LINEAGE = (
     "0003_parallel_joins",
     "0004_whole_json_documents",
     "0005_updated_at_index",
+    "0006_prefix_indexes",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
@@ -41,6 +42,7 @@ DECLARED = {
     **{revision: revision for revision in LINEAGE[:4]},
     "0005_updated_at_index": "0004_whole_json_documents",
     "0006_prefix_indexes": "0005_updated_at_index",
+    "0007_step_run_trace_context": "0006_prefix_indexes",
 }
 
 
@@ -69,9 +71,9 @@ def test_the_window_is_this_revision_and_the_newer_ones_declared_compatible() ->
     assert "declares no compatibility" in undeclared and "upgrade Ruvon" in undeclared
     assert f"`ruvon db downgrade {HEAD}` with the newer Ruvon" in undeclared
     # Compatible only with code newer than this: a revision this code does not know either.
-    newer_only = _problem("0007_test", {"0007_test": NEXT})
+    newer_only = _problem("0008_test", {"0008_test": NEXT})
     assert newer_only == (
-        "db 'x' schema is at revision 0007_test, which a newer Ruvon migrated and which runs "
+        "db 'x' schema is at revision 0008_test, which a newer Ruvon migrated and which runs "
         f"only with code at revision {NEXT} or later; this Ruvon's code is at revision {HEAD}: "
         f"upgrade Ruvon, or downgrade the database (`ruvon db downgrade {HEAD}` with the newer "
         "Ruvon)"

@@ -15,6 +15,7 @@ from opentelemetry.trace import StatusCode
 from ruvon.errors import ConfigurationError
 from ruvon.implementations.observability.fanout import ObserverFanout
 from ruvon.implementations.observability.tracing import TracingObserver, workflow_trace_id
+from ruvon.implementations.observability.tracing_ids import WorkflowIdGenerator
 from ruvon.implementations.observability.tracing_settings import (
     TracingSetting,
     tracing_from_env,
@@ -69,6 +70,7 @@ async def test_a_trace_per_workflow_and_a_span_per_step_attempt(
     assert {span.context.trace_id for span in exported} == {workflow_trace_id(wf.id)}
     (start,) = _named(exported, "workflow Traced")
     assert start.attributes == {"ruvon.workflow.id": wf.id, "ruvon.workflow.type": "Traced"}
+    assert start.parent is not None and start.parent.is_remote  # the derived, unexported root
     (a,) = _named(exported, "step A")
     assert dict(a.attributes or {}) == {
         "ruvon.workflow.id": wf.id,
@@ -163,3 +165,21 @@ async def test_file_mode_writes_one_json_span_per_line(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line["name"] for line in lines] == ["workflow One", "step A"]
     assert {line["context"]["trace_id"] for line in lines} == {f"0x{workflow_trace_id(wf.id):032x}"}
+
+
+async def test_with_the_workflow_id_generator_the_start_span_is_the_traces_root(
+    tmp_path: Path,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(id_generator=WorkflowIdGenerator())
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with open_engine("sqlite", "sync", tmp_path) as engine:
+        builder = engine.new_builder(observer=TracingObserver(provider))
+        builder.register_workflow_inline("One", [{"name": "A", "type": "STANDARD", "function": ok}])
+        wf = await builder.create_workflow("One", {})
+        await wf.run()
+    start, step = exporter.get_finished_spans()
+    assert start.parent is None and start.context.trace_id == workflow_trace_id(wf.id)
+    assert step.parent is not None and step.parent.span_id == start.context.span_id
+    # Only the start span takes the derived ids: the step's are random.
+    assert step.context.span_id != start.context.span_id

@@ -5,9 +5,10 @@ Install ``ruvon[otel]`` and set ``RUVON_OTEL`` (:mod:`.tracing_settings`), or ha
 
 * **One trace per workflow**, whichever processes run it: its trace id is derived from the
   workflow id, so a worker, a client resuming it and a sweep all join the same trace. Its root
-  is a span id derived the same way, which no process exports: the trace has no single long
-  span (a workflow may wait for days), a backend shows the ``workflow <type>`` span each start
-  records, and the step spans, under it.
+  is a span id derived the same way: the ``workflow <type>`` span recorded when the workflow
+  starts takes it when the TracerProvider has a
+  :class:`~.tracing_ids.WorkflowIdGenerator` (Ruvon's own set-ups do), else it is that root's
+  child. The root span is short (a workflow may wait for days): the step spans come under it.
 * **A span per step attempt** (``step <name>``, ``step <name>[<branch>]``), with the workflow's
   id and type, the step, the attempt and, on a worker, the queue and the worker.
 * **Across the cluster** the span a step run continues travels in its ``step_runs`` row
@@ -66,7 +67,10 @@ class TracingObserver(BaseObserver):
     """Records the spans of workflows and step attempts (see the module docstring)."""
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
-        self._tracer = trace.get_tracer("ruvon", tracer_provider=tracer_provider)
+        provider = tracer_provider or trace.get_tracer_provider()
+        self._tracer = trace.get_tracer("ruvon", tracer_provider=provider)
+        # A WorkflowIdGenerator (tracing_ids) lets the start span take the trace's root ids.
+        self._forcing = getattr(getattr(provider, "id_generator", None), "forcing", None)
         self._open: dict[_SpanKey, Span] = {}
         self._lock = threading.Lock()  # hooks may come from PARALLEL branches' threads
 
@@ -109,7 +113,14 @@ class TracingObserver(BaseObserver):
             attributes["ruvon.workflow.parent_id"] = event.parent_execution_id
             parent = self._parent_context(event.parent_execution_id)
             links.append(Link(parent, {"ruvon.link": "parent workflow"}))
-        span = self._start(f"workflow {event.workflow_type}", event.workflow_id, attributes, links)
+        name = f"workflow {event.workflow_type}"
+        if self._forcing is not None:
+            with self._forcing(*_derived(event.workflow_id)):
+                span = self._tracer.start_span(
+                    name, context=Context(), attributes=attributes, links=links
+                )
+        else:
+            span = self._start(name, event.workflow_id, attributes, links)
         span.end()
         self._carry(event.workflow_id, span)
 

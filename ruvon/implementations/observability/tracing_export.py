@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace
 
 from ruvon.errors import ConfigurationError
+from ruvon.implementations.observability.tracing_ids import WorkflowIdGenerator
 from ruvon.implementations.observability.tracing_settings import TracingSetting
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ def sdk_tracer_provider(setting: TracingSetting) -> trace.TracerProvider:
             "(or RUVON_OTEL=global with a TracerProvider you configure)"
         ) from None
     service = os.environ.get("OTEL_SERVICE_NAME") or "ruvon"
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service}), id_generator=WorkflowIdGenerator()
+    )
     if setting.mode == "file":
         assert setting.path is not None
         # Line-buffered appends: each span is one whole line, even with several processes.

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +186,29 @@ async def test_with_the_workflow_id_generator_the_start_span_is_the_traces_root(
     assert step.parent is not None and step.parent.span_id == start.context.span_id
     # Only the start span takes the derived ids: the step's are random.
     assert step.context.span_id != start.context.span_id
+
+
+def test_ruvon_worker_refuses_a_bad_ruvon_otel_before_starting_celery() -> None:
+    from click.testing import CliRunner
+
+    from ruvon.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["worker"], env={"RUVON_OTEL": "bogus", "NO_COLOR": "1"})
+    assert result.exit_code != 0
+    assert result.stderr == (
+        "error: RUVON_OTEL='bogus' is not one of off, global, otlp or file:<path>\n"
+    )
+
+
+def test_without_ruvon_otel_nothing_of_opentelemetry_is_imported() -> None:
+    code = (
+        "import sys, ruvon, ruvon.client, ruvon.cli.main, ruvon.cluster.runner\n"
+        "from ruvon.cluster.metrics import worker_observer\n"
+        "assert worker_observer() is None\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUVON_", "OTEL_"))}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout == "[]\n", done.stderr

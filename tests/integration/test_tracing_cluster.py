@@ -26,6 +26,7 @@ from tests.integration.distributed_support import (
     QUEUE,
     REGISTRY,
     WAIT,
+    client_of,
     fetch,
     settings_of,
     started_cluster,
@@ -92,3 +93,40 @@ def test_worker_spans_continue_the_clients_trace_through_the_step_run_rows(
     stored = {name: context for name, context in runs if name != "start"}
     assert stored["Second"]["traceparent"] == (f"00-{trace_id:032x}-{span_id('step First')[2:]}-01")
     assert stored["First"] is None and stored["Third"] is not None
+
+
+def test_a_fan_outs_branches_and_join_continue_the_step_that_fanned_out(tmp_path: Path) -> None:
+    spans_file = tmp_path / "worker-spans.jsonl"
+    env = {"RUVON_OTEL": f"file:{spans_file}", "RUVON_CONTINUE_STEPS": "0"}
+    with started_cluster(env, concurrency=2) as cluster:
+
+        async def fan_out() -> str:
+            async with client_of(cluster) as client:
+                record = await client.start("FanOut", {"size": 3})
+                done = await client.wait(record.id, timeout=WAIT)
+            assert done.status is WorkflowStatus.COMPLETED, done.error
+            return done.id
+
+        workflow_id = asyncio.run(fan_out())
+        joins = asyncio.run(
+            fetch(
+                cluster,
+                "SELECT trace_context FROM step_runs WHERE workflow_id = $1 AND kind = 'join'",
+                workflow_id,
+            )
+        )
+
+    spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    assert {span["context"]["trace_id"] for span in spans} == {
+        _hex(workflow_trace_id(workflow_id), 32)
+    }
+    by_name = {span["name"]: span for span in spans}
+    branches = sorted(name for name in by_name if name.startswith("step Square_All["))
+    assert branches == [f"step Square_All[{i}]" for i in range(3)]
+    fanned = by_name["step Make_Items"]["context"]["span_id"]
+    assert {by_name[name]["parent_id"] for name in branches} == {fanned}
+    assert by_name["step Square_All[0]"]["attributes"]["ruvon.step.branch"] == "Square_All[0]"
+    # The join run inherits the branch run's context: what follows it continues the fan-out.
+    (join,) = joins
+    assert join[0]["traceparent"].split("-")[2] == fanned[2:]
+    assert by_name["step Finish"]["parent_id"] == fanned

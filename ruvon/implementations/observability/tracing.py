@@ -135,7 +135,9 @@ class TracingObserver(BaseObserver):
         name = f"step {event.step_name}"
         if event.branch:
             attributes["ruvon.step.branch"] = event.branch
-            name += f"[{event.branch}]"
+            # A dynamic fan-out's branches are already named `<step>[<index>]`.
+            named = event.branch.startswith(f"{event.step_name}[")
+            name = f"step {event.branch}" if named else f"{name}[{event.branch}]"
         if event.queue:
             attributes["ruvon.queue"] = event.queue
         if event.worker:

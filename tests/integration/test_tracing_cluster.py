@@ -130,3 +130,37 @@ def test_a_fan_outs_branches_and_join_continue_the_step_that_fanned_out(tmp_path
     (join,) = joins
     assert join[0]["traceparent"].split("-")[2] == fanned[2:]
     assert by_name["step Finish"]["parent_id"] == fanned
+
+
+def test_each_attempt_of_a_retried_step_is_its_own_span_under_the_same_parent(
+    tmp_path: Path,
+) -> None:
+    spans_file = tmp_path / "worker-spans.jsonl"
+    with started_cluster({"RUVON_OTEL": f"file:{spans_file}"}, concurrency=1) as cluster:
+
+        async def retried() -> str:
+            async with client_of(cluster) as client:
+                record = await client.start("Retries", {})
+                done = await client.wait(record.id, timeout=WAIT)
+            assert done.status is WorkflowStatus.COMPLETED, done.error
+            return done.id
+
+        workflow_id = asyncio.run(retried())
+
+    spans = [json.loads(line) for line in spans_file.read_text().splitlines()]
+    flaky = sorted(
+        (span for span in spans if span["name"] == "step Flaky"),
+        key=lambda span: span["attributes"]["ruvon.step.attempt"],
+    )
+    assert [span["attributes"]["ruvon.step.attempt"] for span in flaky] == [1, 2, 3]
+    assert [span["status"]["status_code"] for span in flaky] == ["ERROR", "ERROR", "UNSET"]
+    assert [span["attributes"].get("ruvon.step.will_retry") for span in flaky] == [
+        True,
+        True,
+        None,
+    ]
+    # A retry is the same run given back: its row's context, so the same parent each time.
+    assert len({span["parent_id"] for span in flaky}) == 1
+    assert {span["context"]["trace_id"] for span in flaky} == {
+        _hex(workflow_trace_id(workflow_id), 32)
+    }

@@ -25,6 +25,7 @@ import click
 
 from ruvon.cli.runtime import REGISTRY_FILE_NAME, CliConfig
 from ruvon.errors import ConfigurationError
+from ruvon.implementations.observability.tracing_settings import tracing_from_env
 
 #: The Celery app of the cluster's workers (and of Flower), as ``celery -A`` takes it.
 WORKER_APP = "ruvon.cluster.app"
@@ -74,6 +75,13 @@ def exec_celery(argv: list[str]) -> NoReturn:
 
 def _check_installed() -> None:
     require_module("celery", "ruvon worker needs Celery: pip install 'ruvon[celery,postgres]'")
+    # A bad RUVON_OTEL stops the worker here, not in every task its pool processes take.
+    tracing = tracing_from_env()
+    if tracing is not None:
+        sdk = "opentelemetry.sdk" if tracing.mode != "global" else "opentelemetry.trace"
+        require_module(
+            sdk, f"RUVON_OTEL={tracing.mode} needs OpenTelemetry: pip install 'ruvon[otel]'"
+        )
 
 
 @click.command(

@@ -19,6 +19,7 @@ from ruvon.definitions.loader import load_registry, load_workflow_file
 from ruvon.definitions.yaml_loader import read_yaml_mapping
 from ruvon.errors import DefinitionError, WorkflowNotFound
 from ruvon.implementations.execution.sync import SyncExecutionProvider
+from ruvon.implementations.observability.tracing_setup import with_tracing
 from ruvon.implementations.persistence.factory import persistence_from_url
 from ruvon.models import StepType
 from ruvon.providers.observer import BaseObserver, WorkflowObserver
@@ -161,6 +162,8 @@ async def open_engine(
     ``read_only`` commands do not create a SQLite file that does not exist yet: there is
     nothing to read in it, so they get an empty in-memory database instead.
     """
+    if not read_only:
+        observer = with_tracing(observer)  # RUVON_OTEL: the command's steps are traced too
     url = settings.database_url
     if read_only and missing_sqlite_file(settings) is not None:
         url = "memory://"

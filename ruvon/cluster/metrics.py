@@ -38,6 +38,7 @@ from celery.signals import (
 )
 
 from ruvon.implementations.observability.settings import ObservabilitySettings
+from ruvon.implementations.observability.tracing_setup import with_tracing
 from ruvon.providers.observer import WorkflowObserver
 
 __all__ = ["metrics_enabled", "process_identity", "worker_observer"]
@@ -71,12 +72,14 @@ def process_identity() -> str:
 
 
 def worker_observer() -> WorkflowObserver | None:
-    """The observer of this process's step runner: Prometheus when metrics are on."""
-    if not metrics_enabled():
-        return None
-    from ruvon.implementations.observability.prometheus import PrometheusObserver
+    """The observer of this process's step runner: Prometheus when metrics are on, tracing
+    when ``RUVON_OTEL`` is (both: a fan-out)."""
+    metrics: WorkflowObserver | None = None
+    if metrics_enabled():
+        from ruvon.implementations.observability.prometheus import PrometheusObserver
 
-    return PrometheusObserver()
+        metrics = PrometheusObserver()
+    return with_tracing(metrics)
 
 
 @worker_init.connect

@@ -50,6 +50,7 @@ from ruvon.providers.runs import (
 )
 from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.steps.parallel import batch_release, branch_error_text, plan_branch, run_branch
+from ruvon.trace_context import reset_trace_context, set_trace_context
 
 if TYPE_CHECKING:
     from ruvon.implementations.execution.celery import CeleryExecutionProvider
@@ -170,9 +171,12 @@ class StepRunner:
             beats.append(asyncio.ensure_future(self._heartbeat(claim)))
 
         start = asyncio.get_running_loop().call_later(self.heartbeat_seconds, start_heartbeat)
+        # The run's stored trace context (RUVON_OTEL): this worker's spans continue that trace.
+        traced = set_trace_context(claim.workflow_id, claim.trace_context)
         try:
             return await self._execute(claim, record, chain)
         finally:
+            reset_trace_context(traced)
             start.cancel()
             for heartbeat in beats:
                 heartbeat.cancel()

@@ -152,6 +152,8 @@ step_runs = Table(
     # step (an ASYNC step), branch (one PARALLEL branch), join (a PARALLEL join) or advance
     # (move the workflow on from where it is: its start, a finished child).
     Column("kind", Text, nullable=False, server_default=text("'step'")),
+    # The W3C trace context the run continues (RUVON_OTEL; NULL without tracing).
+    Column("trace_context", JSON_DOC),
     UniqueConstraint("workflow_id", "kind", "step_name", "branch", "run_number"),
     # Claimable and due work: WHERE status = 'QUEUED' AND run_at <= now().
     Index("ix_step_runs_status_run_at", "status", "run_at"),

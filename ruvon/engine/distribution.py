@@ -30,6 +30,7 @@ from ruvon.providers.ledger import RunLedger
 from ruvon.providers.persistence import PersistenceProvider
 from ruvon.providers.runs import Claim, QueuedRun, RunKind, RunRequest, TakeRun, WorkWrites
 from ruvon.records import WorkflowRecord
+from ruvon.trace_context import current_trace_context
 
 if TYPE_CHECKING:
     from ruvon.definitions.schema import StepDefinition
@@ -178,8 +179,17 @@ class Distribution:
             queue = self.dispatcher.queue_for(own, record.data_region)
         if run_number is None:
             run_number = 1 if kind is RunKind.ADVANCE else host.run_number(step_name)
+        target = workflow_id or record.id
         self.outbox.request(
-            RunRequest(workflow_id or record.id, kind, step_name, run_number, branch, queue)
+            RunRequest(
+                target,
+                kind,
+                step_name,
+                run_number,
+                branch,
+                queue,
+                trace_context=current_trace_context(target),
+            )
         )
 
     def defer(self, runs: Sequence[QueuedRun]) -> None:

@@ -37,8 +37,10 @@ class WorkflowEvents:
             logger.exception("observer %r failed in %s", self.observer, hook)
 
     def observes(self, hook: str) -> bool:
-        """False when the observer keeps the no-op hook (so building the event can be skipped)."""
-        return getattr(type(self.observer), hook, None) is not getattr(BaseObserver, hook)
+        """False when the observer keeps the no-op hook, or lacks an optional one (so building
+        the event can be skipped)."""
+        own = getattr(type(self.observer), hook, None)
+        return own is not None and own is not getattr(BaseObserver, hook)
 
     def started(
         self,
@@ -54,12 +56,50 @@ class WorkflowEvents:
             ),
         )
 
-    def step_started(self, step: StepDefinition, attempt: int, branch: str | None = None) -> None:
+    def step_started(
+        self,
+        step: StepDefinition,
+        attempt: int,
+        branch: str | None = None,
+        *,
+        queue: str | None = None,
+        worker: str | None = None,
+    ) -> None:
         if self.observes("on_step_started"):
             self.notify(
                 "on_step_started",
                 events.StepStarted(
-                    self.workflow_id, self.workflow_type, step.name, str(step.type), attempt, branch
+                    self.workflow_id,
+                    self.workflow_type,
+                    step.name,
+                    str(step.type),
+                    attempt,
+                    branch,
+                    queue,
+                    worker,
+                ),
+            )
+
+    def attempt_ended(
+        self,
+        step: StepDefinition,
+        attempt: int,
+        branch: str | None,
+        duration: float,
+        exc: BaseException | None,
+    ) -> None:
+        if self.observes("on_step_attempt_ended"):
+            self.notify(
+                "on_step_attempt_ended",
+                events.StepAttemptEnded(
+                    self.workflow_id,
+                    self.workflow_type,
+                    step.name,
+                    str(step.type),
+                    attempt,
+                    duration,
+                    branch,
+                    None if exc is None else f"{type(exc).__name__}: {exc}",
                 ),
             )
 

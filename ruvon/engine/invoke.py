@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,8 @@ async def call_step_function(
         remote.claimed_attempt(step.name, RunKind.STEP, RunKind.BRANCH) if remote else None
     )
     attempt = claimed_attempt or 1
+    claim = remote.claim if remote is not None and claimed_attempt is not None else None
+    queue, worker = (claim.queue, claim.owner) if claim is not None else (None, None)
     call_state = rt.state if state is None else state
     # Sync functions may run in another thread (a pool, the Celery task thread), which the
     # context variable does not follow: the wrapper enters the log context there.
@@ -88,13 +91,17 @@ async def call_step_function(
             kwargs=kwargs or {},
             timeout=timeout if timeout is not None else step.timeout,
         )
-        rt.events.step_started(step, attempt, context.branch_name)
+        branch = context.branch_name
+        rt.events.step_started(step, attempt, branch, queue=queue, worker=worker)
+        started = time.perf_counter()
         try:
             with step_log_context(attempt_context):
                 value = await rt.execution.execute(call)
+            result = check_result(value, step=step.name, function=function)
         except Exception as exc:
             will_retry = attempt < policy.max_attempts and is_retryable(exc, policy)
             rt.events.step_failed(step, exc, attempt, will_retry)
+            rt.events.attempt_ended(step, attempt, branch, time.perf_counter() - started, exc)
             if not will_retry:
                 raise
             delay = policy.delay_before(attempt + 1)
@@ -106,4 +113,9 @@ async def call_step_function(
             await asyncio.sleep(delay)
             attempt += 1
             continue
-        return check_result(value, step=step.name, function=function)
+        except BaseException:
+            # A directive (jump, pause, child workflow) or a cancellation ends the attempt too.
+            rt.events.attempt_ended(step, attempt, branch, time.perf_counter() - started, None)
+            raise
+        rt.events.attempt_ended(step, attempt, branch, time.perf_counter() - started, None)
+        return result

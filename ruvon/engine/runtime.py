@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ruvon.providers.execution import ExecutionProvider
     from ruvon.providers.ledger import RunLedger
     from ruvon.providers.persistence import PersistenceProvider
-    from ruvon.providers.runs import QueuedRun, RunKind
+    from ruvon.providers.runs import Claim, QueuedRun, RunKind
     from ruvon.records import CompensationEntry, WorkflowRecord
 
 __all__ = ["ChildFactory", "ChildWorkflow", "RemoteWork", "StepRuntime", "WorkflowView"]
@@ -39,6 +39,11 @@ class RemoteWork(Protocol):
     @property
     def ledger(self) -> RunLedger | None:
         """The shared store of step runs (branch results live there)."""
+        ...
+
+    @property
+    def claim(self) -> Claim | None:
+        """The run this object was loaded to execute, on a worker (None on a client)."""
         ...
 
     def enqueue(

@@ -29,6 +29,24 @@ class StepStarted:
     step_type: str
     attempt: int = 1
     branch: str | None = None  # the PARALLEL branch (or None for the step itself)
+    # On a cluster worker: the queue the run came from and the worker holding its claim.
+    queue: str | None = None
+    worker: str | None = None
+
+
+@dataclass(frozen=True)
+class StepAttemptEnded:
+    """One call of a step's function returned or raised (one per :class:`StepStarted`)."""
+
+    workflow_id: str
+    workflow_type: str
+    step_name: str
+    step_type: str
+    attempt: int
+    duration_seconds: float
+    branch: str | None = None
+    # None: the attempt succeeded (or raised a directive: a jump, a pause, a child workflow).
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +118,12 @@ class BaseObserver:
 
     def on_step_started(self, event: StepStarted) -> None:
         """A step attempt is about to run."""
+
+    def on_step_attempt_ended(self, event: StepAttemptEnded) -> None:
+        """A step attempt returned or raised (every attempt, PARALLEL branches included).
+
+        Not part of :class:`WorkflowObserver`: an observer without it is simply not told.
+        """
 
     def on_step_completed(self, event: StepCompleted) -> None:
         """A step finished and its result was merged."""

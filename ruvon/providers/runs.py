@@ -80,6 +80,8 @@ class RunRequest:
     queue: str = DEFAULT_QUEUE
     # Seconds from the database's now() until the run is due (a retry's backoff).
     delay: float = 0.0
+    # The W3C trace context the run continues (ruvon.trace_context), stored in its row.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,8 @@ class Claim:
     queue: str
     # The database's clock when the claim was taken (None if the store has no clock to share).
     claimed_at: datetime | None = None
+    # The trace context stored with the run (None without tracing), see ruvon.trace_context.
+    trace_context: dict[str, str] | None = None
 
     def queued(self, delay: float = 0.0) -> QueuedRun:
         """This run as a message to send again."""

@@ -35,6 +35,7 @@ LINEAGE = (
     "0004_whole_json_documents",
     "0005_updated_at_index",
     "0006_prefix_indexes",
+    "0007_signals",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
@@ -43,6 +44,7 @@ DECLARED = {
     "0005_updated_at_index": "0004_whole_json_documents",
     "0006_prefix_indexes": "0005_updated_at_index",
     "0007_signals": "0005_updated_at_index",
+    "0008_step_run_trace_context": "0007_signals",
 }
 
 

@@ -32,7 +32,7 @@ from ruvon.providers.runs import (
     TakeRun,
 )
 from ruvon.records import AuditEntry, WorkflowRecord
-from ruvon.serialization import dumps
+from ruvon.serialization import dumps, loads
 
 __all__ = [
     "PostgresRunLedger",
@@ -61,6 +61,7 @@ def taken_claim(take: TakeRun, run_id: int, claimed_at: datetime) -> Claim:
         take.owner,
         run.queue,
         claimed_at,
+        run.trace_context,
     )
 
 
@@ -77,8 +78,13 @@ async def insert_runs(conn: asyncpg.Connection, runs: Sequence[RunRequest]) -> l
     return [queued_run(row) for row in rows]
 
 
+def trace_context_text(carrier: dict[str, str] | None) -> str | None:
+    """A run's trace context as the JSON text its ``trace_context`` parameter takes."""
+    return dumps(carrier).decode() if carrier else None
+
+
 def run_arrays(runs: Sequence[RunRequest]) -> tuple[list[Any], ...]:
-    """The seven array parameters an ``unnest`` of runs takes (one element per run)."""
+    """The eight array parameters an ``unnest`` of runs takes (one element per run)."""
     return (
         [r.workflow_id for r in runs],
         [str(r.kind) for r in runs],
@@ -87,6 +93,7 @@ def run_arrays(runs: Sequence[RunRequest]) -> tuple[list[Any], ...]:
         [r.run_number for r in runs],
         [r.queue for r in runs],
         [float(r.delay) for r in runs],
+        [trace_context_text(r.trace_context) for r in runs],
     )
 
 
@@ -115,9 +122,21 @@ class PostgresRunLedger:
             return None
         values = list(row)
         record = workflow_from_values(values[:_WORKFLOW_COLUMNS])
-        rid, kind, step_name, branch, run_number, attempt, queue, now = values[_WORKFLOW_COLUMNS:]
+        rid, kind, step_name, branch, run_number, attempt, queue, now, trace = values[
+            _WORKFLOW_COLUMNS:
+        ]
         claim = Claim(
-            rid, record.id, RunKind(kind), step_name, branch, run_number, attempt, owner, queue, now
+            rid,
+            record.id,
+            RunKind(kind),
+            step_name,
+            branch,
+            run_number,
+            attempt,
+            owner,
+            queue,
+            now,
+            _carrier(trace),
         )
         return claim, record
 
@@ -201,6 +220,15 @@ class PostgresRunLedger:
         """Step runs of one workflow, oldest first (a PersistenceProvider read)."""
         rows = await self._query("read step runs", "fetch", _Q["list_step_runs"], (workflow_id,))
         return [step_run_record(row) for row in rows]
+
+
+def _carrier(stored: Any) -> dict[str, str] | None:
+    """A stored trace context (a JSON object, or its text) as the carrier a claim holds."""
+    if isinstance(stored, str):
+        stored = loads(stored)
+    if not isinstance(stored, dict):
+        return None
+    return {str(key): str(value) for key, value in stored.items()}
 
 
 def step_run_record(row: Sequence[Any]) -> StepRunRecord:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ruvon.implementations.persistence.postgres.runs import run_arrays
+from ruvon.implementations.persistence.postgres.runs import run_arrays, trace_context_text
 from ruvon.implementations.persistence.postgres.writes import (
     AUDIT_COLUMNS,
     INLINE_ROWS,
@@ -51,13 +51,13 @@ _CLOSED = """closed AS (
 _QUEUED = """queued AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-        dispatched_at, created_at, updated_at
+        dispatched_at, created_at, updated_at, trace_context
     )
     SELECT r.workflow_id, r.kind, r.step_name, r.branch, r.run_number, r.queue, 'QUEUED', 0,
-           now() + make_interval(secs => r.delay), now(), now(), now()
+           now() + make_interval(secs => r.delay), now(), now(), now(), r.trace_context::jsonb
     FROM written, unnest(${p}::text[], ${p1}::text[], ${p2}::text[], ${p3}::text[],
-                         ${p4}::int[], ${p5}::text[], ${p6}::float8[])
-         AS r(workflow_id, kind, step_name, branch, run_number, queue, delay)
+                         ${p4}::int[], ${p5}::text[], ${p6}::float8[], ${p7}::text[])
+         AS r(workflow_id, kind, step_name, branch, run_number, queue, delay, trace_context)
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id, workflow_id, kind, step_name, branch, queue,
               greatest(extract(epoch FROM run_at - now()), 0)::float8 AS delay
@@ -65,11 +65,12 @@ _QUEUED = """queued AS (
 _TAKEN = """taken AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-        lease_owner, lease_expires_at, started_at, dispatched_at, created_at, updated_at
+        lease_owner, lease_expires_at, started_at, dispatched_at, created_at, updated_at,
+        trace_context
     )
     SELECT ${p}::text, ${p1}::text, ${p2}::text, ${p3}::text, ${p4}::int, ${p5}::text,
            'RUNNING', 1, now(), ${p6}::text, now() + make_interval(secs => ${p7}::float8),
-           now(), now(), now(), now()
+           now(), now(), now(), now(), ${p8}::text::jsonb
     FROM written
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id
@@ -117,6 +118,7 @@ class WorkWrite:
                 run.queue,
                 take.owner,
                 float(take.lease_seconds),
+                trace_context_text(run.trace_context),
             )
         return sql, tuple(params)
 
@@ -141,10 +143,10 @@ class WorkWrite:
         if close:
             ctes.append(_CLOSED)
         if enqueue:
-            ctes.append(_numbered(_QUEUED, next_param, 7))
-            next_param += 7
+            ctes.append(_numbered(_QUEUED, next_param, 8))
+            next_param += 8
         if take:
-            ctes.append(_numbered(_TAKEN, next_param, 8))
+            ctes.append(_numbered(_TAKEN, next_param, 9))
         held = "(SELECT count(*) FROM held)" if fenced else "1"
         # Columns: fence held, rows written, the taken run's id and the database clock (with a
         # take), then one row per queued run.

@@ -1,18 +1,20 @@
 -- Named queries of the step-run ledger (ruvon.implementations.persistence.postgres.runs).
 -- Every time is the server's now(): a worker's clock never decides a lease or a due time.
--- A run is announced by its (id, workflow_id, kind, step_name, branch, queue, delay) tuple.
+-- A run is announced by its (id, workflow_id, kind, step_name, branch, queue, delay) tuple;
+-- trace_context (JSON text in, NULL without tracing) is only stored and handed to its claim.
 
 -- name: insert_runs
 -- Enqueue runs (one row per array element). A run that exists already (same workflow, kind,
 -- step, branch and run number) is not inserted again, and not returned: it is not re-announced.
 INSERT INTO step_runs (
     workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-    dispatched_at, created_at, updated_at
+    dispatched_at, created_at, updated_at, trace_context
 )
 SELECT r.workflow_id, r.kind, r.step_name, r.branch, r.run_number, r.queue, 'QUEUED', 0,
-       now() + make_interval(secs => r.delay), now(), now(), now()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::float8[])
-     AS r(workflow_id, kind, step_name, branch, run_number, queue, delay)
+       now() + make_interval(secs => r.delay), now(), now(), now(), r.trace_context::jsonb
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::float8[],
+            $8::text[])
+     AS r(workflow_id, kind, step_name, branch, run_number, queue, delay, trace_context)
 ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
 RETURNING id, workflow_id, kind, step_name, branch, queue,
           greatest(extract(epoch FROM run_at - now()), 0)::float8;
@@ -30,14 +32,15 @@ WITH claimed AS (
     WHERE id = $1
       AND ((status = 'QUEUED' AND (run_at IS NULL OR run_at <= now()))
            OR (status = 'RUNNING' AND lease_expires_at < now()))
-    RETURNING id, workflow_id, kind, step_name, branch, run_number, attempt, queue
+    RETURNING id, workflow_id, kind, step_name, branch, run_number, attempt, queue, trace_context
 )
 SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.current_step,
        w.workflow_version, w.version, w.parent_execution_id, w.blocked_on_child_id,
        w.idempotency_key, w.saga_mode, w.completed_steps, w.run_at, w.error, w.runtime,
        w.metadata, w.data_region, w.priority, w.owner_id, w.org_id, w.created_at, w.updated_at,
        w.completed_at,
-       c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue, now()
+       c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue, now(),
+       c.trace_context
 FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id;
 
 -- name: describe_run
@@ -87,7 +90,7 @@ WITH closed AS (
         status = 'DONE', error = $8::text, finished_at = now(), lease_expires_at = NULL,
         updated_at = now()
     WHERE id = $9 AND attempt = $10 AND status = 'RUNNING'
-    RETURNING id
+    RETURNING id, trace_context
 ), stored AS (
     INSERT INTO parallel_branch_results (
         workflow_id, step_name, run_number, branch, branch_index, succeeded, result, error,
@@ -106,21 +109,22 @@ WITH closed AS (
 ), fired AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-        dispatched_at, created_at, updated_at
+        dispatched_at, created_at, updated_at, trace_context
     )
     SELECT $1::text, 'join', $2::text, '', $3::int, $12::text, 'QUEUED', 0, now(), now(), now(),
-           now()
+           now(), (SELECT trace_context FROM closed)
     FROM counted WHERE recorded >= expected
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay
 ), released AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-        dispatched_at, created_at, updated_at
+        dispatched_at, created_at, updated_at, trace_context
     )
     SELECT $1::text, 'branch', $2::text,
            coalesce(($14::text[])[recorded], $2::text || '[' || ($13::int + recorded - 1) || ']'),
-           $3::int, $12::text, 'QUEUED', 0, now(), now(), now(), now()
+           $3::int, $12::text, 'QUEUED', 0, now(), now(), now(), now(),
+           (SELECT trace_context FROM closed)
     FROM counted WHERE $13::int > 0 AND $13::int + recorded - 1 < expected
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay

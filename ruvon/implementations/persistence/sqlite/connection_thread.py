@@ -162,6 +162,8 @@ class ConnectionThread:
         try:
             while (item := self._jobs.get()) is not None:
                 loop, future, job, args = item
+                result: Any = None
+                error: BaseException | None = None
                 with self._in_use:
                     try:
                         conn.execute(wait)
@@ -170,11 +172,12 @@ class ConnectionThread:
                         finally:
                             conn.execute(no_wait)
                     except BaseException as exc:  # delivered to the awaiting task
-                        _reply(loop, future, None, exc)
-                    else:
-                        _reply(loop, future, result, None)
+                        error = exc
                 self._finished += 1
-                del item, future, job, args  # release them while the thread waits
+                # Only now, with the connection free and counted idle: the task this wakes may
+                # run its next short job inline at once instead of queueing behind nothing.
+                _reply(loop, future, result, error)
+                del item, future, job, args, result, error  # release them while the thread waits
         finally:
             with self._in_use:
                 self._conn = None

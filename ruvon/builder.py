@@ -38,6 +38,7 @@ from ruvon.errors import (
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
 from ruvon.models import StepType, WorkflowStatus
+from ruvon.priority import DEFAULT_PRIORITY, checked_priority
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.observer import BaseObserver, WorkflowObserver
 from ruvon.providers.persistence import PersistenceProvider
@@ -120,6 +121,7 @@ class _Children:
         parent_execution_id: str | None,
         owner_id: str | None,
         data_region: str | None,
+        priority: int | None = None,
     ) -> Workflow:
         return await self.builder.create_workflow(
             workflow_type,
@@ -130,6 +132,7 @@ class _Children:
             parent_execution_id=parent_execution_id,
             owner_id=owner_id,
             data_region=data_region,
+            priority=priority,
             metadata={"spawned_by": asking.id},
             automate_start=False,
             announce=False,
@@ -496,7 +499,10 @@ class WorkflowBuilder:
             saga_mode=definition.spec.saga_mode,
             metadata=dict(metadata or {}),
             data_region=data_region,
-            priority=priority or 0,
+            priority=checked_priority(
+                priority if priority is not None else definition.spec.priority or DEFAULT_PRIORITY,
+                workflow_type,
+            ),
             owner_id=owner_id,
             org_id=org_id,
         )

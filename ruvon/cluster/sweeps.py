@@ -98,8 +98,8 @@ class Sweeps:
         if unclaimed.as_of is None:
             self._suspected = ()
             return SweepReport("redispatch_lost")
-        counted = self.dispatcher.waiting_messages(unclaimed.queues)
-        waiting = {queue: counted.get(queue, 0) for queue in unclaimed.queues}
+        counted = self.dispatcher.waiting_messages(unclaimed.lanes)
+        waiting = {lane: counted.get(lane, 0) for lane in unclaimed.lanes}
         lost = await self.maintenance.redispatch_lost(
             timeout, self.settings.sweep_batch, waiting, unclaimed.as_of, self._suspected
         )

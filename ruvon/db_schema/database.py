@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -154,6 +155,8 @@ step_runs = Table(
     Column("kind", Text, nullable=False, server_default=text("'step'")),
     # The W3C trace context the run continues (RUVON_OTEL; NULL without tracing).
     Column("trace_context", JSON_DOC),
+    # 0-9, the workflow's (higher runs first): the run's broker lane and its place in sweeps.
+    Column("priority", SmallInteger, nullable=False, server_default=text("0")),
     UniqueConstraint("workflow_id", "kind", "step_name", "branch", "run_number"),
     # Claimable and due work: WHERE status = 'QUEUED' AND run_at <= now().
     Index("ix_step_runs_status_run_at", "status", "run_at"),

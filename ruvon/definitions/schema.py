@@ -278,6 +278,8 @@ class WorkflowFile(BaseModel):
         default=False, validation_alias=AliasChoices("saga_mode", "saga_enabled")
     )
     automate_start: bool = False
+    # The default priority of its workflows, 0 (lowest) to 9 (served first): ruvon.priority.
+    priority: int | None = Field(default=None, ge=0, le=9, strict=True)
     parameters: dict[str, Any] = Field(default_factory=dict)
     steps: tuple[StepDefinition, ...] = Field(min_length=1)
 

@@ -45,6 +45,9 @@ async def spawn(
         parent_execution_id=rt.id if as_child else None,
         owner_id=owner_id or record.owner_id,
         data_region=data_region or record.data_region,
+        # A child is part of its parent's work, so it runs at the parent's priority; an
+        # independent workflow (FIRE_AND_FORGET) has its own file's.
+        priority=record.priority if as_child else None,
     )
     remote, child_remote = rt.remote, child.remote
     if remote is not None and child_remote is not None:

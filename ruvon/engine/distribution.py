@@ -189,6 +189,7 @@ class Distribution:
                 branch,
                 queue,
                 trace_context=current_trace_context(target),
+                priority=record.priority,
             )
         )
 

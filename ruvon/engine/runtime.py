@@ -124,8 +124,10 @@ class ChildFactory(Protocol):
         parent_execution_id: str | None,
         owner_id: str | None,
         data_region: str | None,
+        priority: int | None = None,
     ) -> ChildWorkflow:
-        """Store a new workflow (not started: the caller runs or announces it)."""
+        """Store a new workflow (not started: the caller runs or announces it); ``priority``
+        None gives it its workflow file's."""
         ...
 
     async def load_related(self, asking: StepRuntime, workflow_id: str) -> ChildWorkflow:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ruvon.providers.runs import BranchOutcome, Claim, QueuedRun, RunKind, RunStatus
+from ruvon.providers.runs import BranchOutcome, Claim, Lane, QueuedRun, RunKind, RunStatus
 from ruvon.records import AuditEntry, WorkflowRecord
 
 __all__ = [
@@ -131,14 +131,20 @@ class ExpiredLease:
 
 @dataclass(frozen=True, slots=True)
 class UnclaimedQueues:
-    """Queues holding due runs that nobody claimed within the dispatch timeout.
+    """Lanes (queue and priority) holding due runs that nobody claimed within the dispatch
+    timeout.
 
     ``as_of`` is the store's clock when they were found (None when there are none): the broker's
-    queue lengths are read after it, and compared with the runs sent up to it.
+    lane lengths are read after it, and compared with the runs sent up to it.
     """
 
-    queues: tuple[str, ...]
+    lanes: tuple[Lane, ...]
     as_of: datetime | None
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """The queues of :attr:`lanes`, each once, by name."""
+        return tuple(sorted({lane.queue for lane in self.lanes}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,17 +182,17 @@ class Maintenance(Protocol):
         self,
         timeout: float,
         limit: int,
-        waiting: Mapping[str, int],
+        waiting: Mapping[Lane, int],
         as_of: datetime,
         suspected: Collection[int] = (),
     ) -> LostRuns:
         """Due runs not claimed within ``timeout`` seconds of their last message whose message
         is missing: the ``suspected`` ones are marked sent again, the others suspected now.
 
-        ``waiting``: how many messages wait in each queue's broker list, counted after
-        ``as_of``. Queues are first in, first out: the waiting messages are taken to belong to
-        the newest sends up to ``as_of``, so only the runs beyond that count are missing. Only
-        the queues named in ``waiting`` are swept (a broker that cannot count says 0). A run is
+        ``waiting``: how many messages wait in each lane's broker list, counted after
+        ``as_of``. Lanes are first in, first out: the waiting messages are taken to belong to
+        the lane's newest sends up to ``as_of``, so only the runs beyond that count are missing.
+        Only the lanes named in ``waiting`` are swept (a broker that cannot count says 0). A run is
         sent again once two sweeps in a row found it missing (``suspected``: the previous
         sweep's :attr:`LostRuns.suspected`), so a message a worker had just taken, its claim
         under way, is not sent twice.

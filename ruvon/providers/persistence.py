@@ -113,7 +113,8 @@ class PersistenceProvider(Protocol):
         ...
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of WAITING_TIMER / WAITING_HUMAN workflows whose ``run_at`` is due at ``now``."""
+        """Ids of WAITING_TIMER / WAITING_HUMAN workflows whose ``run_at`` is due at ``now``: the
+        highest priority first, then the earliest due (at most ``limit``)."""
         ...
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:

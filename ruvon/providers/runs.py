@@ -25,6 +25,7 @@ from ruvon.errors import ConfigurationError
 __all__ = [
     "BranchOutcome",
     "Claim",
+    "Lane",
     "QueuedRun",
     "RetryLater",
     "RunKind",
@@ -82,11 +83,14 @@ class RunRequest:
     delay: float = 0.0
     # The W3C trace context the run continues (ruvon.trace_context), stored in its row.
     trace_context: dict[str, str] | None = None
+    # The workflow's priority (ruvon.priority): the run's broker lane and sweep order.
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class QueuedRun:
-    """A stored run to announce: ids only (the message carries nothing else)."""
+    """A stored run to announce: ids only (the message carries nothing else); ``priority``
+    picks the broker lane it is sent on."""
 
     run_id: int
     workflow_id: str
@@ -95,6 +99,16 @@ class QueuedRun:
     branch: str
     queue: str
     delay: float = 0.0
+    priority: int = 0
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Lane:
+    """Where a queue's runs of one priority wait on the broker: first in, first out within a
+    lane; a worker serves a queue's most urgent non-empty lane first."""
+
+    queue: str
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,11 +128,19 @@ class Claim:
     claimed_at: datetime | None = None
     # The trace context stored with the run (None without tracing), see ruvon.trace_context.
     trace_context: dict[str, str] | None = None
+    priority: int = 0
 
     def queued(self, delay: float = 0.0) -> QueuedRun:
         """This run as a message to send again."""
         return QueuedRun(
-            self.run_id, self.workflow_id, self.kind, self.step_name, self.branch, self.queue, delay
+            self.run_id,
+            self.workflow_id,
+            self.kind,
+            self.step_name,
+            self.branch,
+            self.queue,
+            delay,
+            self.priority,
         )
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from ruvon.clock import utc_now
 from ruvon.config import Settings
+from ruvon.implementations.execution.broker_lanes import PRIORITY_STEPS, queue_keys
 from ruvon.implementations.observability.health import is_cluster_url, ping_workers, redact_url
 from ruvon.implementations.observability.heartbeat_files import read_worker_files
 from ruvon.providers.ledger import ClusterActivity, QueueBacklog
@@ -42,10 +43,6 @@ PING_TIMEOUT = 1.0
 BROKER_TIMEOUT = 2.0
 HEARTBEAT_MAX_AGE = 30.0
 RECENT_RECOVERIES = 50
-# kombu's Redis transport keeps one list per priority step: the queue's name, then
-# ``<name>\x06\x16<priority>`` (see run_publisher).
-_PRIORITY_STEPS = (0, 3, 6, 9)
-_PRIORITY_SEP = "\x06\x16"
 
 
 def _queue_names(runtime: ServerRuntime, backlog: Iterable[QueueBacklog]) -> list[str]:
@@ -80,8 +77,8 @@ async def broker_depths(settings: Settings, queues: list[str]) -> tuple[BrokerIn
     try:
         async with client.pipeline(transaction=False) as pipe:
             for queue in queues:
-                for step in _PRIORITY_STEPS:
-                    pipe.llen(f"{prefix}{queue}{_PRIORITY_SEP}{step}" if step else prefix + queue)
+                for key in queue_keys(prefix, queue):  # one list per priority
+                    pipe.llen(key)
             lengths = await asyncio.wait_for(pipe.execute(), BROKER_TIMEOUT)
     except Exception as exc:  # down, or not Redis after all: say so, keep the rest
         info.ok, info.error = False, f"{type(exc).__name__}: {exc}"
@@ -89,7 +86,7 @@ async def broker_depths(settings: Settings, queues: list[str]) -> tuple[BrokerIn
     finally:
         await client.aclose()
     info.ok = True
-    size = len(_PRIORITY_STEPS)
+    size = len(PRIORITY_STEPS)
     counts = [int(n) for n in lengths]
     return info, {q: sum(counts[i * size : (i + 1) * size]) for i, q in enumerate(queues)}
 

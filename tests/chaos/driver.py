@@ -35,6 +35,7 @@ from ruvon.builder import WorkflowBuilder
 from ruvon.client import Client
 from ruvon.config import Settings
 from ruvon.errors import RuvonError
+from ruvon.implementations.execution.broker_lanes import lane_key
 from ruvon.testing.cluster import LocalCluster, WorkerProcess
 from tests.chaos.invariants import (
     ROOT_TYPE,
@@ -380,7 +381,7 @@ def queued_messages(run: ChaosRun) -> int:
         contextlib.suppress(redis.RedisError),
         redis.Redis.from_url(run.cluster.env["RUVON_BROKER_URL"]) as client,
     ):
-        return int(client.llen(f"{run.cluster.key_prefix}{QUEUE}"))
+        return int(client.llen(lane_key(run.cluster.key_prefix, QUEUE, 0)))
     return 0
 
 

@@ -26,6 +26,7 @@ from ruvon.cluster.app import create_app
 from ruvon.cluster.lost_connection import raise_connection_errors_on_lost_channels
 from ruvon.config import Settings
 from ruvon.errors import BrokerUnavailable
+from ruvon.implementations.execution.broker_lanes import lane_key
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
 from ruvon.providers.runs import QueuedRun, RunKind
 from tests.chaos.servers import PrivateRedis
@@ -93,14 +94,14 @@ def test_dispatch_fails_fast_while_redis_is_down_and_recovers(
     try:
         with redis.Redis(port=private_redis.port) as broker:
             provider.dispatch([run])
-            assert broker.llen("default") == 1
+            assert broker.llen(lane_key("", "default", 0)) == 1
             private_redis.kill()
             with pytest.raises(BrokerUnavailable):
                 provider.dispatch([run])
             private_redis.start()  # empty, on the same port
             provider.dispatch([run])  # the pooled connection was dead: replaced at once
             provider.dispatch([run, run])  # and the pipelined batch too
-            assert broker.llen("default") == 3
+            assert broker.llen(lane_key("", "default", 0)) == 3
     finally:
         provider.close()
         if celery is not None:

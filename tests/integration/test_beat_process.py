@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 import redis
 
+from ruvon.implementations.execution.broker_lanes import lane_key
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster
 from ruvon.testing.processes import spawn
@@ -67,7 +68,7 @@ def test_a_backlog_is_not_sent_again_but_a_lost_message_is() -> None:
     with started_cluster(FAST, queues=[QUEUE], workers=1) as cluster:
         beat = cluster.start_beat()
         beat.wait_sweeping()
-        backlog = f"{cluster.key_prefix}backlog"
+        backlog = lane_key(cluster.key_prefix, "backlog", 0)
 
         async def scenario() -> list[str]:
             async with client_of(cluster) as client:

@@ -19,6 +19,7 @@ from ruvon.implementations.persistence.postgres import PostgresPersistenceProvid
 from ruvon.models import WorkflowStatus
 from ruvon.providers.runs import (
     BranchOutcome,
+    Lane,
     RunKind,
     RunRequest,
     RunStatus,
@@ -291,13 +292,15 @@ async def test_only_runs_missing_from_the_broker_twice_in_a_row_are_sent_again(
     )
 
     unclaimed = await ledger.unclaimed_queues(10.0)
-    assert unclaimed.queues == ("q", "r") and unclaimed.as_of is not None
-    waiting = {"q": 3, "r": 0}
+    assert unclaimed.lanes == (Lane("q", 0), Lane("r", 0)) and unclaimed.as_of is not None
+    assert unclaimed.queues == ("q", "r")
+    waiting = {Lane("q", 0): 3, Lane("r", 0): 0}
     first = await ledger.redispatch_lost(10.0, 100, waiting, unclaimed.as_of)
     assert first.resent == []
     assert sorted(first.suspected) == sorted([ids[0], ids[1], other])
     # A queue whose every message waits: nothing missing, however old the runs.
-    assert (await ledger.redispatch_lost(10.0, 100, {"q": 5}, unclaimed.as_of, ids)).resent == []
+    every = {Lane("q", 0): 5}
+    assert (await ledger.redispatch_lost(10.0, 100, every, unclaimed.as_of, ids)).resent == []
 
     second = await asyncio.gather(
         *(
@@ -310,3 +313,42 @@ async def test_only_runs_missing_from_the_broker_twice_in_a_row_are_sent_again(
     assert {run.queue for lost in second for run in lost.resent} == {"q", "r"}
     # Sent again just now: no longer overdue.
     assert (await ledger.unclaimed_queues(10.0)).queues == ("q",)
+
+
+async def test_runs_carry_their_priority_and_each_lane_is_counted_on_its_own(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    """A queue is first in, first out per priority lane only: the broker's count of one lane
+    says nothing about another, so the lost-message sweep ranks each lane's runs by itself,
+    and re-sends the most urgent first."""
+    ids: dict[str, int] = {}
+    for name, priority in (("old-9", 9), ("old-0", 0), ("new-9", 9)):
+        run = RunRequest(name, RunKind.STEP, "S", queue="q", priority=priority)
+        _, (ids[name],) = await _workflow(ledger, runs=[run], workflow_id=name)
+        await _sql(
+            database,
+            "UPDATE step_runs SET dispatched_at = now() - interval '60 seconds' + "
+            "make_interval(secs => $2), run_at = now() - interval '60 seconds' WHERE id = $1",
+            ids[name],
+            float(len(ids)),
+        )
+    claim, _ = await ledger.claim_run(ids["old-9"], "w@h", LEASE) or (None, None)
+    assert claim is not None and claim.priority == 9 and claim.queued().priority == 9
+    assert await ledger.retry_run(claim, 0.0, "boom", AuditEntry("old-9", "STEP_RETRY")) == (
+        claim.queued()
+    )
+    await _sql(
+        database,
+        "UPDATE step_runs SET dispatched_at = now() - interval '59 seconds',"
+        " run_at = now() - interval '59 seconds' WHERE id = $1",
+        ids["old-9"],
+    )
+
+    unclaimed = await ledger.unclaimed_queues(10.0)
+    assert unclaimed.lanes == (Lane("q", 0), Lane("q", 9)) and unclaimed.as_of is not None
+    # One message waits in the urgent lane (new-9's, the newest send there), none in the other.
+    waiting = {Lane("q", 0): 0, Lane("q", 9): 1}
+    first = await ledger.redispatch_lost(10.0, 100, waiting, unclaimed.as_of)
+    assert sorted(first.suspected) == sorted([ids["old-9"], ids["old-0"]])
+    second = await ledger.redispatch_lost(10.0, 1, waiting, unclaimed.as_of, first.suspected)
+    assert [(run.run_id, run.priority) for run in second.resent] == [(ids["old-9"], 9)]

@@ -12,10 +12,11 @@ from celery import Celery
 from kombu.transport.virtual import Message
 
 from ruvon.config import Settings
+from ruvon.implementations.execution.broker_lanes import lane_key
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
 from ruvon.implementations.execution.celery_config import RUN_TASKS, celery_config
 from ruvon.implementations.execution.run_publisher import RedisRunPublisher
-from ruvon.providers.runs import QueuedRun, RunKind
+from ruvon.providers.runs import Lane, QueuedRun, RunKind
 from ruvon.testing.redis import redis_url_for_tests
 
 
@@ -55,8 +56,8 @@ def test_messages_decode_as_celerys_own(provider: CeleryExecutionProvider, prefi
     ]
     provider.dispatch(runs)
     with redis.Redis.from_url(redis_url_for_tests()) as client:
-        default = _queued(client, f"{prefix}default")
-        gpu = _queued(client, f"{prefix}gpu")
+        default = _queued(client, lane_key(prefix, "default", 0))
+        gpu = _queued(client, lane_key(prefix, "gpu", 0))
         assert not [k for k in client.scan_iter(match=f"{prefix}ruvon.template.*")]
     assert [m.headers["task"] for m in default] == [RUN_TASKS[RunKind.STEP],
                                                     RUN_TASKS[RunKind.ADVANCE]]  # fmt: skip
@@ -73,7 +74,7 @@ def test_a_run_with_a_countdown_goes_through_celery(
 ) -> None:
     provider.dispatch([QueuedRun(1, "wf", RunKind.STEP, "Retry", "", "default", delay=2.0)])
     with redis.Redis.from_url(redis_url_for_tests()) as client:
-        (message,) = _queued(client, f"{prefix}default")
+        (message,) = _queued(client, lane_key(prefix, "default", 0))
     assert message.headers["eta"] is not None  # Celery's countdown, as before
 
 
@@ -87,7 +88,7 @@ def test_copies_and_the_test_hook(prefix: str) -> None:
     finally:
         doubled.close()
     with redis.Redis.from_url(redis_url_for_tests()) as client:
-        assert client.llen(f"{prefix}default") == 2
+        assert client.llen(lane_key(prefix, "default", 0)) == 2
 
 
 def test_only_a_plain_redis_broker_gets_the_fast_path() -> None:
@@ -102,8 +103,31 @@ def test_only_a_plain_redis_broker_gets_the_fast_path() -> None:
 
 
 def test_waiting_counts_what_kombu_counts(provider: CeleryExecutionProvider, prefix: str) -> None:
-    provider.dispatch([QueuedRun(i, "wf", RunKind.BRANCH, "P", f"b{i}", "busy") for i in range(3)])
-    counted = provider.waiting_messages(["busy", "idle"])
+    provider.dispatch(
+        [QueuedRun(i, "wf", RunKind.BRANCH, "P", f"b{i}", "busy", priority=i % 2) for i in range(3)]
+    )
+    lanes = [Lane("busy", 0), Lane("busy", 1), Lane("busy", 9), Lane("idle", 0)]
+    counted = provider.waiting_messages(lanes)
     with provider.app.connection_for_read() as connection:
         kombu = connection.default_channel.queue_declare(queue="busy", durable=True).message_count
-    assert counted == {"busy": 3, "idle": 0} and kombu == 3
+    assert counted == dict(zip(lanes, [2, 1, 0, 0], strict=True)) and kombu == 3
+
+
+@pytest.mark.parametrize("path", ["pipelined", "send_task"])
+def test_a_worker_takes_the_most_urgent_lane_first(
+    provider: CeleryExecutionProvider, path: str
+) -> None:
+    """kombu's own consumer (the Redis channel a Celery worker reads with) pops the runs of the
+    higher priority first, whichever way they were sent, and in order within one priority."""
+    if path == "send_task":
+        provider._fast = False  # the fallback Celery path (a countdown, or another broker)
+    sent = [(1, 0), (2, 9), (3, 5), (4, 9), (5, 0), (6, 1)]  # (run id, priority)
+    provider.dispatch(
+        [QueuedRun(i, "wf", RunKind.STEP, "S", "", "prio", priority=p) for i, p in sent]
+    )
+    with provider.app.connection_for_read() as connection:
+        channel = connection.default_channel
+        taken = []
+        while (message := channel.basic_get("prio")) is not None:
+            taken.append(message.decode()[0][0])
+    assert taken == [2, 4, 3, 6, 1, 5]

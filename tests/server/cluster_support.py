@@ -14,6 +14,7 @@ import httpx
 
 from ruvon.config import Settings
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.providers.runs import Lane
 from tests.server.conftest import ADMIN, auth
 
 API = "/api/v1"
@@ -60,12 +61,12 @@ async def recover_two_runs(
         # The second run's message is lost (the broker says none wait): two sweeps re-send it.
         as_of = (await store.unclaimed_queues(0.0)).as_of
         assert as_of is not None
-        first = await store.redispatch_lost(0.0, 10, {settings.default_queue: 0}, as_of)
+        first = await store.redispatch_lost(0.0, 10, {Lane(settings.default_queue, 0): 0}, as_of)
         assert lost_run.run_id in first.suspected
         as_of = (await store.unclaimed_queues(0.0)).as_of
         assert as_of is not None
         second = await store.redispatch_lost(
-            0.0, 10, {settings.default_queue: 0}, as_of, first.suspected
+            0.0, 10, {Lane(settings.default_queue, 0): 0}, as_of, first.suspected
         )
         assert lost_run.run_id in [run.run_id for run in second.resent]
     finally:

@@ -27,6 +27,7 @@ from celery import Celery
 from ruvon.config import Settings
 from ruvon.definitions.imports import function_shape
 from ruvon.errors import BrokerUnavailable
+from ruvon.implementations.execution.broker_lanes import broker_priority
 from ruvon.implementations.execution.celery_config import (
     BROKER_VISIBILITY_TIMEOUT,
     RUN_TASKS,
@@ -41,7 +42,7 @@ from ruvon.implementations.execution.sync import (
 from ruvon.implementations.execution.task_thread import current_task_thread
 from ruvon.implementations.execution.time_limit import AttemptInterrupted, call_with_time_limit
 from ruvon.providers.execution import StepCall
-from ruvon.providers.runs import QueuedRun, RunKind
+from ruvon.providers.runs import Lane, QueuedRun, RunKind
 
 __all__ = ["CeleryExecutionProvider", "CeleryExecutor"]
 
@@ -123,7 +124,7 @@ class CeleryExecutionProvider:
             return self._publisher
         publisher = RedisRunPublisher(self.app, RUN_TASKS)
         try:
-            usable = publisher.check(probe or _PROBE_RUN)
+            usable = all(publisher.check(run) for run in (probe or _PROBE_RUN, _PROBE_RUN))
         except Exception:
             logger.exception("pre-serialised run messages unavailable; using send_task")
             usable = False
@@ -151,28 +152,34 @@ class CeleryExecutionProvider:
                             args=[run.run_id, run.workflow_id, run.step_name, run.branch],
                             queue=run.queue,
                             countdown=countdown,
+                            priority=broker_priority(run.priority),
                             producer=producer,
                             ignore_result=True,
                         )
         except Exception as exc:
             raise self._unavailable(exc) from exc
 
-    def waiting_messages(self, queues: Sequence[str]) -> dict[str, int]:
-        """How many messages wait in each of ``queues`` on the broker (0 for one it does not
-        know, or cannot count); messages a worker has reserved are not counted."""
-        counts: dict[str, int] = {}
+    def waiting_messages(self, lanes: Sequence[Lane]) -> dict[Lane, int]:
+        """How many messages wait in each of ``lanes`` on the broker (0 for one it does not
+        know, or cannot count); messages a worker has reserved are not counted.
+
+        Through Celery (no Redis publisher) a queue is counted whole, and each of its lanes
+        is given that count: more than it holds, so the lost-message sweep re-sends less, never
+        a run whose message still waits.
+        """
         try:
             publisher = self._fast_publisher(None)
             if publisher is not None:
-                return publisher.waiting(queues)
+                return publisher.waiting(lanes)
             # A fresh connection, not the pool's: a pooled one can outlive a broker restart
             # in a state kombu cannot use again.
+            whole: dict[str, int] = {}
             with self.app.connection_for_read() as connection:
-                for queue in queues:
-                    counts[queue] = _waiting(connection, queue)
+                for queue in sorted({lane.queue for lane in lanes}):
+                    whole[queue] = _waiting(connection, queue)
         except Exception as exc:
             raise self._unavailable(exc) from exc
-        return counts
+        return {lane: whole[lane.queue] for lane in lanes}
 
     def check_broker(self, timeout: float = 3.0) -> None:
         """Fail fast with :class:`BrokerUnavailable` if the broker cannot be reached."""
@@ -218,7 +225,9 @@ class CeleryExecutionProvider:
 
 
 #: What the publisher's self-check builds and decodes when it has no real run at hand.
-_PROBE_RUN = QueuedRun(0, "probe", RunKind.STEP, "probe", "", "probe")
+#: Priority 5 is kombu priority 4, in no lane of kombu's default steps: the check fails unless the
+#: app declares Ruvon's ten (broker_lanes).
+_PROBE_RUN = QueuedRun(0, "probe", RunKind.STEP, "probe", "", "probe", priority=5)
 
 
 def _batched(producer: Any, many: bool) -> contextlib.AbstractContextManager[Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ruvon.config import Settings
+from ruvon.implementations.execution.broker_lanes import PRIORITY_STEPS
 from ruvon.providers.runs import RunKind
 
 __all__ = ["BROKER_VISIBILITY_TIMEOUT", "MAINTENANCE_TASKS", "RUN_TASKS", "celery_config"]
@@ -60,6 +61,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # worker's consumer. Acked on receipt (the default), that copy protects nothing, so it
         # is kept only with RUVON_ACKS_LATE.
         "ack_emulation": settings.acks_late,
+        # One list per priority, 0-9 (kombu's default folds them into four): broker_lanes.
+        "priority_steps": list(PRIORITY_STEPS),
     }
     backend_options: dict[str, Any] = {}
     if settings.broker_key_prefix:

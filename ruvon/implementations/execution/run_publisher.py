@@ -27,15 +27,13 @@ import orjson
 import redis
 from celery import Celery
 
-from ruvon.providers.runs import QueuedRun
+from ruvon.implementations.execution.broker_lanes import broker_priority, lane_key
+from ruvon.providers.runs import Lane, QueuedRun
 
 __all__ = ["RedisRunPublisher"]
 
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 _TEMPLATE_ARGS = [0, "", "", ""]
-# kombu's Redis transport: one list per priority step, named with this separator.
-_PRIORITY_STEPS = (0, 3, 6, 9)
-_PRIORITY_SEP = "\x06\x16"
 
 
 class RedisRunPublisher:
@@ -82,45 +80,51 @@ class RedisRunPublisher:
             "correlation_id": task_id,
             "delivery_tag": str(uuid.uuid4()),
             "delivery_info": {"exchange": "", "routing_key": run.queue},
+            # What kombu reads when it restores an unacknowledged message to its lane.
+            "priority": broker_priority(run.priority),
         }
         return orjson.dumps({**template["envelope"], "body": body, "headers": headers,
                              "properties": properties})  # fmt: skip
 
     def publish(self, runs: Sequence[QueuedRun], copies: int = 1) -> None:
-        """Write every run's message (``copies`` each) in one pipeline, one ``LPUSH`` per queue."""
-        by_queue: dict[str, list[bytes]] = {}
+        """Write every run's message (``copies`` each) in one pipeline, one ``LPUSH`` per lane
+        (the list of the run's queue and priority, see broker_lanes)."""
+        by_lane: dict[str, list[bytes]] = {}
         for run in runs:
             message = self.message(run)
-            by_queue.setdefault(run.queue, []).extend([message] * copies)
+            key = lane_key(self.prefix, run.queue, run.priority)
+            by_lane.setdefault(key, []).extend([message] * copies)
         with self.client.pipeline(transaction=False) as pipe:
-            for queue, messages in by_queue.items():
-                pipe.lpush(self.prefix + queue, *messages)
+            for key, messages in by_lane.items():
+                pipe.lpush(key, *messages)
             pipe.execute()
 
-    def waiting(self, queues: Sequence[str]) -> dict[str, int]:
-        """Messages waiting in each queue: the lengths of its lists (kombu keeps one per
-        priority step: the queue's name, then ``<name>\\x06\\x16<priority>``)."""
+    def waiting(self, lanes: Sequence[Lane]) -> dict[Lane, int]:
+        """Messages waiting in each lane: the length of its list."""
         with self.client.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                for step in _PRIORITY_STEPS:
-                    suffix = f"{_PRIORITY_SEP}{step}" if step else ""
-                    pipe.llen(f"{self.prefix}{queue}{suffix}")
+            for lane in lanes:
+                pipe.llen(lane_key(self.prefix, lane.queue, lane.priority))
             lengths = [int(n) for n in pipe.execute()]
-        size = len(_PRIORITY_STEPS)
-        return {queue: sum(lengths[i * size : (i + 1) * size]) for i, queue in enumerate(queues)}
+        return dict(zip(lanes, lengths, strict=True))
 
     def check(self, run: QueuedRun) -> bool:
-        """A built message decodes, through kombu, to the task and arguments it stands for."""
+        """A built message decodes, through kombu, to the task and arguments it stands for,
+        and kombu would keep it in the lane the publisher writes it to (the app's priority
+        steps are the ones broker_lanes assumes)."""
         from kombu.transport.virtual import Message
 
         payload = orjson.loads(self.message(run))
         with self.app.connection_for_write() as connection:
-            decoded = Message(payload, channel=connection.default_channel)  # type: ignore[no-untyped-call]
+            channel = connection.default_channel
+            decoded = Message(payload, channel=channel)  # type: ignore[no-untyped-call]
             body = decoded.decode()  # type: ignore[no-untyped-call]
+            priority = channel._get_message_priority(payload, reverse=False)
+            kombu_lane = channel._q_for_pri(run.queue, priority)
         return bool(
             decoded.headers.get("task") == self.task_names[run.kind]
             and body[0] == [run.run_id, run.workflow_id, run.step_name, run.branch]
             and decoded.delivery_info.get("routing_key") == run.queue
+            and kombu_lane == lane_key("", run.queue, run.priority)
         )
 
     def _capture(self, name: str) -> dict[str, Any]:

@@ -280,18 +280,24 @@ class MemoryPersistenceProvider:
         ]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of waiting workflows whose ``run_at`` is due, earliest first."""
+        """Ids of waiting workflows whose ``run_at`` is due: the most urgent (priority) first,
+        then the earliest."""
         now = _aware(now)
         with self._lock:
             due = [
-                (_aware(stored["run_at"]), self._sequence[workflow_id], workflow_id)
+                (
+                    -stored["priority"],
+                    _aware(stored["run_at"]),
+                    self._sequence[workflow_id],
+                    workflow_id,
+                )
                 for workflow_id, stored in self._workflows.items()
                 if stored["status"] in _WAITING_FOR_TIMER
                 and stored["run_at"] is not None
                 and _aware(stored["run_at"]) <= now
             ]
         due.sort()
-        return [workflow_id for _, _, workflow_id in due[: max(limit, 0)]]
+        return [workflow_id for *_, workflow_id in due[: max(limit, 0)]]
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""

@@ -21,7 +21,7 @@ from ruvon.providers.ledger import (
     QueueBacklog,
     UnclaimedQueues,
 )
-from ruvon.providers.runs import QueuedRun, RunKind
+from ruvon.providers.runs import Lane, QueuedRun, RunKind
 from ruvon.records import AuditEntry
 
 __all__ = ["PostgresMaintenance"]
@@ -66,26 +66,28 @@ class PostgresMaintenance:
         rows = await self._query(
             "find unclaimed queues", "fetch", _Q["unclaimed_queues"], (float(timeout),)
         )
-        as_of: datetime | None = rows[0][1] if rows else None
-        return UnclaimedQueues(tuple(sorted(row[0] for row in rows)), as_of)
+        as_of: datetime | None = rows[0][2] if rows else None
+        return UnclaimedQueues(tuple(sorted(Lane(row[0], row[1]) for row in rows)), as_of)
 
     async def redispatch_lost(
         self,
         timeout: float,
         limit: int,
-        waiting: Mapping[str, int],
+        waiting: Mapping[Lane, int],
         as_of: datetime,
         suspected: Collection[int] = (),
     ) -> LostRuns:
         """Due runs unclaimed past ``timeout`` whose message the broker's counts say is missing:
         those already ``suspected`` marked sent again, the others suspected now."""
-        queues = sorted(waiting)
-        counts = [max(int(waiting[queue]), 0) for queue in queues]
+        lanes = sorted(waiting)
+        counts = [max(int(waiting[lane]), 0) for lane in lanes]
+        queues = [lane.queue for lane in lanes]
+        priorities = [lane.priority for lane in lanes]
         rows = await self._query(
             "redispatch lost runs",
             "fetch",
             _Q["redispatch_lost"],
-            (limit, float(timeout), queues, counts, as_of, sorted(set(suspected))),
+            (limit, float(timeout), queues, counts, as_of, sorted(set(suspected)), priorities),
         )
         resent = [queued_run(tuple(row)[1:]) for row in rows if row[0]]
         return LostRuns(resent, tuple(row[1] for row in rows if not row[0]))

@@ -243,7 +243,8 @@ class PostgresPersistenceProvider(
         return [workflow_from_row(row) for row in rows]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of waiting workflows whose ``run_at`` is due, earliest first."""
+        """Ids of waiting workflows whose ``run_at`` is due: the most urgent (priority) first,
+        then the earliest."""
         rows = await self._fetch("list due timers", _Q["list_due_timers"], utc(now), max(limit, 0))
         return [row[0] for row in rows]
 

@@ -62,12 +62,17 @@ def taken_claim(take: TakeRun, run_id: int, claimed_at: datetime) -> Claim:
         run.queue,
         claimed_at,
         run.trace_context,
+        run.priority,
     )
 
 
 def queued_run(row: Sequence[Any]) -> QueuedRun:
-    run_id, workflow_id, kind, step_name, branch, queue, delay = row[:7]
-    return QueuedRun(run_id, workflow_id, RunKind(kind), step_name, branch, queue, delay or 0.0)
+    """A run to announce from its ``(id, workflow_id, kind, step_name, branch, queue, delay,
+    priority)`` columns."""
+    run_id, workflow_id, kind, step_name, branch, queue, delay, priority = row[:8]
+    return QueuedRun(
+        run_id, workflow_id, RunKind(kind), step_name, branch, queue, delay or 0.0, priority or 0
+    )
 
 
 async def insert_runs(conn: asyncpg.Connection, runs: Sequence[RunRequest]) -> list[QueuedRun]:
@@ -84,7 +89,7 @@ def trace_context_text(carrier: dict[str, str] | None) -> str | None:
 
 
 def run_arrays(runs: Sequence[RunRequest]) -> tuple[list[Any], ...]:
-    """The eight array parameters an ``unnest`` of runs takes (one element per run)."""
+    """The nine array parameters an ``unnest`` of runs takes (one element per run)."""
     return (
         [r.workflow_id for r in runs],
         [str(r.kind) for r in runs],
@@ -94,6 +99,7 @@ def run_arrays(runs: Sequence[RunRequest]) -> tuple[list[Any], ...]:
         [r.queue for r in runs],
         [float(r.delay) for r in runs],
         [trace_context_text(r.trace_context) for r in runs],
+        [r.priority for r in runs],
     )
 
 
@@ -122,7 +128,7 @@ class PostgresRunLedger:
             return None
         values = list(row)
         record = workflow_from_values(values[:_WORKFLOW_COLUMNS])
-        rid, kind, step_name, branch, run_number, attempt, queue, now, trace = values[
+        rid, kind, step_name, branch, run_number, attempt, queue, now, trace, priority = values[
             _WORKFLOW_COLUMNS:
         ]
         claim = Claim(
@@ -137,6 +143,7 @@ class PostgresRunLedger:
             queue,
             now,
             _carrier(trace),
+            priority,
         )
         return claim, record
 
@@ -144,7 +151,7 @@ class PostgresRunLedger:
         row = await self._query("describe step run", "fetchrow", _Q["describe_run"], (run_id,))
         if row is None:
             return None
-        return RunSnapshot(queued_run((*row[:6], 0.0)), RunStatus(row[6]), row[7], row[8])
+        return RunSnapshot(queued_run((*row[:6], 0.0, row[9])), RunStatus(row[6]), row[7], row[8])
 
     async def extend_lease(self, claim: Claim, lease_seconds: float) -> bool:
         args = (claim.run_id, claim.attempt, float(lease_seconds))
@@ -201,8 +208,8 @@ class PostgresRunLedger:
         if not row[0]:
             return BranchRecorded(False)  # the claim no longer holds: a late or duplicate run
         values = tuple(row)
-        join = queued_run(values[1:8]) if values[1] is not None else None
-        released = queued_run(values[8:15]) if values[8] is not None else None
+        join = queued_run(values[1:9]) if values[1] is not None else None
+        released = queued_run(values[9:17]) if values[9] is not None else None
         return BranchRecorded(True, join, released)
 
     async def branch_results(

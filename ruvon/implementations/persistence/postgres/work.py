@@ -51,26 +51,29 @@ _CLOSED = """closed AS (
 _QUEUED = """queued AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-        dispatched_at, created_at, updated_at, trace_context
+        dispatched_at, created_at, updated_at, trace_context, priority
     )
     SELECT r.workflow_id, r.kind, r.step_name, r.branch, r.run_number, r.queue, 'QUEUED', 0,
-           now() + make_interval(secs => r.delay), now(), now(), now(), r.trace_context::jsonb
+           now() + make_interval(secs => r.delay), now(), now(), now(), r.trace_context::jsonb,
+           r.priority
     FROM written, unnest(${p}::text[], ${p1}::text[], ${p2}::text[], ${p3}::text[],
-                         ${p4}::int[], ${p5}::text[], ${p6}::float8[], ${p7}::text[])
-         AS r(workflow_id, kind, step_name, branch, run_number, queue, delay, trace_context)
+                         ${p4}::int[], ${p5}::text[], ${p6}::float8[], ${p7}::text[],
+                         ${p8}::smallint[])
+         AS r(workflow_id, kind, step_name, branch, run_number, queue, delay, trace_context,
+              priority)
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id, workflow_id, kind, step_name, branch, queue,
-              greatest(extract(epoch FROM run_at - now()), 0)::float8 AS delay
+              greatest(extract(epoch FROM run_at - now()), 0)::float8 AS delay, priority
 )"""
 _TAKEN = """taken AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
         lease_owner, lease_expires_at, started_at, dispatched_at, created_at, updated_at,
-        trace_context
+        trace_context, priority
     )
     SELECT ${p}::text, ${p1}::text, ${p2}::text, ${p3}::text, ${p4}::int, ${p5}::text,
            'RUNNING', 1, now(), ${p6}::text, now() + make_interval(secs => ${p7}::float8),
-           now(), now(), now(), now(), ${p8}::text::jsonb
+           now(), now(), now(), now(), ${p8}::text::jsonb, ${p9}::smallint
     FROM written
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
     RETURNING id
@@ -119,6 +122,7 @@ class WorkWrite:
                 take.owner,
                 float(take.lease_seconds),
                 trace_context_text(run.trace_context),
+                run.priority,
             )
         return sql, tuple(params)
 
@@ -143,10 +147,10 @@ class WorkWrite:
         if close:
             ctes.append(_CLOSED)
         if enqueue:
-            ctes.append(_numbered(_QUEUED, next_param, 8))
-            next_param += 8
+            ctes.append(_numbered(_QUEUED, next_param, 9))
+            next_param += 9
         if take:
-            ctes.append(_numbered(_TAKEN, next_param, 9))
+            ctes.append(_numbered(_TAKEN, next_param, 10))
         held = "(SELECT count(*) FROM held)" if fenced else "1"
         # Columns: fence held, rows written, the taken run's id and the database clock (with a
         # take), then one row per queued run.
@@ -155,7 +159,8 @@ class WorkWrite:
             head += ", (SELECT id FROM taken), now()"
         if enqueue:
             tail = (
-                f"{head}, q.id, q.workflow_id, q.kind, q.step_name, q.branch, q.queue, q.delay\n"
+                f"{head}, q.id, q.workflow_id, q.kind, q.step_name, q.branch, q.queue, q.delay, "
+                "q.priority\n"
                 "FROM (SELECT 1) AS one LEFT JOIN queued AS q ON true"
             )
         else:

@@ -79,6 +79,7 @@ from ruvon.records import (
     SignalRecord,
     WorkflowRecord,
 )
+from ruvon.serialization import loads
 
 __all__ = ["RedisPersistenceProvider", "describe_server"]
 
@@ -254,14 +255,29 @@ class RedisPersistenceProvider(RedisSchedules):
         return [workflow_from_hash(pairs(reply)) for reply in replies]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of waiting workflows whose ``run_at`` is due, earliest first."""
+        """Ids of waiting workflows whose ``run_at`` is due: the most urgent (priority) first,
+        then the earliest."""
         if limit <= 0:
             return []
         scripts = await self._connection()
-        members = await self._guard(scripts.client.zrangebyscore(
-            self.keys.timers, "-inf", micros(now), start=0, num=limit
-        ))  # fmt: skip
-        return [id_from_member(cast(bytes, member)) for member in members]
+        client = scripts.client
+        # The timer index is ordered by due time only: every due member is read, with its
+        # workflow's priority, so a limit takes the most urgent. A runner fires due timers every
+        # pass, so the due set stays small.
+        members = await self._guard(client.zrangebyscore(self.keys.timers, "-inf", micros(now)))
+        ids = [id_from_member(cast(bytes, member)) for member in members]
+        if len(ids) <= 1:
+            return ids[:limit]
+        async with client.pipeline(transaction=False) as pipe:
+            for workflow_id in ids:
+                pipe.hget(self.keys.workflow(workflow_id), "attributes")
+            attributes = await self._guard(pipe.execute())
+        priority = {
+            workflow_id: loads(raw)["priority"] if raw else 0
+            for workflow_id, raw in zip(ids, attributes, strict=True)
+        }
+        # sorted() is stable: equal priorities keep the index's due-time order.
+        return sorted(ids, key=lambda workflow_id: -priority[workflow_id])[:limit]
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""

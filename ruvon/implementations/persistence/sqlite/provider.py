@@ -348,7 +348,8 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals):
         return [workflow_from_row(row) for row in rows]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of waiting workflows whose ``run_at`` is due, earliest first."""
+        """Ids of waiting workflows whose ``run_at`` is due: the most urgent (priority) first,
+        then the earliest."""
         params = {"now": text(now), "limit": max(limit, 0)}
         rows = await self._run(_execute, _Q["list_due_timers"], params)
         return [row[0] for row in rows]

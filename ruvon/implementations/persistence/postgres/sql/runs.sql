@@ -1,6 +1,7 @@
 -- Named queries of the step-run ledger (ruvon.implementations.persistence.postgres.runs).
 -- Every time is the server's now(): a worker's clock never decides a lease or a due time.
--- A run is announced by its (id, workflow_id, kind, step_name, branch, queue, delay) tuple;
+-- A run is announced by its (id, workflow_id, kind, step_name, branch, queue, delay, priority)
+-- tuple;
 -- trace_context (JSON text in, NULL without tracing) is only stored and handed to its claim.
 
 -- name: insert_runs
@@ -8,16 +9,18 @@
 -- step, branch and run number) is not inserted again, and not returned: it is not re-announced.
 INSERT INTO step_runs (
     workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-    dispatched_at, created_at, updated_at, trace_context
+    dispatched_at, created_at, updated_at, trace_context, priority
 )
 SELECT r.workflow_id, r.kind, r.step_name, r.branch, r.run_number, r.queue, 'QUEUED', 0,
-       now() + make_interval(secs => r.delay), now(), now(), now(), r.trace_context::jsonb
+       now() + make_interval(secs => r.delay), now(), now(), now(), r.trace_context::jsonb,
+       r.priority
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::float8[],
-            $8::text[])
-     AS r(workflow_id, kind, step_name, branch, run_number, queue, delay, trace_context)
+            $8::text[], $9::smallint[])
+     AS r(workflow_id, kind, step_name, branch, run_number, queue, delay, trace_context,
+          priority)
 ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
 RETURNING id, workflow_id, kind, step_name, branch, queue,
-          greatest(extract(epoch FROM run_at - now()), 0)::float8;
+          greatest(extract(epoch FROM run_at - now()), 0)::float8, priority;
 
 -- name: claim_run
 -- Claim a due QUEUED run, or a RUNNING one whose lease expired (its worker died or hung):
@@ -32,7 +35,8 @@ WITH claimed AS (
     WHERE id = $1
       AND ((status = 'QUEUED' AND (run_at IS NULL OR run_at <= now()))
            OR (status = 'RUNNING' AND lease_expires_at < now()))
-    RETURNING id, workflow_id, kind, step_name, branch, run_number, attempt, queue, trace_context
+    RETURNING id, workflow_id, kind, step_name, branch, run_number, attempt, queue, trace_context,
+              priority
 )
 SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.current_step,
        w.workflow_version, w.version, w.parent_execution_id, w.blocked_on_child_id,
@@ -40,12 +44,12 @@ SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.curren
        w.metadata, w.data_region, w.priority, w.owner_id, w.org_id, w.created_at, w.updated_at,
        w.completed_at,
        c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue, now(),
-       c.trace_context
+       c.trace_context, c.priority
 FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id;
 
 -- name: describe_run
 SELECT id, workflow_id, kind, step_name, branch, queue, status, attempt,
-       coalesce(extract(epoch FROM run_at - now()), 0)::float8
+       coalesce(extract(epoch FROM run_at - now()), 0)::float8, priority
 FROM step_runs WHERE id = $1;
 
 -- name: extend_lease
@@ -65,14 +69,14 @@ WITH queued AS (
         status = 'QUEUED', run_at = now() + make_interval(secs => $3), error = $4,
         lease_owner = NULL, lease_expires_at = NULL, dispatched_at = now(), updated_at = now()
     WHERE id = $1 AND attempt = $2 AND status = 'RUNNING'
-    RETURNING id, workflow_id, kind, step_name, branch, queue
+    RETURNING id, workflow_id, kind, step_name, branch, queue, priority
 ), audited AS (
     INSERT INTO workflow_audit_log (
         workflow_id, event_type, step_name, old_status, new_status, details, recorded_at
     )
     SELECT workflow_id, $5, $6, NULL, NULL, $7::jsonb, now() FROM queued
 )
-SELECT id, workflow_id, kind, step_name, branch, queue, $3::float8 FROM queued;
+SELECT id, workflow_id, kind, step_name, branch, queue, $3::float8, priority FROM queued;
 
 -- name: record_branch
 -- One statement: close the claimed run (the claim fence), store the branch outcome, count it
@@ -90,7 +94,7 @@ WITH closed AS (
         status = 'DONE', error = $8::text, finished_at = now(), lease_expires_at = NULL,
         updated_at = now()
     WHERE id = $9 AND attempt = $10 AND status = 'RUNNING'
-    RETURNING id, trace_context
+    RETURNING id, trace_context, priority
 ), stored AS (
     INSERT INTO parallel_branch_results (
         workflow_id, step_name, run_number, branch, branch_index, succeeded, result, error,
@@ -109,28 +113,29 @@ WITH closed AS (
 ), fired AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-        dispatched_at, created_at, updated_at, trace_context
+        dispatched_at, created_at, updated_at, trace_context, priority
     )
     SELECT $1::text, 'join', $2::text, '', $3::int, $12::text, 'QUEUED', 0, now(), now(), now(),
-           now(), (SELECT trace_context FROM closed)
+           now(), (SELECT trace_context FROM closed), (SELECT priority FROM closed)
     FROM counted WHERE recorded >= expected
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
-    RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay
+    RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay, priority
 ), released AS (
     INSERT INTO step_runs (
         workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
-        dispatched_at, created_at, updated_at, trace_context
+        dispatched_at, created_at, updated_at, trace_context, priority
     )
     SELECT $1::text, 'branch', $2::text,
            coalesce(($14::text[])[recorded], $2::text || '[' || ($13::int + recorded - 1) || ']'),
            $3::int, $12::text, 'QUEUED', 0, now(), now(), now(), now(),
-           (SELECT trace_context FROM closed)
+           (SELECT trace_context FROM closed), (SELECT priority FROM closed)
     FROM counted WHERE $13::int > 0 AND $13::int + recorded - 1 < expected
     ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
-    RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay
+    RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8 AS delay, priority
 )
 SELECT (SELECT count(*) FROM closed), f.id, f.workflow_id, f.kind, f.step_name, f.branch,
-       f.queue, f.delay, r.id, r.workflow_id, r.kind, r.step_name, r.branch, r.queue, r.delay
+       f.queue, f.delay, f.priority, r.id, r.workflow_id, r.kind, r.step_name, r.branch,
+       r.queue, r.delay, r.priority
 FROM (SELECT 1) AS one LEFT JOIN fired AS f ON true LEFT JOIN released AS r ON true;
 
 -- name: branch_results

@@ -71,7 +71,7 @@ LIMIT $1;
 -- name: list_due_timers
 SELECT id FROM workflow_executions
 WHERE status IN ('WAITING_TIMER', 'WAITING_HUMAN') AND run_at <= $1
-ORDER BY run_at, id
+ORDER BY priority DESC, run_at, id
 LIMIT $2;
 
 -- name: get_audit_log

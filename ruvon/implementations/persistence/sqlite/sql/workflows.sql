@@ -141,7 +141,7 @@ LIMIT :limit;
 -- name: list_due_timers
 SELECT id FROM workflow_executions
 WHERE status IN ('WAITING_TIMER', 'WAITING_HUMAN') AND run_at <= :now
-ORDER BY run_at, rowid
+ORDER BY priority DESC, run_at, rowid
 LIMIT :limit;
 
 -- name: insert_audit

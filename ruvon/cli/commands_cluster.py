@@ -39,6 +39,7 @@ async def start_on_cluster(
     wait: bool,
     timeout: float,
     version: str | None = None,
+    priority: int | None = None,
 ) -> int:
     """Start ``workflow_type`` on the cluster; with ``wait``, report how it settled."""
     if not builder.settings.database_url.split("://", 1)[0].startswith("postgres"):
@@ -48,7 +49,7 @@ async def start_on_cluster(
         )
     async with Client(builder, settings=builder.settings) as client:
         record = await client.start(
-            workflow_type, data, idempotency_key=idempotency_key, version=version
+            workflow_type, data, idempotency_key=idempotency_key, version=version, priority=priority
         )
         started = workflow_type + (
             f" v{record.workflow_version}" if record.workflow_version else ""

@@ -174,6 +174,7 @@ def _print_workflow(output: Output, record: WorkflowRecord, history: list[AuditE
         ("Workflow", Text(record.id, style="bold")),
         ("Type", f"{record.workflow_type}{version}"),
         ("Status", status_text(str(record.status))),
+        ("Priority", str(record.priority)),
         ("Step", _progress(record)),
         ("Created", local_time(record.created_at)),
         ("Updated", local_time(record.updated_at)),

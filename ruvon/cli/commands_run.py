@@ -41,6 +41,7 @@ async def create_and_drive(
     data: dict[str, Any],
     idempotency_key: str | None,
     version: str | None = None,
+    priority: int | None = None,
 ) -> int:
     """Create a workflow of ``workflow_type`` (``version``, or the latest), run it to its next
     stop, report it."""
@@ -48,7 +49,11 @@ async def create_and_drive(
     driver = Driver(builder, output, config)
     async with interruptible(output, engine, config, lambda: driver.current_id or observer.primary):
         wf = await builder.create_workflow(
-            workflow_type, data, idempotency_key=idempotency_key, workflow_version=version
+            workflow_type,
+            data,
+            idempotency_key=idempotency_key,
+            workflow_version=version,
+            priority=priority,
         )
         if observer.primary != wf.id:
             # The idempotency key matched an existing workflow: no start event was emitted.
@@ -133,6 +138,12 @@ def find_registry(config_dir: Path | None, registry: Path | None, default: Path)
     help="Start this workflow_version of the type (default: the latest registered).",
 )
 @click.option(
+    "--priority",
+    type=click.IntRange(0, 9),
+    default=None,
+    help="0 (lowest) to 9 (served first); default: the workflow file's priority, else 0.",
+)
+@click.option(
     "--cluster",
     is_flag=True,
     help="Start it on the worker cluster (shared PostgreSQL + broker) instead of running it here.",
@@ -159,6 +170,7 @@ def start_command(
     registry: Path | None,
     idempotency_key: str | None,
     workflow_version: str | None,
+    priority: int | None,
     cluster: bool,
     wait: bool,
     timeout: float,
@@ -188,6 +200,7 @@ def start_command(
                     data,
                     idempotency_key=idempotency_key,
                     version=workflow_version,
+                    priority=priority,
                     wait=wait,
                     timeout=timeout,
                 )
@@ -208,6 +221,7 @@ def start_command(
                 data,
                 idempotency_key,
                 workflow_version,
+                priority,
             )
 
     ctx.exit(run_async(main()))

@@ -174,6 +174,7 @@ def record_summary(record: WorkflowRecord) -> dict[str, Any]:
         "workflow_type": record.workflow_type,
         "workflow_version": record.workflow_version,
         "status": str(record.status),
+        "priority": record.priority,
         "current_step": record.current_step_name,
         "created_at": iso(record.created_at),
         "updated_at": iso(record.updated_at),

@@ -28,6 +28,7 @@ class WorkflowSummary(BaseModel):
     workflow_type: str
     workflow_version: str | None
     status: str
+    priority: int = 0
     current_step: str | None
     parent_execution_id: str | None
     idempotency_key: str | None = None
@@ -44,6 +45,7 @@ class WorkflowSummary(BaseModel):
             workflow_type=record.workflow_type,
             workflow_version=record.workflow_version,
             status=str(record.status),
+            priority=record.priority,
             current_step=record.current_step_name,
             parent_execution_id=record.parent_execution_id,
             idempotency_key=record.idempotency_key,
@@ -69,6 +71,7 @@ class WorkflowDetail(BaseModel):
     workflow_type: str
     workflow_version: str | None
     status: str
+    priority: int = 0
     current_step: str | None
     current_step_index: int
     completed_steps: list[str]
@@ -100,6 +103,7 @@ class WorkflowDetail(BaseModel):
             workflow_type=record.workflow_type,
             workflow_version=record.workflow_version,
             status=str(record.status),
+            priority=record.priority,
             current_step=record.current_step_name,
             current_step_index=record.current_step,
             completed_steps=list(record.completed_steps),
@@ -243,6 +247,13 @@ class StartRequest(BaseModel):
         default=None,
         min_length=1,
         description="The workflow_version to start (default: the latest registered).",
+    )
+    priority: int | None = Field(
+        default=None,
+        ge=0,
+        le=9,
+        strict=True,
+        description="0 (lowest) to 9 (served first); default: the workflow file's, else 0.",
     )
 
 

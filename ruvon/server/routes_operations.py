@@ -31,6 +31,7 @@ async def start_workflow(body: StartRequest, actor: Operator, runtime: Runtime) 
         idempotency_key=body.idempotency_key,
         actor=actor.name,
         version=body.version,
+        priority=body.priority,
         check_broker=not runtime.embedded,  # no broker behind an embedded database
     )
     return WorkflowDetail.of(await runtime.carry_on(record))

@@ -637,6 +637,33 @@ async def test_due_timers(provider: PersistenceProvider) -> None:
     assert await provider.list_due_timers(plus_two) == ["early", "late", "exact"]
 
 
+async def test_due_timers_of_a_higher_priority_come_first(provider: PersistenceProvider) -> None:
+    """A runner fires at most a batch per pass: the most urgent due timers go first, then the
+    earliest within a priority."""
+    now = T0 + timedelta(hours=1)
+    specs = [  # id, priority, minutes before now
+        ("low-early", 0, 30),
+        ("urgent-late", 9, 1),
+        ("mid", 5, 20),
+        ("urgent-early", 9, 10),
+        ("low-late", 0, 2),
+    ]
+    for wid, priority, minutes in specs:
+        run_at = now - timedelta(minutes=minutes)
+        record = make_record(
+            wid, status=WorkflowStatus.WAITING_TIMER, run_at=run_at, priority=priority
+        )
+        await provider.create_workflow(record)
+    assert await provider.list_due_timers(now) == [
+        "urgent-early",
+        "urgent-late",
+        "mid",
+        "low-early",
+        "low-late",
+    ]
+    assert await provider.list_due_timers(now, limit=2) == ["urgent-early", "urgent-late"]
+
+
 async def test_due_timers_compare_to_the_microsecond(provider: PersistenceProvider) -> None:
     now = T0.replace(microsecond=0)  # ISO text without a fraction: the text-order edge case
     for wid, offset in (("before", -1), ("at", 0), ("after", 1)):

@@ -105,6 +105,22 @@ async def test_start_is_idempotent_with_a_key(api: httpx.AsyncClient) -> None:
     assert len(listed.json()["items"]) == 1
 
 
+async def test_start_takes_a_priority_and_lists_it(api: httpx.AsyncClient) -> None:
+    body = {"type": "ExecHuman", "data": {}, "priority": 7}
+    made = await api.post(f"{API}/workflows", json=body, headers=auth(OPERATOR))
+    assert made.status_code == 201, made.text
+    assert made.json()["priority"] == 7
+    listed = await api.get(f"{API}/workflows", headers=auth(VIEWER))
+    assert [item["priority"] for item in listed.json()["items"]] == [7]
+    for bad in (10, -1, "high", True):
+        refused = await api.post(
+            f"{API}/workflows", json={**body, "priority": bad}, headers=auth(OPERATOR)
+        )
+        assert refused.status_code == 422, refused.text
+        assert [d["parameter"] for d in refused.json()["details"]] == ["priority"]
+    assert len((await api.get(f"{API}/workflows", headers=auth(VIEWER))).json()["items"]) == 1
+
+
 async def test_start_errors_name_what_to_fix(api: httpx.AsyncClient) -> None:
     unknown = await api.post(
         f"{API}/workflows", json={"type": "NoSuchFlow"}, headers=auth(OPERATOR)

@@ -300,6 +300,30 @@ def test_start_takes_a_version_and_list_filters_by_it(workspace: Workspace) -> N
     assert "Flow v1.0.0" in table.stdout and "v2.0.0" not in table.stdout
 
 
+def test_start_takes_a_priority_and_show_and_list_report_it(workspace: Workspace) -> None:
+    config = workspace.root / "config"
+    config.mkdir()
+    path = workspace.workflow("config/flow.yaml", "Flow", OK_STEPS)
+    path.write_text("priority: 2\n" + path.read_text())
+    (config / "workflow_registry.yaml").write_text(
+        "workflows:\n  - {type: Flow, config_file: flow.yaml}\n"
+    )
+    db = str(workspace.root / "cli.db")
+
+    default = invoke("--db", db, "start", "Flow")
+    urgent = invoke("--db", db, "start", "Flow", "--priority", "8")
+    refused = invoke("--db", db, "start", "Flow", "--priority", "10")
+    listed = json.loads(invoke("--db", db, "list", "--json").stdout)
+
+    assert default.exit_code == 0 and urgent.exit_code == 0, (default.stderr, urgent.stderr)
+    assert refused.exit_code == 2 and "--priority" in refused.stderr
+    assert "10 is not in the range 0<=x<=9" in refused.stderr
+    assert sorted(row["priority"] for row in listed) == [2, 8]  # the file's, the start's
+    [urgent_row] = [row for row in listed if row["priority"] == 8]
+    shown = invoke("--db", db, "show", urgent_row["id"], env={"COLUMNS": "120"})
+    assert shown.exit_code == 0 and "Priority" in shown.stdout and " 8" in shown.stdout
+
+
 # ---------------------------------------------------------------------- stored workflows
 def test_read_commands_do_not_create_a_database(workspace: Workspace) -> None:
     listed = invoke("list")

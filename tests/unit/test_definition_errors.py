@@ -158,6 +158,15 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
     assert_located(exc, path, step=None, field="sage_mode", line=line_of(path, "sage_mode"))
 
 
+@pytest.mark.parametrize("value", ["12", "-1", "high", "2.5", "true"])
+def test_a_priority_out_of_range_names_the_field_and_line(tmp_path: Path, value: str) -> None:
+    header = f"priority: {value}\n"
+    path = write(tmp_path, workflow_with(f"- name: first\n  function: {OK}", header))
+    exc = load_error(path)
+    assert_located(exc, path, step=None, field="priority", line=line_of(path, "priority"))
+    assert_readable(exc)
+
+
 def test_missing_steps(tmp_path: Path) -> None:
     path = write(tmp_path, "workflow_type: BadInput\ndescription: no steps\n")
     exc = load_error(path)

@@ -1,0 +1,62 @@
+"""Priority on real ``celery worker`` subprocesses: a backlog of low-priority runs waits in its
+Redis lane while runs of a higher priority, stored later, are taken first."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ruvon.models import WorkflowStatus
+from ruvon.testing.cluster import LocalCluster
+from tests.integration.distributed_support import QUEUE, WAIT, client_of, fetch, started_cluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+
+LOW, HIGH, MIDDLE = 24, 8, 4
+TERMINAL = {status for status in WorkflowStatus if status.is_terminal}
+
+
+async def _queued_on(cluster: LocalCluster, queue: str, count: int) -> list[tuple[int, int]]:
+    """Wait until ``count`` runs are QUEUED on ``queue``; their (priority, count) rows."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        rows = await fetch(
+            cluster,
+            "SELECT priority, count(*) FROM step_runs WHERE queue = $1 AND status = 'QUEUED'"
+            " GROUP BY priority ORDER BY priority",
+            queue,
+        )
+        if sum(row[1] for row in rows) >= count:
+            return [(row[0], row[1]) for row in rows]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{count} runs never queued on {queue}")
+
+
+def test_runs_of_a_higher_priority_overtake_a_backlog() -> None:
+    with started_cluster(queues=[QUEUE], workers=1) as cluster:
+
+        async def scenario() -> dict[int, list[float]]:
+            async with client_of(cluster) as client:
+                # Nobody consumes `backlog` yet: every run of it waits in Redis.
+                low = [await client.start("Backlog", {}) for _ in range(LOW)]
+                high = [await client.start("Backlog", {}, priority=9) for _ in range(HIGH)]
+                middle = [await client.start("Backlog", {}, priority=4) for _ in range(MIDDLE)]
+                lanes = await _queued_on(cluster, "backlog", LOW + HIGH + MIDDLE)
+                assert lanes == [(0, LOW), (4, MIDDLE), (9, HIGH)]  # the runs carry it
+                await asyncio.to_thread(cluster.start_worker, ["backlog"], concurrency=1)
+                finished: dict[int, list[float]] = {0: [], 4: [], 9: []}
+                for record in [*low, *high, *middle]:
+                    done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
+                    assert done.status is WorkflowStatus.COMPLETED, done.error
+                    assert done.priority == record.priority
+                    assert done.completed_at is not None
+                    finished[done.priority].append(done.completed_at.timestamp())
+                return finished
+
+        finished = asyncio.run(scenario())
+    # One worker process, all messages waiting when it starts: it pops the urgent lane dry
+    # first, then the middle one, then the backlog, whatever the order they were sent in.
+    assert max(finished[9]) < min(finished[4])
+    assert max(finished[4]) < min(finished[0])

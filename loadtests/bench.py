@@ -39,6 +39,10 @@ filter (p50 / p95 / max; target p95 <= 50 ms), the web UI page and the JSON hist
 workflow with a 1,000-branch PARALLEL step run on a cluster (target p95 <= 300 ms), and the
 live stream's commit->event lag (:mod:`loadtests.bench_live_stream`; target max <= 1 s).
 ``--quick`` shrinks its counts to a smoke run.
+
+``priority`` (see :mod:`loadtests.bench_priority`) starts a backlog of ``--workflows`` (default
+2,000) priority-0 3-step ASYNC workflows on a local cluster, then 50 at priority 9 behind it,
+and prints each class's completion p50 and their ratio (target <= 0.2).
 """
 
 from __future__ import annotations
@@ -252,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__)
     parser.add_argument(
         "suite",
-        choices=["embedded", "postgres", "distributed", "server", "all"],
+        choices=["embedded", "postgres", "distributed", "server", "priority", "all"],
         help="which benchmark to run (all: the first three and the studies, see "
         "loadtests.bench_all; server: see loadtests.bench_server)",
     )
@@ -303,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
 
         server_sizes = ServerSizes.quick(args.runs or 1) if args.quick else ServerSizes(runs=runs)
         figures, notes = bench_server(server_sizes)
+    elif args.suite == "priority":
+        from loadtests.bench_priority import bench_priority
+
+        figures = bench_priority(runs, args.workflows or 2000)
     elif args.suite == "distributed":
         from loadtests.bench_distributed import run_distributed
 

@@ -7,21 +7,32 @@ the worker runs it next, in the same Celery task: no message, no task cycle, no 
 
 A :class:`ContinuationBudget` bounds one task's chain by steps and by time, so one long chain
 cannot starve the other messages this process has reserved; once it is spent, the next run is
-stored QUEUED and announced as usual. A continued run is a claimed run like any other (RUNNING,
-leased, heartbeated, fenced), so a worker killed or frozen inside a chain is recovered by the
-zombie sweep exactly as if it had received the run by message.
+stored QUEUED and announced as usual. It also stops as soon as a message of a higher priority
+than the chain's next run waits in one of the worker's queues (:class:`UrgencyProbe`): that
+run is then announced in its own priority's lane, behind the more urgent one.
+
+A continued run is a claimed run like any other (RUNNING, leased, heartbeated, fenced), so a
+worker killed or frozen inside a chain is recovered by the zombie sweep exactly as if it had
+received the run by message.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from ruvon.priority import MAX_PRIORITY
 from ruvon.providers.runs import Claim, RunKind, RunRequest, TakeRun
 from ruvon.records import WorkflowRecord
 
-__all__ = ["ContinuationBudget", "ContinuationLimits"]
+__all__ = ["ContinuationBudget", "ContinuationLimits", "UrgencyProbe"]
+
+logger = logging.getLogger("ruvon.worker")
+
+#: Seconds a probe's answer is reused: a chain of quick steps asks the broker at most this often.
+URGENCY_TTL = 0.01
 
 #: The kinds of run a worker may take from its own commit.
 _TAKEABLE = (RunKind.STEP, RunKind.BRANCH)
@@ -35,10 +46,48 @@ class ContinuationLimits:
     seconds: float = 1.0
 
 
+class UrgencyProbe:
+    """Whether a message more urgent than a given priority waits in the worker's queues.
+
+    ``waiting_above(queues, priority)`` asks the broker (Redis: the lengths of the queues'
+    higher-priority lists); an answer is reused for :data:`URGENCY_TTL` seconds, and a broker
+    that cannot answer counts as "nothing waits" (the chain goes on, as it would without
+    priorities).
+    """
+
+    __slots__ = ("_answers", "_ask", "_queues", "_ttl")
+
+    def __init__(
+        self,
+        ask: Callable[[Collection[str], int], bool],
+        queues: Collection[str],
+        ttl: float = URGENCY_TTL,
+    ) -> None:
+        self._ask = ask
+        self._queues = tuple(sorted(queues))
+        self._ttl = ttl
+        self._answers: dict[int, tuple[float, bool]] = {}
+
+    def __call__(self, priority: int) -> bool:
+        if priority >= MAX_PRIORITY or not self._queues:
+            return False  # nothing is more urgent
+        now = time.monotonic()
+        cached = self._answers.get(priority)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        try:
+            answer = self._ask(self._queues, priority)
+        except Exception as exc:  # the broker is down: its messages wait anyway
+            logger.debug("cannot tell whether more urgent messages wait: %r", exc)
+            answer = False
+        self._answers[priority] = (now, answer)
+        return answer
+
+
 class ContinuationBudget:
     """One task's chain of continued runs (implements ``engine.distribution.Continuing``)."""
 
-    __slots__ = ("_deadline", "_left", "lease_seconds", "next", "owner", "queues")
+    __slots__ = ("_deadline", "_left", "_urgent", "lease_seconds", "next", "owner", "queues")
 
     def __init__(
         self,
@@ -46,12 +95,16 @@ class ContinuationBudget:
         lease_seconds: float,
         queues: Collection[str],
         limits: ContinuationLimits,
+        urgent: Callable[[int], bool] | None = None,
     ) -> None:
+        """``urgent(priority)``: whether a more urgent message waits (an :class:`UrgencyProbe`);
+        None: priorities do not stop the chain."""
         self.owner = owner
         self.lease_seconds = lease_seconds
         self.queues = queues
         self._left = limits.steps
         self._deadline = time.monotonic() + limits.seconds
+        self._urgent = urgent
         self.next: tuple[Claim, WorkflowRecord] | None = None
 
     @property
@@ -68,6 +121,8 @@ class ContinuationBudget:
                 and run.queue in self.queues
                 and run.delay <= 0
             ):
+                if self._urgent is not None and self._urgent(run.priority):
+                    return None  # announced in its lane, behind the more urgent message
                 return TakeRun(run, self.owner, self.lease_seconds)
         return None
 

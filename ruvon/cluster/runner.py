@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, cast
 
 from ruvon.builder import WorkflowBuilder
 from ruvon.clock import align_clock
-from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits
+from ruvon.cluster.continuation import ContinuationBudget, ContinuationLimits, UrgencyProbe
 from ruvon.config import Settings
 from ruvon.engine.outbox import announce_stored
 from ruvon.engine.tracebacks import format_traceback
@@ -99,6 +99,8 @@ class StepRunner:
         self.observer = observer
         self.queues = frozenset(queues)
         self.continuation = continuation or ContinuationLimits()
+        # One probe per worker process: its cached answers serve every chain.
+        self.urgency = UrgencyProbe(execution.waiting_above, self.queues)
 
     @classmethod
     def for_settings(
@@ -137,7 +139,9 @@ class StepRunner:
         claimed = await self.ledger.claim_run(run_id, self.owner, self.lease_seconds)
         if claimed is None:
             return await self._not_claimed(run_id)
-        chain = ContinuationBudget(self.owner, self.lease_seconds, self.queues, self.continuation)
+        chain = ContinuationBudget(
+            self.owner, self.lease_seconds, self.queues, self.continuation, self.urgency
+        )
         claim, record = claimed
         try:
             outcome = await self._run_claimed(claim, record, chain)

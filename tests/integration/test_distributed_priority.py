@@ -60,3 +60,51 @@ def test_runs_of_a_higher_priority_overtake_a_backlog() -> None:
     # first, then the middle one, then the backlog, whatever the order they were sent in.
     assert max(finished[9]) < min(finished[4])
     assert max(finished[4]) < min(finished[0])
+
+
+def test_a_chain_of_low_priority_steps_yields_to_more_urgent_messages() -> None:
+    """One worker process carries a 30-step chain on in one task (its budget allows 10 s): once
+    urgent workflows wait in its queue, the chain stops continuing and announces its next step
+    in its own lane, so the urgent ones run first."""
+    env = {"RUVON_CONTINUE_SECONDS": "10", "RUVON_WORKER_PREFETCH": "1"}
+    with started_cluster(env, queues=[QUEUE], workers=1, concurrency=1) as cluster:
+
+        async def scenario() -> tuple[float, list[float], list[bool]]:
+            async with client_of(cluster) as client:
+                chain = await client.start("LongChain", {})
+                await _step_done(cluster, chain.id, "Nap_2")
+                urgent = [
+                    await client.start("AsyncChain", {"counter": 0}, priority=9) for _ in range(4)
+                ]
+                done = [
+                    await client.wait(record.id, timeout=WAIT, until=TERMINAL)
+                    for record in [chain, *urgent]
+                ]
+                continued = await fetch(
+                    cluster,
+                    "SELECT started_at = created_at FROM step_runs WHERE workflow_id = $1"
+                    " ORDER BY id",
+                    chain.id,
+                )
+            assert all(d.status is WorkflowStatus.COMPLETED for d in done), done
+            stamps = [d.completed_at.timestamp() for d in done if d.completed_at is not None]
+            return stamps[0], stamps[1:], [bool(row[0]) for row in continued]
+
+        chain_done, urgent_done, continued = asyncio.run(scenario())
+    assert max(urgent_done) < chain_done
+    assert continued.count(False) >= 2  # its first message, and at least one step after yielding
+
+
+async def _step_done(cluster: LocalCluster, workflow_id: str, step: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        rows = await fetch(
+            cluster,
+            "SELECT 1 FROM step_runs WHERE workflow_id = $1 AND step_name = $2 AND status = 'DONE'",
+            workflow_id,
+            step,
+        )
+        if rows:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{step} of {workflow_id} never finished")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from celery import Celery
@@ -41,6 +41,7 @@ from ruvon.implementations.execution.sync import (
 )
 from ruvon.implementations.execution.task_thread import current_task_thread
 from ruvon.implementations.execution.time_limit import AttemptInterrupted, call_with_time_limit
+from ruvon.priority import MAX_PRIORITY
 from ruvon.providers.execution import StepCall
 from ruvon.providers.runs import Lane, QueuedRun, RunKind
 
@@ -180,6 +181,18 @@ class CeleryExecutionProvider:
         except Exception as exc:
             raise self._unavailable(exc) from exc
         return {lane: whole[lane.queue] for lane in lanes}
+
+    def waiting_above(self, queues: Collection[str], priority: int) -> bool:
+        """Whether a message of a priority above ``priority`` waits in one of ``queues``.
+
+        Only the Redis publisher can count one priority's list apart from the others; on
+        another broker (or with the publisher off) the answer is False.
+        """
+        publisher = self._fast_publisher(None)
+        if publisher is None:
+            return False
+        lanes = [Lane(queue, p) for queue in queues for p in range(priority + 1, MAX_PRIORITY + 1)]
+        return any(publisher.waiting(lanes).values()) if lanes else False
 
     def check_broker(self, timeout: float = 3.0) -> None:
         """Fail fast with :class:`BrokerUnavailable` if the broker cannot be reached."""

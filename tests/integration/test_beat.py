@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from ruvon.implementations.execution.broker_lanes import lane_key, queue_keys
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster, WorkerProcess
 from tests.integration.distributed_support import (
@@ -90,7 +91,7 @@ async def test_a_lost_message_is_sent_again(cluster: LocalCluster) -> None:
         assert pending.current_step_name == "Never"
         # Its message waits in Redis for a worker on the queue: lose it, like a Redis restart.
         with redis.Redis.from_url(cluster.env["RUVON_BROKER_URL"]) as broker:
-            assert broker.delete(f"{cluster.key_prefix}nobody-listens") == 1
+            assert broker.delete(lane_key(cluster.key_prefix, "nobody-listens", 0)) == 1
         await asyncio.to_thread(cluster.start_worker, ["nobody-listens"], name="late")
         done = await client.wait(record.id, timeout=WAIT, until=TERMINAL)
     assert done.status is WorkflowStatus.COMPLETED, done.error
@@ -239,6 +240,6 @@ def test_the_beats_sent_no_maintenance_task(cluster: LocalCluster) -> None:
     assert all(beat.process.poll() is None for beat in cluster.beats)
     assert all("sweeps started: " in beat.log() for beat in cluster.beats)
     with redis.Redis.from_url(cluster.env["RUVON_BROKER_URL"]) as broker:
-        assert broker.exists(f"{cluster.key_prefix}ruvon.maintenance") == 0
+        assert broker.exists(*queue_keys(cluster.key_prefix, "ruvon.maintenance")) == 0
     for worker in cluster.workers:
         assert "Task ruvon.maintenance." not in worker.log()  # none received, none run

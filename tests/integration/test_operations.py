@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ruvon.cli.main import cli
 from ruvon.client import Client
+from ruvon.implementations.execution.broker_lanes import lane_key
 from ruvon.implementations.observability.prometheus import PrometheusObserver, RuvonMetrics
 from ruvon.models import WorkflowStatus
 from ruvon.testing.cluster import LocalCluster, WorkerProcess
@@ -272,7 +273,7 @@ def test_sweeps_and_queue_lag_are_served(ops: Ops) -> None:
     asyncio.run(unserved())
     # Its message waits in Redis for a worker on its queue: lose it, as a Redis restart would.
     with redis.Redis.from_url(ops.cluster.env["RUVON_BROKER_URL"]) as broker:
-        assert broker.delete(f"{ops.cluster.key_prefix}{UNSERVED}") == 1
+        assert broker.delete(lane_key(ops.cluster.key_prefix, UNSERVED, 0)) == 1
     deadline = time.monotonic() + 30
     while True:
         beat = _scrape(ops.beat_port)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -500,6 +501,8 @@ class WorkflowBuilder:
             owner_id=owner_id,
             org_id=org_id,
         )
+        if definition.spec.timeout is not None:
+            record.deadline_at = record.created_at + timedelta(seconds=definition.spec.timeout)
         created_audit = [
             AuditEntry(
                 record.id,

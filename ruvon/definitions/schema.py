@@ -278,6 +278,11 @@ class WorkflowFile(BaseModel):
         default=False, validation_alias=AliasChoices("saga_mode", "saga_enabled")
     )
     automate_start: bool = False
+    # Seconds from the start to the workflow's deadline: past it, an unfinished workflow fails
+    # (WorkflowTimeoutError), compensating first under saga mode.
+    timeout: float | None = Field(
+        default=None, gt=0, validation_alias=AliasChoices("timeout", "timeout_seconds")
+    )
     parameters: dict[str, Any] = Field(default_factory=dict)
     steps: tuple[StepDefinition, ...] = Field(min_length=1)
 

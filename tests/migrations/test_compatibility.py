@@ -36,6 +36,7 @@ LINEAGE = (
     "0005_updated_at_index",
     "0006_prefix_indexes",
     "0007_signals",
+    "0008_step_run_trace_context",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
@@ -45,6 +46,7 @@ DECLARED = {
     "0006_prefix_indexes": "0005_updated_at_index",
     "0007_signals": "0005_updated_at_index",
     "0008_step_run_trace_context": "0007_signals",
+    "0012_workflow_deadlines": "0008_step_run_trace_context",
 }
 
 

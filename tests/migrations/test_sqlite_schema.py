@@ -159,7 +159,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_test_rebuild"
-down_revision = "0008_step_run_trace_context"
+down_revision = "0012_workflow_deadlines"
 branch_labels = None
 depends_on = None
 

@@ -247,6 +247,14 @@ class PostgresPersistenceProvider(
         rows = await self._fetch("list due timers", _Q["list_due_timers"], utc(now), max(limit, 0))
         return [row[0] for row in rows]
 
+    async def list_past_deadline(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of unfinished workflows whose deadline is at or before ``now``, earliest first."""
+        rows = await self._fetch(
+            "list workflows past their deadline", _Q["list_past_deadline"], utc(now),
+            max(limit, 0),
+        )  # fmt: skip
+        return [row[0] for row in rows]
+
     # -- logs ----------------------------------------------------------------------------------
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:

@@ -82,7 +82,7 @@ from ruvon.records import (
 __all__ = ["PostgresPersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
-_CREATE = AuditedWrite(_Q["create_workflow"], 24)
+_CREATE = AuditedWrite(_Q["create_workflow"], 25)
 _SAVE = AuditedWrite(_Q["save_workflow"], 21)
 _SAVE_WORK = WorkWrite(_Q["save_workflow"], 21)
 _UQ_IDEMPOTENCY_KEY = "uq_workflow_executions_idempotency_key"

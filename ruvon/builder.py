@@ -265,6 +265,7 @@ class WorkflowBuilder:
         saga_mode: bool = False,
         workflow_version: str | None = None,
         parameters: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> WorkflowDefinition:
         """Define a workflow in Python; ``function`` fields may be callables."""
         model = initial_state_model
@@ -281,6 +282,8 @@ class WorkflowBuilder:
             "parameters": dict(parameters or {}),
             "steps": _inline_steps(steps),
         }
+        if timeout is not None:
+            data["timeout"] = timeout
         definition = load_definition_data(
             data, file=f"<inline {workflow_type}>", rules=DEFAULT_HANDLERS
         )

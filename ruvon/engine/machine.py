@@ -39,6 +39,7 @@ from ruvon.errors import (
     PersistenceError,
     StateValidationError,
     WorkerCrashed,
+    WorkflowTimeoutError,
 )
 from ruvon.models import (
     StartSubWorkflowDirective,
@@ -164,12 +165,6 @@ class WorkflowEngine(WorkflowScope):
             return
         step = self.steps[record.current_step] if record.current_step < len(self.steps) else None
         error = deadline_error(record, step.name if step else None)
-        assert record.deadline_at is not None
-        self._audit(
-            "WORKFLOW_TIMED_OUT",
-            step.name if step else None,
-            {"timeout": error.timeout, "deadline": record.deadline_at.isoformat()},
-        )
         await self.fail(step, error)
         raise error
 
@@ -464,6 +459,11 @@ class WorkflowEngine(WorkflowScope):
             # sweeping worker's).
             self._record.error += f" [worker {worker}]"
         step_name = step.name if step else None
+        if isinstance(exc, WorkflowTimeoutError) and self._record.deadline_at is not None:
+            deadline = self._record.deadline_at.isoformat()
+            self._audit(
+                "WORKFLOW_TIMED_OUT", step_name, {"timeout": exc.timeout, "deadline": deadline}
+            )
         self._audit("STEP_FAILED", step_name, self._failure_details(exc))
         if self._record.saga_mode and self._record.completed_steps:
             await compensate(self)

@@ -274,7 +274,7 @@ class WorkflowBuilder:
             if isinstance(model, str)
             else ("builtins.dict" if model is dict else callable_path(model))
         )
-        data = {
+        data: dict[str, Any] = {
             "workflow_type": workflow_type,
             "workflow_version": workflow_version,
             "initial_state_model_path": model_path,

@@ -93,19 +93,35 @@ async def await_attempt(
     """The result of ``future`` (a body run by ``guard``) within ``timeout`` seconds.
 
     Past the timeout the body is interrupted and, once its thread has returned, ``on_timeout``
-    is raised. Cancelled meanwhile, the body is interrupted too (not waited for).
+    is raised. Cancelled meanwhile (a sibling PARALLEL branch failed, the caller gave up), the
+    body is interrupted too and the cancellation goes on once it has returned: whatever
+    follows (a compensation, another attempt) never runs beside it.
     """
     try:
         done, _ = await asyncio.wait({future}, timeout=timeout)
     except asyncio.CancelledError:
         guard.interrupt()
+        await _until_ended(future)
         raise
     if done:
         return future.result()
     guard.interrupt()
     # Whatever the body does now (stop, finish, swallow the interrupt), its outcome no longer
-    # counts: only its end does (asyncio.wait never cancels what it waits for).
-    await asyncio.wait({future})
-    if not future.cancelled():
-        future.exception()  # retrieved: its outcome is the timeout
+    # counts: only its end does.
+    if await _until_ended(future):
+        raise asyncio.CancelledError
     raise on_timeout
+
+
+async def _until_ended(future: asyncio.Future[Any]) -> bool:
+    """Wait until ``future`` is done, through cancellations (whether one came meanwhile); its
+    outcome is dropped."""
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait({future})  # never cancels what it waits for
+        except asyncio.CancelledError:
+            cancelled = True
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not report it as never retrieved
+    return cancelled

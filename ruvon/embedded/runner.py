@@ -9,10 +9,10 @@ Embedded (SQLite), nothing else wakes a workflow: without a runner a WAIT step, 
    (:mod:`ruvon.embedded.claims`) and then run here, in this process, to its next wait, as
    ``ruvon resume`` runs it;
 2. fails the workflows past their deadline (workflow-level ``timeout``): those
-   ``list_past_deadline`` names (any unfinished status: waiting for a timer, a person, an
-   event, or left mid-way), each claimed, then run here, where the engine's deadline check
-   fails it (compensating under saga mode). One held by a live claimant is left to it: its
-   engine makes the same check at its next step boundary;
+   ``list_past_deadline`` names that wait (for a timer, a person, an event) or that a dead
+   claimant left mid-way, each claimed, then run here, where the engine's deadline check fails
+   it (compensating under saga mode). One running in a live process is left to it: its engine
+   makes the same check at its next step boundary and stops the step running at the deadline;
 3. starts the due schedule ticks with the cluster's own poll
    (:func:`ruvon.cluster.schedules.poll_scheduled_workflows`: one conditional claim per tick,
    then an idempotency key per tick), and runs each new workflow to its next wait;
@@ -187,6 +187,11 @@ class EmbeddedRunner:
             wf = await self.builder.load_workflow(workflow_id)
             if wf.status.is_terminal:
                 continue  # ended since the listing
+            claim = holder(wf)
+            if wf.status in _INTERRUPTED and (claim is None or self.me.is_live(claim)):
+                # Running in some process (`ruvon run`, a live runner): its engine checks the
+                # deadline at its next step boundary and stops the step running at it.
+                continue
             if await self._advance(wf, "workflow deadline", report) and wf.status.is_terminal:
                 report.deadlines.append(workflow_id)
 

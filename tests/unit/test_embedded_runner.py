@@ -243,3 +243,22 @@ async def test_a_pass_fails_waiting_workflows_past_their_deadline_compensating(
     # Only the compensation ran: no step after a deadline (the untimed approval's timer fired).
     assert [call for call in CALLS if call[0] != untimed] == [(person, "undo Reserve")]
     assert (await store.load_workflow(untimed)).status is WorkflowStatus.COMPLETED
+
+
+async def test_a_running_workflow_past_its_deadline_is_left_to_its_live_process(
+    builder: WorkflowBuilder,
+) -> None:
+    register_deadlines(builder)
+    running = await builder.create_workflow("PersonWithDeadline", {}, automate_start=False)
+    orphan = await builder.create_workflow("PersonWithDeadline", {}, automate_start=False)
+    me = Claimant.here("runner")
+    assert await claim_workflow(orphan, Claimant("runner@x", me.host, dead_pid())) is None
+    await asyncio.sleep(0.15)
+    report = await runner(builder).run_once()
+    # Unclaimed and ACTIVE: some process (`ruvon run`) has it, and its engine checks the
+    # deadline. A dead claimant's is taken over and failed here.
+    assert report.deadlines == [orphan.id]
+    store = builder.persistence_provider
+    assert store is not None
+    assert (await store.load_workflow(running.id)).status is WorkflowStatus.ACTIVE
+    assert (await store.load_workflow(orphan.id)).status is WorkflowStatus.FAILED

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -267,6 +268,7 @@ class WorkflowBuilder:
         saga_mode: bool = False,
         workflow_version: str | None = None,
         parameters: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> WorkflowDefinition:
         """Define a workflow in Python; ``function`` fields may be callables."""
         model = initial_state_model
@@ -275,7 +277,7 @@ class WorkflowBuilder:
             if isinstance(model, str)
             else ("builtins.dict" if model is dict else callable_path(model))
         )
-        data = {
+        data: dict[str, Any] = {
             "workflow_type": workflow_type,
             "workflow_version": workflow_version,
             "initial_state_model_path": model_path,
@@ -283,6 +285,8 @@ class WorkflowBuilder:
             "parameters": dict(parameters or {}),
             "steps": _inline_steps(steps),
         }
+        if timeout is not None:
+            data["timeout"] = timeout
         definition = load_definition_data(
             data, file=f"<inline {workflow_type}>", rules=DEFAULT_HANDLERS
         )
@@ -506,6 +510,8 @@ class WorkflowBuilder:
             owner_id=owner_id,
             org_id=org_id,
         )
+        if definition.spec.timeout is not None:
+            record.deadline_at = record.created_at + timedelta(seconds=definition.spec.timeout)
         created_audit = [
             AuditEntry(
                 record.id,

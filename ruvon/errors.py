@@ -10,6 +10,7 @@ The tree (keep this outline in step with the classes below)::
     ├── WorkflowTypeNotFound        no workflow type with that name in the registry
     │   └── WorkflowVersionNotFound the type has no version by that name (lists the known ones)
     ├── InvalidWorkflowOperation    the operation does not fit the workflow's status
+    ├── WorkflowTimeoutError        a workflow ran past its workflow-level `timeout` (deadline)
     ├── ScheduleNotFound            no schedule by that name (with or without `registry:`)
     ├── AmbiguousScheduleName       a bare name is both `<name>` and `registry:<name>`
     ├── InputValidationError        user input or initial data fails its pydantic model
@@ -157,6 +158,25 @@ class StateTooLargeError(RuvonError):
         super().__init__(
             f"state of workflow '{workflow_id}' is {size} bytes, over the limit of {limit} bytes "
             "(raise RUVON_MAX_STATE_BYTES or keep large payloads out of workflow state)"
+        )
+
+
+class WorkflowTimeoutError(RuvonError):
+    """A workflow was still not finished at its deadline (its start + its ``timeout``).
+
+    It fails the workflow (compensating first under saga mode); never retried.
+    """
+
+    non_retryable = True
+
+    def __init__(self, workflow_id: str, timeout: float, *, step: str | None = None) -> None:
+        self.workflow_id = workflow_id
+        self.timeout = timeout
+        self.step = step
+        at = f" (at step '{step}')" if step else ""
+        super().__init__(
+            f"workflow '{workflow_id}' exceeded its timeout of {timeout:g}s{at}: "
+            "its deadline passed before it finished"
         )
 
 

@@ -113,6 +113,8 @@ class WorkflowRecord:
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
     completed_at: datetime | None = None
+    # Start + the workflow's `timeout`, fixed at creation: past it, it fails unless terminal.
+    deadline_at: datetime | None = None
 
     @property
     def current_step_name(self) -> str | None:

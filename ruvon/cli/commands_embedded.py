@@ -97,7 +97,8 @@ def _runner_logs(level: str) -> Iterator[None]:
 def _summary(report: PassReport) -> str:
     return (
         f"one pass: fired {len(report.fired)} WAIT timer(s), timed out "
-        f"{len(report.timed_out)} approval(s), started {len(report.started)} scheduled "
+        f"{len(report.timed_out)} approval(s), failed {len(report.deadlines)} past their "
+        f"deadline, started {len(report.started)} scheduled "
         f"workflow(s), took over {len(report.recovered)}; {report.skipped} held by another "
         "process"
     )

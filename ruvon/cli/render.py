@@ -236,6 +236,7 @@ def record_detail(record: WorkflowRecord, audit: Sequence[AuditEntry]) -> dict[s
         "error": record.error,
         "run_at": iso(record.run_at),
         "completed_at": iso(record.completed_at),
+        "deadline_at": iso(record.deadline_at),
         "parent_execution_id": record.parent_execution_id,
         "blocked_on_child_id": record.blocked_on_child_id,
         "idempotency_key": record.idempotency_key,

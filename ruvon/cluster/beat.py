@@ -10,6 +10,8 @@ redispatch_lost             re-send runs whose message is       ``RUVON_SWEEP_SE
 reconcile                   resume parents whose child ended,   ``RUVON_SWEEP_SECONDS``
                             fire complete joins
 fire_due_timers             WAIT timers, approval deadlines     ``RUVON_SWEEP_SECONDS``
+fail_past_deadline          fail unfinished workflows past      ``RUVON_SWEEP_SECONDS``
+                            their deadline (``timeout``)
 poll_schedules              start cron-scheduled workflows      ``RUVON_SCHEDULE_POLL_SECONDS``
                                                                 (1)
 ==========================  ==================================  =============================

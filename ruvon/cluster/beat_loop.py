@@ -54,6 +54,7 @@ def sweep_schedule(settings: Settings) -> tuple[SweepEvery, ...]:
         SweepEvery("redispatch_lost", every),
         SweepEvery("reconcile", every),
         SweepEvery("fire_due_timers", every),
+        SweepEvery("fail_past_deadline", every),
         SweepEvery("poll_schedules", settings.schedule_poll_seconds),
     )
 

@@ -376,6 +376,8 @@ def _advance_applies(wf: Workflow, claim: Claim) -> bool:
     ``start``: a new workflow; ``child:<id>``: a parent still waiting for that child;
     ``v<n>`` (a client's hand-off) and ``timer`` (run number = version): the workflow still at
     that version. A late or duplicate advance therefore never runs a step that has moved on.
+    ``deadline`` (the deadline sweep's): any unfinished workflow, whose engine fails it at its
+    deadline check (a later version is past the deadline as much as the one it was sent for).
     """
     record = wf.record
     reason = claim.branch
@@ -390,4 +392,6 @@ def _advance_applies(wf: Workflow, claim: Claim) -> bool:
         return record.version == int(reason[1:])
     if reason == "timer":
         return record.version == claim.run_number
+    if reason == "deadline":
+        return True
     return reason != "start" or wf.status is WorkflowStatus.ACTIVE

@@ -15,6 +15,9 @@ and everything it sends is only a hint for a claim that happens at most once.
 * :meth:`Sweeps.reconcile` — parents still waiting for a child that ended, and complete joins
   without a join run, get their continuation.
 * :meth:`Sweeps.fire_due_timers` — WAIT timers and approval deadlines that are due.
+* :meth:`Sweeps.fail_past_deadline` — unfinished workflows past their deadline (workflow
+  ``timeout``): a run for each, whose worker fails it with the same fenced, version-checked save
+  as any transition (a worker's concurrent save of that version loses).
 """
 
 from __future__ import annotations
@@ -129,6 +132,14 @@ class Sweeps:
         )
         self.dispatcher.dispatch(runs)
         return self._logged(SweepReport("fire_due_timers", sent=len(runs)))
+
+    async def fail_past_deadline(self) -> SweepReport:
+        """Send the cluster workflows past their deadline to a worker that fails them."""
+        runs = await self.maintenance.fail_past_deadline(
+            self.dispatcher.default_queue, self.settings.sweep_batch
+        )
+        self.dispatcher.dispatch(runs)
+        return self._logged(SweepReport("fail_past_deadline", sent=len(runs)))
 
     async def poll_schedules(self) -> SweepReport:
         """Start the workflows of due cron schedules (registry schedules synced once first)."""

@@ -103,9 +103,13 @@ workflow_executions = Table(
     Column("created_at", TIMESTAMP, nullable=False),
     Column("updated_at", TIMESTAMP, nullable=False),
     Column("completed_at", TIMESTAMP),
+    # Start + the workflow's `timeout` (NULL: none); fixed at creation.
+    Column("deadline_at", TIMESTAMP),
     UniqueConstraint("idempotency_key"),
     # Due timers and approval deadlines: WHERE status IN (...) AND run_at <= now().
     Index("ix_workflow_executions_status_run_at", "status", "run_at"),
+    # Deadline sweeps: WHERE status IN (<not terminal>) AND deadline_at <= now().
+    Index("ix_workflow_executions_status_deadline_at", "status", "deadline_at"),
     # `ruvon list --type --status` and per-type dashboards.
     Index("ix_workflow_executions_type_status", "workflow_type", "status"),
     # Children of a parent (fan-in reconciliation, `list_workflows(parent_execution_id=)`).

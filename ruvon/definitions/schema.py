@@ -280,6 +280,11 @@ class WorkflowFile(BaseModel):
     automate_start: bool = False
     # The default priority of its workflows, 0 (lowest) to 9 (served first): ruvon.priority.
     priority: int | None = Field(default=None, ge=0, le=9, strict=True)
+    # Seconds from the start to the workflow's deadline: past it, an unfinished workflow fails
+    # (WorkflowTimeoutError), compensating first under saga mode.
+    timeout: float | None = Field(
+        default=None, gt=0, validation_alias=AliasChoices("timeout", "timeout_seconds")
+    )
     parameters: dict[str, Any] = Field(default_factory=dict)
     steps: tuple[StepDefinition, ...] = Field(min_length=1)
 

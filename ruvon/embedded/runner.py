@@ -8,10 +8,15 @@ Embedded (SQLite), nothing else wakes a workflow: without a runner a WAIT step, 
    ``run_at``, WAITING_HUMAN past its approval deadline), each claimed first
    (:mod:`ruvon.embedded.claims`) and then run here, in this process, to its next wait, as
    ``ruvon resume`` runs it;
-2. starts the due schedule ticks with the cluster's own poll
+2. fails the workflows past their deadline (workflow-level ``timeout``): those
+   ``list_past_deadline`` names that wait (for a timer, a person, an event) or that a dead
+   claimant left mid-way, each claimed, then run here, where the engine's deadline check fails
+   it (compensating under saga mode). One running in a live process is left to it: its engine
+   makes the same check at its next step boundary and stops the step running at the deadline;
+3. starts the due schedule ticks with the cluster's own poll
    (:func:`ruvon.cluster.schedules.poll_scheduled_workflows`: one conditional claim per tick,
    then an idempotency key per tick), and runs each new workflow to its next wait;
-3. now and then, takes over workflows whose claimant died mid-way (a runner killed with
+4. now and then, takes over workflows whose claimant died mid-way (a runner killed with
    SIGKILL) and runs them on from their last committed save.
 
 Two runners on one file (or a runner and ``ruvon resume``) are safe: each timer is fired by the
@@ -96,12 +101,16 @@ class PassReport:
     fired: list[str] = field(default_factory=list)  # WAIT timers
     timed_out: list[str] = field(default_factory=list)  # approval deadlines
     started: list[str] = field(default_factory=list)  # schedule ticks
+    deadlines: list[str] = field(default_factory=list)  # failed at their workflow deadline
     recovered: list[str] = field(default_factory=list)  # taken over from a dead claimant
     skipped: int = 0  # due, but another process holds it
 
     @property
     def moved(self) -> int:
-        return len(self.fired) + len(self.timed_out) + len(self.started) + len(self.recovered)
+        return (
+            len(self.fired) + len(self.timed_out) + len(self.started) + len(self.recovered)
+            + len(self.deadlines)
+        )  # fmt: skip
 
 
 class EmbeddedRunner:
@@ -143,9 +152,12 @@ class EmbeddedRunner:
                 await asyncio.wait_for(stop.wait(), self.options.interval)
 
     async def run_once(self, stop: asyncio.Event | None = None) -> PassReport:
-        """One pass: due timers, due schedule ticks, and (when it is time) dead claimants."""
+        """One pass: due timers, deadlines, due schedule ticks, and (when it is time) dead
+        claimants."""
         report = PassReport()
         await self._fire_due_timers(report, stop)
+        if stop is None or not stop.is_set():
+            await self._fail_past_deadline(report, stop)
         if stop is None or not stop.is_set():
             await self._start_due_schedules(report, stop)
         if (stop is None or not stop.is_set()) and self._recovery_due():
@@ -166,6 +178,22 @@ class EmbeddedRunner:
             into = report.fired if timer else report.timed_out
             if await self._advance(wf, what, report):
                 into.append(workflow_id)
+
+    async def _fail_past_deadline(self, report: PassReport, stop: asyncio.Event | None) -> None:
+        now = utc_now()
+        for workflow_id in await self.persistence.list_past_deadline(now, self.options.batch):
+            if stop is not None and stop.is_set():
+                return
+            wf = await self.builder.load_workflow(workflow_id)
+            if wf.status.is_terminal:
+                continue  # ended since the listing
+            claim = holder(wf)
+            if wf.status in _INTERRUPTED and (claim is None or self.me.is_live(claim)):
+                # Running in some process (`ruvon run`, a live runner): its engine checks the
+                # deadline at its next step boundary and stops the step running at it.
+                continue
+            if await self._advance(wf, "workflow deadline", report) and wf.status.is_terminal:
+                report.deadlines.append(workflow_id)
 
     async def _start_due_schedules(self, report: PassReport, stop: asyncio.Event | None) -> None:
         if not self._synced:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.imports import function_shape
 from ruvon.definitions.schema import RetryPolicy
-from ruvon.errors import InvalidStepResult, RuvonError
+from ruvon.engine.deadline import step_timeout_within
+from ruvon.engine.deadline import timeout_error as workflow_timeout_error
+from ruvon.errors import InvalidStepResult, RuvonError, StepTimeoutError
 from ruvon.log_context import bind_step_log_context, step_log_context
 from ruvon.models import StepContext
 from ruvon.providers.execution import StepCall
@@ -79,17 +81,23 @@ async def call_step_function(
     # Sync functions may run in another thread (a pool, the Celery task thread), which the
     # context variable does not follow: the wrapper enters the log context there.
     called = function if function_shape(function).is_async else bind_step_log_context(function)
+    step_timeout = timeout if timeout is not None else step.timeout
     while True:
         attempt_context = (
             context if attempt == 1 else context.model_copy(update={"attempt": attempt})
         )
+        # An attempt never runs past the workflow's deadline: it is stopped there as at its own
+        # timeout, and the workflow fails (no retry can help it).
+        limit, by_deadline = step_timeout_within(rt.record, step_timeout)
+        if by_deadline and limit is not None and limit <= 0:
+            raise workflow_timeout_error(rt.record, step.name)
         call = StepCall(
             step_name=step.name,
             function=called,
             state=call_state,
             context=attempt_context,
             kwargs=kwargs or {},
-            timeout=timeout if timeout is not None else step.timeout,
+            timeout=limit,
         )
         branch = context.branch_name
         rt.events.step_started(step, attempt, branch, queue=queue, worker=worker)
@@ -98,12 +106,18 @@ async def call_step_function(
             with step_log_context(attempt_context):
                 value = await rt.execution.execute(call)
             result = check_result(value, step=step.name, function=function)
-        except Exception as exc:
+        except Exception as caught:
+            exc: Exception = caught
+            if by_deadline and isinstance(caught, StepTimeoutError):
+                exc = workflow_timeout_error(rt.record, step.name)
+                exc.__cause__ = caught
             will_retry = attempt < policy.max_attempts and is_retryable(exc, policy)
             rt.events.step_failed(step, exc, attempt, will_retry)
             rt.events.attempt_ended(step, attempt, branch, time.perf_counter() - started, exc)
             if not will_retry:
-                raise
+                if exc is caught:
+                    raise
+                raise exc from caught
             delay = policy.delay_before(attempt + 1)
             if policy.jitter:
                 delay *= random.uniform(0.5, 1.0)

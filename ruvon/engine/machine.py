@@ -21,6 +21,8 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.injection import matched_rules
 from ruvon.definitions.schema import StepDefinition
 from ruvon.engine.children import report_to_parent, start_child
+from ruvon.engine.deadline import past_deadline
+from ruvon.engine.deadline import timeout_error as deadline_error
 from ruvon.engine.distribution import Distribution
 from ruvon.engine.outcomes import Advance, Jump, StepHandler, StepOutcome, Suspend
 from ruvon.engine.runtime import ChildFactory
@@ -37,6 +39,7 @@ from ruvon.errors import (
     PersistenceError,
     StateValidationError,
     WorkerCrashed,
+    WorkflowTimeoutError,
 )
 from ruvon.models import (
     StartSubWorkflowDirective,
@@ -150,8 +153,20 @@ class WorkflowEngine(WorkflowScope):
 
     # ------------------------------------------------------------------ transitions
     def _is_due(self) -> bool:
+        if self.status not in WAITING:
+            return False
         run_at = self._record.run_at
-        return self.status in WAITING and run_at is not None and run_at <= utc_now()
+        return (run_at is not None and run_at <= utc_now()) or past_deadline(self._record)
+
+    async def _fail_past_deadline(self) -> None:
+        """Fail the workflow (compensating under saga mode) if its deadline has passed."""
+        record = self._record
+        if not past_deadline(record) or self.status.is_terminal:
+            return
+        step = self.steps[record.current_step] if record.current_step < len(self.steps) else None
+        error = deadline_error(record, step.name if step else None)
+        await self.fail(step, error)
+        raise error
 
     def _index_of(self, name: str) -> int:
         try:
@@ -167,6 +182,8 @@ class WorkflowEngine(WorkflowScope):
     ) -> tuple[dict[str, Any], str | None, bool]:
         """One transition. Returns (result, jump target, whether automate_next continues)."""
         record = self._record
+        # Every transition starts at a step boundary: the deadline is checked there first.
+        await self._fail_past_deadline()
         if record.current_step >= len(self.steps):
             await self._finish(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", {})
             return {}, None, False
@@ -442,6 +459,11 @@ class WorkflowEngine(WorkflowScope):
             # sweeping worker's).
             self._record.error += f" [worker {worker}]"
         step_name = step.name if step else None
+        if isinstance(exc, WorkflowTimeoutError) and self._record.deadline_at is not None:
+            deadline = self._record.deadline_at.isoformat()
+            self._audit(
+                "WORKFLOW_TIMED_OUT", step_name, {"timeout": exc.timeout, "deadline": deadline}
+            )
         self._audit("STEP_FAILED", step_name, self._failure_details(exc))
         if self._record.saga_mode and self._record.completed_steps:
             await compensate(self)

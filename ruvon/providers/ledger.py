@@ -203,6 +203,11 @@ class Maintenance(Protocol):
         """An advance run for each cluster workflow whose timer or approval deadline is due."""
         ...
 
+    async def fail_past_deadline(self, default_queue: str, limit: int) -> list[QueuedRun]:
+        """Advance runs (reason ``deadline``, one per workflow version) for the unfinished
+        cluster workflows past their deadline; the claiming worker's engine fails them."""
+        ...
+
     async def reconcile_parents(
         self, default_queue: str, grace: float, limit: int
     ) -> list[QueuedRun]:

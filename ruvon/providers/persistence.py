@@ -117,6 +117,11 @@ class PersistenceProvider(Protocol):
         highest priority first, then the earliest due (at most ``limit``)."""
         ...
 
+    async def list_past_deadline(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of unfinished (not terminal) workflows whose ``deadline_at`` is at or before
+        ``now``, earliest deadline first."""
+        ...
+
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""
         ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -217,6 +218,45 @@ async def slow_async(state: Any, context: StepContext) -> dict[str, Any]:
     record("slow_async")
     await asyncio.sleep(1.0)
     return {"slow": True}
+
+
+# --------------------------------------------------------------------------- timeouts
+def _spin(seconds: float) -> None:
+    """Busy in Python bytecode (an interrupt reaches it) until ``seconds`` pass or RELEASE."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not RELEASE.is_set():
+        sum(range(100))
+
+
+def attempt_spins_then_succeeds(state: Any, context: StepContext) -> dict[str, Any]:
+    """Attempt 1 runs 2 s (in Python, or blocked in C by ``state['blocking']``); then quick."""
+    record("attempt", f"start:{context.attempt}")
+    try:
+        if context.attempt == 1:
+            if state.get("blocking"):
+                time.sleep(0.6)  # inside C: an interrupt waits until it returns
+            _spin(2.0)
+        return {"attempts": context.attempt}
+    finally:
+        record("attempt_ended", f"end:{context.attempt}")
+
+
+def spin_sync(state: Any, context: StepContext) -> dict[str, Any]:
+    record("spin", "start")
+    try:
+        _spin(2.0)
+        return {"spun": True}
+    finally:
+        record("spin_ended", "end")
+
+
+async def spin_async(state: Any, context: StepContext) -> dict[str, Any]:
+    record("spin", "start")
+    try:
+        await asyncio.sleep(2.0)
+        return {"spun": True}
+    finally:
+        record("spin_ended", "end")
 
 
 # --------------------------------------------------------------------------- saga

@@ -159,7 +159,9 @@ async def test_exhausted_attempts_fail_the_workflow(engine: EngineUnderTest) -> 
 
 
 # --------------------------------------------------------------------------- timeouts
-@pytest.mark.parametrize("function", [fx.slow_sync, fx.slow_async], ids=["sync", "async"])
+# A sync body is interrupted at its timeout and waited for (tests/contract/test_engine_deadlines
+# covers a body blocked in C, whose failure waits until the C call returns).
+@pytest.mark.parametrize("function", [fx.spin_sync, fx.slow_async], ids=["sync", "async"])
 async def test_step_over_its_timeout_fails(engine: EngineUnderTest, function: Any) -> None:
     engine.builder.register_workflow_inline(
         "Slow", [{"name": "Slow", "type": "STANDARD", "function": function, "timeout": 0.2}]
@@ -170,10 +172,12 @@ async def test_step_over_its_timeout_fails(engine: EngineUnderTest, function: An
     with pytest.raises(StepTimeoutError, match=r"timeout of 0\.2s"):
         await wf.next_step()
     assert loop.time() - started < 0.9  # did not wait for the step to finish
+    if function is fx.spin_sync:
+        assert fx.CALLS["spin_ended"] == 1  # stopped, not abandoned: it ended first
     assert wf.status is Status.FAILED
     stored = await engine.persistence.load_workflow(wf.id)
     assert stored.status is Status.FAILED
-    assert "slow" not in stored.state
+    assert "slow" not in stored.state and "spun" not in stored.state
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -335,6 +335,17 @@ async def test_step_over_its_timeout_fails(driver: ExecutorDriver) -> None:
     assert failed.state == {}
 
 
+async def test_a_timed_out_attempt_ends_before_its_retry_starts(
+    driver: ExecutorDriver, tmp_path: Path
+) -> None:
+    log = tmp_path / "attempts.log"
+    done = await _run(driver, "ExecTimeoutRetried", {"log": str(log)})
+    _completed(done)
+    assert done.state["attempts"] == 2
+    # Stopped, not abandoned: attempt 1 had ended when attempt 2 started.
+    assert log.read_text().split() == ["start:1", "end:1", "start:2", "end:2"]
+
+
 # --------------------------------------------------------------------------- HUMAN_IN_LOOP
 async def test_human_in_loop_waits_then_resumes_with_input(driver: ExecutorDriver) -> None:
     waiting = await _run(driver, "ExecHuman")

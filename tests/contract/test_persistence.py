@@ -116,6 +116,7 @@ def make_record(workflow_id: str = "wf-1", **overrides: Any) -> WorkflowRecord:
         "created_at": T0,
         "updated_at": T0 + timedelta(seconds=1),
         "completed_at": T0 + timedelta(seconds=2),
+        "deadline_at": T0 + timedelta(minutes=30),
     }
     fields.update(overrides)
     return WorkflowRecord(**fields)
@@ -662,6 +663,39 @@ async def test_due_timers_of_a_higher_priority_come_first(provider: PersistenceP
         "low-late",
     ]
     assert await provider.list_due_timers(now, limit=2) == ["urgent-early", "urgent-late"]
+
+
+async def test_past_deadline_lists_unfinished_workflows_earliest_first(
+    provider: PersistenceProvider,
+) -> None:
+    now = T0 + timedelta(hours=1)
+    specs = [  # id, status, deadline_at
+        ("late", WorkflowStatus.WAITING_HUMAN, now - timedelta(minutes=5)),
+        ("exact", WorkflowStatus.PENDING_ASYNC, now),
+        ("early", WorkflowStatus.ACTIVE, now - timedelta(minutes=10)),
+        ("future", WorkflowStatus.WAITING_TIMER, now + timedelta(microseconds=1)),
+        ("done", WorkflowStatus.COMPLETED, now - timedelta(minutes=20)),
+        ("none", WorkflowStatus.ACTIVE, None),
+    ]
+    for wid, status, deadline in specs:
+        await provider.create_workflow(make_record(wid, status=status, deadline_at=deadline))
+    assert await provider.list_past_deadline(now) == ["early", "late", "exact"]
+    assert await provider.list_past_deadline(now, limit=1) == ["early"]
+    assert await provider.list_past_deadline(now - timedelta(hours=1)) == []
+    plus_two = now.astimezone(timezone(timedelta(hours=2)))  # the same instant
+    assert await provider.list_past_deadline(plus_two) == ["early", "late", "exact"]
+
+    # Ending a workflow takes it off the list; the deadline itself is fixed at creation.
+    early = await provider.load_workflow("early")
+    assert early.deadline_at == now - timedelta(minutes=10)
+    early.status, early.deadline_at = WorkflowStatus.FAILED, now + timedelta(days=1)
+    await provider.save_workflow(early, expected_version=1)
+    assert await provider.list_past_deadline(now) == ["late", "exact"]
+    assert (await provider.load_workflow("early")).deadline_at == now - timedelta(minutes=10)
+    late = await provider.load_workflow("late")
+    late.status = WorkflowStatus.WAITING_TIMER  # still unfinished: still listed
+    await provider.save_workflow(late, expected_version=1)
+    assert await provider.list_past_deadline(now) == ["late", "exact"]
 
 
 async def test_due_timers_compare_to_the_microsecond(provider: PersistenceProvider) -> None:

@@ -54,6 +54,12 @@ def mark(state, context):
 def decide(state, context, approved, reason=None, approver=None):
     mark(state, context)
     return {"approved": approved, "reason": reason}
+
+
+def undo(state, context):
+    with open(Path(__file__).with_name("marks.txt"), "a") as marks:
+        marks.write(f"{context.workflow_id} undo:{context.step_name}\\n")
+    return {"undone": True}
 """
 
 WAITS = """
@@ -80,6 +86,20 @@ steps:
   - {{name: After, type: STANDARD, function: runner_steps.mark}}
 """
 
+DEADLINE = """
+workflow_type: Deadline
+initial_state_model: builtins.dict
+saga_mode: true
+timeout: 0.5
+steps:
+  - name: Start
+    type: STANDARD
+    function: runner_steps.mark
+    compensate_function: runner_steps.undo
+    automate_next: true
+  - {name: Review, type: HUMAN_IN_LOOP, function: runner_steps.mark}
+"""
+
 TICKER = """
 workflow_type: Ticker
 initial_state_model: builtins.dict
@@ -92,6 +112,7 @@ workflows:
   - {type: Waits, config_file: waits.yaml}
   - {type: Rejected, config_file: rejected.yaml}
   - {type: Failing, config_file: failing.yaml}
+  - {type: Deadline, config_file: deadline.yaml}
   - {type: Ticker, config_file: ticker.yaml, schedule: "@every 1s"}
 """
 
@@ -102,6 +123,7 @@ def write_project(root: Path, *, wait: float) -> Path:
     (root / "rejected.yaml").write_text(APPROVAL.format(type="Rejected", on_timeout="auto_reject"))
     (root / "failing.yaml").write_text(APPROVAL.format(type="Failing", on_timeout="fail"))
     (root / "ticker.yaml").write_text(TICKER)
+    (root / "deadline.yaml").write_text(DEADLINE)
     (root / "workflow_registry.yaml").write_text(REGISTRY)
     return root
 
@@ -277,6 +299,38 @@ async def test_an_approval_timeout_applies_on_timeout(project: Path) -> None:
     assert f"approval deadline of Failing workflow {failing} at step Approve: now FAILED" in (
         result.stderr
     )
+
+
+# ------------------------------------------------------------------------------ deadlines
+async def test_two_runners_fail_a_workflow_past_its_deadline_once(project: Path) -> None:
+    [wid] = await create(project, "Deadline")
+    assert (await load(project, wid)).status is WorkflowStatus.WAITING_HUMAN
+    await asyncio.sleep(0.7)  # past the 0.5 s deadline
+
+    passes = [
+        subprocess.Popen(
+            runner_argv("--once"),
+            cwd=project,
+            env=environment(project),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    errors = [one.communicate(timeout=60)[1] for one in passes]
+    assert [one.returncode for one in passes] == [0, 0], errors
+    failed = await load(project, wid)
+    assert failed.status is WorkflowStatus.FAILED_ROLLED_BACK
+    assert (failed.error or "").startswith(
+        f"WorkflowTimeoutError: workflow '{wid}' exceeded its timeout of 0.5s (at step 'Review')"
+    )
+    # Compensated once (whichever runner claimed it); the step after the deadline never ran.
+    assert marks(project)[(wid, "undo:Start")] == 1
+    assert marks(project)[(wid, "Review")] == 0
+    counts = sorted("failed 1 past their deadline" in err for err in errors)
+    assert counts in ([False, True], [True, True]), errors  # the other found it held or done
+    assert [e[0] for e in await audit(project, wid)].count("WORKFLOW_TIMED_OUT") == 1
 
 
 # ------------------------------------------------------------------------------ two runners

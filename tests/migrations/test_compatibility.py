@@ -37,6 +37,7 @@ LINEAGE = (
     "0006_prefix_indexes",
     "0007_signals",
     "0008_step_run_trace_context",
+    "0009_run_priority",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
@@ -47,6 +48,7 @@ DECLARED = {
     "0007_signals": "0005_updated_at_index",
     "0008_step_run_trace_context": "0007_signals",
     "0009_run_priority": "0008_step_run_trace_context",
+    "0010_workflow_deadlines": "0008_step_run_trace_context",
 }
 
 

@@ -167,6 +167,30 @@ def test_a_priority_out_of_range_names_the_field_and_line(tmp_path: Path, value:
     assert_readable(exc)
 
 
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        ("timeout: soon\n", ("valid number", "'soon'")),
+        ("timeout: 0\n", ("greater than 0",)),
+        ("timeout_seconds: -5\n", ("greater than 0", "-5")),
+    ],
+    ids=["not-a-number", "zero", "negative-alias"],
+)
+def test_bad_workflow_timeout(tmp_path: Path, header: str, says: tuple[str, ...]) -> None:
+    path = write(tmp_path, workflow_with(f"- name: first\n  function: {OK}", header))
+    exc = load_error(path)
+    for text in says:
+        assert text in str(exc), exc
+    key = header.partition(":")[0]
+    assert_located(exc, path, step=None, field=key, line=line_of(path, key))
+
+
+def test_workflow_timeout_loads_in_seconds_under_either_name(tmp_path: Path) -> None:
+    for key in ("timeout", "timeout_seconds"):
+        path = write(tmp_path, workflow_with(f"- name: first\n  function: {OK}", f"{key}: 90\n"))
+        assert load_workflow_file(path, rules=DEFAULT_HANDLERS).spec.timeout == 90
+
+
 def test_missing_steps(tmp_path: Path) -> None:
     path = write(tmp_path, "workflow_type: BadInput\ndescription: no steps\n")
     exc = load_error(path)

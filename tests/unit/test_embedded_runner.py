@@ -188,3 +188,77 @@ async def test_the_loser_of_a_claim_race_sees_the_winner(builder: WorkflowBuilde
     taken = await claim_workflow(second, loser)  # read the same version: its save conflicts
     assert taken is not None and taken["owner"] == winner.owner
     assert holder(second) is None  # its copy is as it was read
+
+
+# ---------------------------------------------------------------------- workflow deadlines
+def undo(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    CALLS.append((context.workflow_id, f"undo {context.step_name}"))
+    return {"undone": True}
+
+
+def register_deadlines(builder: WorkflowBuilder) -> None:
+    builder.register_workflow_inline(
+        "PersonWithDeadline",
+        [
+            {"name": "Reserve", "type": "STANDARD", "function": mark, "compensate_function": undo},
+            {"name": "Approve", "type": "HUMAN_IN_LOOP", "function": mark},
+        ],
+        saga_mode=True,
+        timeout=0.1,
+    )
+    builder.register_workflow_inline(
+        "TimerWithDeadline",
+        [
+            {"name": "Pause", "type": "WAIT", "wait_seconds": 3600, "automate_next": True},
+            {"name": "After", "type": "STANDARD", "function": mark},
+        ],
+        timeout=0.1,
+    )
+
+
+async def test_a_pass_fails_waiting_workflows_past_their_deadline_compensating(
+    builder: WorkflowBuilder,
+) -> None:
+    register_deadlines(builder)
+    [person] = await started(builder, "PersonWithDeadline")
+    [timer] = await started(builder, "TimerWithDeadline")
+    [untimed] = await started(builder, "Approval")
+    assert (await runner(builder).run_once()).deadlines == []
+    await asyncio.sleep(0.15)
+    CALLS.clear()
+    first, second = runner(builder), runner(builder, pid=os.getpid())
+    report = await first.run_once()
+    assert sorted(report.deadlines) == sorted([person, timer])
+    assert (await second.run_once()).deadlines == []  # nothing left: failed exactly once
+    store = builder.persistence_provider
+    assert store is not None
+    rolled_back = await store.load_workflow(person)
+    assert rolled_back.status is WorkflowStatus.FAILED_ROLLED_BACK
+    assert (rolled_back.error or "").startswith(
+        f"WorkflowTimeoutError: workflow '{person}' exceeded its timeout of 0.1s "
+        "(at step 'Approve')"
+    )
+    assert "claim" not in rolled_back.runtime
+    assert (await store.load_workflow(timer)).status is WorkflowStatus.FAILED
+    # Only the compensation ran: no step after a deadline (the untimed approval's timer fired).
+    assert [call for call in CALLS if call[0] != untimed] == [(person, "undo Reserve")]
+    assert (await store.load_workflow(untimed)).status is WorkflowStatus.COMPLETED
+
+
+async def test_a_running_workflow_past_its_deadline_is_left_to_its_live_process(
+    builder: WorkflowBuilder,
+) -> None:
+    register_deadlines(builder)
+    running = await builder.create_workflow("PersonWithDeadline", {}, automate_start=False)
+    orphan = await builder.create_workflow("PersonWithDeadline", {}, automate_start=False)
+    me = Claimant.here("runner")
+    assert await claim_workflow(orphan, Claimant("runner@x", me.host, dead_pid())) is None
+    await asyncio.sleep(0.15)
+    report = await runner(builder).run_once()
+    # Unclaimed and ACTIVE: some process (`ruvon run`) has it, and its engine checks the
+    # deadline. A dead claimant's is taken over and failed here.
+    assert report.deadlines == [orphan.id]
+    store = builder.persistence_provider
+    assert store is not None
+    assert (await store.load_workflow(running.id)).status is WorkflowStatus.ACTIVE
+    assert (await store.load_workflow(orphan.id)).status is WorkflowStatus.FAILED

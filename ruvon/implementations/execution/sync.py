@@ -9,6 +9,7 @@ from typing import Any
 
 from ruvon.definitions.imports import function_shape
 from ruvon.errors import StepTimeoutError
+from ruvon.implementations.execution.interrupt import AttemptGuard, await_attempt
 from ruvon.providers.execution import StepCall
 
 
@@ -32,17 +33,19 @@ async def run_async_function(call: StepCall, kwargs: dict[str, Any]) -> Any:
         raise timeout_error(call) from None
 
 
-def _run_in_daemon_thread(call: StepCall, kwargs: dict[str, Any]) -> Future[Any]:
-    # A dedicated daemon thread: a step that overruns its timeout keeps running (Python cannot
-    # kill a thread) but never blocks the caller or interpreter exit.
+def _run_in_daemon_thread(
+    call: StepCall, kwargs: dict[str, Any], guard: AttemptGuard
+) -> Future[Any]:
+    # A dedicated daemon thread, so a body that ignores its interrupt never blocks interpreter
+    # exit; the guard lets the caller stop it at the timeout (see interrupt.py).
     future: Future[Any] = Future()
 
     def target() -> None:
         if not future.set_running_or_notify_cancel():
             return
         try:
-            future.set_result(call.function(call.state, call.context, **kwargs))
-        except BaseException as exc:  # directives included: hand everything back
+            future.set_result(guard.run(call.function, call.state, call.context, **kwargs))
+        except BaseException as exc:  # directives and the interrupt included: hand them back
             future.set_exception(exc)
 
     threading.Thread(target=target, name=f"ruvon-step-{call.step_name}", daemon=True).start()
@@ -50,7 +53,8 @@ def _run_in_daemon_thread(call: StepCall, kwargs: dict[str, Any]) -> Future[Any]
 
 
 class SyncExecutionProvider:
-    """Runs each step in the calling thread; a step with a ``timeout`` runs in a watched thread."""
+    """Runs each step in the calling thread; a step with a ``timeout`` runs in a watched thread,
+    interrupted at the timeout and waited for (so its retry never overlaps it)."""
 
     name = "sync"
 
@@ -61,12 +65,9 @@ class SyncExecutionProvider:
             return await run_async_function(call, kwargs)
         if call.timeout is None:
             return call.function(call.state, call.context, **kwargs)
-        try:
-            return await asyncio.wait_for(
-                asyncio.wrap_future(_run_in_daemon_thread(call, kwargs)), call.timeout
-            )
-        except TimeoutError:
-            raise timeout_error(call) from None
+        guard = AttemptGuard()
+        future = asyncio.wrap_future(_run_in_daemon_thread(call, kwargs, guard))
+        return await await_attempt(future, guard, call.timeout, timeout_error(call))
 
     def close(self) -> None:
         """Nothing to release."""

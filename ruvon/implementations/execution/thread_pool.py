@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ruvon.definitions.imports import function_shape
+from ruvon.implementations.execution.interrupt import AttemptGuard, await_attempt
 from ruvon.implementations.execution.sync import run_async_function, timeout_error
 from ruvon.providers.execution import StepCall
 
@@ -32,14 +33,14 @@ class ThreadPoolExecutionProvider:
         if shape.is_async:
             return await run_async_function(call, kwargs)
         loop = asyncio.get_running_loop()
-        job = functools.partial(call.function, call.state, call.context, **kwargs)
-        future = loop.run_in_executor(self._executor(), job)
         if call.timeout is None:
-            return await future
-        try:
-            return await asyncio.wait_for(future, call.timeout)
-        except TimeoutError:
-            raise timeout_error(call) from None
+            job = functools.partial(call.function, call.state, call.context, **kwargs)
+            return await loop.run_in_executor(self._executor(), job)
+        # Interrupted at the timeout and waited for: its retry never overlaps it.
+        guard = AttemptGuard()
+        job = functools.partial(guard.run, call.function, call.state, call.context, **kwargs)
+        future = loop.run_in_executor(self._executor(), job)
+        return await await_attempt(future, guard, call.timeout, timeout_error(call))
 
     def close(self) -> None:
         """Stop accepting work; running steps finish in the background."""

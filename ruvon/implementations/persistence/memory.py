@@ -202,7 +202,7 @@ class MemoryPersistenceProvider:
             if frozen_audit:
                 self._check_known(entry.workflow_id for entry, _ in frozen_audit)
             # Fixed at creation (see the Protocol): a save never changes them.
-            for fixed in ("workflow_type", "definition_snapshot", "created_at"):
+            for fixed in ("workflow_type", "definition_snapshot", "created_at", "deadline_at"):
                 stored[fixed] = current[fixed]
             if stored["idempotency_key"] != current["idempotency_key"]:  # raises before writing
                 self._rekey(record.id, current["idempotency_key"], stored["idempotency_key"])
@@ -298,6 +298,20 @@ class MemoryPersistenceProvider:
             ]
         due.sort()
         return [workflow_id for *_, workflow_id in due[: max(limit, 0)]]
+
+    async def list_past_deadline(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of unfinished workflows whose deadline is at or before ``now``, earliest first."""
+        now = _aware(now)
+        with self._lock:
+            past = [
+                (_aware(stored["deadline_at"]), self._sequence[workflow_id], workflow_id)
+                for workflow_id, stored in self._workflows.items()
+                if stored.get("deadline_at") is not None
+                and not WorkflowStatus(stored["status"]).is_terminal
+                and _aware(stored["deadline_at"]) <= now
+            ]
+        past.sort()
+        return [workflow_id for _, _, workflow_id in past[: max(limit, 0)]]
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""

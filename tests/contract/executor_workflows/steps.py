@@ -159,6 +159,24 @@ def permanent_failure(state: dict[str, Any], context: StepContext) -> dict[str, 
     raise PermanentError(f"card declined on attempt {context.attempt}")
 
 
+def spin_on_first_attempt(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """Attempt 1 loops 2 s in Python; each attempt appends its start and end to the file that
+    ``state["log"]`` names (shared by the test and the workers: one machine)."""
+
+    def note(event: str) -> None:
+        with open(state["log"], "a", encoding="utf-8") as log:
+            log.write(f"{event}:{context.attempt}\n")
+
+    note("start")
+    try:
+        end = time.monotonic() + (2.0 if context.attempt == 1 else 0.0)
+        while time.monotonic() < end:
+            sum(range(100))
+        return {"attempts": context.attempt}
+    finally:
+        note("end")
+
+
 def too_slow(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     time.sleep(1.0)
     return {"never": True}

@@ -96,6 +96,12 @@ class PostgresMaintenance:
         """An advance run for each cluster workflow whose timer is due."""
         return await self._runs("fire due timers", "fire_due_timers", limit, default_queue)
 
+    async def fail_past_deadline(self, default_queue: str, limit: int) -> list[QueuedRun]:
+        """An advance run for each unfinished cluster workflow past its deadline."""
+        return await self._runs(
+            "fail workflows past their deadline", "fail_past_deadline", limit, default_queue
+        )
+
     async def reconcile_parents(
         self, default_queue: str, grace: float, limit: int
     ) -> list[QueuedRun]:

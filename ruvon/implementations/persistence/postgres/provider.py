@@ -82,7 +82,7 @@ from ruvon.records import (
 __all__ = ["PostgresPersistenceProvider"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
-_CREATE = AuditedWrite(_Q["create_workflow"], 24)
+_CREATE = AuditedWrite(_Q["create_workflow"], 25)
 _SAVE = AuditedWrite(_Q["save_workflow"], 21)
 _SAVE_WORK = WorkWrite(_Q["save_workflow"], 21)
 _UQ_IDEMPOTENCY_KEY = "uq_workflow_executions_idempotency_key"
@@ -246,6 +246,14 @@ class PostgresPersistenceProvider(
         """Ids of waiting workflows whose ``run_at`` is due: the most urgent (priority) first,
         then the earliest."""
         rows = await self._fetch("list due timers", _Q["list_due_timers"], utc(now), max(limit, 0))
+        return [row[0] for row in rows]
+
+    async def list_past_deadline(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of unfinished workflows whose deadline is at or before ``now``, earliest first."""
+        rows = await self._fetch(
+            "list workflows past their deadline", _Q["list_past_deadline"], utc(now),
+            max(limit, 0),
+        )  # fmt: skip
         return [row[0] for row in rows]
 
     # -- logs ----------------------------------------------------------------------------------

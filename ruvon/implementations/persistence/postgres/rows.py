@@ -51,7 +51,7 @@ def utc(value: datetime | None) -> datetime | None:
 
 
 def workflow_params(record: WorkflowRecord, version: int, limit: int | None) -> tuple[Any, ...]:
-    """Parameters $1..$24 of create_workflow: save's $1..$21, then the fields fixed at creation.
+    """Parameters $1..$25 of create_workflow: save's $1..$21, then the fields fixed at creation.
 
     The state is encoded here, before any I/O, so an invalid or oversized state is rejected
     without touching the database.
@@ -61,6 +61,7 @@ def workflow_params(record: WorkflowRecord, version: int, limit: int | None) -> 
         record.workflow_type,
         dumps(record.definition_snapshot),
         utc(record.created_at),
+        utc(record.deadline_at),
     )
 
 

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "runs.sql")
-_WORKFLOW_COLUMNS = 24
+_WORKFLOW_COLUMNS = 25
 
 
 def taken_claim(take: TakeRun, run_id: int, claimed_at: datetime) -> Claim:

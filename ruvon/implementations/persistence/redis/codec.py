@@ -134,10 +134,12 @@ def workflow_script_args(
     timer = "-"
     if record.run_at is not None and status in _WAITING_FOR_TIMER:
         timer = optional(str(micros(record.run_at)))
+    deadline = create and record.deadline_at is not None
+    pairs = (12 if deadline else 10) if create else 8  # field arguments: 2 per pair
     args: list[Value] = [
         prefix, record.id, micros(record.created_at) if create else "", status.value,
         record.workflow_type if create else "", optional(record.parent_execution_id),
-        optional(record.idempotency_key), timer, expected_version, 10 if create else 8,
+        optional(record.idempotency_key), timer, expected_version, pairs,
         "version", version,
         "state", encode_state(record.state, workflow_id=record.id, limit=limit),
         "runtime", dumps(record.runtime),
@@ -145,6 +147,8 @@ def workflow_script_args(
     ]  # fmt: skip
     if create:
         args += ("definition_snapshot", dumps(record.definition_snapshot))
+        if record.deadline_at is not None:
+            args += ("deadline", micros(record.deadline_at))
     for entry in audit:
         args += ("audit:", entry.workflow_id, audit_value(entry))
     for compensation in compensations:
@@ -182,6 +186,7 @@ def workflow_from_hash(raw: Mapping[bytes, bytes]) -> WorkflowRecord:
             created_at=_EPOCH + int(raw[b"created_at"]) * _MICROSECOND,
             updated_at=_required_time(attributes["updated_at"]),
             completed_at=_time(attributes["completed_at"]),
+            deadline_at=_micros_time(raw.get(b"deadline")),
         )
     except KeyError as exc:
         name = exc.args[0].decode() if isinstance(exc.args[0], bytes) else exc.args[0]
@@ -190,6 +195,10 @@ def workflow_from_hash(raw: Mapping[bytes, bytes]) -> WorkflowRecord:
             f"Redis hash of workflow '{where}' has no valid '{name}' (written by another "
             "program or a newer Ruvon?)"
         ) from None
+
+
+def _micros_time(value: bytes | None) -> datetime | None:
+    return None if value is None else _EPOCH + int(value) * _MICROSECOND
 
 
 def audit_value(entry: AuditEntry) -> bytes:

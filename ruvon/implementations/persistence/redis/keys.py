@@ -17,6 +17,7 @@ With the default prefix ``ruvon:`` the layout is::
     ruvon:idx:type:{type}         zset     by workflow type        | member: index member (below)
     ruvon:idx:parent:{parent id}  zset     by parent workflow     /
     ruvon:timers                  zset     WAITING_TIMER/HUMAN workflows with a run_at (score µs)
+    ruvon:deadlines               zset     unfinished workflows with a deadline (score µs)
     ruvon:audit:{id}              list     audit entries, oldest first (JSON arrays)
     ruvon:logs:{id}               list     execution log lines, oldest first
     ruvon:comp:{id}               list     compensation outcomes, in the order they ran
@@ -52,13 +53,14 @@ class RedisKeys:
     """Builds the key names of one prefix (the prefix isolates deployments and tests)."""
 
     __slots__ = ("_audit", "_compensations", "_logs", "_signal_ids", "_signals", "_workflow",
-                 "idempotency", "prefix", "schedules", "timers")  # fmt: skip
+                 "deadlines", "idempotency", "prefix", "schedules", "timers")  # fmt: skip
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.idempotency = f"{prefix}idem"
         self.schedules = f"{prefix}schedules"
         self.timers = f"{prefix}timers"
+        self.deadlines = f"{prefix}deadlines"
         self._compensations = f"{prefix}comp:"
         self._workflow = f"{prefix}wf:"
         self._audit = f"{prefix}audit:"

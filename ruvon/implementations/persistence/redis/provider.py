@@ -279,6 +279,16 @@ class RedisPersistenceProvider(RedisSchedules):
         # sorted() is stable: equal priorities keep the index's due-time order.
         return sorted(ids, key=lambda workflow_id: -priority[workflow_id])[:limit]
 
+    async def list_past_deadline(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of unfinished workflows whose deadline is at or before ``now``, earliest first."""
+        if limit <= 0:
+            return []
+        scripts = await self._connection()
+        members = await self._guard(scripts.client.zrangebyscore(
+            self.keys.deadlines, "-inf", micros(now), start=0, num=limit
+        ))  # fmt: skip
+        return [id_from_member(cast(bytes, member)) for member in members]
+
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""
         values = await self._read_list(self.keys.audit(workflow_id))

@@ -14,8 +14,10 @@
 --   10 n = number of field arguments   11..10+n the other hash field/value pairs
 --   11+n.. rows to append as (list tag, workflow id, JSON) triples: 'audit:' for audit
 --          entries, 'comp:' for compensation outcomes (a rollback's, saved with it)
--- workflow_type, definition_snapshot and created_at are fixed when the workflow is created: only
--- create_workflow reads ARGV[3] and ARGV[5] and gets definition_snapshot among the pairs; a save
+-- workflow_type, definition_snapshot, created_at and deadline are fixed when the workflow is
+-- created: only create_workflow reads ARGV[3] and ARGV[5] and gets definition_snapshot (and a
+-- workflow with a deadline its `deadline`, µs: its score in the deadlines zset) among the pairs;
+-- a save
 -- sends '' for both and no snapshot, and keeps the stored ones (and the index scores and type
 -- index membership derived from them).
 -- create writes id, status, workflow_type, created_at, parent_execution_id and
@@ -71,6 +73,21 @@ local function reindex(prefix, member, score, before, after)
   end
 end
 
+local TERMINAL = {COMPLETED = true, FAILED = true, FAILED_ROLLED_BACK = true,
+                  FAILED_CHILD_WORKFLOW = true, FAILED_WORKER_CRASH = true, CANCELLED = true}
+
+-- Keep `member` in the deadlines zset (score: its `deadline` field, µs) while it is not
+-- terminal; a workflow without a deadline has no such field and is never there.
+local function track_deadline(prefix, wf, member, status)
+  local deadline = redis.call('HGET', wf, 'deadline')
+  if not deadline then return end
+  if TERMINAL[status] then
+    redis.call('ZREM', prefix .. 'deadlines', member)
+  else
+    redis.call('ZADD', prefix .. 'deadlines', deadline, member)
+  end
+end
+
 -- name: create_workflow
 -- KEYS[1] the workflow hash. Inserts at the version in the fields unless the idempotency key is
 -- already used (then returns that workflow) or the id exists.
@@ -102,6 +119,7 @@ local member = seq .. id
 redis.call('ZADD', prefix .. 'idx:all', score, member)
 redis.call('ZADD', index_key(prefix, 'type', ARGV[5]), score, member)
 reindex(prefix, member, score, {false, false}, {ARGV[4], parent})
+track_deadline(prefix, wf, member, ARGV[4])
 append_audit(prefix, fields_end + 1)
 return {0}
 
@@ -144,6 +162,7 @@ if key ~= old_key then
   end
 end
 reindex(prefix, old[2] .. id, old[4], {old[3], old_parent}, {ARGV[4], parent})
+if ARGV[4] ~= old[3] then track_deadline(prefix, wf, old[2] .. id, ARGV[4]) end
 append_audit(prefix, fields_end + 1)
 return {0}
 

@@ -354,6 +354,12 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals):
         rows = await self._run(_execute, _Q["list_due_timers"], params)
         return [row[0] for row in rows]
 
+    async def list_past_deadline(self, now: datetime, limit: int = 100) -> list[str]:
+        """Ids of unfinished workflows whose deadline is at or before ``now``, earliest first."""
+        params = {"now": text(now), "limit": max(limit, 0)}
+        rows = await self._run(_execute, _Q["list_past_deadline"], params)
+        return [row[0] for row in rows]
+
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""
         rows = await self._run(_execute, _Q["get_audit_log"], (workflow_id,))

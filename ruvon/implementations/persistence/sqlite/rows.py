@@ -92,6 +92,7 @@ def workflow_params(
         params.update(
             definition_snapshot=json(record.definition_snapshot),
             created_at=text(record.created_at),
+            deadline_at=text(record.deadline_at),
         )
     return params
 
@@ -107,6 +108,7 @@ def workflow_from_row(row: dict[str, Any]) -> WorkflowRecord:
         created_at=time(row["created_at"]),
         updated_at=time(row["updated_at"]),
         completed_at=time_or_none(row["completed_at"]),
+        deadline_at=time_or_none(row["deadline_at"]),
     )
     return WorkflowRecord(**row)
 

@@ -35,6 +35,9 @@ __all__ = ["HeadSchema", "head_schema", "prepare_schema", "read_declarations", "
 
 _Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
 _build_lock = threading.Lock()
+# Nullable columns later revisions added to tables a pre-migration file already has: such a
+# file lacks them, and its rebuilt table has them NULL.
+_ADDED_SINCE_LEGACY = {"workflow_executions": frozenset({"deadline_at"})}
 _head: HeadSchema | None = None
 
 
@@ -194,7 +197,8 @@ def _rebuild(conn: sqlite3.Connection, head: HeadSchema, table: SchemaObject) ->
     if not table.sql.startswith(prefix):
         raise ConfigurationError(f"unexpected DDL for {table.name} in the head schema: {table.sql}")
     conn.execute(f'CREATE TABLE "{temporary}" (' + table.sql[len(prefix) :])
-    columns = ", ".join(f'"{name}"' for name in head.columns[table.name])
+    kept = set(_columns(conn, table.name))
+    columns = ", ".join(f'"{name}"' for name in head.columns[table.name] if name in kept)
     conn.execute(_Q["copy_table_rows"].format(target=temporary, source=table.name, columns=columns))
     conn.execute(_Q["drop_table"].format(table=table.name))
     conn.execute(_Q["rename_table"].format(table=temporary, new_name=table.name))
@@ -204,7 +208,7 @@ def _check_columns(conn: sqlite3.Connection, head: HeadSchema, table: str, path:
     """A Ruvon table already in the file must have exactly the head schema's columns."""
     found = set(_columns(conn, table))
     wanted = set(head.columns[table])
-    if found == wanted:
+    if found == wanted or found == wanted - _ADDED_SINCE_LEGACY.get(table, frozenset()):
         return
     details = []
     if wanted - found:

@@ -149,6 +149,27 @@ LIMIT $1
 ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
 RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8, priority;
 
+-- name: fail_past_deadline
+-- Unfinished cluster workflows past their deadline (workflow-level timeout): one advance run per
+-- workflow version, which the claiming worker runs into the engine's deadline check (it fails
+-- the workflow, compensating under saga mode). Fenced by the version like the timer's run: a
+-- workflow another writer moved on meanwhile gets a run of its new version at the next sweep.
+INSERT INTO step_runs (
+    workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+    dispatched_at, created_at, updated_at, priority
+)
+SELECT w.id, 'advance', '', 'deadline', w.version, coalesce(w.data_region, $2), 'QUEUED', 0,
+       now(), now(), now(), now(), w.priority
+FROM workflow_executions AS w
+WHERE w.status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_PARALLEL', 'PENDING_SUB_WORKFLOW',
+                   'WAITING_HUMAN', 'WAITING_TIMER')
+  AND w.deadline_at <= now()
+  AND coalesce((w.runtime ->> 'cluster')::boolean, false)
+ORDER BY w.priority DESC, w.deadline_at
+LIMIT $1
+ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+RETURNING id, workflow_id, kind, step_name, branch, queue, 0::float8, priority;
+
 -- name: reconcile_parents
 -- Parents still PENDING_SUB_WORKFLOW although their child ended more than $3 s ago (its
 -- resumption run was lost or skipped): one more resumption run per parent version.

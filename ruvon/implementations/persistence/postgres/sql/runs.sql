@@ -42,7 +42,7 @@ SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.curren
        w.workflow_version, w.version, w.parent_execution_id, w.blocked_on_child_id,
        w.idempotency_key, w.saga_mode, w.completed_steps, w.run_at, w.error, w.runtime,
        w.metadata, w.data_region, w.priority, w.owner_id, w.org_id, w.created_at, w.updated_at,
-       w.completed_at,
+       w.completed_at, w.deadline_at,
        c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue, now(),
        c.trace_context, c.priority
 FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id;

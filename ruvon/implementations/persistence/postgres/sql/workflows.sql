@@ -1,7 +1,7 @@
 -- Named queries for PostgresPersistenceProvider (loaded by ruvon.implementations.persistence.queries).
 -- The tables come from ruvon/db_schema/database.py through the Alembic migrations; JSON columns
 -- are jsonb, timestamps timestamptz. workflow_executions columns are selected and bound in the
--- order of the WorkflowRecord fields ($1..$24), so rows map to records positionally.
+-- order of the WorkflowRecord fields ($1..$25), so rows map to records positionally.
 -- Audit rows are added by writes.AuditedWrite: the write below goes into a CTE
 -- (RETURNING id) and the audit INSERT selects from it, so both are one statement.
 
@@ -9,15 +9,15 @@
 -- Insert unless the idempotency key is taken. The command status counts the workflows (or,
 -- with audit rows, the audit rows) inserted; 0: the key exists and the caller reads that
 -- workflow. Audit rows reference the new row: foreign keys are checked at statement end.
--- Parameters $1..$21 are save_workflow's, in the same order; $22..$24 are fixed at creation.
+-- Parameters $1..$21 are save_workflow's, in the same order; $22..$25 are fixed at creation.
 INSERT INTO workflow_executions (
     id, status, state, current_step, workflow_version, version, parent_execution_id,
     blocked_on_child_id, idempotency_key, saga_mode, completed_steps, run_at, error, runtime,
     metadata, data_region, priority, owner_id, org_id, updated_at, completed_at,
-    workflow_type, definition_snapshot, created_at
+    workflow_type, definition_snapshot, created_at, deadline_at
 ) VALUES (
     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19,
-    $20, $21, $22, $23, $24
+    $20, $21, $22, $23, $24, $25
 )
 ON CONFLICT (idempotency_key) DO NOTHING
 
@@ -25,7 +25,7 @@ ON CONFLICT (idempotency_key) DO NOTHING
 -- The fenced save: the UPDATE matches no row unless the stored version is the one the writer
 -- read ($6); audit rows are inserted only if it matched. One statement, one round trip, one
 -- implicit transaction; the command status counts the rows written (0: no match).
--- workflow_type, definition_snapshot and created_at are fixed by create_workflow: a running
+-- workflow_type, definition_snapshot, created_at and deadline_at are fixed by create_workflow: a running
 -- workflow keeps the definition it started with, so a save never re-sends (or re-parses) it.
 UPDATE workflow_executions SET
     status = $2, state = $3, current_step = $4, workflow_version = $5, version = $6 + 1,
@@ -43,14 +43,14 @@ SELECT EXISTS (SELECT 1 FROM workflow_executions WHERE id = $1);
 SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-       org_id, created_at, updated_at, completed_at
+       org_id, created_at, updated_at, completed_at, deadline_at
 FROM workflow_executions WHERE id = $1;
 
 -- name: find_by_idempotency_key
 SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-       org_id, created_at, updated_at, completed_at
+       org_id, created_at, updated_at, completed_at, deadline_at
 FROM workflow_executions WHERE idempotency_key = $1;
 
 -- name: list_workflows
@@ -62,7 +62,7 @@ FROM workflow_executions WHERE idempotency_key = $1;
 SELECT id, workflow_type, status, state, definition_snapshot, current_step, workflow_version,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-       org_id, created_at, updated_at, completed_at
+       org_id, created_at, updated_at, completed_at, deadline_at
 FROM workflow_executions
 {where}
 ORDER BY created_at DESC, id DESC
@@ -72,6 +72,16 @@ LIMIT $1;
 SELECT id FROM workflow_executions
 WHERE status IN ('WAITING_TIMER', 'WAITING_HUMAN') AND run_at <= $1
 ORDER BY priority DESC, run_at, id
+LIMIT $2;
+
+-- name: list_past_deadline
+-- Unfinished workflows whose deadline passed (the ix_workflow_executions_status_deadline_at
+-- index, one range per status).
+SELECT id FROM workflow_executions
+WHERE status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_PARALLEL', 'PENDING_SUB_WORKFLOW',
+                 'WAITING_HUMAN', 'WAITING_TIMER')
+  AND deadline_at <= $1
+ORDER BY deadline_at, id
 LIMIT $2;
 
 -- name: get_audit_log

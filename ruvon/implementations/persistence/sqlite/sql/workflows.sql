@@ -64,12 +64,12 @@ INSERT INTO workflow_executions (
     id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
     version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
     completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id, org_id,
-    created_at, updated_at, completed_at
+    created_at, updated_at, completed_at, deadline_at
 ) VALUES (
     :id, :workflow_type, :workflow_version, :status, :current_step, :state, :definition_snapshot,
     :version, :parent_execution_id, :blocked_on_child_id, :idempotency_key, :saga_mode,
     :completed_steps, :run_at, :error, :runtime, :metadata, :data_region, :priority, :owner_id,
-    :org_id, :created_at, :updated_at, :completed_at
+    :org_id, :created_at, :updated_at, :completed_at, :deadline_at
 );
 
 -- name: update_workflow
@@ -106,14 +106,14 @@ SELECT 1 FROM workflow_executions WHERE id = ?;
 SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-       org_id, created_at, updated_at, completed_at
+       org_id, created_at, updated_at, completed_at, deadline_at
 FROM workflow_executions WHERE id = ?;
 
 -- name: find_by_idempotency_key
 SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-       org_id, created_at, updated_at, completed_at
+       org_id, created_at, updated_at, completed_at, deadline_at
 FROM workflow_executions WHERE idempotency_key = ?;
 
 -- name: list_workflows
@@ -124,7 +124,7 @@ FROM workflow_executions WHERE idempotency_key = ?;
 SELECT id, workflow_type, workflow_version, status, current_step, state, definition_snapshot,
        version, parent_execution_id, blocked_on_child_id, idempotency_key, saga_mode,
        completed_steps, run_at, error, runtime, metadata, data_region, priority, owner_id,
-       org_id, created_at, updated_at, completed_at
+       org_id, created_at, updated_at, completed_at, deadline_at
 FROM workflow_executions
 WHERE (:status IS NULL OR status = :status)
   AND (:workflow_type IS NULL OR workflow_type = :workflow_type)
@@ -142,6 +142,15 @@ LIMIT :limit;
 SELECT id FROM workflow_executions
 WHERE status IN ('WAITING_TIMER', 'WAITING_HUMAN') AND run_at <= :now
 ORDER BY priority DESC, run_at, rowid
+LIMIT :limit;
+
+-- name: list_past_deadline
+-- Unfinished workflows whose deadline passed (ix_workflow_executions_status_deadline_at).
+SELECT id FROM workflow_executions
+WHERE status IN ('ACTIVE', 'PENDING_ASYNC', 'PENDING_PARALLEL', 'PENDING_SUB_WORKFLOW',
+                 'WAITING_HUMAN', 'WAITING_TIMER')
+  AND deadline_at <= :now
+ORDER BY deadline_at, rowid
 LIMIT :limit;
 
 -- name: insert_audit

@@ -82,6 +82,9 @@ class WorkflowDetail(BaseModel):
     idempotency_key: str | None
     error: str | None
     run_at: datetime | None
+    deadline_at: datetime | None = Field(
+        default=None, description="Past it, the workflow fails (its workflow-level timeout)."
+    )
     version: int
     created_at: datetime
     updated_at: datetime
@@ -114,6 +117,7 @@ class WorkflowDetail(BaseModel):
             idempotency_key=record.idempotency_key,
             error=record.error,
             run_at=record.run_at,
+            deadline_at=record.deadline_at,
             version=record.version,
             created_at=record.created_at,
             updated_at=record.updated_at,

@@ -183,6 +183,16 @@ async def test_a_viewer_sees_no_operator_forms_and_its_post_is_a_readable_403(
     assert record.status == "WAITING_HUMAN"
 
 
+async def test_the_workflow_page_shows_its_priority(ui: httpx.AsyncClient) -> None:
+    await log_in(ui, VIEWER)
+    runtime = runtime_of(ui)
+    record = await runtime.client.start("UiReview", {}, priority=6, check_broker=False)
+    page = await ui.get(f"/ui/workflows/{(await runtime.carry_on(record)).id}")
+    assert page.status_code == 200
+    assert re.search(r'data-testid="priority">6<', page.text), page.text
+    assert 'data-testid="deadline"' not in page.text  # no workflow-level timeout: no deadline
+
+
 async def test_an_operator_cancels_and_the_audit_log_names_the_session(
     ui: httpx.AsyncClient,
 ) -> None:

@@ -27,6 +27,7 @@ from ruvon.cli.runtime import (
 )
 from ruvon.cli.session import interruptible, print_outcome
 from ruvon.definitions.loader import load_registry
+from ruvon.implementations.observability.tracing_setup import with_tracing
 
 _IDEMPOTENCY_HELP = "Reuse the workflow already started with this key instead of a new one."
 
@@ -189,7 +190,8 @@ def start_command(
     add_import_paths(registry_path.parent, Path(entry.config_file).parent if entry else None)
     output = Output()
     if cluster or wait:
-        builder = WorkflowBuilder(registry_path, settings=settings)
+        # RUVON_OTEL: the start span is recorded here, the workers' step spans under it.
+        builder = WorkflowBuilder(registry_path, settings=settings, observer=with_tracing(None))
         ctx.exit(
             run_async(
                 start_on_cluster(

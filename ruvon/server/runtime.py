@@ -10,6 +10,7 @@ from ruvon.client import Client
 from ruvon.config import Settings
 from ruvon.implementations.execution.sync import SyncExecutionProvider
 from ruvon.implementations.observability.health import is_cluster_url
+from ruvon.implementations.observability.tracing_setup import with_tracing
 from ruvon.implementations.persistence.factory import persistence_from_url
 from ruvon.models import WorkflowStatus
 from ruvon.providers.persistence import PersistenceProvider
@@ -50,7 +51,11 @@ class ServerRuntime:
         if execution is None and self.embedded:
             execution = self._owned_execution = SyncExecutionProvider()
         builder = WorkflowBuilder(
-            persistence_provider=persistence, execution_provider=execution, settings=self.settings
+            persistence_provider=persistence,
+            execution_provider=execution,
+            settings=self.settings,
+            # RUVON_OTEL: a workflow started (or resumed) here records its start span here.
+            observer=with_tracing(None),
         )
         client = Client(
             builder, settings=self.settings, persistence=persistence, execution=execution

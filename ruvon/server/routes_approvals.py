@@ -24,8 +24,9 @@ Runtime = Annotated[ServerRuntime, Depends(server_runtime)]
 async def _decide(
     workflow_id: str, approved: bool, actor: Actor, runtime: ServerRuntime, body: DecisionRequest
 ) -> WorkflowDetail:
-    record = await runtime.client.approve(workflow_id, approved, body.reason, actor=actor.name)
-    return WorkflowDetail.of(await runtime.carry_on(record))
+    async with runtime.exclusive(workflow_id):
+        record = await runtime.client.approve(workflow_id, approved, body.reason, actor=actor.name)
+        return WorkflowDetail.of(await runtime.carry_on(record))
 
 
 @router.post(

@@ -46,8 +46,9 @@ async def resume_workflow(
     workflow_id: str, actor: Operator, runtime: Runtime, body: ResumeRequest | None = None
 ) -> WorkflowDetail:
     user_input = body.input if body is not None else None
-    record = await runtime.client.resume(workflow_id, user_input, actor=actor.name)
-    return WorkflowDetail.of(await runtime.carry_on(record))
+    async with runtime.exclusive(workflow_id):
+        record = await runtime.client.resume(workflow_id, user_input, actor=actor.name)
+        return WorkflowDetail.of(await runtime.carry_on(record))
 
 
 @router.post(

@@ -37,10 +37,11 @@ async def signal_workflow(
     body: SignalRequest | None = None,
 ) -> SignalResponse:
     request = body or SignalRequest()
-    sent = await runtime.client.signal(
-        workflow_id, name, request.data, event_id=request.event_id, actor=actor.name
-    )
-    record = await runtime.carry_on(sent.workflow.record)
+    async with runtime.exclusive(workflow_id):
+        sent = await runtime.client.signal(
+            workflow_id, name, request.data, event_id=request.event_id, actor=actor.name
+        )
+        record = await runtime.carry_on(sent.workflow.record)
     return SignalResponse(
         outcome=str(sent.outcome), event_id=sent.event_id, workflow=WorkflowDetail.of(record)
     )

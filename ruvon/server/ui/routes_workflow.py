@@ -143,8 +143,9 @@ async def _operate(
                     field_errors=outcome.errors,
                     values=access.form,
                 )
-            resumed = await client.resume(workflow_id, outcome.data, actor=name)
-            await runtime.carry_on(resumed)
+            async with runtime.exclusive(workflow_id):
+                resumed = await client.resume(workflow_id, outcome.data, actor=name)
+                await runtime.carry_on(resumed)
     except (InputValidationError, InvalidWorkflowOperation) as exc:
         status, _code = ruvon_error_status(exc)
         return await workflow_page(

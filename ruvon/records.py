@@ -79,6 +79,9 @@ class WorkflowRuntime(TypedDict, total=False):
     # that records its step's transition, so it is taken exactly once (workflow_signals keeps
     # every signal as sent; this list says which of them are spent).
     signals_consumed: list[str]
+    # The rendered key of the workflow-level concurrency slot it holds until it ends (taken
+    # before its first step; ruvon.engine.admission).
+    admitted: str
 
 
 @dataclass

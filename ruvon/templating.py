@@ -29,7 +29,14 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ruvon.errors import DefinitionError, ExpressionError, UnsafeExpressionError
 
-__all__ = ["MAX_POWER_BITS", "MAX_REPEAT", "render_template", "render_value", "substitute_env"]
+__all__ = [
+    "MAX_POWER_BITS",
+    "MAX_REPEAT",
+    "check_template",
+    "render_template",
+    "render_value",
+    "substitute_env",
+]
 
 MAX_REPEAT = 10_000
 MAX_POWER_BITS = 4096
@@ -130,6 +137,11 @@ def _compile(template: str) -> Template:
         raise DefinitionError(
             f"invalid template {template!r}: {exc.message} (template line {exc.lineno})"
         ) from exc
+
+
+def check_template(template: str) -> None:
+    """Raise :class:`DefinitionError` if ``template`` cannot compile (checked at load time)."""
+    _compile(template)
 
 
 def render_template(template: str, variables: Mapping[str, Any]) -> str:

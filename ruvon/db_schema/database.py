@@ -19,6 +19,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Double,
     ForeignKey,
     Identity,
     Index,
@@ -161,6 +162,9 @@ step_runs = Table(
     Column("trace_context", JSON_DOC),
     # 0-9, the workflow's (higher runs first): the run's broker lane and its place in sweeps.
     Column("priority", SmallInteger, nullable=False, server_default=text("0")),
+    # The step whose rate-limit reservation this run already made before it was deferred to
+    # its turn (ruvon.engine.admission): its next claim runs it without reserving again.
+    Column("reserved_step", Text),
     UniqueConstraint("workflow_id", "kind", "step_name", "branch", "run_number"),
     # Claimable and due work: WHERE status = 'QUEUED' AND run_at <= now().
     Index("ix_step_runs_status_run_at", "status", "run_at"),
@@ -317,4 +321,36 @@ worker_nodes = Table(
     Column("last_seen_at", TIMESTAMP, nullable=False),
     Column("metadata", JSON_DOC, nullable=False, server_default=_EMPTY_OBJECT),
     Index("ix_worker_nodes_last_seen_at", "last_seen_at"),
+)
+
+# Concurrency slots (ruvon.providers.flow_control): one row per holder or waiter of a key. A
+# holder's liveness is bound to its workflow (unfinished), and to its step run's lease
+# (run_id) on a cluster or its process (owner, lease_expires_at) embedded.
+concurrency_slots = Table(
+    "concurrency_slots",
+    metadata,
+    Column("key", Text, nullable=False),
+    Column("holder", Text, nullable=False),
+    _workflow_fk(),
+    Column("step_name", Text),
+    # HOLDING or WAITING
+    Column("state", Text, nullable=False),
+    Column("slot_limit", Integer, nullable=False),
+    Column("priority", SmallInteger, nullable=False, server_default=text("0")),
+    Column("since", TIMESTAMP, nullable=False),
+    # Breaks ties of `since` (microseconds since the epoch when the row was written).
+    Column("seq", BigInteger, nullable=False),
+    Column("run_id", BigInteger),
+    Column("owner", Text),
+    Column("lease_expires_at", TIMESTAMP),
+    PrimaryKeyConstraint("key", "holder"),
+    Index("ix_concurrency_slots_workflow_id", "workflow_id"),
+)
+
+# Rate-limit cells: each key's theoretical arrival time (UNIX seconds), see rate_cell().
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("tat", Double, nullable=False),
 )

@@ -24,6 +24,7 @@ from ruvon.definitions.injection import lay_out_injections
 from ruvon.definitions.registry_versions import ListedEntry, entry_line, order_versions
 from ruvon.definitions.rules import StepRulebook
 from ruvon.definitions.schema import (
+    GATED_STEP_TYPES,
     RegistryEntry,
     RegistryFile,
     StepDefinition,
@@ -33,7 +34,7 @@ from ruvon.definitions.yaml_loader import LineDict, read_yaml_mapping
 from ruvon.errors import DefinitionError, ExpressionError
 from ruvon.expressions import compile_expression
 from ruvon.models import StepType
-from ruvon.templating import render_value, substitute_env
+from ruvon.templating import check_template, render_value, substitute_env
 
 # The keys whose items are steps (the field of an error inside one is named relative to it).
 _STEP_LISTS = ("steps", "loop_body", "steps_to_insert")
@@ -208,6 +209,10 @@ class _Checker:
         self.problems.append(problem)
 
     def run(self) -> None:
+        if self.spec.concurrency is not None:
+            key = self.spec.concurrency.key
+            path = ("concurrency", "key")
+            self.check_key_template(key, step=None, field="concurrency.key", path=path)
         self.check_steps(self.spec.steps, ("steps",), top_level=True)
         self.check_injections()
         if self.problems:  # the graph of a workflow with bad names or routes means nothing
@@ -349,6 +354,34 @@ class _Checker:
         self.check_functions(step, here)
         if step.input_model is not None:
             self.check_model(step.input_model, step, here)
+        self.check_flow_control(step, here)
+
+    def check_flow_control(self, step: StepDefinition, here: tuple[Any, ...]) -> None:
+        """A step's ``concurrency`` and ``rate_limit`` gate its function's calls: a step kind
+        that calls none cannot carry them; their keys must be templates that compile."""
+        for field, spec in (("concurrency", step.concurrency), ("rate_limit", step.rate_limit)):
+            if spec is None:
+                continue
+            if step.type not in GATED_STEP_TYPES:
+                self.fail(
+                    f"'{field}' gates the calls of a step's function, and a {step.type} step "
+                    f"calls none; put it on the step that does the work (one of "
+                    f"{', '.join(sorted(GATED_STEP_TYPES))})",
+                    step=step.name,
+                    field=field,
+                    path=(*here, field),
+                )
+                continue
+            self.check_key_template(spec.key, step=step.name, field=f"{field}.key",
+                                    path=(*here, field, "key"))  # fmt: skip
+
+    def check_key_template(
+        self, template: str, *, step: str | None, field: str, path: tuple[Any, ...]
+    ) -> None:
+        try:
+            check_template(template)
+        except DefinitionError as exc:
+            self.fail(str(exc), step=step, field=field, path=path, cause=exc)
 
     def check_functions(self, step: StepDefinition, here: tuple[Any, ...]) -> None:
         fields: list[tuple[str, str | None, tuple[Any, ...]]] = [

@@ -132,6 +132,49 @@ def _lower_enum(value: Any) -> Any:
     return value
 
 
+class ConcurrencySpec(BaseModel):
+    """``concurrency``: at most ``limit`` holders of one key at a time, cluster-wide; the rest
+    wait, in priority then arrival order, and go on as slots free (ruvon.engine.admission).
+
+    On a workflow a slot is held from its first step until it ends; on a step, while the
+    step's function runs (each PARALLEL branch holds its own).
+    """
+
+    model_config = _STRICT
+
+    # A template over the workflow (``{{ state.customer_id }}``), rendered when the slot is taken.
+    key: str = Field(min_length=1)
+    limit: int = Field(ge=1, le=1_000_000, strict=True)
+
+
+class RateLimitSpec(BaseModel):
+    """``rate_limit``: at most ``burst`` calls at once and ``per_second`` on average per key,
+    cluster-wide (a generic cell rate algorithm with reservations): a call over the limit is
+    deferred to its turn, never failed and never polled for."""
+
+    model_config = _STRICT
+
+    # A template like concurrency's key; calls with the same rendered key share one limit.
+    key: str = Field(min_length=1)
+    per_second: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+
+
+#: The step kinds that call a function, so a step-level ``concurrency`` or ``rate_limit`` has
+#: calls to gate (a LOOP's body steps carry their own).
+GATED_STEP_TYPES = frozenset(
+    {
+        StepType.STANDARD,
+        StepType.COMPENSATABLE,
+        StepType.DECISION,
+        StepType.ASYNC,
+        StepType.PARALLEL,
+        StepType.HTTP,
+        StepType.HUMAN_IN_LOOP,
+    }
+)
+
+
 class StepDefinition(BaseModel):
     """One step of a workflow file, every step type's keys in one flat model."""
 
@@ -154,6 +197,8 @@ class StepDefinition(BaseModel):
         default=None, gt=0, validation_alias=AliasChoices("timeout", "timeout_seconds")
     )
     queue: str | None = None
+    concurrency: ConcurrencySpec | None = None
+    rate_limit: RateLimitSpec | None = None
     max_iterations: int | None = Field(default=None, ge=1)
     # PARALLEL
     tasks: tuple[ParallelTask, ...] = ()
@@ -285,6 +330,8 @@ class WorkflowFile(BaseModel):
     timeout: float | None = Field(
         default=None, gt=0, validation_alias=AliasChoices("timeout", "timeout_seconds")
     )
+    # At most ``limit`` workflows of this type per rendered key run at once; the rest wait.
+    concurrency: ConcurrencySpec | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     steps: tuple[StepDefinition, ...] = Field(min_length=1)
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.imports import function_shape
 from ruvon.definitions.schema import RetryPolicy
+from ruvon.engine.admission import gated_call, rate_turn
 from ruvon.engine.deadline import step_timeout_within
 from ruvon.engine.deadline import timeout_error as workflow_timeout_error
 from ruvon.errors import InvalidStepResult, RuvonError, StepTimeoutError
@@ -82,6 +83,32 @@ async def call_step_function(
     # context variable does not follow: the wrapper enters the log context there.
     called = function if function_shape(function).is_async else bind_step_log_context(function)
     step_timeout = timeout if timeout is not None else step.timeout
+    # Its rate-limit turn first (a deferral then holds no slot), then a slot of its key.
+    await rate_turn(rt, step, first=True)
+    async with gated_call(rt, step, context.branch_name):
+        return await _attempts(
+            rt, step, function, called, context, call_state, kwargs, step_timeout, policy,
+            attempt, claimed_attempt, queue, worker,
+        )  # fmt: skip
+
+
+async def _attempts(
+    rt: StepRuntime,
+    step: StepDefinition,
+    function: Callable[..., Any],
+    called: Callable[..., Any],
+    context: StepContext,
+    call_state: Any,
+    kwargs: Mapping[str, Any] | None,
+    step_timeout: float | None,
+    policy: RetryPolicy,
+    attempt: int,
+    claimed_attempt: int | None,
+    queue: str | None,
+    worker: str | None,
+) -> dict[str, Any]:
+    """The attempts of one call: in this process until the policy gives up (embedded), or the
+    one attempt a worker's claim stands for."""
     while True:
         attempt_context = (
             context if attempt == 1 else context.model_copy(update={"attempt": attempt})
@@ -125,6 +152,7 @@ async def call_step_function(
                 raise RetryLater(delay, exc, attempt) from exc
             rt.record_retry(step, attempt, exc, delay)
             await asyncio.sleep(delay)
+            await rate_turn(rt, step, first=False)
             attempt += 1
             continue
         except BaseException:

@@ -20,6 +20,7 @@ from ruvon.clock import utc_now
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.injection import matched_rules
 from ruvon.definitions.schema import StepDefinition
+from ruvon.engine.admission import admit_workflow, release_workflow
 from ruvon.engine.children import report_to_parent, start_child
 from ruvon.engine.deadline import past_deadline
 from ruvon.engine.deadline import timeout_error as deadline_error
@@ -37,6 +38,7 @@ from ruvon.errors import (
     InvalidWorkflowOperation,
     IterationLimitExceeded,
     PersistenceError,
+    RuvonError,
     StateValidationError,
     WorkerCrashed,
     WorkflowTimeoutError,
@@ -168,6 +170,14 @@ class WorkflowEngine(WorkflowScope):
         await self.fail(step, error)
         raise error
 
+    async def _admit(self) -> None:
+        """Take the workflow's concurrency slot before its first step (waiting for one)."""
+        try:
+            await admit_workflow(self)
+        except RuvonError as exc:  # its key cannot be rendered: nothing can ever admit it
+            await self.fail(None, exc)
+            raise
+
     def _index_of(self, name: str) -> int:
         try:
             return self.definition.step_index[name]
@@ -184,6 +194,8 @@ class WorkflowEngine(WorkflowScope):
         record = self._record
         # Every transition starts at a step boundary: the deadline is checked there first.
         await self._fail_past_deadline()
+        if self.definition.spec.concurrency is not None and "admitted" not in record.runtime:
+            await self._admit()
         if record.current_step >= len(self.steps):
             await self._finish(WorkflowStatus.COMPLETED, "WORKFLOW_COMPLETED", {})
             return {}, None, False
@@ -512,6 +524,8 @@ class WorkflowEngine(WorkflowScope):
         await self._after_terminal()
 
     async def _after_terminal(self) -> None:
+        if "admitted" in self._record.runtime:
+            await release_workflow(self)
         if self.events.observes("on_workflow_finished"):
             self.events.finished(str(self.status), self._record.error, self.state_dict())
         # Distributed, the terminal save itself enqueued the parent's resumption.

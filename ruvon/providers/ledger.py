@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from ruvon.providers.flow_control import SlotRecord
 from ruvon.providers.runs import BranchOutcome, Claim, Lane, QueuedRun, RunKind, RunStatus
 from ruvon.records import AuditEntry, WorkflowRecord
 
@@ -84,6 +85,44 @@ class RunLedger(Protocol):
         self, claim: Claim, delay: float, error: str, audit: AuditEntry
     ) -> QueuedRun | None:
         """Give the run back as QUEUED, due in ``delay`` seconds, with an audit row (fenced)."""
+        ...
+
+    async def defer_run(
+        self,
+        claim: Claim,
+        delay: float | None,
+        *,
+        reserved_step: str | None = None,
+        slot: tuple[str, str] | None = None,
+    ) -> QueuedRun | None:
+        """Give the run back unspent (its attempt count as before the claim; fenced): due in
+        ``delay`` seconds (a rate-limit turn, with ``reserved_step`` marked), or with ``delay``
+        None parked until :meth:`wake_parked` (a concurrency slot ``slot = (key, holder)``).
+
+        Returns the run to announce, or None when parked or the claim no longer holds. A run
+        parked while its holder is already first in line for a free slot (the slot freed
+        meanwhile) is made due at once instead, so no wake-up is ever missed.
+        """
+        ...
+
+    async def defer_advance(
+        self,
+        claim: Claim,
+        workflow: WorkflowRecord,
+        step_name: str,
+        delay: float | None,
+        *,
+        reserved_step: str | None = None,
+        slot: tuple[str, str] | None = None,
+    ) -> QueuedRun | None:
+        """Close the claimed run and, in the same transaction, enqueue an advance run that
+        carries ``workflow`` on from ``step_name`` at its stored version: due in ``delay``
+        seconds, or parked like :meth:`defer_run` (for a step a run reaches inline, after
+        saves of its own, which its run can no longer be given back from)."""
+        ...
+
+    async def wake_parked(self, waiters: Sequence[SlotRecord]) -> list[QueuedRun]:
+        """Make the parked runs of ``waiters`` (first in line for a freed slot) due now."""
         ...
 
     async def record_branch(
@@ -218,6 +257,11 @@ class Maintenance(Protocol):
         self, default_queue: str, grace: float, limit: int
     ) -> list[QueuedRun]:
         """Join runs for complete joins that have none."""
+        ...
+
+    async def wake_slot_waiters(self, limit: int) -> list[QueuedRun]:
+        """Clear dead concurrency-slot holders (a lapsed lease, an ended workflow) and wake the
+        parked runs of the waiters first in line for the slots that are free."""
         ...
 
 

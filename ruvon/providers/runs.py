@@ -25,6 +25,7 @@ from ruvon.errors import ConfigurationError
 __all__ = [
     "BranchOutcome",
     "Claim",
+    "Deferred",
     "Lane",
     "QueuedRun",
     "RetryLater",
@@ -69,6 +70,34 @@ class RetryLater(BaseException):
         self.attempt = attempt
 
 
+class Deferred(BaseException):
+    """A claimed run may not run its step yet: give it back without spending an attempt.
+
+    Raised by the engine's admission (ruvon.engine.admission) on a worker: ``delay`` seconds
+    until the step's rate-limit turn (``reserved_step`` names the step whose reservation is
+    made), or ``delay=None`` to wait, parked, for a concurrency slot of ``slot_key``, which
+    whoever frees one wakes. A BaseException like :class:`RetryLater`: it passes the engine's
+    failure handling up to the worker's runner.
+    """
+
+    def __init__(
+        self,
+        step_name: str,
+        *,
+        delay: float | None = None,
+        reserved_step: str | None = None,
+        slot_key: str | None = None,
+        holder: str | None = None,
+    ) -> None:
+        why = f"slot of '{slot_key}'" if delay is None else f"rate-limit turn in {delay:.3f}s"
+        super().__init__(f"step '{step_name}' waits for its {why}")
+        self.step_name = step_name
+        self.delay = delay
+        self.reserved_step = reserved_step
+        self.slot_key = slot_key
+        self.holder = holder
+
+
 @dataclass(frozen=True, slots=True)
 class RunRequest:
     """Work to enqueue with a transition (inserted in the transition's transaction)."""
@@ -85,6 +114,8 @@ class RunRequest:
     trace_context: dict[str, str] | None = None
     # The workflow's priority (ruvon.priority): the run's broker lane and sweep order.
     priority: int = 0
+    # The step whose rate-limit reservation was made for this run (see Deferred).
+    reserved_step: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +160,8 @@ class Claim:
     # The trace context stored with the run (None without tracing), see ruvon.trace_context.
     trace_context: dict[str, str] | None = None
     priority: int = 0
+    # The step whose rate-limit reservation this run made before a deferral (see Deferred).
+    reserved_step: str | None = None
 
     def queued(self, delay: float = 0.0) -> QueuedRun:
         """This run as a message to send again."""

@@ -38,6 +38,7 @@ LINEAGE = (
     "0007_signals",
     "0008_step_run_trace_context",
     "0009_run_priority",
+    "0010_workflow_deadlines",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
@@ -49,6 +50,7 @@ DECLARED = {
     "0008_step_run_trace_context": "0007_signals",
     "0009_run_priority": "0008_step_run_trace_context",
     "0010_workflow_deadlines": "0008_step_run_trace_context",
+    "0011_flow_control": "0008_step_run_trace_context",
 }
 
 

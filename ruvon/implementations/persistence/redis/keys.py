@@ -24,6 +24,9 @@ With the default prefix ``ruvon:`` the layout is::
     ruvon:schedules               hash     schedule name -> JSON
     ruvon:sig:{id}                list     signals sent to the workflow, oldest first
     ruvon:sigids:{id}             hash     event id -> 1, for each signal in sig:{id}
+    ruvon:slots:{key}             hash     concurrency key's holders and waiters: holder -> JSON
+    ruvon:slotkeys                set      every concurrency key with a slots hash
+    ruvon:rate:{key}              string   a rate-limit key's theoretical arrival time (s)
 
 An **index member** is the 16 hex digits of the workflow's ``_seq`` followed by its id. Members
 with equal scores sort by member (newest insert last); ``list_workflows`` re-sorts each run of
@@ -52,8 +55,22 @@ def id_from_member(member: bytes) -> str:
 class RedisKeys:
     """Builds the key names of one prefix (the prefix isolates deployments and tests)."""
 
-    __slots__ = ("_audit", "_compensations", "_logs", "_signal_ids", "_signals", "_workflow",
-                 "deadlines", "idempotency", "prefix", "schedules", "timers")  # fmt: skip
+    __slots__ = (
+        "_audit",
+        "_compensations",
+        "_logs",
+        "_rate",
+        "_signal_ids",
+        "_signals",
+        "_slots",
+        "_workflow",
+        "deadlines",
+        "idempotency",
+        "prefix",
+        "schedules",
+        "slot_keys",
+        "timers",
+    )  # fmt: skip
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -67,6 +84,9 @@ class RedisKeys:
         self._logs = f"{prefix}logs:"
         self._signals = f"{prefix}sig:"
         self._signal_ids = f"{prefix}sigids:"
+        self._slots = f"{prefix}slots:"
+        self._rate = f"{prefix}rate:"
+        self.slot_keys = f"{prefix}slotkeys"
 
     def workflow(self, workflow_id: str) -> str:
         """The hash holding one workflow."""
@@ -91,6 +111,14 @@ class RedisKeys:
     def signal_ids(self, workflow_id: str) -> str:
         """The hash of the event ids of a workflow's signals (duplicates are refused)."""
         return self._signal_ids + workflow_id
+
+    def slots(self, key: str) -> str:
+        """The hash of one concurrency key's holders and waiters."""
+        return self._slots + key
+
+    def rate(self, key: str) -> str:
+        """One rate-limit key's cell."""
+        return self._rate + key
 
     def scan_pattern(self) -> str:
         """A SCAN MATCH pattern for every key under the prefix (glob characters escaped)."""

@@ -61,6 +61,7 @@ from ruvon.implementations.persistence.redis.codec import (
     workflow_from_hash,
     workflow_script_args,
 )
+from ruvon.implementations.persistence.redis.flow_control import RedisFlowControl
 from ruvon.implementations.persistence.redis.keys import RedisKeys, id_from_member
 from ruvon.implementations.persistence.redis.schedules import RedisSchedules
 from ruvon.implementations.persistence.redis.scripts import (
@@ -109,7 +110,7 @@ def describe_server(redis_url: str) -> str:
     return f"{options.get('host', 'localhost')}:{options.get('port', 6379)} db {db}"
 
 
-class RedisPersistenceProvider(RedisSchedules):
+class RedisPersistenceProvider(RedisSchedules, RedisFlowControl):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on one Redis server.
 
     ``redis_url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL (query options such as

@@ -33,6 +33,7 @@ from ruvon.errors import ConcurrencyConflict, PersistenceError, RuvonError, Work
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.implementations.persistence.sqlite.connection_thread import ConnectionThread
+from ruvon.implementations.persistence.sqlite.flow_control import SQLiteFlowControl
 from ruvon.implementations.persistence.sqlite.rows import (
     Row,
     audit_rows,
@@ -208,7 +209,7 @@ def _open_database(
     return prepare_schema(conn, path)
 
 
-class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals):
+class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowControl):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` on one SQLite file.
 
     ``db_path`` is a file path, ``":memory:"`` or a ``sqlite:///path`` URL; ``timeout`` is how

@@ -1,0 +1,224 @@
+"""Admission: a gated step or workflow runs only with a free concurrency slot and its
+rate-limit turn (``concurrency`` / ``rate_limit`` in YAML, kept by the store, see
+:mod:`ruvon.providers.flow_control`).
+
+Embedded, the process waits: for its rate-limit turn it sleeps the reserved delay, for a slot it
+asks again with a growing pause (the store keeps its place in line, so slots still go in
+order). On a worker nothing waits in the process: the run is given back without spending an
+attempt (:class:`~ruvon.providers.runs.Deferred`), due at its rate-limit turn or parked until
+the holder that frees a slot wakes it; the beat wakes those a dead holder's lapsed lease let
+through. The same YAML therefore means the same limits in both shapes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from ruvon.definitions.schema import ConcurrencySpec, RateLimitSpec
+from ruvon.engine.outbox import announce_stored
+from ruvon.errors import ConfigurationError, RuvonError, StepFunctionError
+from ruvon.providers.dispatch import RunDispatcher
+from ruvon.providers.flow_control import FlowControl, SlotRecord, SlotRequest, owner_here
+from ruvon.providers.runs import Deferred, RunKind
+
+if TYPE_CHECKING:
+    from ruvon.definitions.schema import StepDefinition
+    from ruvon.engine.runtime import StepRuntime
+
+__all__ = [
+    "EMBEDDED_SLOT_LEASE",
+    "admit_workflow",
+    "gated_call",
+    "rate_turn",
+    "release_workflow",
+    "render_key",
+]
+
+logger = logging.getLogger("ruvon.admission")
+
+#: How long an embedded holder on another host keeps its slot without renewing (a holder on
+#: this host keeps it while its process exists).
+EMBEDDED_SLOT_LEASE = 300.0
+#: On a worker, a rate-limit wait up to this long is slept in place (a redelivery costs more).
+SLEEP_IN_PLACE = 0.02
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.005, 0.25
+
+
+def render_key(rt: StepRuntime, template: str, *, step: str | None, field: str) -> str:
+    """The key a ``concurrency`` / ``rate_limit`` block's template renders to, or a clear
+    error naming the step and field (the workflow fails: its state lacks what the key needs)."""
+    try:
+        key = str(rt.render(template)).strip()
+    except RuvonError as exc:
+        raise StepFunctionError(
+            f"{field} '{template}' cannot be rendered against the workflow: {exc}",
+            step=step,
+            non_retryable=True,
+        ) from exc
+    if not key:
+        raise StepFunctionError(
+            f"{field} '{template}' rendered to an empty key", step=step, non_retryable=True
+        )
+    return key
+
+
+def _flow_control(rt: StepRuntime) -> FlowControl:
+    store = rt.persistence
+    if not isinstance(store, FlowControl):
+        raise ConfigurationError(
+            f"{type(store).__name__} keeps no concurrency slots or rate limits, which "
+            f"workflow '{rt.workflow_type}' declares (use a Ruvon persistence provider)"
+        )
+    return store
+
+
+def _own_claim(rt: StepRuntime, step: StepDefinition) -> bool:
+    """Whether this object runs on a worker, under a claim (a deferral gives the run back)."""
+    remote = rt.remote
+    return remote is not None and remote.claim is not None and step is not None
+
+
+def _already_reserved(rt: StepRuntime, step: StepDefinition) -> bool:
+    remote = rt.remote
+    claim = remote.claim if remote is not None else None
+    if claim is None or claim.reserved_step != step.name:
+        return False
+    # Only the claimed run's own step (or the advance deferred at it) made that reservation.
+    return claim.step_name == step.name and claim.kind in (
+        RunKind.STEP,
+        RunKind.BRANCH,
+        RunKind.ADVANCE,
+    )
+
+
+async def rate_turn(rt: StepRuntime, step: StepDefinition, *, first: bool) -> None:
+    """Wait for (embedded) or defer to (worker) the step's rate-limit turn, once per attempt;
+    the ``first`` of a worker's claim is skipped when the claim already made its reservation."""
+    spec: RateLimitSpec | None = step.rate_limit
+    if spec is None:
+        return
+    if first and _already_reserved(rt, step):
+        return
+    key = render_key(rt, spec.key, step=step.name, field="rate_limit.key")
+    wait = await _flow_control(rt).reserve_rate(key, spec.per_second, spec.burst)
+    if wait <= 0:
+        return
+    if _own_claim(rt, step) and wait > SLEEP_IN_PLACE:
+        raise Deferred(step.name, delay=wait, reserved_step=step.name)
+    await asyncio.sleep(wait)
+
+
+def _step_holder(rt: StepRuntime, step: StepDefinition, branch: str | None) -> str:
+    return f"{rt.id}/{step.name}/{branch}" if branch else f"{rt.id}/{step.name}"
+
+
+@asynccontextmanager
+async def gated_call(
+    rt: StepRuntime, step: StepDefinition, branch: str | None
+) -> AsyncIterator[None]:
+    """Hold a slot of the step's ``concurrency`` key around the call of its function."""
+    spec: ConcurrencySpec | None = step.concurrency
+    if spec is None:
+        yield
+        return
+    key = render_key(rt, spec.key, step=step.name, field="concurrency.key")
+    holder = _step_holder(rt, step, branch)
+    await _take_slot(rt, key, spec.limit, holder, step.name, step.timeout)
+    try:
+        yield
+    finally:
+        await _give_back(rt, key, holder)
+
+
+async def admit_workflow(rt: StepRuntime) -> None:
+    """Take the workflow's own slot (``concurrency`` at its top level) before its first step;
+    held until it ends. Recorded in ``runtime`` so later transitions skip the store."""
+    spec = rt.definition.spec.concurrency
+    runtime = rt.record.runtime
+    if spec is None or "admitted" in runtime:
+        return
+    key = render_key(rt, spec.key, step=None, field="concurrency.key")
+    await _take_slot(rt, key, spec.limit, rt.id, None, None)
+    runtime["admitted"] = key
+    rt.audit("WORKFLOW_ADMITTED", None, {"key": key, "limit": spec.limit})
+
+
+async def release_workflow(rt: StepRuntime) -> None:
+    """The workflow ended: give its slot back and wake who is next."""
+    key = rt.record.runtime.get("admitted")
+    if isinstance(key, str):
+        await _give_back(rt, key, rt.id)
+
+
+async def _take_slot(
+    rt: StepRuntime,
+    key: str,
+    limit: int,
+    holder: str,
+    step_name: str | None,
+    step_timeout: float | None,
+) -> None:
+    store = _flow_control(rt)
+    remote = rt.remote
+    claim = remote.claim if remote is not None else None
+    # Bound to the claim's lease on a worker, else to this process. (A workflow's own slot,
+    # once held, is bound to the workflow alone: it lives until the workflow ends.)
+    request = SlotRequest(
+        key=key,
+        limit=limit,
+        holder=holder,
+        workflow_id=rt.id,
+        step_name=step_name,
+        priority=rt.record.priority,
+        run_id=claim.run_id if claim is not None else None,
+        owner=None if claim is not None else owner_here(),
+        lease_seconds=None if claim is not None else EMBEDDED_SLOT_LEASE + (step_timeout or 0),
+    )
+    pause = _FIRST_PAUSE
+    waited = False
+    while True:
+        grant = await store.acquire_slot(request)
+        if grant.granted:
+            if waited:
+                logger.info("workflow %s: took a slot of '%s' after waiting", rt.id, key)
+            return
+        if claim is not None:
+            raise Deferred(step_name or "(start)", slot_key=key, holder=holder)
+        if not waited:
+            logger.info(
+                "workflow %s: waiting for a slot of '%s' (%d held, %d ahead)",
+                rt.id,
+                key,
+                grant.held,
+                grant.ahead,
+            )
+            waited = True
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, _LONGEST_PAUSE)
+
+
+async def _give_back(rt: StepRuntime, key: str, holder: str) -> None:
+    """Release a slot; on a cluster, wake the parked runs of the waiters now first in line.
+
+    A failure is logged, not raised: the slot is bound to its holder's lease and workflow, so
+    it frees itself, and the beat wakes the waiters then.
+    """
+    try:
+        first = await _flow_control(rt).release_slot(key, holder)
+        if first:
+            await wake(rt, first)
+    except Exception:
+        logger.exception("releasing the slot of '%s' held by %s failed", key, holder)
+
+
+async def wake(rt: Any, waiters: list[SlotRecord]) -> None:
+    """Make the parked runs of ``waiters`` due now and announce them (cluster only)."""
+    remote = rt.remote
+    ledger = remote.ledger if remote is not None else None
+    if ledger is None or not isinstance(rt.execution, RunDispatcher):
+        return
+    announce_stored(rt.execution, await ledger.wake_parked(waiters))

@@ -12,6 +12,8 @@ reconcile                   resume parents whose child ended,   ``RUVON_SWEEP_SE
 fire_due_timers             WAIT timers, approval deadlines     ``RUVON_SWEEP_SECONDS``
 fail_past_deadline          fail unfinished workflows past      ``RUVON_SWEEP_SECONDS``
                             their deadline (``timeout``)
+wake_slot_waiters           wake runs parked for a concurrency  ``RUVON_SWEEP_SECONDS``
+                            slot a dead holder freed
 poll_schedules              start cron-scheduled workflows      ``RUVON_SCHEDULE_POLL_SECONDS``
                                                                 (1)
 ==========================  ==================================  =============================

@@ -44,6 +44,7 @@ from ruvon.providers.ledger import RunLedger
 from ruvon.providers.runs import (
     BranchOutcome,
     Claim,
+    Deferred,
     RetryLater,
     RunKind,
     RunStatus,
@@ -220,6 +221,7 @@ class StepRunner:
     async def _execute(
         self, claim: Claim, record: WorkflowRecord, chain: ContinuationBudget | None
     ) -> str:
+        claimed_version = record.version
         wf = await self._claimed_workflow(claim, record, chain)
         if wf is None:
             return "stale"
@@ -231,6 +233,8 @@ class StepRunner:
             await wf.run()
         except RetryLater as retry:
             return await self._retry(wf, claim, retry)
+        except Deferred as deferred:
+            return await self._defer(wf, claim, deferred, claimed_version)
         except ClaimLost:
             return "claim-lost"
         except ConcurrencyConflict:
@@ -324,6 +328,31 @@ class StepRunner:
         except ConcurrencyConflict:
             return "conflict"
         return "failed"
+
+    async def _defer(
+        self, wf: Workflow, claim: Claim, deferred: Deferred, claimed_version: int
+    ) -> str:
+        """A gated step may not run yet: give the work back, due at its rate-limit turn or
+        parked until a slot frees, without spending an attempt.
+
+        Nothing saved under this claim yet: the run itself goes back. Otherwise (the claim
+        carried the workflow through saves to an inline step that is gated) the run closes and
+        an advance run at the stored version takes over, in one transaction.
+        """
+        slot = (deferred.slot_key, deferred.holder or "") if deferred.slot_key else None
+        reserved = deferred.reserved_step
+        if wf.record.version == claimed_version:
+            queued = await self.ledger.defer_run(
+                claim, deferred.delay, reserved_step=reserved, slot=slot
+            )
+        else:
+            queued = await self.ledger.defer_advance(
+                claim, wf.record, deferred.step_name, deferred.delay,
+                reserved_step=reserved, slot=slot,
+            )  # fmt: skip
+        if queued is not None:
+            announce_stored(self.execution, [queued])
+        return "deferred"
 
     async def _retry(self, wf: Workflow, claim: Claim, retry: RetryLater) -> str:
         error = describe_error(retry.error)

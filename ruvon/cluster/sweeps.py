@@ -18,6 +18,7 @@ and everything it sends is only a hint for a claim that happens at most once.
 * :meth:`Sweeps.fail_past_deadline` — unfinished workflows past their deadline (workflow
   ``timeout``): a run for each, whose worker fails it with the same fenced, version-checked save
   as any transition (a worker's concurrent save of that version loses).
+* :meth:`Sweeps.wake_slot_waiters` — runs parked for a concurrency slot whose holder died.
 """
 
 from __future__ import annotations
@@ -140,6 +141,14 @@ class Sweeps:
         )
         self.dispatcher.dispatch(runs)
         return self._logged(SweepReport("fail_past_deadline", sent=len(runs)))
+
+    async def wake_slot_waiters(self) -> SweepReport:
+        """Wake the parked runs first in line for concurrency slots that are free: freed by a
+        holder whose lease lapsed (its worker died) or whose workflow ended without waking
+        them (a cancel, a crash between the release and the wake-up)."""
+        runs = await self.maintenance.wake_slot_waiters(self.settings.sweep_batch)
+        self.dispatcher.dispatch(runs)
+        return self._logged(SweepReport("wake_slot_waiters", sent=len(runs)))
 
     async def poll_schedules(self) -> SweepReport:
         """Start the workflows of due cron schedules (registry schedules synced once first)."""

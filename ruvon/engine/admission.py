@@ -51,17 +51,20 @@ _FIRST_PAUSE, _LONGEST_PAUSE = 0.005, 0.25
 def render_key(rt: StepRuntime, template: str, *, step: str | None, field: str) -> str:
     """The key a ``concurrency`` / ``rate_limit`` block's template renders to, or a clear
     error naming the step and field (the workflow fails: its state lacks what the key needs)."""
+    where = f"step '{step}'" if step else f"workflow '{rt.workflow_type}'"
     try:
         key = str(rt.render(template)).strip()
     except RuvonError as exc:
         raise StepFunctionError(
-            f"{field} '{template}' cannot be rendered against the workflow: {exc}",
+            f"{where}: {field} '{template}' cannot be rendered against the workflow: {exc}",
             step=step,
             non_retryable=True,
         ) from exc
     if not key:
         raise StepFunctionError(
-            f"{field} '{template}' rendered to an empty key", step=step, non_retryable=True
+            f"{where}: {field} '{template}' rendered to an empty key",
+            step=step,
+            non_retryable=True,
         )
     return key
 

@@ -1,5 +1,8 @@
 """The FlowControl contract (concurrency slots, rate-limit cells), run against every provider."""
 
+# The persistence contract's fixtures are imported, and pytest passes them by name.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import asyncio
@@ -20,7 +23,7 @@ from ruvon.providers.flow_control import (
     owner_here,
 )
 from ruvon.providers.persistence import PersistenceProvider
-from tests.contract.test_persistence import (  # noqa: F401  (fixtures)
+from tests.contract.test_persistence import (  # noqa: F401
     backend,
     make_provider,
     make_record,

@@ -746,3 +746,49 @@ def test_a_file_with_one_problem_keeps_its_message(tmp_path: Path) -> None:
     exc = load_error(path, FunctionImportError)
     assert exc.problems == (exc,)
     assert "more problem" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("block", "field", "needle", "says"),
+    [
+        ("concurrency: {key: c, limit: 2, limt: 3}", "concurrency.limt", "limt", "limt"),
+        ("concurrency: {key: c, limit: -1}", "concurrency.limit", "limit", "greater than"),
+        ("concurrency: {key: c, limit: '2'}", "concurrency.limit", "limit", "integer"),
+        ("concurrency: {limit: 2}", "concurrency.key", "concurrency", "key"),
+        ("concurrency: {key: '{{ state.x ', limit: 2}", "concurrency.key", "concurrency",
+         "invalid template"),
+        ("rate_limit: {key: api, per_second: 0}", "rate_limit.per_second", "rate_limit",
+         "greater than 0"),
+        ("rate_limit: {key: api, per_second: 5, burst: 0}", "rate_limit.burst", "rate_limit",
+         "greater than or equal to 1"),
+        ("rate_limit: {key: api, per_second: 5, brust: 2}", "rate_limit.brust", "rate_limit",
+         "brust"),
+    ],
+    ids=["unknown-key", "negative-limit", "text-limit", "no-key", "bad-template", "zero-rate",
+         "zero-burst", "rate-typo"],
+)  # fmt: skip
+def test_a_bad_flow_control_block_names_step_field_and_line(
+    tmp_path: Path, block: str, field: str, needle: str, says: str
+) -> None:
+    path = write(tmp_path, workflow_with(f"- name: call\n  function: {OK}\n  {block}"))
+    exc = load_error(path)
+    assert says in str(exc), exc
+    assert_located(exc, path, step="call", field=field, line=line_of(path, needle))
+
+
+def test_flow_control_on_a_step_that_calls_no_function_is_refused(tmp_path: Path) -> None:
+    steps = (f"- name: call\n  function: {OK}\n"
+             "- name: pause\n  type: WAIT\n  wait_seconds: 1\n"
+             "  rate_limit: {key: api, per_second: 5}")  # fmt: skip
+    path = write(tmp_path, workflow_with(steps))
+    exc = load_error(path)
+    assert "WAIT step calls none" in str(exc) and "ASYNC" in str(exc)
+    assert_located(exc, path, step="pause", field="rate_limit", line=line_of(path, "rate_limit"))
+
+
+def test_a_workflow_concurrency_key_that_cannot_compile_is_refused(tmp_path: Path) -> None:
+    header = "concurrency: {key: '{% if %}', limit: 1}\n"
+    path = write(tmp_path, workflow_with(f"- name: first\n  function: {OK}", header))
+    exc = load_error(path)
+    assert "invalid template" in str(exc)
+    assert_located(exc, path, step=None, field="concurrency.key", line=line_of(path, "concurrency"))

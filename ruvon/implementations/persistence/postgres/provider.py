@@ -37,6 +37,7 @@ from ruvon.errors import (
     WorkflowNotFound,
 )
 from ruvon.implementations.persistence.postgres.changes import PostgresChanges
+from ruvon.implementations.persistence.postgres.flow_control import PostgresFlowControl
 from ruvon.implementations.persistence.postgres.listing import ListFilters, list_statement
 from ruvon.implementations.persistence.postgres.maintenance import PostgresMaintenance
 from ruvon.implementations.persistence.postgres.pool import (
@@ -91,6 +92,7 @@ _CREATE_ATTEMPTS = 3
 
 class PostgresPersistenceProvider(
     PostgresPool,
+    PostgresFlowControl,
     PostgresRunLedger,
     PostgresMaintenance,
     PostgresSchedules,

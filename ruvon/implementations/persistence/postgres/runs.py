@@ -128,9 +128,9 @@ class PostgresRunLedger:
             return None
         values = list(row)
         record = workflow_from_values(values[:_WORKFLOW_COLUMNS])
-        rid, kind, step_name, branch, run_number, attempt, queue, now, trace, priority = values[
-            _WORKFLOW_COLUMNS:
-        ]
+        rid, kind, step_name, branch, run_number, attempt, queue, now, trace, priority, reserved = (
+            values[_WORKFLOW_COLUMNS:]
+        )
         claim = Claim(
             rid,
             record.id,
@@ -144,6 +144,7 @@ class PostgresRunLedger:
             now,
             _carrier(trace),
             priority,
+            reserved,
         )
         return claim, record
 

@@ -59,8 +59,7 @@ async def _book(pipe: Pipeline, keys: RedisKeys, key: str, now: float) -> SlotBo
     stored = cast(dict[bytes, bytes], await pipe.hgetall(keys.slots(key)))
     entries = [_decode(holder, value) for holder, value in stored.items()]
     statuses = [
-        cast(bytes | None, await pipe.hget(keys.workflow(e.workflow_id), "status"))
-        for e in entries
+        cast(bytes | None, await pipe.hget(keys.workflow(e.workflow_id), "status")) for e in entries
     ]
     unfinished = {
         e.holder

@@ -36,7 +36,7 @@ WITH claimed AS (
       AND ((status = 'QUEUED' AND (run_at IS NULL OR run_at <= now()))
            OR (status = 'RUNNING' AND lease_expires_at < now()))
     RETURNING id, workflow_id, kind, step_name, branch, run_number, attempt, queue, trace_context,
-              priority
+              priority, reserved_step
 )
 SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.current_step,
        w.workflow_version, w.version, w.parent_execution_id, w.blocked_on_child_id,
@@ -44,7 +44,7 @@ SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.curren
        w.metadata, w.data_region, w.priority, w.owner_id, w.org_id, w.created_at, w.updated_at,
        w.completed_at, w.deadline_at,
        c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue, now(),
-       c.trace_context, c.priority
+       c.trace_context, c.priority, c.reserved_step
 FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id;
 
 -- name: describe_run
@@ -67,7 +67,7 @@ WHERE id = $1 AND attempt = $2 AND status = 'RUNNING';
 WITH queued AS (
     UPDATE step_runs SET
         status = 'QUEUED', run_at = now() + make_interval(secs => $3), error = $4,
-        lease_owner = NULL, lease_expires_at = NULL, dispatched_at = now(), updated_at = now()
+        reserved_step = NULL, lease_owner = NULL, lease_expires_at = NULL, dispatched_at = now(), updated_at = now()
     WHERE id = $1 AND attempt = $2 AND status = 'RUNNING'
     RETURNING id, workflow_id, kind, step_name, branch, queue, priority
 ), audited AS (
@@ -150,3 +150,44 @@ SELECT id, workflow_id, kind, step_name, branch, run_number, status, attempt, qu
        lease_owner, created_at, run_at, started_at, finished_at, error
 FROM step_runs WHERE workflow_id = $1
 ORDER BY id;
+
+-- name: defer_run
+-- Give a claimed run back unspent (attempt as before its claim): due in $3 seconds, or with $3
+-- NULL parked (run_at far in the future, which no sweep or claim takes) until a freed slot
+-- wakes it. $4 marks the step whose rate-limit reservation it made.
+UPDATE step_runs SET
+    status = 'QUEUED', attempt = attempt - 1,
+    run_at = CASE WHEN $3::float8 IS NULL THEN timestamptz '9999-01-01 00:00:00+00'
+                  ELSE now() + make_interval(secs => $3::float8) END,
+    reserved_step = coalesce($4, reserved_step),
+    lease_owner = NULL, lease_expires_at = NULL, dispatched_at = now(), updated_at = now()
+WHERE id = $1 AND attempt = $2 AND status = 'RUNNING'
+RETURNING id, workflow_id, kind, step_name, branch, queue,
+          coalesce($3::float8, 0)::float8, priority;
+
+-- name: insert_deferred_advance
+-- The advance run that carries a workflow on from a deferred inline step ($3), at the version
+-- it is stored at ($4 = 'v<version>'); due or parked as in defer_run.
+INSERT INTO step_runs (
+    workflow_id, kind, step_name, branch, run_number, queue, status, attempt, run_at,
+    dispatched_at, created_at, updated_at, priority, reserved_step
+) VALUES (
+    $1, 'advance', $3, $4, 1, $2, 'QUEUED', 0,
+    CASE WHEN $5::float8 IS NULL THEN timestamptz '9999-01-01 00:00:00+00'
+         ELSE now() + make_interval(secs => $5::float8) END,
+    now(), now(), now(), $6, $7
+)
+ON CONFLICT (workflow_id, kind, step_name, branch, run_number) DO NOTHING
+RETURNING id, workflow_id, kind, step_name, branch, queue,
+          coalesce($5::float8, 0)::float8, priority;
+
+-- name: wake_parked
+-- Make the parked runs of waiters due now: a waiter (workflow, step or NULL for the
+-- workflow's own slot, branch) wakes its workflow's parked runs of that step (and branch).
+UPDATE step_runs r SET run_at = now(), dispatched_at = now(), updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::text[]) AS w(workflow_id, step_name, branch)
+WHERE r.status = 'QUEUED' AND r.run_at = timestamptz '9999-01-01 00:00:00+00'
+  AND r.workflow_id = w.workflow_id
+  AND (w.step_name IS NULL OR r.step_name = w.step_name)
+  AND (r.kind <> 'branch' OR w.branch IS NULL OR r.branch = w.branch)
+RETURNING r.id, r.workflow_id, r.kind, r.step_name, r.branch, r.queue, 0::float8, r.priority;

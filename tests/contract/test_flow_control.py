@@ -141,8 +141,10 @@ async def test_a_workflows_own_slot_lives_until_the_workflow_ends(
     await _workflows(provider, "a", "b")
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)  # fmt: skip
-    gone = _request("a", limit=1, step_name=None, owner=f"{HOST}:{child.stdout.strip()}")
-    assert (await store.acquire_slot(gone)).granted  # its process is gone, the workflow not
+    # Its process is gone and the run it was taken under never existed: the workflow is not.
+    gone = _request("a", limit=1, step_name=None, owner=f"{HOST}:{child.stdout.strip()}",
+                    run_id=424242)  # fmt: skip
+    assert (await store.acquire_slot(gone)).granted
     assert not (await store.acquire_slot(_request("b", limit=1, step_name=None))).granted
     record = await provider.load_workflow("a")
     record.status = WorkflowStatus.COMPLETED

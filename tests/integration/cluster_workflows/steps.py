@@ -172,3 +172,18 @@ def warm_up(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
     """A second on a worker: time for a signal to arrive before the workflow waits for it."""
     time.sleep(1.0)
     return {"warm": True}
+
+
+def record_call(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """A call held open ``state['hold']`` seconds: its [start, end] (UNIX seconds) is pushed to
+    ``calls:<customer>`` in Redis, so a test can count how many overlapped (any process); the
+    first attempt of a ``hang_first`` workflow hangs until its worker is killed."""
+    prefix = os.environ.get("RUVON_BROKER_KEY_PREFIX", "")
+    started = time.time()
+    _redis().set(f"{prefix}started:{context.workflow_id}:{context.attempt}", os.getpid())
+    if state.get("hang_first") and context.attempt == 1:
+        time.sleep(60)
+    time.sleep(float(state.get("hold", 0.2)))
+    ended = time.time()
+    _redis().rpush(f"{prefix}calls:{state.get('customer', 'all')}", f"{started}:{ended}")
+    return {"called": [started, ended]}

@@ -6,15 +6,15 @@ SELECT pg_advisory_xact_lock(hashtextextended($1, 7466));
 
 -- name: slot_rows
 -- One key's holders and waiters; `live` is false when the store knows one is dead: its
--- workflow ended (or is gone), or, holding a step's slot for a cluster run, that run's lease
--- lapsed or it closed. The database's clock (now, as UNIX seconds) comes with each row.
+-- workflow ended (or is gone), or, holding a step's slot (step_name set) for a cluster run,
+-- that run's lease lapsed or it closed. A workflow's own slot lives as long as the workflow. The database's clock (now, as UNIX seconds) comes with each row.
 SELECT s.holder, s.workflow_id, s.step_name, s.state, s.slot_limit, s.priority,
        extract(epoch FROM s.since)::float8, s.seq, s.owner,
        extract(epoch FROM s.lease_expires_at)::float8, s.run_id,
        w.status IS NOT NULL
        AND w.status NOT IN ('COMPLETED', 'FAILED', 'FAILED_ROLLED_BACK', 'FAILED_CHILD_WORKFLOW',
                             'FAILED_WORKER_CRASH', 'CANCELLED')
-       AND (s.run_id IS NULL OR s.state = 'WAITING' OR EXISTS (
+       AND (s.run_id IS NULL OR s.state = 'WAITING' OR s.step_name IS NULL OR EXISTS (
                SELECT 1 FROM step_runs r
                WHERE r.id = s.run_id AND r.status = 'RUNNING' AND r.lease_expires_at > now())),
        extract(epoch FROM now())::float8

@@ -24,10 +24,11 @@ from ruvon.definitions.loader import (
     bundle_problems,
     discover_workflow_files,
     load_definition_data,
+    load_queue_limits,
     load_registry_versions,
     load_workflow_file,
 )
-from ruvon.definitions.schema import RegistryEntry
+from ruvon.definitions.schema import QueueLimits, RegistryEntry
 from ruvon.engine.distribution import Continuing, Distribution
 from ruvon.engine.runtime import StepRuntime
 from ruvon.errors import (
@@ -195,6 +196,8 @@ class WorkflowBuilder:
         self._definitions: dict[str, TypeVersions] = {}
         self._initialized: set[int] = set()
         self._owned: list[Any] = []
+        # The registry's `queues` section: limits over every step on a queue (admission).
+        self.queue_limits: dict[str, QueueLimits] = {}
         if isinstance(workflow_registry, Mapping):
             self._entries = self._entries_from_dict(workflow_registry)
         else:
@@ -206,6 +209,7 @@ class WorkflowBuilder:
                 registry_path = candidate if candidate.exists() else None
             if registry_path is not None:
                 self._entries = load_registry_versions(registry_path)
+                self.queue_limits = load_queue_limits(registry_path)
             else:
                 discovered = discover_workflow_files(self.config_dir)
                 self._entries = {t: ((None, e),) for t, e in discovered.items()}
@@ -621,6 +625,7 @@ class WorkflowBuilder:
             observer=observer,
             children=self._children,
             distribution=distribution,
+            queue_limits=self.queue_limits,
         )
 
     @classmethod

@@ -25,6 +25,7 @@ from ruvon.definitions.registry_versions import ListedEntry, entry_line, order_v
 from ruvon.definitions.rules import StepRulebook
 from ruvon.definitions.schema import (
     GATED_STEP_TYPES,
+    QueueLimits,
     RegistryEntry,
     RegistryFile,
     StepDefinition,
@@ -522,6 +523,16 @@ def load_registry_versions(
         workflow_type: order_versions(workflow_type, listed)
         for workflow_type, listed in grouped.items()
     }
+
+
+def load_queue_limits(path: str | Path) -> dict[str, QueueLimits]:
+    """The ``queues`` section of ``workflow_registry.yaml`` (queue name -> its limits)."""
+    path = Path(path)
+    raw = read_yaml_mapping(path)
+    try:
+        return dict(RegistryFile.model_validate(raw).queues)
+    except ValidationError as exc:
+        raise definition_error_from_validation(exc, raw=raw, file=str(path)) from None
 
 
 def load_registry(path: str | Path) -> dict[str, RegistryEntry]:

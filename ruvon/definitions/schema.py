@@ -357,6 +357,25 @@ class RegistryEntry(BaseModel):
     schedule: str | dict[str, Any] | float | None = None
 
 
+class QueueRateLimit(BaseModel):
+    """A queue's ``rate_limit``: its steps' calls, all keys together (the queue is the key)."""
+
+    model_config = _STRICT
+
+    per_second: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(default=1, ge=1, le=1_000_000, strict=True)
+
+
+class QueueLimits(BaseModel):
+    """``queues: {<name>: ...}`` in the registry: limits over every step whose ``queue`` is
+    that name, whichever workflow it belongs to, embedded and cluster-wide alike."""
+
+    model_config = _STRICT
+
+    max_concurrency: int | None = Field(default=None, ge=1, le=1_000_000, strict=True)
+    rate_limit: QueueRateLimit | None = None
+
+
 class RegistryFile(BaseModel):
     """``workflow_registry.yaml``."""
 
@@ -364,6 +383,7 @@ class RegistryFile(BaseModel):
 
     workflows: tuple[RegistryEntry, ...] = ()
     requires: tuple[str, ...] = ()
+    queues: dict[str, QueueLimits] = Field(default_factory=dict)
 
 
 StepDefinition.model_rebuild()

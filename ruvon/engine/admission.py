@@ -98,16 +98,33 @@ def _already_reserved(rt: StepRuntime, step: StepDefinition) -> bool:
     )
 
 
+def _rate_limits(rt: StepRuntime, step: StepDefinition) -> list[tuple[str, float, int]]:
+    """The (key, per_second, burst) cells a call of ``step`` reserves a turn in: its queue's
+    (``queues:`` in the registry), then its own."""
+    cells: list[tuple[str, float, int]] = []
+    queue = rt.queue_limits.get(step.queue) if step.queue else None
+    if queue is not None and queue.rate_limit is not None:
+        cells.append((f"queue:{step.queue}", queue.rate_limit.per_second, queue.rate_limit.burst))
+    spec: RateLimitSpec | None = step.rate_limit
+    if spec is not None:
+        key = render_key(rt, spec.key, step=step.name, field="rate_limit.key")
+        cells.append((key, spec.per_second, spec.burst))
+    return cells
+
+
 async def rate_turn(rt: StepRuntime, step: StepDefinition, *, first: bool) -> None:
     """Wait for (embedded) or defer to (worker) the step's rate-limit turn, once per attempt;
-    the ``first`` of a worker's claim is skipped when the claim already made its reservation."""
-    spec: RateLimitSpec | None = step.rate_limit
-    if spec is None:
+    the ``first`` of a worker's claim is skipped when the claim already made its reservation.
+
+    With two limits (its queue's and its own) the call waits for the later of its two turns.
+    """
+    if step.rate_limit is None and not (step.queue and step.queue in rt.queue_limits):
         return
-    if first and _already_reserved(rt, step):
+    cells = _rate_limits(rt, step)
+    if not cells or (first and _already_reserved(rt, step)):
         return
-    key = render_key(rt, spec.key, step=step.name, field="rate_limit.key")
-    wait = await _flow_control(rt).reserve_rate(key, spec.per_second, spec.burst)
+    store = _flow_control(rt)
+    wait = max([await store.reserve_rate(key, rate, burst) for key, rate, burst in cells])
     if wait <= 0:
         return
     if _own_claim(rt, step) and wait > SLEEP_IN_PLACE:
@@ -119,22 +136,39 @@ def _step_holder(rt: StepRuntime, step: StepDefinition, branch: str | None) -> s
     return f"{rt.id}/{step.name}/{branch}" if branch else f"{rt.id}/{step.name}"
 
 
+def _slot_keys(rt: StepRuntime, step: StepDefinition) -> list[tuple[str, int]]:
+    """The (key, limit) slots a call of ``step`` holds: its queue's ``max_concurrency``
+    first, then its own ``concurrency`` (always in this order, so two calls never wait on
+    each other's slot in a cycle)."""
+    slots: list[tuple[str, int]] = []
+    queue = rt.queue_limits.get(step.queue) if step.queue else None
+    if queue is not None and queue.max_concurrency is not None:
+        slots.append((f"queue:{step.queue}", queue.max_concurrency))
+    spec: ConcurrencySpec | None = step.concurrency
+    if spec is not None:
+        key = render_key(rt, spec.key, step=step.name, field="concurrency.key")
+        slots.append((key, spec.limit))
+    return slots
+
+
 @asynccontextmanager
 async def gated_call(
     rt: StepRuntime, step: StepDefinition, branch: str | None
 ) -> AsyncIterator[None]:
-    """Hold a slot of the step's ``concurrency`` key around the call of its function."""
-    spec: ConcurrencySpec | None = step.concurrency
-    if spec is None:
+    """Hold a slot of each of the step's keys (its queue's, its own) around its call."""
+    if step.concurrency is None and not (step.queue and step.queue in rt.queue_limits):
         yield
         return
-    key = render_key(rt, spec.key, step=step.name, field="concurrency.key")
     holder = _step_holder(rt, step, branch)
-    await _take_slot(rt, key, spec.limit, holder, step.name, step.timeout)
+    held: list[str] = []
     try:
+        for key, limit in _slot_keys(rt, step):
+            await _take_slot(rt, key, limit, holder, step.name, step.timeout)
+            held.append(key)
         yield
     finally:
-        await _give_back(rt, key, holder)
+        for key in reversed(held):
+            await _give_back(rt, key, holder)
 
 
 async def admit_workflow(rt: StepRuntime) -> None:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from ruvon.clock import utc_now
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.injection import matched_rules
-from ruvon.definitions.schema import StepDefinition
+from ruvon.definitions.schema import QueueLimits, StepDefinition
 from ruvon.engine.admission import admit_workflow, release_workflow
 from ruvon.engine.children import report_to_parent, start_child
 from ruvon.engine.deadline import past_deadline
@@ -85,6 +85,7 @@ class WorkflowEngine(WorkflowScope):
         children: ChildFactory,
         distribution: Distribution | None = None,
         handlers: Mapping[StepType, StepHandler] | None = None,
+        queue_limits: Mapping[str, QueueLimits] | None = None,
     ) -> None:
         super().__init__(
             record,
@@ -96,6 +97,8 @@ class WorkflowEngine(WorkflowScope):
             distribution=distribution,
         )
         self.handlers = self.default_handlers if handlers is None else handlers
+        # The registry's limits per queue (ruvon.engine.admission gates the steps on them).
+        self.queue_limits: Mapping[str, QueueLimits] = queue_limits or {}
         self._lock = asyncio.Lock()
         self._step_started_at = time.perf_counter()
         # Set while a parent runs this child in-process, so the child does not report to a

@@ -16,12 +16,12 @@ Two parts are optional and protocols of their own:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ruvon.definitions.definition import WorkflowDefinition
-    from ruvon.definitions.schema import StepDefinition
+    from ruvon.definitions.schema import QueueLimits, StepDefinition
     from ruvon.engine.events import WorkflowEvents
     from ruvon.models import StepContext, WorkflowStatus
     from ruvon.providers.execution import ExecutionProvider
@@ -157,6 +157,11 @@ class StepRuntime(WorkflowView, Protocol):
 
     @property
     def children(self) -> ChildFactory: ...
+
+    @property
+    def queue_limits(self) -> Mapping[str, QueueLimits]:
+        """The registry's limits per queue name (``queues:``), over the steps on each."""
+        ...
 
     def run_number(self, step_name: str) -> int:
         """How many times the step has been entered (stable across retries of one run)."""

@@ -48,6 +48,18 @@ def _registry(directory: Path) -> Path:
             f"  - name: Stamp\n    function: {STEPS}.stamp\n"
             "    rate_limit: {key: partner-api, per_second: 20, burst: 2}\n"
         ),
+        "queued_a.yaml": (
+            "workflow_type: QueuedA\nsteps:\n"
+            f"  - {{name: Call, function: {STEPS}.call_customer_api, queue: partner}}\n"
+        ),
+        "queued_b.yaml": (
+            "workflow_type: QueuedB\nsteps:\n"
+            f"  - {{name: Other, function: {STEPS}.call_customer_api, queue: partner}}\n"
+        ),
+        "queued_rate.yaml": (
+            "workflow_type: QueuedRate\nsteps:\n"
+            f"  - {{name: Stamp, function: {STEPS}.stamp, queue: throttled}}\n"
+        ),
         "bad_key.yaml": (
             "workflow_type: BadKey\nsteps:\n"
             f"  - name: Call\n    function: {STEPS}.call_customer_api\n"
@@ -59,6 +71,11 @@ def _registry(directory: Path) -> Path:
         (directory / name).write_text(text, encoding="utf-8")
         kind = text.split("\n", 1)[0].removeprefix("workflow_type: ")
         lines.append(f"  - {{type: {kind}, config_file: {name}}}")
+    lines += [
+        "queues:",
+        "  partner: {max_concurrency: 1, rate_limit: {per_second: 50, burst: 1}}",
+        "  throttled: {rate_limit: {per_second: 20}}",
+    ]
     path = directory / "flow_registry.yaml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -117,6 +134,27 @@ async def test_a_rate_limit_spaces_calls_to_its_rate_after_the_burst(
     for i in range(len(times)):
         for j in range(i, len(times)):
             assert j - i + 1 <= 2 + 20 * (times[j] - times[i]) + 1e-6 + 20 * 0.01
+
+
+async def test_a_queues_limits_gate_every_step_on_it_whatever_its_workflow(
+    engine: EngineUnderTest,
+) -> None:
+    builder = engine.new_builder(_registry(engine.scratch_dir))
+    flows = [await builder.create_workflow(kind, {"customer": "same", "hold": 0.05})
+             for kind in ("QueuedA", "QueuedB", "QueuedA", "QueuedB")]  # fmt: skip
+    finals = await asyncio.gather(*(wf.run() for wf in flows))
+    assert set(finals) == {WorkflowStatus.COMPLETED}
+    assert steps.PEAK == {"same": 1}  # max_concurrency 1 across both workflow types
+    times = sorted(t for _, t in steps.STARTED)
+    assert all(b - a >= 0.02 - 0.005 for a, b in zip(times, times[1:], strict=False))
+
+
+async def test_a_queues_rate_limit_spaces_its_steps(engine: EngineUnderTest) -> None:
+    builder = engine.new_builder(_registry(engine.scratch_dir))
+    flows = [await builder.create_workflow("QueuedRate", {}) for _ in range(5)]
+    assert set(await asyncio.gather(*(wf.run() for wf in flows))) == {WorkflowStatus.COMPLETED}
+    times = sorted(t for _, t in steps.STARTED)
+    assert times[-1] - times[0] >= 4 * 0.05 - 0.01  # burst 1: one per 50 ms
 
 
 async def test_a_key_that_cannot_render_fails_the_workflow_naming_step_and_field(

@@ -10,6 +10,7 @@ import click
 
 from ruvon import __version__
 from ruvon.cli.commands_beat import beat_command, scan_zombies_command
+from ruvon.cli.commands_concurrency import concurrency_command
 from ruvon.cli.commands_control import cancel_command, resume_command, retry_command
 from ruvon.cli.commands_db import db_group
 from ruvon.cli.commands_flower import flower_command
@@ -102,6 +103,7 @@ for _command in (
     show_command,
     logs_command,
     steps_command,
+    concurrency_command,
     validate_command,
     db_group,
     worker_command,

@@ -43,6 +43,11 @@ live stream's commit->event lag (:mod:`loadtests.bench_live_stream`; target max 
 ``priority`` (see :mod:`loadtests.bench_priority`) starts a backlog of ``--workflows`` (default
 2,000) priority-0 3-step ASYNC workflows on a local cluster, then 50 at priority 9 behind it,
 and prints each class's completion p50 and their ratio (target <= 0.2).
+
+``rate_limit`` (see :mod:`loadtests.bench_rate_limit`) starts ``--workflows`` (default 500)
+one-step workflows whose step has ``rate_limit: {per_second: 20, burst: 5}`` at once, and
+prints first start to last completion (target 24.5-27 s for 500) and the worst window over
+burst + rate * t (target <= 0).
 """
 
 from __future__ import annotations
@@ -256,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__)
     parser.add_argument(
         "suite",
-        choices=["embedded", "postgres", "distributed", "server", "priority", "all"],
+        choices=["embedded", "postgres", "distributed", "server", "priority", "rate_limit", "all"],
         help="which benchmark to run (all: the first three and the studies, see "
         "loadtests.bench_all; server: see loadtests.bench_server)",
     )
@@ -311,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         from loadtests.bench_priority import bench_priority
 
         figures = bench_priority(runs, args.workflows or 2000)
+    elif args.suite == "rate_limit":
+        from loadtests.bench_rate_limit import bench_rate_limit
+
+        figures = bench_rate_limit(runs, args.workflows or 500)
     elif args.suite == "distributed":
         from loadtests.bench_distributed import run_distributed
 

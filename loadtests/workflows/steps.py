@@ -58,3 +58,10 @@ def refund(state: dict[str, Any], context: Any) -> dict[str, Any]:
 def fail_on_purpose(state: dict[str, Any], context: Any) -> dict[str, Any]:
     """BenchSaga's last step: always fails, so the saga rolls back (the expected outcome)."""
     raise ValueError("BenchSaga fails here on purpose, to measure the rollback")
+
+
+def stamp_call(state: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A rate-limited call's body: when it ran (UNIX seconds; the workers share a host)."""
+    import time
+
+    return {"called_at": time.time()}

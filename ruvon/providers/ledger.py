@@ -261,7 +261,8 @@ class Maintenance(Protocol):
 
     async def wake_slot_waiters(self, limit: int) -> list[QueuedRun]:
         """Clear dead concurrency-slot holders (a lapsed lease, an ended workflow) and wake the
-        parked runs of the waiters first in line for the slots that are free."""
+        parked runs of the waiters first in line for the slots that are free; and make due the
+        parked runs of workflows that ended (a worker claims and closes each SKIPPED)."""
         ...
 
 

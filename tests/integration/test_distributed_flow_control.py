@@ -131,19 +131,26 @@ def test_a_killed_holders_slot_frees_with_its_lease_and_the_beat_wakes_the_next(
 
 
 def test_a_workflow_key_admits_the_next_workflow_when_the_first_ends() -> None:
-    with started_cluster(workers=1, concurrency=2) as cluster:
+    with started_cluster({"RUVON_SWEEP_SECONDS": "0.5"}, workers=1, concurrency=2) as cluster:
+        cluster.start_beat()
 
         async def scenario() -> None:
             async with client_of(cluster) as client:
                 first = await client.start("OnePerTenant", {"customer": 3})
                 await client.wait(first.id, timeout=WAIT, until={WorkflowStatus.WAITING_HUMAN})
                 second = await client.start("OnePerTenant", {"customer": 3})
+                third = await client.start("OnePerTenant", {"customer": 3})
                 await asyncio.sleep(1.0)
-                parked = await fetch(
-                    cluster, "SELECT state FROM concurrency_slots WHERE holder = $1", second.id
+                line = await fetch(
+                    cluster, "SELECT holder, state FROM concurrency_slots ORDER BY since"
                 )
-                assert [r[0] for r in parked] == ["WAITING"]
+                assert [tuple(r) for r in line] == [
+                    (first.id, "HOLDING"), (second.id, "WAITING"), (third.id, "WAITING")
+                ]  # fmt: skip
                 assert (await client.get(second.id)).status is WorkflowStatus.ACTIVE
+                # A waiter cancelled leaves the line; its parked run is closed, not kept.
+                await client.cancel(third.id, reason="changed my mind")
+                await _until_no_open_runs(cluster, third.id)
                 await client.cancel(first.id, reason="make room")
                 later = await client.wait(
                     second.id, timeout=WAIT, until={WorkflowStatus.WAITING_HUMAN}
@@ -155,6 +162,21 @@ def test_a_workflow_key_admits_the_next_workflow_when_the_first_ends() -> None:
                 assert [tuple(r) for r in holders] == [(second.id, "HOLDING")]
 
         asyncio.run(scenario())
+
+
+async def _until_no_open_runs(cluster: LocalCluster, workflow_id: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        open_runs = await fetch(
+            cluster,
+            "SELECT count(*) FROM step_runs WHERE workflow_id = $1 AND status <> 'SKIPPED'"
+            " AND status <> 'DONE'",
+            workflow_id,
+        )
+        if open_runs[0][0] == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the parked run of {workflow_id} was never closed")
 
 
 def test_a_rate_limit_spaces_calls_cluster_wide() -> None:

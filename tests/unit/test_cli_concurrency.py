@@ -25,14 +25,25 @@ async def _fill(db: Path) -> None:
     try:
         for workflow_id in ("wf-holder", "wf-second", "wf-third"):
             await store.create_workflow(
-                WorkflowRecord(id=workflow_id, workflow_type="Calls", status=WorkflowStatus.ACTIVE,
-                               state={}, definition_snapshot={})  # fmt: skip
+                WorkflowRecord(
+                    id=workflow_id,
+                    workflow_type="Calls",
+                    status=WorkflowStatus.ACTIVE,
+                    state={},
+                    definition_snapshot={},
+                )
             )
         for workflow_id in ("wf-holder", "wf-second", "wf-third"):
             await store.acquire_slot(
-                SlotRequest(key="customer-7", limit=1, holder=f"{workflow_id}/Call",
-                            workflow_id=workflow_id, step_name="Call", owner=owner_here(),
-                            lease_seconds=60)  # fmt: skip
+                SlotRequest(
+                    key="customer-7",
+                    limit=1,
+                    holder=f"{workflow_id}/Call",
+                    workflow_id=workflow_id,
+                    step_name="Call",
+                    owner=owner_here(),
+                    lease_seconds=60,
+                )
             )
     finally:
         await store.close()

@@ -198,8 +198,11 @@ class PostgresFlowControl:
     # -- the beat (Maintenance) ----------------------------------------------------------------
 
     async def wake_slot_waiters(self, limit: int) -> list[QueuedRun]:
+        ended = await self._query(
+            "wake parked runs of ended workflows", "fetch", _RUNS["wake_parked_of_ended"], (limit,)
+        )
+        woken = [queued_run(row) for row in ended]
         rows = await self._query("find keys with waiters", "fetch", _Q["waiting_keys"], (limit,))
-        woken: list[QueuedRun] = []
         for (key,) in rows:
 
             async def body(conn: asyncpg.Connection, key: str = key) -> list[QueuedRun]:

@@ -191,3 +191,17 @@ WHERE r.status = 'QUEUED' AND r.run_at = timestamptz '9999-01-01 00:00:00+00'
   AND (w.step_name IS NULL OR r.step_name = w.step_name)
   AND (r.kind <> 'branch' OR w.branch IS NULL OR r.branch = w.branch)
 RETURNING r.id, r.workflow_id, r.kind, r.step_name, r.branch, r.queue, 0::float8, r.priority;
+
+-- name: wake_parked_of_ended
+-- Parked runs whose workflow ended meanwhile (cancelled, failed past its deadline): due now,
+-- so a worker claims each and closes it SKIPPED, rather than leaving it parked for ever.
+UPDATE step_runs r SET run_at = now(), dispatched_at = now(), updated_at = now()
+FROM workflow_executions w
+WHERE r.status = 'QUEUED' AND r.run_at = timestamptz '9999-01-01 00:00:00+00'
+  AND w.id = r.workflow_id
+  AND w.status IN ('COMPLETED', 'FAILED', 'FAILED_ROLLED_BACK', 'FAILED_CHILD_WORKFLOW',
+                   'FAILED_WORKER_CRASH', 'CANCELLED')
+  AND r.id IN (SELECT id FROM step_runs
+               WHERE status = 'QUEUED' AND run_at = timestamptz '9999-01-01 00:00:00+00'
+               LIMIT $1)
+RETURNING r.id, r.workflow_id, r.kind, r.step_name, r.branch, r.queue, 0::float8, r.priority;

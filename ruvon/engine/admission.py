@@ -113,18 +113,30 @@ def _rate_limits(rt: StepRuntime, step: StepDefinition) -> list[tuple[str, float
 
 
 async def rate_turn(rt: StepRuntime, step: StepDefinition, *, first: bool) -> None:
-    """Wait for (embedded) or defer to (worker) the step's rate-limit turn, once per attempt;
-    the ``first`` of a worker's claim is skipped when the claim already made its reservation.
+    """Wait for (embedded) or defer to (worker) the step's rate-limit turn, once per attempt.
 
-    With two limits (its queue's and its own) the call waits for the later of its two turns.
+    Arriving, the call reserves its instant (skipped on the ``first`` attempt of a worker's
+    claim that reserved before it was deferred) and waits for it; then, at the call, it takes
+    its turn among the calls as they start, waiting the little it may still have to if an
+    earlier call started late. With two limits (its queue's and its own) it waits for both.
     """
     if step.rate_limit is None and not (step.queue and step.queue in rt.queue_limits):
         return
     cells = _rate_limits(rt, step)
-    if not cells or (first and _already_reserved(rt, step)):
+    if not cells:
         return
     store = _flow_control(rt)
-    wait = max([await store.reserve_rate(key, rate, burst) for key, rate, burst in cells])
+    if not (first and _already_reserved(rt, step)):
+        wait = max([await store.reserve_rate(key, rate, burst) for key, rate, burst in cells])
+        await _wait_for_turn(rt, step, wait)
+    for key, rate, burst in cells:
+        while (wait := await store.take_rate(key, rate, burst)) > 0:
+            await _wait_for_turn(rt, step, wait)
+
+
+async def _wait_for_turn(rt: StepRuntime, step: StepDefinition, wait: float) -> None:
+    """Sleep a short wait (or any, embedded); on a worker, give a longer one back as a
+    deferral (its reservation is made: the next claim does not reserve again)."""
     if wait <= 0:
         return
     if _own_claim(rt, step) and wait > SLEEP_IN_PLACE:

@@ -11,10 +11,13 @@ free the moment its lease lapses; the next acquire (or the beat) clears it. Wait
 key in priority, then arrival order: an acquire succeeds only with a free slot and nobody
 waiting ahead, so slots go in order as they free.
 
-**Rate limits** (``rate_limit: {key, per_second, burst}``): a generic cell rate algorithm with
-reservations. Each call reserves the next instant the limit allows and is told how long to wait
-for it; over any window of ``t`` seconds at most ``burst + per_second * t`` reserved instants
-fall, and a deferred call never asks again (its reservation is its turn).
+**Rate limits** (``rate_limit: {key, per_second, burst}``): a generic cell rate algorithm in
+two cells per key. Arriving, a call *reserves* the next instant the limit allows and is told how
+long to wait for it, so calls that arrive together each come back at their own instant (none
+polls). At that instant it *takes* its turn in the second cell, which counts calls as they
+actually start: over any window of ``t`` seconds at most ``burst + per_second * t`` start, even
+when some come back late (a late call would otherwise bunch with the next); one that may not
+start yet waits the few milliseconds until it may.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "CALLS_CELL",
     "HOST",
     "FlowControl",
     "SlotGrant",
@@ -35,6 +39,7 @@ __all__ = [
     "SlotState",
     "owner_here",
     "rate_cell",
+    "rate_take",
 ]
 
 #: This host's name, as embedded slot holders sign it.
@@ -120,8 +125,32 @@ class FlowControl(Protocol):
 
     async def reserve_rate(self, key: str, per_second: float, burst: int) -> float:
         """Reserve the next instant the limit allows a call of ``key``: seconds to wait for it
-        (0 when it may run now)."""
+        (0 when it may run now). This spreads the calls that arrive together over their own
+        turns (each comes back at its own instant, none polls)."""
         ...
+
+    async def take_rate(self, key: str, per_second: float, burst: int) -> float:
+        """At the call itself: take its turn if the limit allows one now (0), else the seconds
+        until it will (nothing taken). Kept apart from the reservations, over the calls as
+        they actually start, so a call that starts late never bunches with the next."""
+        ...
+
+
+def rate_take(tat: float | None, now: float, per_second: float, burst: int) -> tuple[float, float]:
+    """One conformance check of the generic cell rate algorithm: (new tat, wait). A call that
+    conforms (``now >= tat - tolerance``) moves the cell on and waits 0; one that does not
+    leaves it as it is and learns how long until it would conform."""
+    interval = 1.0 / per_second
+    tolerance = (burst - 1) * interval
+    current = tat if tat is not None else now
+    if now >= current - tolerance:
+        return max(current, now) + interval, 0.0
+    return current, current - tolerance - now
+
+
+#: The suffix of the cell that counts a key's calls as they start (``take_rate``), beside the
+#: key's reservation cell (``reserve_rate``).
+CALLS_CELL = "\x00calls"
 
 
 def rate_cell(tat: float | None, now: float, per_second: float, burst: int) -> tuple[float, float]:

@@ -201,3 +201,19 @@ async def test_records_name_their_workflow_step_and_since(provider: PersistenceP
         2,
     )
     assert record.owner == owner_here() and record.since.tzinfo is not None
+
+
+async def test_taking_a_turn_counts_calls_as_they_start_and_never_queues(
+    provider: PersistenceProvider,
+) -> None:
+    store = _store(provider)
+    assert [await store.take_rate("api", 10.0, 2) for _ in range(2)] == [0.0, 0.0]
+    third = await store.take_rate("api", 10.0, 2)
+    assert third == pytest.approx(0.1, abs=0.03)
+    # Asking again takes nothing: the wait only shrinks with time (no reservation piles up).
+    again = await store.take_rate("api", 10.0, 2)
+    assert 0 < again <= third
+    await asyncio.sleep(again + 0.005)
+    assert await store.take_rate("api", 10.0, 2) == 0.0
+    # The reservations of the same key are another cell.
+    assert await store.reserve_rate("api", 10.0, 2) == 0.0

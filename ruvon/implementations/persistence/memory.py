@@ -26,7 +26,14 @@ from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
 from ruvon.implementations.persistence.slot_book import SlotBook, SlotEntry
 from ruvon.models import WorkflowStatus
 from ruvon.providers.changes import ChangePosition, WorkflowChange
-from ruvon.providers.flow_control import SlotGrant, SlotRecord, SlotRequest, rate_cell
+from ruvon.providers.flow_control import (
+    CALLS_CELL,
+    SlotGrant,
+    SlotRecord,
+    SlotRequest,
+    rate_cell,
+    rate_take,
+)
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
@@ -352,6 +359,14 @@ class MemoryPersistenceProvider:
         with self._lock:
             self._rate_cells[key], wait = rate_cell(
                 self._rate_cells.get(key), time.time(), per_second, burst
+            )
+        return wait
+
+    async def take_rate(self, key: str, per_second: float, burst: int) -> float:
+        cell = key + CALLS_CELL
+        with self._lock:
+            self._rate_cells[cell], wait = rate_take(
+                self._rate_cells.get(cell), time.time(), per_second, burst
             )
         return wait
 

@@ -22,10 +22,12 @@ from ruvon.implementations.persistence.postgres.runs import close_claimed_run, q
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.slot_book import SlotBook, SlotEntry
 from ruvon.providers.flow_control import (
+    CALLS_CELL,
     SlotGrant,
     SlotRecord,
     SlotRequest,
     SlotState,
+    rate_take,
 )
 from ruvon.providers.runs import Claim, QueuedRun, RunStatus
 from ruvon.records import WorkflowRecord
@@ -140,6 +142,19 @@ class PostgresFlowControl:
         wait: float = await self._query("reserve a rate-limit turn", "fetchval",
                                         _Q["reserve_rate"], args)  # fmt: skip
         return wait
+
+    async def take_rate(self, key: str, per_second: float, burst: int) -> float:
+        cell = key + CALLS_CELL
+
+        async def body(conn: asyncpg.Connection) -> float:
+            await conn.execute(_Q["lock_key"], cell)
+            stored, now = await conn.fetchrow(_Q["read_rate_cell"], cell)
+            tat, wait = rate_take(stored, now, per_second, burst)
+            if wait == 0:
+                await conn.execute(_Q["store_rate_cell"], cell, tat)
+            return wait
+
+        return await self._in_transaction("take a rate-limit turn", body)
 
     # -- the runs gates defer (RunLedger) ------------------------------------------------------
 

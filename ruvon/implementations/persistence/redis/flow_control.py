@@ -23,11 +23,13 @@ from ruvon.implementations.persistence.redis.scripts import RedisScripts
 from ruvon.implementations.persistence.slot_book import SlotBook, SlotEntry
 from ruvon.models import WorkflowStatus
 from ruvon.providers.flow_control import (
+    CALLS_CELL,
     SlotGrant,
     SlotRecord,
     SlotRequest,
     SlotState,
     rate_cell,
+    rate_take,
 )
 
 __all__ = ["RedisFlowControl"]
@@ -142,12 +144,22 @@ class RedisFlowControl:
         return records
 
     async def reserve_rate(self, key: str, per_second: float, burst: int) -> float:
-        cell = self.keys.rate(key)
+        return await self._rate(self.keys.rate(key), per_second, burst, rate_cell)
 
+    async def take_rate(self, key: str, per_second: float, burst: int) -> float:
+        return await self._rate(self.keys.rate(key + CALLS_CELL), per_second, burst, rate_take)
+
+    async def _rate(
+        self,
+        cell: str,
+        per_second: float,
+        burst: int,
+        step: Callable[[float | None, float, float, int], tuple[float, float]],
+    ) -> float:
         async def body(pipe: Pipeline) -> float:
             now, _ = await _server_time(pipe)
             stored = await pipe.get(cell)
-            tat, wait = rate_cell(float(stored) if stored else None, now, per_second, burst)
+            tat, wait = step(float(stored) if stored else None, now, per_second, burst)
             pipe.multi()  # type: ignore[no-untyped-call]
             pipe.set(cell, repr(tat))
             return wait

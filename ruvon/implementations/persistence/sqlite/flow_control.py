@@ -19,16 +19,20 @@ from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.slot_book import SlotBook, SlotEntry
 from ruvon.models import WorkflowStatus
 from ruvon.providers.flow_control import (
+    CALLS_CELL,
     SlotGrant,
     SlotRecord,
     SlotRequest,
     SlotState,
     rate_cell,
+    rate_take,
 )
 
 __all__ = ["SQLiteFlowControl", "slot_entry_params"]
 
 _Q = load_queries(Path(__file__).with_name("sql") / "flow_control.sql")
+#: rate_cell or rate_take: (stored tat, now, per_second, burst) -> (tat to store, wait).
+RateStep = Callable[[float | None, float, float, int], tuple[float, float]]
 
 
 def _iso(seconds: float | None) -> str | None:
@@ -134,10 +138,12 @@ def _list(conn: sqlite3.Connection, key: str | None) -> list[SlotRecord]:
     return records
 
 
-def _reserve(conn: sqlite3.Connection, key: str, per_second: float, burst: int) -> float:
+def _rate(
+    conn: sqlite3.Connection, key: str, per_second: float, burst: int, step: RateStep
+) -> float:
     def body() -> float:
         row = conn.execute(_Q["rate_cell"], (key,)).fetchone()
-        tat, wait = rate_cell(row[0] if row else None, clock.time(), per_second, burst)
+        tat, wait = step(row[0] if row else None, clock.time(), per_second, burst)
         conn.execute(_Q["store_rate_cell"], (key, tat))
         return wait
 
@@ -164,5 +170,9 @@ class SQLiteFlowControl:
         return records
 
     async def reserve_rate(self, key: str, per_second: float, burst: int) -> float:
-        wait: float = await self._run(_reserve, key, per_second, burst)
+        wait: float = await self._run(_rate, key, per_second, burst, rate_cell)
+        return wait
+
+    async def take_rate(self, key: str, per_second: float, burst: int) -> float:
+        wait: float = await self._run(_rate, key + CALLS_CELL, per_second, burst, rate_take)
         return wait

@@ -53,3 +53,12 @@ SELECT $1, clock.now + $2 FROM clock
 ON CONFLICT (key) DO UPDATE SET
     tat = greatest(cell.tat, (SELECT now FROM clock)) + $2
 RETURNING greatest(cell.tat - $2 - $3 - (SELECT now FROM clock), 0)::float8;
+
+-- name: read_rate_cell
+-- The cell (NULL for a new key) and the database's clock, under the key's advisory lock.
+SELECT (SELECT tat FROM rate_limits WHERE key = $1),
+       extract(epoch FROM clock_timestamp())::float8;
+
+-- name: store_rate_cell
+INSERT INTO rate_limits (key, tat) VALUES ($1, $2)
+ON CONFLICT (key) DO UPDATE SET tat = excluded.tat;

@@ -10,12 +10,14 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from ruvon.models import WorkflowStatus
 from ruvon.providers.flow_control import (
     HOST,
+    RATE_GUARD,
     FlowControl,
     SlotRecord,
     SlotRequest,
@@ -178,10 +180,16 @@ async def test_rate_cells_reserve_turns_of_burst_then_one_per_interval(
     provider: PersistenceProvider,
 ) -> None:
     store = _store(provider)
-    waits = [await store.reserve_rate("api", 20.0, 5) for _ in range(10)]
-    assert waits[:5] == [0.0] * 5
-    for k, wait in enumerate(waits[5:], start=1):  # the k-th past the burst: k intervals on
-        assert wait == pytest.approx(0.05 * k, abs=0.03)
+    first = time.monotonic()
+    waits = []
+    for _ in range(10):
+        asked = time.monotonic() - first
+        waits.append((asked, await store.reserve_rate("api", 20.0, 5)))
+    assert [wait for _, wait in waits[:5]] == [0.0] * 5
+    for k, (asked, wait) in enumerate(waits[5:], start=1):
+        # the k-th past the burst is due k intervals after the first call, however slow the
+        # calls themselves were
+        assert asked + wait == pytest.approx(0.05 * k, abs=0.02)
     # Another key has its own cell; a cell drains with time.
     assert await store.reserve_rate("other", 1.0, 1) == 0.0
     assert await store.reserve_rate("other", 1.0, 1) == pytest.approx(1.0, abs=0.05)
@@ -207,13 +215,19 @@ async def test_taking_a_turn_counts_calls_as_they_start_and_never_queues(
     provider: PersistenceProvider,
 ) -> None:
     store = _store(provider)
-    assert [await store.take_rate("api", 10.0, 2) for _ in range(2)] == [0.0, 0.0]
-    third = await store.take_rate("api", 10.0, 2)
-    assert third == pytest.approx(0.1, abs=0.03)
+    assert await store.take_rate("api", 10.0, 3) == 0.0
+    assert await store.take_rate("api", 10.0, 3) == 0.0
+    # The burst's last call waits the guard the cell keeps in hand (RATE_GUARD, 10 ms).
+    last = await store.take_rate("api", 10.0, 3)
+    assert last == pytest.approx(RATE_GUARD, abs=0.008)
+    await asyncio.sleep(last + 0.002)
+    assert await store.take_rate("api", 10.0, 3) == 0.0
+    fourth = await store.take_rate("api", 10.0, 3)
+    assert fourth == pytest.approx(0.1, abs=0.03)  # then one per interval
     # Asking again takes nothing: the wait only shrinks with time (no reservation piles up).
-    again = await store.take_rate("api", 10.0, 2)
-    assert 0 < again <= third
+    again = await store.take_rate("api", 10.0, 3)
+    assert 0 < again <= fourth
     await asyncio.sleep(again + 0.005)
-    assert await store.take_rate("api", 10.0, 2) == 0.0
+    assert await store.take_rate("api", 10.0, 3) == 0.0
     # The reservations of the same key are another cell.
-    assert await store.reserve_rate("api", 10.0, 2) == 0.0
+    assert await store.reserve_rate("api", 10.0, 3) == 0.0

@@ -16,6 +16,9 @@ from ruvon.records import WorkflowRecord
 from ruvon.server.models import ConcurrencyKey, ConcurrencyView, SlotItem, WorkflowSlot
 from ruvon.server.problems import ApiProblem
 
+#: The longest ``?key=`` filter accepted (a rendered key is short; this bounds the query).
+MAX_KEY_TEXT = 512
+
 
 def _item(slot: SlotRecord, position: int | None) -> SlotItem:
     return SlotItem(

@@ -7,13 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from ruvon.server.auth import require
-from ruvon.server.concurrency_view import concurrency_view
+from ruvon.server.concurrency_view import MAX_KEY_TEXT, concurrency_view
 from ruvon.server.dependencies import server_runtime
 from ruvon.server.models import ConcurrencyView
 from ruvon.server.runtime import ServerRuntime
 from ruvon.server.tokens import Actor, Role
-
-MAX_KEY_TEXT = 512
 
 router = APIRouter(tags=["concurrency"])
 Viewer = Annotated[Actor, Depends(require(Role.VIEWER))]

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+from markupsafe import escape
 
 from ruvon.models import WorkflowStatus
 from ruvon.workflow import Workflow
 from tests.server.conftest import OPERATOR, VIEWER, Served, auth, serve
+from tests.server.ui_support import log_in, row_cells
 
 API = "/api/v1"
 GATE_REGISTRY = Path(__file__).parent / "ui_workflows" / "gate_registry.yaml"
@@ -32,15 +36,15 @@ async def _get(http: httpx.AsyncClient, path: str, **params: Any) -> dict[str, A
     return body
 
 
-async def _line(http: httpx.AsyncClient, waiters: int) -> dict[str, Any]:
-    """The lane's line once ``waiters`` wait in it (the waiter queues as its run starts)."""
+async def _line(http: httpx.AsyncClient, key: str, waiters: int) -> dict[str, Any]:
+    """The key's line once ``waiters`` wait in it (the waiter queues as its run starts)."""
     for _ in range(200):
-        keys = (await _get(http, "/concurrency", key=LANE))["keys"]
+        keys = (await _get(http, "/concurrency", key=key))["keys"]
         if keys and len(keys[0]["waiting"]) == waiters:
             line: dict[str, Any] = keys[0]
             return line
         await asyncio.sleep(0.02)
-    raise AssertionError(f"the line of {LANE} never had {waiters} waiter(s): {keys}")
+    raise AssertionError(f"the line of {key} never had {waiters} waiter(s): {keys}")
 
 
 @contextlib.asynccontextmanager
@@ -57,22 +61,40 @@ async def waiting_run(workflow: Workflow) -> AsyncIterator[asyncio.Future[Workfl
                 await task
 
 
+@dataclasses.dataclass
+class Gate:
+    """A lane's holder (waiting at its approval, in flight) and its waiter's blocked run."""
+
+    first: dict[str, Any]
+    second: Workflow
+    run: asyncio.Future[WorkflowStatus]
+
+
+@contextlib.asynccontextmanager
+async def holder_and_waiter(served: Served, lane: str) -> AsyncIterator[Gate]:
+    """Two ``UiGate`` workflows of ``lane``: the first started through the API holds its slot,
+    the second waits for it, its ``run()`` a task of this loop (the server's own runtime)."""
+    started = await served.http.post(
+        f"{API}/workflows",
+        json={"type": "UiGate", "data": {"lane": lane}, "priority": 3},
+        headers=auth(OPERATOR),
+    )
+    assert started.status_code == 201, started.text
+    first = started.json()
+    assert first["status"] == "WAITING_HUMAN"  # in flight: it holds the lane's slot
+    second = await served.runtime.builder.create_workflow("UiGate", {"lane": lane})
+    async with waiting_run(second) as run:
+        yield Gate(first, second, run)
+
+
 async def test_the_holder_and_the_waiter_of_a_key_and_each_workflows_slot(
     database_url: str,
 ) -> None:
     async with serve(database_url, GATE_REGISTRY) as served:
         http = served.http
-        started = await http.post(
-            f"{API}/workflows",
-            json={"type": "UiGate", "data": {"lane": "7"}, "priority": 3},
-            headers=auth(OPERATOR),
-        )
-        assert started.status_code == 201, started.text
-        first = started.json()
-        assert first["status"] == "WAITING_HUMAN"  # in flight: it holds the lane's slot
-        second = await served.runtime.builder.create_workflow("UiGate", {"lane": "7"})
-        async with waiting_run(second) as run:
-            line = await _line(http, waiters=1)
+        async with holder_and_waiter(served, "7") as gate:
+            first, second, run = gate.first, gate.second, gate.run
+            line = await _line(http, LANE, waiters=1)
             assert not run.done()
             assert line["key"] == LANE and line["limit"] == 1
             [holder] = line["holding"]
@@ -102,10 +124,41 @@ async def test_the_holder_and_the_waiter_of_a_key_and_each_workflows_slot(
             )
             assert cancelled.status_code == 200, cancelled.text
             assert await asyncio.wait_for(run, 10) is WorkflowStatus.WAITING_HUMAN
-        line = await _line(http, waiters=0)
+        line = await _line(http, LANE, waiters=0)
         assert [h["workflow_id"] for h in line["holding"]] == [second.id]
         # An ended workflow holds nothing.
         assert (await _get(http, f"/workflows/{first['id']}"))["concurrency"] == []
+
+
+async def test_the_pages_show_the_line_and_escape_the_key(database_url: str) -> None:
+    lane = '<b onclick="x">7</b>&'  # keys render from state: user data
+    key = f"lane-{lane}"
+    async with serve(database_url, GATE_REGISTRY) as served:
+        http = served.http
+        async with holder_and_waiter(served, lane) as gate:
+            await _line(http, key, waiters=1)
+            await log_in(http, VIEWER)
+            page = await http.get("/ui/concurrency")
+            assert page.status_code == 200, page.text
+            assert "<b onclick" not in page.text and escape(key) in page.text
+            held = row_cells(page.text, "data-slot", gate.first["id"])
+            assert held[0] == "holds a slot" and held[1] == gate.first["id"][:8]
+            assert held[2] == "(the workflow)" and held[3] == "3"
+            waits = row_cells(page.text, "data-slot", gate.second.id)
+            assert waits[0] == "1st in line" and waits[1] == gate.second.id[:8]
+            assert f'href="/ui/workflows/{gate.second.id}"' in page.text
+            assert "1 of 1 slot held, 1 waiting" in page.text
+
+            filtered = await http.get("/ui/concurrency", params={"key": "lane-8"})
+            assert "No slot is held or waited for on this key" in filtered.text
+            live = await http.get("/ui/concurrency/live", params={"key": key})
+            assert live.status_code == 200 and gate.second.id in live.text
+
+            holder_page = (await http.get(f"/ui/workflows/{gate.first['id']}")).text
+            assert f'holds a slot of <a href="/ui/concurrency?key={quote(key)}">' in holder_page
+            assert "<b onclick" not in holder_page
+            waiter_page = (await http.get(f"/ui/workflows/{gate.second.id}")).text
+            assert "waits for a slot of" in waiter_page and "(1st in line)" in waiter_page
 
 
 async def test_concurrency_needs_a_token_and_a_store_that_keeps_slots(

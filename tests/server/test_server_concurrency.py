@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -22,10 +21,9 @@ from markupsafe import escape
 from ruvon.models import WorkflowStatus
 from ruvon.workflow import Workflow
 from tests.server.conftest import OPERATOR, VIEWER, Served, auth, serve
-from tests.server.ui_support import log_in, row_cells
+from tests.server.ui_support import GATE_REGISTRY, log_in, row_cells
 
 API = "/api/v1"
-GATE_REGISTRY = Path(__file__).parent / "ui_workflows" / "gate_registry.yaml"
 LANE = "lane-7"
 
 

@@ -20,6 +20,7 @@ from ruvon.server.problems import install_problem_handlers
 from ruvon.server.routes_approvals import router as approvals_router
 from ruvon.server.routes_bulk import router as bulk_router
 from ruvon.server.routes_cluster import router as cluster_router
+from ruvon.server.routes_concurrency import router as concurrency_router
 from ruvon.server.routes_events import router as events_router
 from ruvon.server.routes_operations import router as operations_router
 from ruvon.server.routes_schedules import router as schedules_router
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(signals_router, prefix=API_PREFIX)
     app.include_router(schedules_router, prefix=API_PREFIX)
     app.include_router(cluster_router, prefix=API_PREFIX)
+    app.include_router(concurrency_router, prefix=API_PREFIX)
     app.include_router(events_router, prefix=API_PREFIX)
     app.include_router(bulk_router, prefix=API_PREFIX)
     mount_ui(app, env)  # the web UI at /ui, on the same runtime and tokens

@@ -98,6 +98,11 @@ class WorkflowDetail(BaseModel):
         "page through more with /workflows?parent=ID). None: not looked up.",
     )
     more_children: bool = Field(default=False, description="More children than listed.")
+    concurrency: list[WorkflowSlot] | None = Field(
+        default=None,
+        description="The concurrency slots it holds or waits for (GET /workflows/{id} only; "
+        "empty once it has ended). None: not looked up.",
+    )
 
     @classmethod
     def of(cls, record: WorkflowRecord) -> WorkflowDetail:
@@ -472,6 +477,50 @@ class ClusterView(BaseModel):
     broker: BrokerInfo | None
     queues: list[QueueInfo]
     recoveries: list[RecoveryItem] = Field(description="Newest first.")
+
+
+# -- concurrency slots (GET /concurrency, GET /workflows/{id}) --------------------------------
+
+
+class SlotItem(BaseModel):
+    """A holder of a slot of a key, or a waiter for one (``position``: its place in line)."""
+
+    workflow_id: str
+    step_name: str | None = Field(description="None: the workflow's own slot.")
+    holder: str = Field(description="The workflow id, or '<workflow id>/<step>[/<branch>]'.")
+    priority: int
+    since: datetime = Field(description="Held since, or waiting since.")
+    position: int | None = Field(
+        default=None, description="1-based place in the waiting line (None: a holder)."
+    )
+    run_id: int | None = Field(default=None, description="The cluster step run it is bound to.")
+    owner: str | None = Field(default=None, description="host:pid of the embedded process.")
+
+
+class ConcurrencyKey(BaseModel):
+    """One key: who holds its slots and who waits, in the order they will be served."""
+
+    key: str
+    limit: int = Field(description="Slots of the key held at once, as its holders asked.")
+    holding: list[SlotItem]
+    waiting: list[SlotItem]
+
+
+class ConcurrencyView(BaseModel):
+    """``GET /concurrency``: every key with a live holder or waiter, keys sorted."""
+
+    keys: list[ConcurrencyKey]
+
+
+class WorkflowSlot(BaseModel):
+    """A slot one workflow holds or waits for (``GET /workflows/{id}``)."""
+
+    key: str
+    state: str = Field(description="HOLDING or WAITING")
+    step_name: str | None = Field(description="None: the workflow's own slot.")
+    holder: str
+    limit: int
+    position: int | None = Field(description="1-based place in line while WAITING.")
 
 
 WorkflowDetail.model_rebuild()

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from ruvon.models import WorkflowStatus
 from ruvon.records import ListPosition
 from ruvon.server.auth import require
+from ruvon.server.concurrency_view import workflow_slots
 from ruvon.server.dependencies import server_runtime
 from ruvon.server.history import children_of, parallel_runs, parent_of, run_tracebacks, timers
 from ruvon.server.models import (
@@ -132,6 +133,7 @@ async def get_workflow(workflow_id: str, _actor: Viewer, runtime: Runtime) -> Wo
     detail = WorkflowDetail.of(record)
     detail.parent = await parent_of(persistence, record)
     detail.children, detail.more_children = await children_of(persistence, record)
+    detail.concurrency = await workflow_slots(persistence, record)
     return detail
 
 

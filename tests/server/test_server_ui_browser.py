@@ -1,6 +1,7 @@
 """The web UI in a real headless browser (Debian's chromium, driven by Playwright), against the
 real ``ruvon server`` process on a SQLite file, with a tokens file; the cluster page also against
-one on PostgreSQL and Redis with a real worker (:func:`cluster_server`).
+one on PostgreSQL and Redis with a real worker (:func:`cluster_server`), the concurrency page
+against one of its own (:func:`gate_server`).
 
 One server and one browser for the module; each test has its own browser context (cookies).
 Screenshots of every page go to ``test-artifacts/screenshots/`` (``RUVON_TEST_ARTIFACTS``).
@@ -13,7 +14,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from tests.integration.distributed_support import started_cluster
 from tests.integration.test_cli_process import cli_argv, cli_env
 from tests.server.cluster_support import Recovered, recover_two_runs
 from tests.server.conftest import API_REGISTRY
-from tests.server.ui_support import UI_REGISTRY, screenshot_dir
+from tests.server.ui_support import GATE_REGISTRY, UI_REGISTRY, screenshot_dir
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -52,8 +53,11 @@ class Server:
             method, f"{self.url}/api/v1{path}", headers=headers, timeout=20, **kwargs
         )
 
+    def start_answer(self, workflow_type: str, data: dict[str, Any]) -> httpx.Response:
+        return self.api("POST", "/workflows", json={"type": workflow_type, "data": data})
+
     def start(self, workflow_type: str, data: dict[str, Any]) -> str:
-        response = self.api("POST", "/workflows", json={"type": workflow_type, "data": data})
+        response = self.start_answer(workflow_type, data)
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
 
@@ -163,6 +167,21 @@ def cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster
             yield ClusterServer(server, cluster, recovered)
     finally:
         off_the_loop(opened.__exit__, None, None, None)
+
+
+@pytest.fixture(scope="module")
+def gate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``ruvon server`` on its own SQLite file with the ``UiGate`` type only: the other pages'
+    counts never see its workflows."""
+    home = tmp_path_factory.mktemp("ui-gate")
+    env = {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{home / 'gate.sqlite3'}",
+        "RUVON_REGISTRY_FILE": str(GATE_REGISTRY),
+        "RUVON_SERVER_UI_REFRESH": "0.5",
+    }
+    with running_server(home, env) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
@@ -413,3 +432,72 @@ def test_the_cluster_page_shows_the_workers_queues_and_recoveries_and_pings(
     crash.get_by_role("link").click()  # a recovery's workflow opens its page
     expect(page).to_have_url(f"{server.url}/ui/workflows/{recovered.crashed}")
     expect(page.locator("main")).to_contain_text("WORKER_CRASH_DETECTED")
+
+
+def _waiting_start(server: Server, lane: str, holder: str) -> tuple[str, Future[httpx.Response]]:
+    """Start a second ``UiGate`` of ``lane`` on another thread: the server runs it in its own
+    process (SQLite), where it waits for the lane's slot, so the request answers only once it
+    is admitted. Returns its id (found in the list) and the pending answer."""
+    pool = ThreadPoolExecutor(1)
+    answer = pool.submit(server.start_answer, "UiGate", {"lane": lane})
+    pool.shutdown(wait=False)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = server.api("GET", "/workflows", params={"type": "UiGate"}).json()["items"]
+        others = [item["id"] for item in found if item["id"] != holder]
+        if others:
+            return others[0], answer
+        time.sleep(0.05)
+    raise AssertionError("the second UiGate workflow was never created")
+
+
+def test_the_concurrency_page_shows_the_holder_and_the_waiting_line(
+    page: Page, gate_server: Server
+) -> None:
+    server = gate_server
+    lane = "<i>north</i>"  # keys render from state: what a user typed must stay text
+    key = f"lane-{lane}"
+    first = server.start("UiGate", {"lane": lane})  # holds the slot, waiting at its approval
+    second, answer = _waiting_start(server, lane, first)
+    try:
+        log_in(page, server, VIEWER_TOKEN)
+        nav = page.get_by_role("navigation", name="Main")
+        nav.get_by_role("link", name="Concurrency").click()
+        expect(page).to_have_url(f"{server.url}/ui/concurrency")
+        line = page.locator(f'section[data-key="{key}"]')
+        expect(line.locator("h2")).to_have_text(key)  # the text, not an <i> element
+        expect(page.locator("main i")).to_have_count(0)
+        expect(line.get_by_test_id("key-summary")).to_have_text("1 of 1 slot held, 1 waiting")
+        held = line.locator(f"tr[data-slot='{first}']")
+        expect(held).to_have_attribute("data-state", "holding")
+        expect(held).to_contain_text("holds a slot")
+        expect(held).to_contain_text("(the workflow)")
+        waits = line.locator(f"tr[data-slot='{second}']")
+        expect(waits).to_have_attribute("data-state", "waiting")
+        expect(waits.get_by_test_id("position")).to_have_text("1st in line")
+        expect(line.locator("tbody tr")).to_have_count(2)
+        shoot(page, "concurrency.png")
+
+        waits.get_by_role("link", name=second[:8]).click()  # the waiter's own page
+        expect(page).to_have_url(f"{server.url}/ui/workflows/{second}")
+        expect(page.get_by_test_id("concurrency")).to_have_text(
+            f"waits for a slot of {key} (1st in line)"
+        )
+        page.goto(f"{server.url}/ui/workflows/{first}")
+        expect(page.get_by_test_id("concurrency")).to_have_text(f"holds a slot of {key}")
+        page.get_by_test_id("concurrency").get_by_role("link", name=key).click()
+        expect(page).to_have_url(re.compile(r"/ui/concurrency\?key="))
+        expect(page.get_by_test_id("key-filter")).to_have_text(key)
+
+        # The first ends: the waiter takes the slot, and the open page follows (no reload).
+        cancelled = server.api("POST", f"/workflows/{first}/cancel", json={"reason": "make room"})
+        assert cancelled.status_code == 200, cancelled.text
+        expect(page.locator(f"tr[data-slot='{second}']")).to_have_attribute("data-state", "holding")
+        expect(page.locator(f"tr[data-slot='{first}']")).to_have_count(0)
+        admitted = answer.result(timeout=20)
+        assert admitted.status_code == 201, admitted.text
+        assert admitted.json()["status"] == "WAITING_HUMAN"
+    finally:
+        if not answer.done():  # a failed check left it waiting: free its lane, then wait
+            server.api("POST", f"/workflows/{first}/cancel", json={})
+            answer.result(timeout=20)

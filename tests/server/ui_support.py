@@ -13,6 +13,8 @@ import httpx
 from ruvon.testing.processes import REPO_ROOT
 
 UI_REGISTRY = Path(__file__).parent / "ui_workflows" / "ui_registry.yaml"
+#: The concurrency tests' registry: ``UiGate`` alone (one workflow per lane at a time).
+GATE_REGISTRY = Path(__file__).parent / "ui_workflows" / "gate_registry.yaml"
 ARTIFACTS_ENV = "RUVON_TEST_ARTIFACTS"
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 _CELL = re.compile(r"<td[^>]*>(.*?)</td>", re.DOTALL)

@@ -18,6 +18,7 @@ from ruvon.errors import ConfigurationError
 from ruvon.server.ui import (
     routes_catalog,
     routes_cluster,
+    routes_concurrency,
     routes_list,
     routes_login,
     routes_workflow,
@@ -48,7 +49,8 @@ def mount_ui(app: FastAPI, env: Mapping[str, str] | None = None) -> None:
     app.state.ui = state
     # Before the pages: routes match in order, and the catalog's last route takes any /ui path.
     app.mount(UI_PREFIX + "/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
-    for module in (routes_login, routes_list, routes_workflow, routes_cluster, routes_catalog):
+    pages = (routes_login, routes_list, routes_workflow, routes_cluster, routes_concurrency)
+    for module in (*pages, routes_catalog):
         app.include_router(module.router)
 
 

@@ -198,6 +198,7 @@ _TITLES = {
     409: "Not possible now",
     413: "Too large",
     422: "Invalid input",
+    501: "Not supported",
     503: "Unavailable",
 }
 

@@ -51,6 +51,15 @@ def _seconds(value: float | None) -> str:
     return f"{value / 60:.1f} min"
 
 
+_SUFFIXES = {1: "st", 2: "nd", 3: "rd"}
+
+
+def _ordinal(number: int) -> str:
+    """1 -> 1st, 2 -> 2nd, 11 -> 11th, 23 -> 23rd: a place in a waiting line."""
+    teen = 10 <= number % 100 <= 20
+    return f"{number}{'th' if teen else _SUFFIXES.get(number % 10, 'th')}"
+
+
 def _status_class(status: str | None) -> Markup:
     return Markup("status status-") + (status or "unknown").lower().replace("_", "-")
 
@@ -69,6 +78,7 @@ def build_environment() -> Environment:
     env.filters["compact_json"] = _compact_json
     env.filters["seconds"] = _seconds
     env.filters["status_class"] = _status_class
+    env.filters["ordinal"] = _ordinal
     env.globals["prefix"] = UI_PREFIX
     return env
 

@@ -12,6 +12,7 @@ from ruvon.clock import utc_now
 from ruvon.errors import InputValidationError, InvalidWorkflowOperation, RuvonError
 from ruvon.models import WorkflowStatus
 from ruvon.records import WorkflowRecord
+from ruvon.server.concurrency_view import workflow_slots
 from ruvon.server.dependencies import server_runtime
 from ruvon.server.problems import ruvon_error_status
 from ruvon.server.runtime import ServerRuntime
@@ -85,6 +86,7 @@ async def workflow_page(
         "audit": audit,
         "compensations": compensations,
         "children": await _children(runtime, workflow_id, CHILD_DEPTH),
+        "slots": await workflow_slots(persistence, record),
         "waiting": waiting_form(record) if access.may_operate else None,
         "can_cancel": access.may_operate and not record.status.is_terminal,
         "can_retry": access.may_operate and record.status in views.RETRYABLE,

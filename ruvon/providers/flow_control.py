@@ -118,9 +118,12 @@ class FlowControl(Protocol):
         (a cluster's parked runs; embedded waiters find out themselves)."""
         ...
 
-    async def list_slots(self, key: str | None = None) -> list[SlotRecord]:
-        """Live holders and waiters (of ``key``, or of every key): holders first, then waiters
-        in the order they will be served."""
+    async def list_slots(
+        self, key: str | None = None, *, workflow_id: str | None = None
+    ) -> list[SlotRecord]:
+        """Live holders and waiters (of ``key``, or of every key; with ``workflow_id``, of the
+        keys that workflow holds or waits for, their whole lines): per key, sorted by key,
+        holders first, then waiters in the order they will be served."""
         ...
 
     async def reserve_rate(self, key: str, per_second: float, burst: int) -> float:

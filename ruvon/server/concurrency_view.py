@@ -59,9 +59,12 @@ def flow_control_of(persistence: PersistenceProvider) -> FlowControl:
     return persistence
 
 
-async def concurrency_view(persistence: PersistenceProvider, key: str | None) -> ConcurrencyView:
-    """Every key with a live holder or waiter (or just ``key``), keys sorted."""
-    slots = await flow_control_of(persistence).list_slots(key)
+async def concurrency_view(
+    persistence: PersistenceProvider, key: str | None, *, workflow_id: str | None = None
+) -> ConcurrencyView:
+    """Every key with a live holder or waiter (or just ``key``; or the keys ``workflow_id``
+    holds or waits for), keys sorted, each with its whole line."""
+    slots = await flow_control_of(persistence).list_slots(key, workflow_id=workflow_id)
     # list_slots groups by key already (keys sorted); sorting again is stable and cheap, and
     # keeps the answer right for a store that only promises the order within a key.
     ordered = sorted(slots, key=lambda s: s.key)
@@ -94,11 +97,12 @@ async def workflow_slots(
     """What one workflow holds or waits for; None when the store keeps no slots.
 
     An ended workflow holds nothing (a slot lives only while its workflow is unfinished), so it
-    costs no read. The store has no per-workflow query: its lines are read whole, which is what
-    a waiter's position needs anyway.
+    costs no read. Only the lines of the keys it is in are read, whole (a waiter's position
+    needs its line).
     """
     if not isinstance(persistence, FlowControl):
         return None
     if record.status.is_terminal:
         return []
-    return slots_of(await concurrency_view(persistence, None), record.id)
+    view = await concurrency_view(persistence, None, workflow_id=record.id)
+    return slots_of(view, record.id)

@@ -349,9 +349,17 @@ class MemoryPersistenceProvider:
             self._slots[key] = book.entries
         return [entry.record(key) for entry in first]
 
-    async def list_slots(self, key: str | None = None) -> list[SlotRecord]:
+    async def list_slots(
+        self, key: str | None = None, *, workflow_id: str | None = None
+    ) -> list[SlotRecord]:
         with self._lock:
             keys = sorted(self._slots) if key is None else [key]
+            if workflow_id is not None:
+                keys = [
+                    k
+                    for k in keys
+                    if any(e.workflow_id == workflow_id for e in self._slots.get(k, ()))
+                ]
             books = [(k, self._slot_book(k)) for k in keys]
         return [entry.record(k) for k, book in books for entry in (*book.holders, *book.waiters)]
 

@@ -125,9 +125,17 @@ class PostgresFlowControl:
 
         return await self._in_transaction("release a concurrency slot", body)
 
-    async def list_slots(self, key: str | None = None) -> list[SlotRecord]:
+    async def list_slots(
+        self, key: str | None = None, *, workflow_id: str | None = None
+    ) -> list[SlotRecord]:
         async def body(conn: asyncpg.Connection) -> list[SlotRecord]:
-            keys = [r[0] for r in await conn.fetch(_Q["slot_keys"])] if key is None else [key]
+            if workflow_id is not None:
+                found = [r[0] for r in await conn.fetch(_Q["workflow_keys"], workflow_id)]
+                keys = [k for k in found if key is None or k == key]
+            elif key is None:
+                keys = [r[0] for r in await conn.fetch(_Q["slot_keys"])]
+            else:
+                keys = [key]
             records: list[SlotRecord] = []
             for k in keys:
                 book = await _book(conn, k)

@@ -126,7 +126,9 @@ class RedisFlowControl:
 
         return await self._optimistic(self.keys.slots(key), body)
 
-    async def list_slots(self, key: str | None = None) -> list[SlotRecord]:
+    async def list_slots(
+        self, key: str | None = None, *, workflow_id: str | None = None
+    ) -> list[SlotRecord]:
         client = (await self._connection()).client
         if key is None:
             members = await self._guard(client.smembers(self.keys.slot_keys))
@@ -140,6 +142,8 @@ class RedisFlowControl:
                 now, _ = await _server_time(pipe)
                 book = await self._guard(_book(pipe, self.keys, k, now))
                 await pipe.reset()  # type: ignore[no-untyped-call]
+            if workflow_id is not None and all(e.workflow_id != workflow_id for e in book.entries):
+                continue  # (no index by workflow here: each key's line is read)
             records += [entry.record(k) for entry in (*book.holders, *book.waiters)]
         return records
 

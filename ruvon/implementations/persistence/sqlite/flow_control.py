@@ -128,8 +128,12 @@ def _release(conn: sqlite3.Connection, key: str, holder: str) -> list[SlotRecord
     return records
 
 
-def _list(conn: sqlite3.Connection, key: str | None) -> list[SlotRecord]:
-    keys = [row[0] for row in conn.execute(_Q["slot_keys"]).fetchall()] if key is None else [key]
+def _list(conn: sqlite3.Connection, key: str | None, workflow_id: str | None) -> list[SlotRecord]:
+    if workflow_id is not None:
+        found = [row[0] for row in conn.execute(_Q["workflow_keys"], (workflow_id,)).fetchall()]
+        keys = [k for k in found if key is None or k == key]
+    else:
+        keys = [r[0] for r in conn.execute(_Q["slot_keys"]).fetchall()] if key is None else [key]
     now = clock.time()
     records = []
     for k in keys:
@@ -165,8 +169,10 @@ class SQLiteFlowControl:
         records: list[SlotRecord] = await self._run(_release, key, holder)
         return records
 
-    async def list_slots(self, key: str | None = None) -> list[SlotRecord]:
-        records: list[SlotRecord] = await self._run(_list, key)
+    async def list_slots(
+        self, key: str | None = None, *, workflow_id: str | None = None
+    ) -> list[SlotRecord]:
+        records: list[SlotRecord] = await self._run(_list, key, workflow_id)
         return records
 
     async def reserve_rate(self, key: str, per_second: float, burst: int) -> float:

@@ -27,6 +27,9 @@ SELECT extract(epoch FROM now())::float8;
 -- name: slot_keys
 SELECT DISTINCT key FROM concurrency_slots ORDER BY key;
 
+-- name: workflow_keys
+SELECT DISTINCT key FROM concurrency_slots WHERE workflow_id = $1 ORDER BY key;
+
 -- name: waiting_keys
 SELECT DISTINCT key FROM concurrency_slots WHERE state = 'WAITING' ORDER BY key LIMIT $1;
 

@@ -11,6 +11,9 @@ WHERE s.key = ?;
 -- name: slot_keys
 SELECT DISTINCT key FROM concurrency_slots ORDER BY key;
 
+-- name: workflow_keys
+SELECT DISTINCT key FROM concurrency_slots WHERE workflow_id = ? ORDER BY key;
+
 -- name: delete_slot
 DELETE FROM concurrency_slots WHERE key = ? AND holder = ?;
 

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.schema import ConcurrencySpec, RateLimitSpec
+from ruvon.engine.deadline import seconds_left, timeout_error
 from ruvon.engine.outbox import announce_stored
 from ruvon.errors import ConfigurationError, RuvonError, StepFunctionError
 from ruvon.providers.dispatch import RunDispatcher
@@ -141,7 +142,17 @@ async def _wait_for_turn(rt: StepRuntime, step: StepDefinition, wait: float) -> 
         return
     if _own_claim(rt, step) and wait > SLEEP_IN_PLACE:
         raise Deferred(step.name, delay=wait, reserved_step=step.name)
-    await asyncio.sleep(wait)
+    await _pause(rt, wait, step.name)
+
+
+async def _pause(rt: StepRuntime, seconds: float, step_name: str | None) -> None:
+    """Wait in this process, but never past the workflow's deadline: there it fails (as at
+    any step boundary), rather than waiting on for a turn it can no longer use."""
+    left = seconds_left(rt.record)
+    if left is not None and left < seconds:
+        await asyncio.sleep(max(left, 0.0))
+        raise timeout_error(rt.record, step_name)
+    await asyncio.sleep(seconds)
 
 
 def _step_holder(rt: StepRuntime, step: StepDefinition, branch: str | None) -> str:
@@ -246,7 +257,7 @@ async def _take_slot(
                 grant.ahead,
             )
             waited = True
-        await asyncio.sleep(pause)
+        await _pause(rt, pause, step_name)
         pause = min(pause * 2, _LONGEST_PAUSE)
 
 

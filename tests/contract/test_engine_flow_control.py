@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def _registry(directory: Path) -> Path:
             f"  - {{name: Call, function: {STEPS}.call_customer_api}}\n"
             "  - {name: Approve, type: HUMAN_IN_LOOP, function: "
             f"{STEPS}.noop}}\n"
+        ),
+        "impatient.yaml": (
+            "workflow_type: Impatient\ntimeout: 0.4\n"
+            "concurrency: {key: 'tenant-{{ state.customer }}', limit: 1}\nsteps:\n"
+            f"  - {{name: Call, function: {STEPS}.call_customer_api}}\n"
         ),
         "rated.yaml": (
             "workflow_type: Rated\nsteps:\n"
@@ -117,6 +123,27 @@ async def test_a_workflow_key_admits_one_workflow_until_it_ends(engine: EngineUn
     assert await asyncio.wait_for(waiting, 10) is WorkflowStatus.WAITING_HUMAN
     audit = [e.event_type for e in await engine.persistence.get_audit_log(second.id)]
     assert "WORKFLOW_ADMITTED" in audit
+
+
+async def test_a_workflow_waiting_for_a_slot_fails_at_its_deadline(
+    engine: EngineUnderTest,
+) -> None:
+    builder = engine.new_builder(_registry(engine.scratch_dir))
+    first = await builder.create_workflow("OneAtATime", {"customer": 4})
+    assert await first.run() is WorkflowStatus.WAITING_HUMAN
+    late = await builder.create_workflow("Impatient", {"customer": 4})
+    started = time.monotonic()
+    assert await asyncio.wait_for(late.run(), 10) is WorkflowStatus.FAILED
+    assert 0.3 <= time.monotonic() - started < 5
+    stored = await engine.persistence.load_workflow(late.id)
+    assert "WorkflowTimeoutError" in (stored.error or "")
+    events = [e.event_type for e in await engine.persistence.get_audit_log(late.id)]
+    assert "WORKFLOW_TIMED_OUT" in events
+    store = engine.persistence
+    assert isinstance(store, FlowControl)
+    assert [s.workflow_id for s in await store.list_slots("tenant-4")] == [first.id]
+    assert all(w != late.id for w, _ in steps.STARTED)
+    await first.cancel("done")
 
 
 async def test_a_rate_limit_spaces_calls_to_its_rate_after_the_burst(

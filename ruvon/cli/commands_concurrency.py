@@ -20,10 +20,10 @@ from ruvon.cli.render import Output, iso, local_time
 from ruvon.cli.runtime import CliConfig, open_engine, run_async
 from ruvon.providers.flow_control import FlowControl, SlotRecord, SlotState
 
-__all__ = ["concurrency_command", "slot_data"]
+__all__ = ["concurrency_command", "slot_data", "slot_positions"]
 
 
-def _positions(records: list[SlotRecord]) -> dict[tuple[str, str], int]:
+def slot_positions(records: list[SlotRecord]) -> dict[tuple[str, str], int]:
     """Each waiter's place in its key's line (1: served next)."""
     places: dict[tuple[str, str], int] = {}
     counts: dict[str, int] = {}
@@ -98,7 +98,7 @@ def concurrency_command(
             return await store.list_slots(key)
 
     records = run_async(main())
-    places = _positions(records)  # places in the whole line, before --workflow narrows it
+    places = slot_positions(records)  # places in the whole line, before --workflow narrows it
     if workflow_id is not None:
         records = [r for r in records if r.workflow_id == workflow_id]
     rows = [slot_data(r, places.get((r.key, r.holder))) for r in records]

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 from rich.text import Text
 
+from ruvon.cli.commands_concurrency import slot_data, slot_positions
 from ruvon.cli.failures import CommandError
 from ruvon.cli.params import (
     CursorType,
@@ -34,6 +35,7 @@ from ruvon.cli.render import (
 )
 from ruvon.cli.runtime import CliConfig, open_engine, require_database, run_async
 from ruvon.models import WorkflowStatus
+from ruvon.providers.flow_control import FlowControl
 from ruvon.providers.runs import StepRunRecord
 from ruvon.records import AuditEntry, ExecutionLogEntry, ListPosition, WorkflowRecord
 
@@ -168,7 +170,22 @@ def _progress(record: WorkflowRecord) -> str:
     return f"{name} ({record.current_step + 1} of {len(steps)})"
 
 
-def _print_workflow(output: Output, record: WorkflowRecord, history: list[AuditEntry]) -> None:
+def _slot_line(slot: dict[str, Any]) -> Text:
+    what = f"step {slot['step_name']}" if slot["step_name"] else "the workflow"
+    if slot["state"] == "HOLDING":
+        return Text(f"holds a slot of {slot['key']} (limit {slot['limit']}) for {what}")
+    return Text(
+        f"waits for a slot of {slot['key']} for {what}: #{slot['position']} in line",
+        style="yellow",
+    )
+
+
+def _print_workflow(
+    output: Output,
+    record: WorkflowRecord,
+    history: list[AuditEntry],
+    slots: list[dict[str, Any]] | None = None,
+) -> None:
     version = f"  (version {record.workflow_version})" if record.workflow_version else ""
     rows: list[tuple[str, Text | str]] = [
         ("Workflow", Text(record.id, style="bold")),
@@ -187,6 +204,7 @@ def _print_workflow(output: Output, record: WorkflowRecord, history: list[AuditE
         rows.append(("Parent", record.parent_execution_id))
     if record.blocked_on_child_id:
         rows.append(("Waiting on", record.blocked_on_child_id))
+    rows += [("Concurrency", _slot_line(slot)) for slot in slots or ()]
     if record.error:
         rows.append(("Error", Text(record.error, style="red")))
     output.print(fields_grid(rows))
@@ -196,12 +214,27 @@ def _print_workflow(output: Output, record: WorkflowRecord, history: list[AuditE
     output.print(audit_table(history, title="History"))
 
 
-async def _load(config: CliConfig, workflow_id: str) -> tuple[WorkflowRecord, list[AuditEntry]]:
+async def _load(
+    config: CliConfig, workflow_id: str
+) -> tuple[WorkflowRecord, list[AuditEntry], list[dict[str, Any]]]:
+    """The record, its history and (unfinished) the concurrency slots it holds or waits for,
+    each with its place in its key's line."""
     settings = config.settings()
     require_database(workflow_id, settings)
     async with open_engine(settings, read_only=True) as engine:
         record = await engine.load_record(workflow_id)
-        return record, await engine.persistence.get_audit_log(workflow_id)
+        history = await engine.persistence.get_audit_log(workflow_id)
+        store = engine.persistence
+        held: list[dict[str, Any]] = []
+        if not record.status.is_terminal and isinstance(store, FlowControl):
+            lines = await store.list_slots(workflow_id=workflow_id)
+            places = slot_positions(lines)
+            held = [
+                slot_data(s, places.get((s.key, s.holder)))
+                for s in lines
+                if s.workflow_id == workflow_id
+            ]
+        return record, history, held
 
 
 @click.command("show")
@@ -211,11 +244,11 @@ async def _load(config: CliConfig, workflow_id: str) -> tuple[WorkflowRecord, li
 def show_command(config: CliConfig, workflow_id: str, as_json: bool) -> None:
     """Show one workflow: status, current step, state, error and history."""
     output = Output()
-    record, history = run_async(_load(config, workflow_id))
+    record, history, slots = run_async(_load(config, workflow_id))
     if as_json:
-        output.json(record_detail(record, history))
+        output.json({**record_detail(record, history), "concurrency": slots})
     else:
-        _print_workflow(output, record, history)
+        _print_workflow(output, record, history, slots)
 
 
 @click.command("logs")

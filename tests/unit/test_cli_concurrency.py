@@ -75,3 +75,17 @@ def test_an_unknown_key_says_nothing_is_held(tmp_path: Path) -> None:
     result = _invoke("--db", str(db), "concurrency", "nobody")
     assert result.exit_code == 0
     assert "No slot of 'nobody' is held or waited for." in result.output
+
+
+def test_show_says_which_slot_a_workflow_holds_or_waits_for(tmp_path: Path) -> None:
+    db = tmp_path / "ruvon.db"
+    asyncio.run(_fill(db))
+    shown = _invoke("--db", str(db), "show", "wf-third")
+    assert shown.exit_code == 0, shown.output
+    assert "waits for a slot of customer-7 for step Call: #2 in line" in shown.output
+    holder = _invoke("--db", str(db), "show", "wf-holder")
+    assert "holds a slot of customer-7 (limit 1) for step Call" in holder.output
+    data = json.loads(_invoke("--db", str(db), "show", "wf-second", "--json").output)
+    assert [(s["key"], s["state"], s["position"]) for s in data["concurrency"]] == [
+        ("customer-7", "WAITING", 1)
+    ]

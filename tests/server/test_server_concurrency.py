@@ -142,8 +142,10 @@ async def test_the_pages_show_the_line_and_escape_the_key(database_url: str) -> 
             held = row_cells(page.text, "data-slot", gate.first["id"])
             assert held[0] == "holds a slot" and held[1] == gate.first["id"][:8]
             assert held[2] == "(the workflow)" and held[3] == "3"
+            assert held[5] == "the workflow, until it ends"
             waits = row_cells(page.text, "data-slot", gate.second.id)
             assert waits[0] == "1st in line" and waits[1] == gate.second.id[:8]
+            assert waits[5].startswith("process ")  # waiting, it is bound to its process
             assert f'href="/ui/workflows/{gate.second.id}"' in page.text
             assert "1 of 1 slot held, 1 waiting" in page.text
 

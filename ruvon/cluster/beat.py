@@ -8,12 +8,12 @@ recover_zombies             re-queue runs whose worker died,    ``RUVON_SWEEP_SE
 redispatch_lost             re-send runs whose message is       ``RUVON_SWEEP_SECONDS``
                             missing from the broker
 reconcile                   resume parents whose child ended,   ``RUVON_SWEEP_SECONDS``
-                            fire complete joins
+                            fire complete joins, wake runs
+                            parked for a slot a dead holder
+                            freed
 fire_due_timers             WAIT timers, approval deadlines     ``RUVON_SWEEP_SECONDS``
 fail_past_deadline          fail unfinished workflows past      ``RUVON_SWEEP_SECONDS``
                             their deadline (``timeout``)
-wake_slot_waiters           wake runs parked for a concurrency  ``RUVON_SWEEP_SECONDS``
-                            slot a dead holder freed
 poll_schedules              start cron-scheduled workflows      ``RUVON_SCHEDULE_POLL_SECONDS``
                                                                 (1)
 ==========================  ==================================  =============================

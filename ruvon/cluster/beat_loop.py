@@ -55,7 +55,6 @@ def sweep_schedule(settings: Settings) -> tuple[SweepEvery, ...]:
         SweepEvery("reconcile", every),
         SweepEvery("fire_due_timers", every),
         SweepEvery("fail_past_deadline", every),
-        SweepEvery("wake_slot_waiters", every),
         SweepEvery("poll_schedules", settings.schedule_poll_seconds),
     )
 

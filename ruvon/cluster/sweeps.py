@@ -13,12 +13,12 @@ and everything it sends is only a hint for a claim that happens at most once.
   its queue says so, two sweeps in a row, not its age, so runs queued behind a backlog are
   left to wait.
 * :meth:`Sweeps.reconcile` — parents still waiting for a child that ended, and complete joins
-  without a join run, get their continuation.
+  without a join run, get their continuation; runs parked for a concurrency slot that a dead
+  holder freed are woken.
 * :meth:`Sweeps.fire_due_timers` — WAIT timers and approval deadlines that are due.
 * :meth:`Sweeps.fail_past_deadline` — unfinished workflows past their deadline (workflow
   ``timeout``): a run for each, whose worker fails it with the same fenced, version-checked save
   as any transition (a worker's concurrent save of that version loses).
-* :meth:`Sweeps.wake_slot_waiters` — runs parked for a concurrency slot whose holder died.
 """
 
 from __future__ import annotations
@@ -113,16 +113,19 @@ class Sweeps:
         return self._logged(SweepReport("redispatch_lost", sent=len(lost.resent), details=details))
 
     async def reconcile(self) -> SweepReport:
-        """Resume parents whose child ended, and fire complete joins that have no join run."""
+        """Resume parents whose child ended, fire complete joins that have no join run, and
+        wake the runs parked for a concurrency slot a dead holder freed (its lease lapsed, or
+        its workflow ended without waking them), closing those of ended workflows."""
         settings = self.settings
         queue = self.dispatcher.default_queue
         grace = settings.dispatch_timeout_seconds
         parents = await self.maintenance.reconcile_parents(queue, grace, settings.sweep_batch)
         joins = await self.maintenance.reconcile_joins(queue, grace, settings.sweep_batch)
-        self.dispatcher.dispatch([*parents, *joins])
+        slots = await self.maintenance.wake_slot_waiters(settings.sweep_batch)
+        self.dispatcher.dispatch([*parents, *joins, *slots])
         report = SweepReport(
-            "reconcile", sent=len(parents) + len(joins),
-            details={"parents": len(parents), "joins": len(joins)},
+            "reconcile", sent=len(parents) + len(joins) + len(slots),
+            details={"parents": len(parents), "joins": len(joins), "slots": len(slots)},
         )  # fmt: skip
         return self._logged(report)
 
@@ -141,14 +144,6 @@ class Sweeps:
         )
         self.dispatcher.dispatch(runs)
         return self._logged(SweepReport("fail_past_deadline", sent=len(runs)))
-
-    async def wake_slot_waiters(self) -> SweepReport:
-        """Wake the parked runs first in line for concurrency slots that are free: freed by a
-        holder whose lease lapsed (its worker died) or whose workflow ended without waking
-        them (a cancel, a crash between the release and the wake-up)."""
-        runs = await self.maintenance.wake_slot_waiters(self.settings.sweep_batch)
-        self.dispatcher.dispatch(runs)
-        return self._logged(SweepReport("wake_slot_waiters", sent=len(runs)))
 
     async def poll_schedules(self) -> SweepReport:
         """Start the workflows of due cron schedules (registry schedules synced once first)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
+from ruvon.engine.deadline import past_deadline
 from ruvon.engine.machine import WAITING, WorkflowEngine
 from ruvon.errors import InvalidWorkflowOperation
 from ruvon.models import WorkflowStatus
@@ -148,6 +149,14 @@ class Workflow(WorkflowEngine):
                 raise InvalidWorkflowOperation(
                     f"workflow '{self.id}' is {self.status}; only "
                     f"{', '.join(retryable)} workflows can be retried"
+                )
+            deadline = self._record.deadline_at
+            if deadline is not None and past_deadline(self._record):
+                # Its deadline is fixed at its start: re-activated, it would fail again at once.
+                raise InvalidWorkflowOperation(
+                    f"workflow '{self.id}' is past its deadline ({deadline.isoformat()}, its "
+                    "workflow timeout counted from its start); a retry would fail it again at "
+                    "once: start a new workflow instead"
                 )
             old = self.status
             self._record.error = None

@@ -80,10 +80,10 @@ def _flow_control(rt: StepRuntime) -> FlowControl:
     return store
 
 
-def _own_claim(rt: StepRuntime, step: StepDefinition) -> bool:
+def _on_worker(rt: StepRuntime) -> bool:
     """Whether this object runs on a worker, under a claim (a deferral gives the run back)."""
     remote = rt.remote
-    return remote is not None and remote.claim is not None and step is not None
+    return remote is not None and remote.claim is not None
 
 
 def _already_reserved(rt: StepRuntime, step: StepDefinition) -> bool:
@@ -140,7 +140,7 @@ async def _wait_for_turn(rt: StepRuntime, step: StepDefinition, wait: float) -> 
     deferral (its reservation is made: the next claim does not reserve again)."""
     if wait <= 0:
         return
-    if _own_claim(rt, step) and wait > SLEEP_IN_PLACE:
+    if _on_worker(rt) and wait > SLEEP_IN_PLACE:
         raise Deferred(step.name, delay=wait, reserved_step=step.name)
     await _pause(rt, wait, step.name)
 

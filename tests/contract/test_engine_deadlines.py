@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ruvon.errors import ConcurrencyConflict, WorkflowTimeoutError
+from ruvon.errors import ConcurrencyConflict, InvalidWorkflowOperation, WorkflowTimeoutError
 from ruvon.models import WorkflowStatus
 from ruvon.testing.providers import EngineUnderTest
 from tests.contract import steps_fixtures as fx
@@ -93,6 +93,11 @@ async def test_the_deadline_stops_the_running_step_and_fails_the_workflow(
     timed_out = await engine.audit_events(wf.id, "WORKFLOW_TIMED_OUT")
     assert [(e.step_name, e.details["timeout"]) for e in timed_out] == [("Spin", DEADLINE)]
     assert await engine.persistence.list_past_deadline(stored.deadline_at) == []
+    # Its deadline was fixed at its start: a retry is refused, saying why, and changes nothing.
+    with pytest.raises(InvalidWorkflowOperation, match=r"past its deadline .*start a new"):
+        await wf.retry()
+    again = await engine.persistence.load_workflow(wf.id)
+    assert (again.status, again.version) == (Status.FAILED, stored.version)
 
 
 async def test_under_saga_the_deadline_compensates_the_completed_steps(

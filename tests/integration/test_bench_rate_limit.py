@@ -1,4 +1,4 @@
-"""``python -m loadtests.bench rate_limit`` at a smoke size: it runs, and prints what it measured."""
+"""``python -m loadtests.bench rate_limit`` at a smoke size: it runs and prints its figures."""
 
 from __future__ import annotations
 

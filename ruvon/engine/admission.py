@@ -34,6 +34,7 @@ __all__ = [
     "EMBEDDED_SLOT_LEASE",
     "admit_workflow",
     "gated_call",
+    "is_gated",
     "rate_turn",
     "release_workflow",
     "render_key",
@@ -47,6 +48,15 @@ EMBEDDED_SLOT_LEASE = 300.0
 #: On a worker, a rate-limit wait up to this long is slept in place (a redelivery costs more).
 SLEEP_IN_PLACE = 0.02
 _FIRST_PAUSE, _LONGEST_PAUSE = 0.005, 0.25
+
+
+def is_gated(rt: StepRuntime, step: StepDefinition) -> bool:
+    """Whether a call of ``step`` passes admission at all (a limit of its own or its queue's)."""
+    return (
+        step.rate_limit is not None
+        or step.concurrency is not None
+        or bool(step.queue and step.queue in rt.queue_limits)
+    )
 
 
 def render_key(rt: StepRuntime, template: str, *, step: str | None, field: str) -> str:

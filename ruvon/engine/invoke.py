@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ruvon.definitions.imports import function_shape
 from ruvon.definitions.schema import RetryPolicy
-from ruvon.engine.admission import gated_call, rate_turn
+from ruvon.engine.admission import gated_call, is_gated, rate_turn
 from ruvon.engine.deadline import step_timeout_within
 from ruvon.engine.deadline import timeout_error as workflow_timeout_error
 from ruvon.errors import InvalidStepResult, RuvonError, StepTimeoutError
@@ -83,13 +83,19 @@ async def call_step_function(
     # context variable does not follow: the wrapper enters the log context there.
     called = function if function_shape(function).is_async else bind_step_log_context(function)
     step_timeout = timeout if timeout is not None else step.timeout
-    # Its rate-limit turn first (a deferral then holds no slot), then a slot of its key.
-    await rate_turn(rt, step, first=True)
-    async with gated_call(rt, step, context.branch_name):
-        return await _attempts(
-            rt, step, function, called, context, call_state, kwargs, step_timeout, policy,
-            attempt, claimed_attempt, queue, worker,
-        )  # fmt: skip
+    attempts = _attempts(
+        rt, step, function, called, context, call_state, kwargs, step_timeout, policy,
+        attempt, claimed_attempt, queue, worker,
+    )  # fmt: skip
+    if not is_gated(rt, step):
+        return await attempts  # (most steps: no admission to pass)
+    try:
+        # Its rate-limit turn first (a deferral then holds no slot), then a slot of its key.
+        await rate_turn(rt, step, first=True)
+        async with gated_call(rt, step, context.branch_name):
+            return await attempts
+    finally:
+        attempts.close()  # never awaited when admission raised: not a leaked coroutine
 
 
 async def _attempts(

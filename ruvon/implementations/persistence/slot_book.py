@@ -187,6 +187,14 @@ class SlotBook:
         limit = max(self.entries, key=lambda e: (e.since, e.seq)).limit
         return waiters[: max(limit - len(self.holders), 0)]
 
+    def can_go(self, holder: str) -> bool:
+        """Whether waiter ``holder`` would be granted now: first in line, and a slot free by
+        its own limit (the one its acquire is judged by)."""
+        waiters = self.waiters
+        if not waiters or waiters[0].holder != holder:
+            return False
+        return len(self.holders) < waiters[0].limit
+
     def _put(self, entry: SlotEntry) -> None:
         self.entries = [e for e in self.entries if e.holder != entry.holder] + [entry]
         self.written[entry.holder] = entry

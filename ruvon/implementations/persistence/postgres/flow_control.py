@@ -87,9 +87,11 @@ async def _wake_if_first(
         return queued
     key, holder = slot
     book = await _book(conn, key)
-    first = [e.record(key) for e in book.first_in_line() if e.holder == holder]
     await _store(conn, key, book)
-    woken = await _wake(conn, first)
+    if not book.can_go(holder):
+        return None
+    mine = next(e for e in book.waiters if e.holder == holder)
+    woken = await _wake(conn, [mine.record(key)])
     return woken[0] if woken else None
 
 

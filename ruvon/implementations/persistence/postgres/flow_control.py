@@ -176,18 +176,12 @@ class PostgresFlowControl:
         reserved_step: str | None = None,
         slot: tuple[str, str] | None = None,
     ) -> QueuedRun | None:
-        async def body(conn: asyncpg.Connection) -> QueuedRun | None:
-            if slot is not None:
-                await conn.execute(_Q["lock_key"], slot[0])
-            row = await conn.fetchrow(
+        async def write(conn: asyncpg.Connection) -> asyncpg.Record | None:
+            return await conn.fetchrow(
                 _RUNS["defer_run"], claim.run_id, claim.attempt, delay, reserved_step
             )
-            if row is None:
-                return None
-            queued = queued_run(row)
-            return queued if delay is not None else await _wake_if_first(conn, slot, queued)
 
-        return await self._in_transaction("defer a step run", body)
+        return await self._deferred("defer a step run", write, delay, slot)
 
     async def defer_advance(
         self,
@@ -199,20 +193,35 @@ class PostgresFlowControl:
         reserved_step: str | None = None,
         slot: tuple[str, str] | None = None,
     ) -> QueuedRun | None:
-        async def body(conn: asyncpg.Connection) -> QueuedRun | None:
-            if slot is not None:
-                await conn.execute(_Q["lock_key"], slot[0])
+        async def write(conn: asyncpg.Connection) -> asyncpg.Record | None:
             await close_claimed_run(conn, claim, RunStatus.DONE)
-            row = await conn.fetchrow(
+            return await conn.fetchrow(
                 _RUNS["insert_deferred_advance"], workflow.id, claim.queue, step_name,
                 f"v{workflow.version}", delay, workflow.priority, reserved_step,
             )  # fmt: skip
+
+        return await self._deferred("defer a workflow's advance", write, delay, slot)
+
+    async def _deferred(
+        self,
+        operation: str,
+        write: Callable[[asyncpg.Connection], Awaitable[asyncpg.Record | None]],
+        delay: float | None,
+        slot: tuple[str, str] | None,
+    ) -> QueuedRun | None:
+        """One transaction: the key's lock (parking for a slot), ``write`` (the deferred run's
+        row), and, parked, an immediate wake-up if the slot freed before the lock was taken."""
+
+        async def body(conn: asyncpg.Connection) -> QueuedRun | None:
+            if slot is not None:
+                await conn.execute(_Q["lock_key"], slot[0])
+            row = await write(conn)
             if row is None:
                 return None
             queued = queued_run(row)
             return queued if delay is not None else await _wake_if_first(conn, slot, queued)
 
-        return await self._in_transaction("defer a workflow's advance", body)
+        return await self._in_transaction(operation, body)
 
     async def wake_parked(self, waiters: Sequence[SlotRecord]) -> list[QueuedRun]:
         async def body(conn: asyncpg.Connection) -> list[QueuedRun]:

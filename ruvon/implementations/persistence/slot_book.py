@@ -75,6 +75,26 @@ class SlotEntry:
         )
 
 
+def _entry_for(
+    request: SlotRequest, state: SlotState, now: float, seq: int, lease_until: float | None
+) -> SlotEntry:
+    """The entry ``request`` stores: a holder bound to its run or lease, or a new waiter."""
+    holding = state is SlotState.HOLDING
+    return SlotEntry(
+        holder=request.holder,
+        workflow_id=request.workflow_id,
+        step_name=request.step_name,
+        state=state,
+        limit=request.limit,
+        priority=request.priority,
+        since=now,
+        seq=seq,
+        owner=request.owner,
+        lease_until=lease_until,
+        run_id=request.run_id if holding else None,
+    )
+
+
 def _serve_order(entry: SlotEntry) -> tuple[int, float, int]:
     return (-entry.priority, entry.since, entry.seq)
 
@@ -140,36 +160,10 @@ class SlotBook:
         waiters = self.waiters
         ahead = waiters.index(mine) if mine is not None else len(waiters)
         if ahead == 0 and len(holders) < request.limit:
-            self._put(
-                SlotEntry(
-                    holder=request.holder,
-                    workflow_id=request.workflow_id,
-                    step_name=request.step_name,
-                    state=SlotState.HOLDING,
-                    limit=request.limit,
-                    priority=request.priority,
-                    since=self.now,
-                    seq=seq,
-                    owner=request.owner,
-                    lease_until=lease_until,
-                    run_id=request.run_id,
-                )
-            )
+            self._put(_entry_for(request, SlotState.HOLDING, self.now, seq, lease_until))
             return SlotGrant(True, len(holders) + 1)
-        if mine is None:
-            self._put(
-                SlotEntry(
-                    holder=request.holder,
-                    workflow_id=request.workflow_id,
-                    step_name=request.step_name,
-                    state=SlotState.WAITING,
-                    limit=request.limit,
-                    priority=request.priority,
-                    since=self.now,
-                    seq=seq,
-                    owner=request.owner,
-                )
-            )
+        if mine is None:  # a new waiter joins the line (its lease comes with its next ask)
+            self._put(_entry_for(request, SlotState.WAITING, self.now, seq, None))
         return SlotGrant(False, len(holders), ahead)
 
     def release(self, holder: str) -> list[SlotEntry]:

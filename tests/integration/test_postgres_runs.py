@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from ruvon.errors import ClaimLost, ConcurrencyConflict
 from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
+from ruvon.implementations.persistence.postgres import runs as runs_module
+from ruvon.implementations.persistence.queries import load_queries
 from ruvon.models import WorkflowStatus
 from ruvon.providers.runs import (
     BranchOutcome,
@@ -29,6 +32,8 @@ from ruvon.records import AuditEntry, WorkflowRecord
 from ruvon.testing.postgres import create_database, drop_database
 
 LEASE = 30.0
+_RUNS = load_queries(Path(runs_module.__file__).with_name("sql") / "runs.sql")
+_COMMIT_MODE = "SELECT current_setting('synchronous_commit')"
 
 
 @pytest.fixture
@@ -124,6 +129,53 @@ async def test_a_zombie_commit_after_a_reclaim_is_refused_and_writes_nothing(
     rows = await _sql(database, "SELECT step_name, status, attempt FROM step_runs ORDER BY id")
     assert [tuple(r) for r in rows] == [("S", "DONE", 2), ("T", "QUEUED", 0)]
     assert not await ledger.extend_lease(claim, LEASE)  # closed with the commit
+
+
+async def test_a_claim_commits_without_waiting_for_the_wal_flush_and_only_itself(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    _, (run_id,) = await _workflow(ledger)
+    connection = await asyncpg.connect(database)
+    try:
+        async with connection.transaction():
+            assert await connection.fetchrow(_RUNS["claim_run"], run_id, "w:1", LEASE)
+            assert await connection.fetchval(_COMMIT_MODE) == "off"  # this transaction
+        assert await connection.fetchval(_COMMIT_MODE) == "on"  # the session keeps its own
+        async with connection.transaction():  # a claim that takes nothing leaves it alone
+            assert await connection.fetchrow(_RUNS["claim_run"], run_id, "w:2", LEASE) is None
+            assert await connection.fetchval(_COMMIT_MODE) == "on"
+    finally:
+        await connection.close()
+
+
+async def test_a_claim_lost_in_a_server_crash_lets_only_one_holder_commit(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    """A crash may lose a claim's unflushed commit: the run is due again at its old attempt,
+    the next claim hands the same attempt number out a second time. Of the two holders the
+    first to commit wins; the other is refused and writes nothing."""
+    record, (run_id,) = await _workflow(ledger)
+    claimed = await ledger.claim_run(run_id, "before-crash:1", LEASE)
+    assert claimed is not None
+    await _sql(  # what the server holds after losing that commit
+        database,
+        "UPDATE step_runs SET status = 'QUEUED', attempt = 0, lease_owner = NULL, "
+        "lease_expires_at = NULL",
+    )
+    again = await ledger.claim_run(run_id, "after-crash:1", LEASE)
+    assert again is not None and again[0].attempt == claimed[0].attempt == 1
+
+    for (claim, copy), n in ((claimed, 1), (again, 2)):
+        copy.state, copy.status = {"n": n}, WorkflowStatus.PENDING_ASYNC
+        work = WorkWrites(fence=claim, enqueue=[RunRequest(record.id, RunKind.STEP, "T")])
+        if n == 1:
+            assert await ledger.save_workflow(copy, expected_version=1, work=work) == 2
+        else:
+            with pytest.raises(ConcurrencyConflict):
+                await ledger.save_workflow(copy, expected_version=1, work=work)
+    assert (await ledger.load_workflow(record.id)).state == {"n": 1}
+    rows = await _sql(database, "SELECT step_name, status, attempt FROM step_runs ORDER BY id")
+    assert [tuple(r) for r in rows] == [("S", "DONE", 1), ("T", "QUEUED", 0)]
 
 
 async def test_a_version_conflict_leaves_the_claimed_run_open(

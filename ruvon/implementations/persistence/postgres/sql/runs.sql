@@ -27,6 +27,14 @@ RETURNING id, workflow_id, kind, step_name, branch, queue,
 -- attempt + 1, lease from now(). The workflow row comes back in the same statement (its
 -- columns first, in WorkflowRecord field order), saving a round trip per step; and the
 -- database's clock, which the worker aligns its own with.
+-- The claim commits without waiting for its WAL flush (synchronous_commit off for this
+-- transaction only): a claim is a lease, not a result. Every later durable commit flushes the
+-- WAL past it, the run's own commit first of all. A server crash that loses it leaves the run
+-- as it was (due, or its lease expiring: recovered like a lost message); the attempt number
+-- it may then hand out twice is harmless, because every commit of a result closes the run in
+-- the same statement and the fence wants it still RUNNING: of two holders of one attempt the
+-- first commit wins, the second is refused and writes nothing
+-- (tests/integration/test_postgres_runs.py). A hop-forced step's commits are half claims.
 WITH claimed AS (
     UPDATE step_runs SET
         status = 'RUNNING', attempt = attempt + 1, lease_owner = $2,
@@ -45,7 +53,8 @@ SELECT w.id, w.workflow_type, w.status, w.state, w.definition_snapshot, w.curren
        w.completed_at, w.deadline_at,
        c.id, c.kind, c.step_name, c.branch, c.run_number, c.attempt, c.queue, now(),
        c.trace_context, c.priority, c.reserved_step
-FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id;
+FROM claimed c JOIN workflow_executions w ON w.id = c.workflow_id
+CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS fast_commit;
 
 -- name: describe_run
 SELECT id, workflow_id, kind, step_name, branch, queue, status, attempt,

@@ -134,8 +134,9 @@ _SINGLE_POLL = 0.001  # seconds between status reads of the one workflow waited 
 _T = TypeVar("_T")
 
 # One query per poll counts a batch's statuses; the latency reads the step runs once per run.
-_COUNT_STATUSES = (
-    "SELECT status, count(*) FROM workflow_executions WHERE id = ANY($1::text[]) GROUP BY status"
+_NOT_COMPLETED = (
+    "SELECT id, status FROM workflow_executions WHERE id = ANY($1::text[]) "
+    "AND status <> 'COMPLETED'"
 )
 _STATUS = "SELECT status FROM workflow_executions WHERE id = $1"
 _STEP_TIMES = (
@@ -516,16 +517,33 @@ async def _start_and_wait(
 
 
 async def _wait_batch(db: asyncpg.Connection, ids: Sequence[str]) -> None:
-    """Poll one status count until every workflow of ``ids`` is COMPLETED."""
+    """Poll until every workflow of ``ids`` is COMPLETED.
+
+    The polls share the two cores with the cluster they watch, so they are kept cheap: first
+    the last workflow started alone (one row), then only the ones not yet seen COMPLETED (the
+    first full count, 200 rows, cost ~5 ms of PostgreSQL per poll, a tenth of its time).
+    """
     deadline = time.monotonic() + _TIMEOUT
-    while True:
-        counts = {row[0]: row[1] for row in await db.fetch(_COUNT_STATUSES, list(ids))}
-        if counts.get("COMPLETED", 0) == len(ids):
-            return
-        failed = {status: n for status, n in counts.items() if status in _FAILED}
-        if failed or time.monotonic() > deadline:
+    pending = list(ids)
+    if len(pending) > 1:
+        while await db.fetchval(_STATUS, pending[-1]) not in ("COMPLETED", *_FAILED):
+            _check_deadline(deadline, {"pending": len(pending)})
+            await asyncio.sleep(_BATCH_POLL)
+    while pending:
+        rows = await db.fetch(_NOT_COMPLETED, pending)
+        failed = {row[1] for row in rows} & _FAILED
+        if failed:
+            counts = {status: sum(1 for r in rows if r[1] == status) for status in failed}
             raise RuntimeError(f"benchmark workflows did not all complete: {counts}")
-        await asyncio.sleep(_BATCH_POLL)
+        pending = [row[0] for row in rows]
+        if pending:
+            _check_deadline(deadline, {"pending": len(pending)})
+            await asyncio.sleep(_BATCH_POLL)
+
+
+def _check_deadline(deadline: float, counts: dict[str, int]) -> None:
+    if time.monotonic() > deadline:
+        raise RuntimeError(f"benchmark workflows did not all complete: {counts}")
 
 
 async def _latency_runs(

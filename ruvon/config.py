@@ -46,6 +46,12 @@ Variable (fallback): meaning, default::
                                                     twice (1/true), default off
     RUVON_WORKER_PREFETCH                           Celery's worker_prefetch_multiplier: messages
                                                     each pool process reserves, default 4
+    RUVON_PROCESS_RUNS                              step runs one prefork pool process carries
+                                                    at once: runs of workflows without step
+                                                    timeouts or a deadline go on in carrier
+                                                    threads while the task thread takes the
+                                                    next message (1: one run at a time; off
+                                                    with RUVON_ACKS_LATE), default 4
     RUVON_ACKS_LATE                                 acknowledge a message after its task ran
                                                     (1/true) or when it is received (0), default 0
     RUVON_TASK_EVENTS                               workers send task events (1/true) without
@@ -143,6 +149,7 @@ class Settings:
     continue_seconds: float = 1.0
     duplicate_messages: bool = False
     worker_prefetch: int = 4
+    process_runs: int = 4
     acks_late: bool = False
     task_events: bool = False
     task_logs: bool = False
@@ -190,6 +197,7 @@ class Settings:
             maintenance_queue=env.get("RUVON_MAINTENANCE_QUEUE") or "ruvon.maintenance",
             duplicate_messages=_flag(env, "RUVON_DUPLICATE_MESSAGES", False),
             worker_prefetch=max(_int(env, "RUVON_WORKER_PREFETCH", 4), 1),
+            process_runs=max(_int(env, "RUVON_PROCESS_RUNS", 4), 1),
             acks_late=_flag(env, "RUVON_ACKS_LATE", False),
             task_events=_flag(env, "RUVON_TASK_EVENTS", False),
             task_logs=_flag(env, "RUVON_TASK_LOGS", False),

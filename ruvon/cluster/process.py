@@ -33,6 +33,7 @@ from ruvon.cluster.metrics import worker_observer
 from ruvon.cluster.runner import StepRunner
 from ruvon.config import Settings
 from ruvon.errors import ConfigurationError, PersistenceError, SchemaOutOfDate
+from ruvon.implementations.execution.carriers import RunCarriers
 from ruvon.implementations.execution.celery import CeleryExecutionProvider
 from ruvon.implementations.execution.celery_config import PROCESS_INIT_TIMEOUT
 from ruvon.providers.persistence import PersistenceProvider
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 
     from ruvon.implementations.persistence.postgres import PostgresPersistenceProvider
 
-__all__ = ["process_persistence", "process_runner", "serve_app"]
+__all__ = ["process_carriers", "process_persistence", "process_runner", "serve_app"]
 
 logger = logging.getLogger("ruvon.worker")
 
@@ -54,6 +55,9 @@ _app: Celery | None = None
 _provider: PersistenceProvider | None = None
 _provider_pid: int | None = None
 _runner: StepRunner | None = None
+_carriers: RunCarriers | None = None
+#: Seconds a pool process that exits waits for the runs its carrier threads still carry.
+CARRIER_DRAIN_SECONDS = 60.0
 
 
 def serve_app(app: Celery) -> None:
@@ -133,6 +137,20 @@ def process_runner() -> StepRunner:
         return _runner
 
 
+def process_carriers() -> RunCarriers | None:
+    """This pool process's carrier threads (ruvon.implementations.execution.carriers): set up
+    in ``worker_process_init``, so only a prefork child has them (a solo or threads pool runs
+    each task's run on the task's own thread)."""
+    return _carriers
+
+
+def _carriers_for(settings: Settings) -> RunCarriers | None:
+    # Acks late promise "acknowledged once its run ended": a handed-over run has not.
+    if settings.process_runs <= 1 or settings.acks_late:
+        return None
+    return RunCarriers(settings.process_runs - 1)
+
+
 def _consumed_queues() -> frozenset[str]:
     """The queues this worker consumes (``--queues``; selected before the pool forked)."""
     if _app is None:
@@ -174,8 +192,11 @@ def _refuse_an_unusable_database(**_: object) -> None:
 
 @worker_process_init.connect
 def _open_process_resources(**_: object) -> None:
+    global _carriers
     get_process_bridge()
-    if not _is_postgres(Settings.from_env().database_url):
+    settings = Settings.from_env()
+    _carriers = _carriers_for(settings)
+    if not _is_postgres(settings.database_url):
         return  # process_persistence() raises the explanation when a task needs it
     try:
         process_persistence()
@@ -189,7 +210,10 @@ def _open_process_resources(**_: object) -> None:
 @worker_shutdown.connect
 def _close_process_resources(**_: object) -> None:
     # worker_shutdown covers the solo pool, whose tasks run in the main process.
-    global _provider, _provider_pid, _runner
+    global _provider, _provider_pid, _runner, _carriers
+    carriers, _carriers = _carriers, None
+    if carriers is not None:  # their runs use the provider and the bridge: let them end first
+        carriers.drain(CARRIER_DRAIN_SECONDS)
     with _lock:
         provider, _provider, _provider_pid, _runner = _provider, None, None, None
     close_process_bridge()  # runs the provider's close (registered with on_close) on its loop

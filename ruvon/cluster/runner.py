@@ -225,6 +225,10 @@ class StepRunner:
         wf = await self._claimed_workflow(claim, record, chain)
         if wf is None:
             return "stale"
+        if record.deadline_at is None and not wf.definition.has_step_timeouts:
+            # No call of this workflow can need the task thread's time-limit signal: the task
+            # may take its next message while a carrier thread serves this run.
+            self.execution.hand_over()
         distribution = wf.distribution
         assert distribution is not None  # built with this worker's dispatching executor
         try:

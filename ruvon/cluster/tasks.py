@@ -16,7 +16,7 @@ from typing import Any
 
 from ruvon.bridge import get_process_bridge
 from ruvon.cluster.app import app
-from ruvon.cluster.process import process_persistence, process_runner
+from ruvon.cluster.process import process_carriers, process_persistence, process_runner
 from ruvon.implementations.execution.celery_config import MAINTENANCE_TASKS, RUN_TASKS
 from ruvon.implementations.execution.task_thread import TaskThread
 from ruvon.providers.runs import RunKind
@@ -49,8 +49,11 @@ def check_database() -> dict[str, Any]:
 
 
 def _run(run_id: int) -> str:
-    """Claim and execute one step run; sync step functions run in this (the task's) thread."""
-    return TaskThread().run(get_process_bridge(), process_runner().run(int(run_id)))
+    """Claim and execute one step run; sync step functions run in this (the task's) thread,
+    or in a carrier thread the run is handed over to (then the task ends at once)."""
+    runner = process_runner().run(int(run_id))
+    outcome = TaskThread().run(get_process_bridge(), runner, process_carriers())
+    return outcome if isinstance(outcome, str) else "handed-over"
 
 
 @app.task(name=RUN_TASKS[RunKind.STEP], ignore_result=True)

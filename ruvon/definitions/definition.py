@@ -69,6 +69,13 @@ class WorkflowDefinition:
         """True when state is a pydantic model rather than a free-form dict."""
         return issubclass(self.state_model, BaseModel)
 
+    @functools.cached_property
+    def has_step_timeouts(self) -> bool:
+        """Whether any step, branch or loop body step (inserted ones included) has a
+        ``timeout``: a worker then runs the workflow's step functions on its task thread,
+        the one its time-limit signal reaches (ruvon.implementations.execution.carriers)."""
+        return any(_times_out(step) for step in self.steps)
+
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready form stored with every instance, so YAML edits never reach it.
 
@@ -105,3 +112,12 @@ class WorkflowDefinition:
 
 
 _snapshot_cache: dict[str, WorkflowDefinition] = {}
+
+
+def _times_out(step: StepDefinition) -> bool:
+    if step.timeout is not None or any(task.timeout is not None for task in step.tasks):
+        return True
+    if any(_times_out(part) for part in step.loop_body):
+        return True
+    rules = step.dynamic_injection.rules if step.dynamic_injection is not None else ()
+    return any(_times_out(inserted) for rule in rules for inserted in rule.steps_to_insert)

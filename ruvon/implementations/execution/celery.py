@@ -212,6 +212,14 @@ class CeleryExecutionProvider:
 
     # -- execution -------------------------------------------------------------------------------
 
+    def hand_over(self) -> None:
+        """Let a carrier thread serve the calling run's sync calls from now on, if the task
+        thread has one free (ruvon.implementations.execution.carriers); else nothing changes.
+        Only for a run none of whose calls has a timeout (only the task thread can stop one)."""
+        thread = current_task_thread()
+        if thread is not None:
+            thread.hand_over()
+
     async def execute(self, call: StepCall) -> Any:
         thread = current_task_thread()
         shape = function_shape(call.function)

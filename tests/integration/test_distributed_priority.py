@@ -66,7 +66,13 @@ def test_a_chain_of_low_priority_steps_yields_to_more_urgent_messages() -> None:
     """One worker process carries a 30-step chain on in one task (its budget allows 10 s): once
     urgent workflows wait in its queue, the chain stops continuing and announces its next step
     in its own lane, so the urgent ones run first."""
-    env = {"RUVON_CONTINUE_SECONDS": "10", "RUVON_WORKER_PREFETCH": "1"}
+    # One run at a time: the chain holds the process's only place (with carrier threads the
+    # task thread would take the urgent messages beside the chain, and nothing would wait).
+    env = {
+        "RUVON_CONTINUE_SECONDS": "10",
+        "RUVON_WORKER_PREFETCH": "1",
+        "RUVON_PROCESS_RUNS": "1",
+    }
     with started_cluster(env, queues=[QUEUE], workers=1, concurrency=1) as cluster:
 
         async def scenario() -> tuple[float, list[float], list[bool]]:

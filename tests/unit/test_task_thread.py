@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -156,3 +157,27 @@ def test_a_definition_knows_whether_any_step_has_a_timeout(
     steps: list[dict[str, object]], times_out: bool
 ) -> None:
     assert _definition(steps).has_step_timeouts is times_out
+
+
+_TASK: contextvars.ContextVar[str] = contextvars.ContextVar("test_task", default="none")
+
+
+def test_a_carried_run_keeps_the_task_threads_context(bridge: EventLoopBridge) -> None:
+    """What the task set in its thread's context (Celery's task id for the log records) is
+    what the carrier's calls see too."""
+    carriers = RunCarriers(1)
+    seen: list[str] = []
+
+    async def carried() -> None:
+        thread = current_task_thread()
+        assert thread is not None
+        thread.hand_over()
+        seen.append(await thread.call(_TASK.get))
+
+    token = _TASK.set("task-42")
+    try:
+        assert TaskThread().run(bridge, carried(), carriers) is HANDED_OVER
+    finally:
+        _TASK.reset(token)
+    assert carriers.drain(5)
+    assert seen == ["task-42"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import logging
 import queue
 from collections.abc import Callable, Coroutine
@@ -92,7 +93,10 @@ class TaskThread:
             if item is _DONE:
                 return False
             if item is _HAND_OVER:
-                if carriers is not None and carriers.carry(lambda: self._carry(future)):
+                # The carrier runs in a copy of this thread's context: what the task set there
+                # (the Celery task's id and name its log records carry) goes on with the run.
+                carry = functools.partial(contextvars.copy_context().run, self._carry, future)
+                if carriers is not None and carriers.carry(carry):
                     return True
                 continue
             function, args, loop, waiter = item

@@ -19,21 +19,13 @@ from tests.integration.distributed_support import (
     WAIT,
     client_of,
     fetch,
-    redis_list,
     started_cluster,
 )
-from tests.integration.test_distributed_flow_control import _peak
+from tests.integration.test_distributed_flow_control import _calls, _peak
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 TERMINAL = {status for status in WorkflowStatus if status.is_terminal}
-
-
-def _calls(cluster: LocalCluster, customer: str) -> list[tuple[float, float]]:
-    return [
-        (float(a), float(b))
-        for a, _, b in (item.partition(":") for item in redis_list(cluster, f"calls:{customer}"))
-    ]
 
 
 def _start_all(cluster: LocalCluster, workflow_type: str, customer: str, n: int) -> list[object]:

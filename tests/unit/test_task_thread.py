@@ -44,6 +44,14 @@ async def _run(calls: int, hand_over_after: int | None, log: list[str]) -> str:
     return "done"
 
 
+async def _held(release: threading.Event) -> None:
+    """A run that asks to be handed over, then waits in a sync call until ``release``."""
+    thread = current_task_thread()
+    assert thread is not None
+    thread.hand_over()
+    await thread.call(release.wait, 5)
+
+
 def test_without_carriers_every_call_runs_in_the_task_thread(bridge: EventLoopBridge) -> None:
     log: list[str] = []
     assert TaskThread().run(bridge, _run(3, 1, log)) == "done"
@@ -63,15 +71,7 @@ def test_a_hand_over_moves_the_rest_of_the_run_to_a_carrier(bridge: EventLoopBri
 def test_with_every_carrier_busy_the_task_thread_keeps_its_run(bridge: EventLoopBridge) -> None:
     carriers = RunCarriers(1)
     release = threading.Event()
-
-    async def slow() -> str:
-        thread = current_task_thread()
-        assert thread is not None
-        thread.hand_over()
-        await thread.call(release.wait, 5)
-        return "slow"
-
-    assert TaskThread().run(bridge, slow(), carriers) is HANDED_OVER
+    assert TaskThread().run(bridge, _held(release), carriers) is HANDED_OVER
     assert carriers.busy == 1
     log: list[str] = []
     assert TaskThread().run(bridge, _run(2, 0, log), carriers) == "done"
@@ -85,14 +85,7 @@ def test_drain_waits_for_carried_runs_and_gives_up_at_its_timeout(
 ) -> None:
     carriers = RunCarriers(2)
     release = threading.Event()
-
-    async def held() -> None:
-        thread = current_task_thread()
-        assert thread is not None
-        thread.hand_over()
-        await thread.call(release.wait, 5)
-
-    assert TaskThread().run(bridge, held(), carriers) is HANDED_OVER
+    assert TaskThread().run(bridge, _held(release), carriers) is HANDED_OVER
     started = time.monotonic()
     assert not carriers.drain(0.2)  # still carried: the caller leaves it to its lease
     assert time.monotonic() - started >= 0.2

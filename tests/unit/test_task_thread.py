@@ -174,3 +174,20 @@ def test_a_carried_run_keeps_the_task_threads_context(bridge: EventLoopBridge) -
         _TASK.reset(token)
     assert carriers.drain(5)
     assert seen == ["task-42"]
+
+
+def test_carrier_threads_are_started_once_and_reused(bridge: EventLoopBridge) -> None:
+    carriers = RunCarriers(2)
+    idents: list[int] = []
+
+    async def carried() -> None:
+        thread = current_task_thread()
+        assert thread is not None
+        thread.hand_over()
+        idents.append(await thread.call(threading.get_ident))
+
+    for _ in range(4):
+        assert TaskThread().run(bridge, carried(), carriers) is HANDED_OVER
+        assert carriers.drain(5)
+    assert len(idents) == 4 and len(set(idents)) == 1  # one at a time: the first thread each time
+    assert threading.get_ident() not in idents

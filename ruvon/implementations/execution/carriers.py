@@ -20,6 +20,7 @@ it exits (:meth:`RunCarriers.drain`).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +31,12 @@ logger = logging.getLogger("ruvon.worker")
 
 
 class RunCarriers:
-    """Up to ``size`` threads, each carrying one handed-over run to its end."""
+    """Up to ``size`` threads, each carrying one handed-over run at a time to its end.
+
+    The threads start on first need and then wait for the next run (a thread started per run
+    would cost its start-up each time); they are daemons, so a process that must go away is
+    never held by one (:meth:`drain` is how an exiting process waits for them).
+    """
 
     def __init__(self, size: int) -> None:
         if size < 1:
@@ -38,6 +44,8 @@ class RunCarriers:
         self.size = size
         self._lock = threading.Condition()
         self._busy = 0
+        self._threads = 0
+        self._runs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
 
     @property
     def busy(self) -> int:
@@ -46,19 +54,20 @@ class RunCarriers:
             return self._busy
 
     def carry(self, serve: Callable[[], None]) -> bool:
-        """Start ``serve()`` on a carrier thread if one is free; False (nothing started) if not."""
+        """Have a carrier thread call ``serve()`` if one is free; False (nothing done) if not."""
         with self._lock:
             if self._busy >= self.size:
                 return False
             self._busy += 1
-        thread = threading.Thread(
-            target=self._carry, args=(serve,), name="ruvon-run-carrier", daemon=True
-        )
-        try:
-            thread.start()
-        except BaseException:
-            self._done()
-            raise
+            if self._threads < self._busy:
+                thread = threading.Thread(target=self._carry, name="ruvon-run-carrier", daemon=True)
+                try:
+                    thread.start()
+                except BaseException:
+                    self._busy -= 1
+                    raise
+                self._threads += 1
+        self._runs.put(serve)
         return True
 
     def drain(self, timeout: float) -> bool:
@@ -78,15 +87,14 @@ class RunCarriers:
                 self._lock.wait(left)
         return True
 
-    def _carry(self, serve: Callable[[], None]) -> None:
-        try:
-            serve()
-        except BaseException:  # the run's own outcome was handed back; this is the carrier's
-            logger.exception("a carrier thread failed while serving its step run")
-        finally:
-            self._done()
-
-    def _done(self) -> None:
-        with self._lock:
-            self._busy -= 1
-            self._lock.notify_all()
+    def _carry(self) -> None:
+        while True:
+            serve = self._runs.get()
+            try:
+                serve()
+            except BaseException:  # the run's own outcome was handed back; this is the carrier's
+                logger.exception("a carrier thread failed while serving its step run")
+            finally:
+                with self._lock:
+                    self._busy -= 1
+                    self._lock.notify_all()

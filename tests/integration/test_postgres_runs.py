@@ -131,6 +131,32 @@ async def test_a_zombie_commit_after_a_reclaim_is_refused_and_writes_nothing(
     assert not await ledger.extend_lease(claim, LEASE)  # closed with the commit
 
 
+async def test_a_create_whose_key_is_taken_enqueues_and_announces_nothing(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    def keyed(workflow_id: str) -> WorkflowRecord:
+        return WorkflowRecord(
+            id=workflow_id, workflow_type="T", status=WorkflowStatus.PENDING_ASYNC,
+            state={"n": 0}, definition_snapshot={"steps": [{"name": "S"}]},
+            idempotency_key="order-7",
+        )  # fmt: skip
+
+    first = WorkWrites(enqueue=[RunRequest("wf-1", RunKind.STEP, "S")])
+    stored, created = await ledger.create_workflow(
+        keyed("wf-1"), [AuditEntry("wf-1", "A")], work=first
+    )
+    assert created and stored.version == 1 and len(first.queued) == 1
+    again = WorkWrites(enqueue=[RunRequest("wf-2", RunKind.STEP, "S")])
+    existing, created = await ledger.create_workflow(
+        keyed("wf-2"), [AuditEntry("wf-2", "A")], work=again
+    )
+    assert not created and existing.id == "wf-1" and again.queued == []
+    rows = await _sql(database, "SELECT workflow_id, status FROM step_runs")
+    assert [tuple(r) for r in rows] == [("wf-1", "QUEUED")]
+    assert [e.event_type for e in await ledger.get_audit_log("wf-1")] == ["A"]
+    assert await _sql(database, "SELECT 1 FROM workflow_audit_log WHERE workflow_id = 'wf-2'") == []
+
+
 async def test_a_claim_commits_without_waiting_for_the_wal_flush_and_only_itself(
     ledger: PostgresPersistenceProvider, database: str
 ) -> None:

@@ -25,17 +25,13 @@ from ruvon.implementations.persistence.postgres.target import (
     is_connection_lost,
 )
 
-__all__ = ["DRIVER_ERRORS", "NothingWritten", "PostgresPool"]
+__all__ = ["DRIVER_ERRORS", "PostgresPool"]
 
 _log = logging.getLogger(__name__)
 _CLOSE_TIMEOUT = 10.0
 #: What the driver raises besides SQL errors: lost sockets, timeouts, protocol misuse.
 DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 T = TypeVar("T")
-
-
-class NothingWritten(Exception):
-    """Rolls back a transaction whose workflow write matched no row."""
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -150,7 +146,7 @@ class PostgresPool:
             result = await body(conn)
             healthy = True
             return result
-        except (asyncpg.IntegrityConstraintViolationError, RuvonError, NothingWritten):
+        except (asyncpg.IntegrityConstraintViolationError, RuvonError):
             healthy = True
             raise
         except DRIVER_ERRORS as exc:

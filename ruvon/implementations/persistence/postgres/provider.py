@@ -41,7 +41,6 @@ from ruvon.implementations.persistence.postgres.flow_control import PostgresFlow
 from ruvon.implementations.persistence.postgres.listing import ListFilters, list_statement
 from ruvon.implementations.persistence.postgres.maintenance import PostgresMaintenance
 from ruvon.implementations.persistence.postgres.pool import (
-    NothingWritten,
     PostgresPool,
 )
 from ruvon.implementations.persistence.postgres.rows import (
@@ -59,8 +58,6 @@ from ruvon.implementations.persistence.postgres.rows import (
 )
 from ruvon.implementations.persistence.postgres.runs import (
     PostgresRunLedger,
-    close_claimed_run,
-    insert_runs,
     queued_run,
     taken_claim,
 )
@@ -70,7 +67,7 @@ from ruvon.implementations.persistence.postgres.work import WorkWrite
 from ruvon.implementations.persistence.postgres.writes import AuditedWrite, rows_written
 from ruvon.implementations.persistence.queries import load_queries
 from ruvon.models import WorkflowStatus
-from ruvon.providers.runs import RunStatus, WorkWrites
+from ruvon.providers.runs import WorkWrites
 from ruvon.records import (
     AuditEntry,
     CompensationEntry,
@@ -86,6 +83,7 @@ _Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
 _CREATE = AuditedWrite(_Q["create_workflow"], 25)
 _SAVE = AuditedWrite(_Q["save_workflow"], 21)
 _SAVE_WORK = WorkWrite(_Q["save_workflow"], 21)
+_CREATE_WORK = WorkWrite(_Q["create_workflow"], 25)
 _UQ_IDEMPOTENCY_KEY = "uq_workflow_executions_idempotency_key"
 _CREATE_ATTEMPTS = 3
 
@@ -135,8 +133,9 @@ class PostgresPersistenceProvider(
         for _attempt in range(_CREATE_ATTEMPTS):
             try:
                 if work:
-                    inserted = await self._write_with_work(
-                        "create workflow", sql, (*params, *rows), work
+                    # The row, its audit rows and its first runs: one statement, as a save.
+                    inserted = await self._save_with_work(
+                        record, params, audit, work, writer=_CREATE_WORK
                     )
                 else:
                     inserted = rows_written(
@@ -324,16 +323,17 @@ class PostgresPersistenceProvider(
         work: WorkWrites,
         *,
         conn: asyncpg.Connection | None = None,
+        writer: WorkWrite = _SAVE_WORK,
     ) -> int:
-        """The save, its claim fence and its enqueued runs as one statement (see
-        :mod:`.work`); the rows written. ``ClaimLost`` if the fence did not hold."""
+        """The save (or, with ``writer=_CREATE_WORK``, the create), its claim fence and its
+        enqueued runs as one statement (see :mod:`.work`); the rows written. ``ClaimLost`` if
+        the fence did not hold."""
         take = work.take
-        sql, extra = _SAVE_WORK.statement(
-            audit, work.fence, work.enqueue, close=work.close, take=take
-        )
+        sql, extra = writer.statement(audit, work.fence, work.enqueue, close=work.close, take=take)
         args = (*params, *extra)
         if conn is None:
-            rows = await self._query("save workflow", "fetch", sql, args)
+            operation = "create workflow" if writer is _CREATE_WORK else "save workflow"
+            rows = await self._query(operation, "fetch", sql, args)
         else:
             rows = await conn.fetch(sql, *args)
         held, written = rows[0][0], rows[0][1]
@@ -351,28 +351,6 @@ class PostgresPersistenceProvider(
                 queued_run(tuple(row)[queued_at:]) for row in rows if row[queued_at] is not None
             ]
         return int(written)
-
-    async def _write_with_work(
-        self, operation: str, sql: str, args: tuple[Any, ...], work: WorkWrites
-    ) -> int:
-        """A workflow write plus its step-run writes, one transaction; the rows written.
-
-        Nothing commits unless the claim holds and the workflow row was written.
-        """
-
-        async def write(conn: asyncpg.Connection) -> int:
-            if work.fence is not None:  # (creates carry none: a new workflow has no claim)
-                await close_claimed_run(conn, work.fence, RunStatus.DONE)
-            written = rows_written(await conn.execute(sql, *args))
-            if not written:
-                raise NothingWritten
-            work.queued = await insert_runs(conn, work.enqueue)
-            return written
-
-        try:
-            return await self._transaction(operation, write)
-        except NothingWritten:
-            return 0
 
     def _unique_violation(
         self, exc: asyncpg.UniqueViolationError, record: WorkflowRecord

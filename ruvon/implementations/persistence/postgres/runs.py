@@ -37,7 +37,6 @@ from ruvon.serialization import dumps, loads
 __all__ = [
     "PostgresRunLedger",
     "close_claimed_run",
-    "insert_runs",
     "queued_run",
     "run_arrays",
     "taken_claim",
@@ -73,14 +72,6 @@ def queued_run(row: Sequence[Any]) -> QueuedRun:
     return QueuedRun(
         run_id, workflow_id, RunKind(kind), step_name, branch, queue, delay or 0.0, priority or 0
     )
-
-
-async def insert_runs(conn: asyncpg.Connection, runs: Sequence[RunRequest]) -> list[QueuedRun]:
-    """Insert runs (existing ones are skipped); return the inserted ones to announce."""
-    if not runs:
-        return []
-    rows = await conn.fetch(_Q["insert_runs"], *run_arrays(runs))
-    return [queued_run(row) for row in rows]
 
 
 def trace_context_text(carrier: dict[str, str] | None) -> str | None:

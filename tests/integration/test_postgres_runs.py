@@ -157,6 +157,19 @@ async def test_a_create_whose_key_is_taken_enqueues_and_announces_nothing(
     assert await _sql(database, "SELECT 1 FROM workflow_audit_log WHERE workflow_id = 'wf-2'") == []
 
 
+async def test_a_create_carrying_a_claim_is_refused_and_writes_nothing(
+    ledger: PostgresPersistenceProvider, database: str
+) -> None:
+    _, (run_id,) = await _workflow(ledger)
+    claimed = await ledger.claim_run(run_id, "w:1", LEASE)
+    assert claimed is not None
+    record = WorkflowRecord(id="wf-new", workflow_type="T", status=WorkflowStatus.ACTIVE,
+                            state={}, definition_snapshot={"steps": []})  # fmt: skip
+    with pytest.raises(ValueError, match="wf-new"):
+        await ledger.create_workflow(record, work=WorkWrites(fence=claimed[0]))
+    assert await _sql(database, "SELECT 1 FROM workflow_executions WHERE id = 'wf-new'") == []
+
+
 async def test_a_claim_commits_without_waiting_for_the_wal_flush_and_only_itself(
     ledger: PostgresPersistenceProvider, database: str
 ) -> None:

@@ -128,6 +128,9 @@ class PostgresPersistenceProvider(
 
         ``work.enqueue`` is inserted in the same transaction, only if the workflow was.
         """
+        if work is not None and (work.fence is not None or work.take is not None):
+            # The statement has no fence to check: a new workflow holds no claim.
+            raise ValueError(f"create of workflow '{record.id}' carries a claim fence or take")
         params = workflow_params(record, 1, self.max_state_bytes)
         sql, rows = _CREATE.statement(audit)
         for _attempt in range(_CREATE_ATTEMPTS):

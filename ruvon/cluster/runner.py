@@ -141,7 +141,7 @@ class StepRunner:
         if claimed is None:
             return await self._not_claimed(run_id)
         chain = ContinuationBudget(
-            self.owner, self.lease_seconds, self.queues, self.continuation, self.urgency
+            self.owner, self.lease_seconds, self.queues, self.continuation, self._urgent
         )
         claim, record = claimed
         try:
@@ -151,6 +151,14 @@ class StepRunner:
             while (taken := chain.pop()) is not None:
                 outcome = await self._run_claimed(*taken, chain)
         return outcome
+
+    def _urgent(self, priority: int) -> bool:
+        """Whether a chain should stop for a more urgent message. A chain a carrier thread
+        carries holds no place such a message waits for (the task thread takes the next
+        message meanwhile), so it neither asks the broker nor yields."""
+        if self.execution.carried():
+            return False
+        return self.urgency(priority)
 
     async def _not_claimed(self, run_id: int) -> str:
         snapshot = await self.ledger.describe_run(run_id)

@@ -191,3 +191,21 @@ def test_carrier_threads_are_started_once_and_reused(bridge: EventLoopBridge) ->
         assert carriers.drain(5)
     assert len(idents) == 4 and len(set(idents)) == 1  # one at a time: the first thread each time
     assert threading.get_ident() not in idents
+
+
+def test_a_run_knows_once_a_carrier_serves_it(bridge: EventLoopBridge) -> None:
+    carriers = RunCarriers(1)
+    seen: list[bool] = []
+
+    async def run() -> None:
+        thread = current_task_thread()
+        assert thread is not None
+        await thread.call(_thread_name)
+        seen.append(thread.carried)
+        thread.hand_over()
+        await thread.call(_thread_name)
+        seen.append(thread.carried)
+
+    assert TaskThread().run(bridge, run(), carriers) is HANDED_OVER
+    assert carriers.drain(5)
+    assert seen == [False, True]

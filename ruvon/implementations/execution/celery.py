@@ -220,6 +220,11 @@ class CeleryExecutionProvider:
         if thread is not None:
             thread.hand_over()
 
+    def carried(self) -> bool:
+        """Whether the calling run was handed over to a carrier thread."""
+        thread = current_task_thread()
+        return thread is not None and thread.carried
+
     async def execute(self, call: StepCall) -> Any:
         thread = current_task_thread()
         shape = function_shape(call.function)

@@ -60,6 +60,8 @@ class TaskThread:
 
     def __init__(self) -> None:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        #: Whether a carrier thread serves the run now (it was handed over).
+        self.carried = False
 
     @overload
     def run(self, bridge: EventLoopBridge, coro: Coroutine[Any, Any, T]) -> T: ...
@@ -96,8 +98,10 @@ class TaskThread:
                 # The carrier runs in a copy of this thread's context: what the task set there
                 # (the Celery task's id and name its log records carry) goes on with the run.
                 carry = functools.partial(contextvars.copy_context().run, self._carry, future)
+                self.carried = carriers is not None  # before the carrier runs anything
                 if carriers is not None and carriers.carry(carry):
                     return True
+                self.carried = False
                 continue
             function, args, loop, waiter = item
             try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -23,17 +22,10 @@ from typing import Any, TypeVar
 
 from ruvon.clock import utc_now
 from ruvon.errors import ConcurrencyConflict, PersistenceError, WorkflowNotFound
-from ruvon.implementations.persistence.slot_book import SlotBook, SlotEntry
+from ruvon.implementations.persistence.memory_flow_control import MemoryFlowControl
+from ruvon.implementations.persistence.slot_book import SlotEntry
 from ruvon.models import WorkflowStatus
 from ruvon.providers.changes import ChangePosition, WorkflowChange
-from ruvon.providers.flow_control import (
-    CALLS_CELL,
-    SlotGrant,
-    SlotRecord,
-    SlotRequest,
-    rate_cell,
-    rate_take,
-)
 from ruvon.providers.runs import StepRunRecord, WorkWrites, reject_work
 from ruvon.records import (
     AuditEntry,
@@ -120,7 +112,7 @@ def _aware(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-class MemoryPersistenceProvider:
+class MemoryPersistenceProvider(MemoryFlowControl):
     """A :class:`~ruvon.providers.persistence.PersistenceProvider` that keeps everything in RAM.
 
     ``max_state_bytes`` rejects larger serialized state with ``StateTooLargeError``.
@@ -324,59 +316,6 @@ class MemoryPersistenceProvider:
             ]
         past.sort()
         return [workflow_id for _, _, workflow_id in past[: max(limit, 0)]]
-
-    # ------------------------------------------------------------------ flow control
-    def _unfinished(self, entry: SlotEntry) -> bool:
-        stored = self._workflows.get(entry.workflow_id)
-        return stored is not None and not WorkflowStatus(stored["status"]).is_terminal
-
-    def _slot_book(self, key: str) -> SlotBook:
-        return SlotBook(
-            self._slots.get(key, ()), now=time.time(), workflow_unfinished=self._unfinished
-        )
-
-    async def acquire_slot(self, request: SlotRequest) -> SlotGrant:
-        with self._lock:
-            book = self._slot_book(request.key)
-            grant = book.acquire(request, next(self._counter))
-            self._slots[request.key] = book.entries
-        return grant
-
-    async def release_slot(self, key: str, holder: str) -> list[SlotRecord]:
-        with self._lock:
-            book = self._slot_book(key)
-            first = book.release(holder)
-            self._slots[key] = book.entries
-        return [entry.record(key) for entry in first]
-
-    async def list_slots(
-        self, key: str | None = None, *, workflow_id: str | None = None
-    ) -> list[SlotRecord]:
-        with self._lock:
-            keys = sorted(self._slots) if key is None else [key]
-            if workflow_id is not None:
-                keys = [
-                    k
-                    for k in keys
-                    if any(e.workflow_id == workflow_id for e in self._slots.get(k, ()))
-                ]
-            books = [(k, self._slot_book(k)) for k in keys]
-        return [entry.record(k) for k, book in books for entry in (*book.holders, *book.waiters)]
-
-    async def reserve_rate(self, key: str, per_second: float, burst: int) -> float:
-        with self._lock:
-            self._rate_cells[key], wait = rate_cell(
-                self._rate_cells.get(key), time.time(), per_second, burst
-            )
-        return wait
-
-    async def take_rate(self, key: str, per_second: float, burst: int) -> float:
-        cell = key + CALLS_CELL
-        with self._lock:
-            self._rate_cells[cell], wait = rate_take(
-                self._rate_cells.get(cell), time.time(), per_second, burst
-            )
-        return wait
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""

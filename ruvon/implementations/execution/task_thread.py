@@ -95,11 +95,13 @@ class TaskThread:
             if item is _DONE:
                 return False
             if item is _HAND_OVER:
+                if carriers is None:
+                    continue
                 # The carrier runs in a copy of this thread's context: what the task set there
                 # (the Celery task's id and name its log records carry) goes on with the run.
                 carry = functools.partial(contextvars.copy_context().run, self._carry, future)
-                self.carried = carriers is not None  # before the carrier runs anything
-                if carriers is not None and carriers.carry(carry):
+                self.carried = True  # before the carrier runs anything
+                if carriers.carry(carry):
                     return True
                 self.carried = False
                 continue

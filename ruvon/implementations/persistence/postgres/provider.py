@@ -132,11 +132,11 @@ class PostgresPersistenceProvider(
             # The statement has no fence to check: a new workflow holds no claim.
             raise ValueError(f"create of workflow '{record.id}' carries a claim fence or take")
         params = workflow_params(record, 1, self.max_state_bytes)
-        sql, rows = _CREATE.statement(audit)
+        # The row and its audit rows, and with work its first runs: one statement either way.
+        sql, rows = _CREATE.statement(audit) if not work else ("", ())
         for _attempt in range(_CREATE_ATTEMPTS):
             try:
                 if work:
-                    # The row, its audit rows and its first runs: one statement, as a save.
                     inserted = await self._save_with_work(
                         record, params, audit, work, writer=_CREATE_WORK
                     )

@@ -1,4 +1,5 @@
-"""A workflow save with its step-run writes, as ONE statement (the worker's commit).
+"""A workflow save with its step-run writes, as ONE statement (the worker's commit); the same
+for a create with its first runs (no fence, the ``INSERT`` as the write).
 
 The statement chains data-modifying CTEs, all in the statement's implicit transaction:
 

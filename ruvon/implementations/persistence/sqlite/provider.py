@@ -34,6 +34,7 @@ from ruvon.implementations.persistence.queries import load_queries
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.implementations.persistence.sqlite.connection_thread import ConnectionThread
 from ruvon.implementations.persistence.sqlite.flow_control import SQLiteFlowControl
+from ruvon.implementations.persistence.sqlite.indexed_columns import KnownIndexed, indexed_values
 from ruvon.implementations.persistence.sqlite.rows import (
     Row,
     audit_rows,
@@ -164,15 +165,21 @@ def _save_workflow(
     params: dict[str, Any],
     audit_rows: list[Row],
     compensation_rows: list[Row],
+    indexed_unchanged: bool,
 ) -> None:
-    """The fenced save, its audit and compensation rows, committed together or not at all."""
+    """The fenced save, its audit and compensation rows, committed together or not at all.
+
+    ``indexed_unchanged``: the row at the expected version is known to hold the indexed values
+    already (:mod:`.indexed_columns`), so their conditional ``UPDATE`` is skipped.
+    """
     workflow_id = params["id"]
     with _transaction(conn, workflow_id, audit_rows):
         if conn.execute(_Q["update_workflow"], params).rowcount != 1:
             if conn.execute(_Q["workflow_exists"], (workflow_id,)).fetchone() is None:
                 raise WorkflowNotFound(workflow_id)
             raise ConcurrencyConflict(workflow_id, params["expected_version"])
-        conn.execute(_Q["update_workflow_indexed"], params)
+        if not indexed_unchanged:
+            conn.execute(_Q["update_workflow_indexed"], params)
         if audit_rows:
             conn.executemany(_Q["insert_audit"], audit_rows)
         if compensation_rows:
@@ -238,6 +245,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
         self._checkpointer: BackgroundCheckpointer | None = None
         self._closed = False
         self._lifecycle = asyncio.Lock()
+        self._known_indexed = KnownIndexed()
 
     @property
     def in_memory(self) -> bool:
@@ -280,6 +288,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
         if existing is not None:
             return workflow_from_row(existing), False
         record.version = 1
+        self._known_indexed.remember(record.id, 1, indexed_values(params))
         return record, True
 
     async def load_workflow(self, workflow_id: str) -> WorkflowRecord:
@@ -287,7 +296,9 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
         rows = await self._run(_select, _Q["load_workflow"], (workflow_id,), inline=True)
         if not rows:
             raise WorkflowNotFound(workflow_id)
-        return workflow_from_row(rows[0])
+        row = rows[0]
+        self._known_indexed.remember(workflow_id, row["version"], indexed_values(row))
+        return workflow_from_row(row)
 
     async def save_workflow(
         self,
@@ -303,12 +314,19 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
         new_version = expected_version + 1
         params = workflow_params(record, new_version, self.max_state_bytes, insert=False)
         params["expected_version"] = expected_version
-        await self._write(
-            _save_workflow,
-            params,
-            audit_rows(audit) if audit else [],
-            [_compensation_row(c) for c in compensations],
-        )
+        indexed, known = indexed_values(params), self._known_indexed
+        try:
+            await self._write(
+                _save_workflow,
+                params,
+                audit_rows(audit) if audit else [],
+                [_compensation_row(c) for c in compensations],
+                known.unchanged(record.id, expected_version, indexed),
+            )
+        except BaseException:
+            known.forget(record.id)
+            raise
+        known.remember(record.id, new_version, indexed)
         record.version = new_version
         return new_version
 

@@ -91,6 +91,7 @@ WHERE id = :id AND version = :expected_version;
 -- The indexed columns, written only when one of them differs, in the fenced save's transaction:
 -- SQLite rewrites an index entry whenever its column is SET, even to the same value, and most
 -- saves change none of them (a step's save keeps the status), so fewer dirty pages, less WAL.
+-- A save whose row is known to hold these values already skips it (indexed_columns.py).
 UPDATE workflow_executions SET
     status = :status, run_at = :run_at,
     parent_execution_id = :parent_execution_id, idempotency_key = :idempotency_key

@@ -22,7 +22,7 @@ from ruvon.definitions.schema import ConcurrencySpec, RateLimitSpec
 from ruvon.engine.deadline import seconds_left, timeout_error
 from ruvon.engine.outbox import announce_stored
 from ruvon.errors import ConfigurationError, RuvonError, StepFunctionError
-from ruvon.providers.dispatch import RunDispatcher
+from ruvon.providers.conformance import dispatches_runs, has_flow_control
 from ruvon.providers.flow_control import FlowControl, SlotRecord, SlotRequest, owner_here
 from ruvon.providers.runs import Deferred, RunKind
 
@@ -82,7 +82,7 @@ def render_key(rt: StepRuntime, template: str, *, step: str | None, field: str) 
 
 def _flow_control(rt: StepRuntime) -> FlowControl:
     store = rt.persistence
-    if not isinstance(store, FlowControl):
+    if not has_flow_control(store):
         raise ConfigurationError(
             f"{type(store).__name__} keeps no concurrency slots or rate limits, which "
             f"workflow '{rt.workflow_type}' declares (use a Ruvon persistence provider)"
@@ -289,6 +289,6 @@ async def wake(rt: Any, waiters: list[SlotRecord]) -> None:
     """Make the parked runs of ``waiters`` due now and announce them (cluster only)."""
     remote = rt.remote
     ledger = remote.ledger if remote is not None else None
-    if ledger is None or not isinstance(rt.execution, RunDispatcher):
+    if ledger is None or not dispatches_runs(rt.execution):
         return
     announce_stored(rt.execution, await ledger.wake_parked(waiters))

@@ -19,11 +19,12 @@ the same task instead of announcing it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Protocol
 
 from ruvon.engine.outbox import OutboxSnapshot, RunOutbox
 from ruvon.engine.runtime import StepRuntime
 from ruvon.models import StepType, WorkflowStatus
+from ruvon.providers.conformance import dispatches_runs, keeps_runs
 from ruvon.providers.dispatch import RunDispatcher
 from ruvon.providers.execution import ExecutionProvider
 from ruvon.providers.ledger import RunLedger
@@ -40,18 +41,6 @@ __all__ = ["ON_WORKER", "Continuing", "DistributedHost", "Distribution"]
 
 #: Statuses in which a step belongs to the workers.
 ON_WORKER = (WorkflowStatus.PENDING_ASYNC, WorkflowStatus.PENDING_PARALLEL)
-
-# Whether an execution provider's type dispatches runs, by type: a protocol isinstance() check
-# costs microseconds, and a worker builds a workflow object per claim.
-_DISPATCHES: dict[type, bool] = {}
-
-
-def _dispatches(execution: ExecutionProvider) -> bool:
-    kind = type(execution)
-    known = _DISPATCHES.get(kind)
-    if known is None:
-        known = _DISPATCHES[kind] = isinstance(execution, RunDispatcher)
-    return known
 
 
 class DistributedHost(StepRuntime, Protocol):
@@ -109,10 +98,10 @@ class Distribution:
         continuing: Continuing | None = None,
     ) -> Distribution | None:
         """The distributed part for these providers; None when steps run in this process."""
-        if not _dispatches(execution):
+        if not dispatches_runs(execution):
             return None
-        ledger = persistence if isinstance(persistence, RunLedger) else None
-        return cls(cast("RunDispatcher", execution), ledger, claim, continuing)
+        ledger = persistence if keeps_runs(persistence) else None
+        return cls(execution, ledger, claim, continuing)
 
     def bind(self, host: DistributedHost) -> None:
         """Attach to the workflow whose runs these are (its engine calls this once)."""

@@ -185,6 +185,24 @@ def gate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
+def retry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``ruvon server`` on its own SQLite file, its pages polling every 200 ms, with one
+    ``UiFlaky`` whose retry takes 1.5 s (its last step sleeps): the other pages' counts never see
+    it."""
+    home = tmp_path_factory.mktemp("ui-retry")
+    env = {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
+        "RUVON_REGISTRY_FILE": str(UI_REGISTRY),
+        "RUVON_SERVER_UI_REFRESH": "0.2",
+    }
+    with running_server(home, env) as found:
+        data = {"marker_dir": str(home), "order": "A-20", "finish_seconds": 1.5}
+        found.ids["flaky"] = found.start("UiFlaky", data)
+        yield found
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # A missing browser fails these tests rather than skipping them: the UI is never untested.
     if not CHROMIUM.exists():
@@ -501,3 +519,21 @@ def test_the_concurrency_page_shows_the_holder_and_the_waiting_line(
         if not answer.done():  # a failed check left it waiting: free its lane, then wait
             server.api("POST", f"/workflows/{first}/cancel", json={})
             answer.result(timeout=20)
+
+
+def test_a_retry_slower_than_the_page_poll_lands_on_its_outcome(
+    page: Page, retry_server: Server
+) -> None:
+    """While the retry's POST runs, the workflow moves on (retried, Charge done) and the page's
+    poll sees it. Reloading then would cancel the POST's navigation: the operator would never
+    see the outcome of what they sent (seen once in CI with the 2 ms retry of the test above)."""
+    server, flaky = retry_server, retry_server.ids["flaky"]
+    log_in(page, server, OPERATOR_TOKEN)
+    page.goto(f"{server.url}/ui/workflows/{flaky}")
+    expect(page.get_by_test_id("workflow-status")).to_have_text("FAILED")
+    page.get_by_role("button", name="Retry from Charge").click()
+    expect(page.get_by_test_id("notice")).to_have_text(
+        "Retried from the failed step.", timeout=15_000
+    )
+    expect(page).to_have_url(re.compile(r"done=retry"))
+    expect(page.get_by_test_id("workflow-status")).to_have_text("COMPLETED")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from pathlib import Path
 from typing import Any
@@ -45,5 +46,7 @@ def fail_first_time(state: dict[str, Any], context: StepContext) -> dict[str, An
     return {"charged": True}
 
 
-def finish(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+async def finish(state: dict[str, Any], context: StepContext) -> dict[str, Any]:
+    """Finishes after ``finish_seconds`` (default none), without blocking the server's loop."""
+    await asyncio.sleep(float(state.get("finish_seconds", 0)))
     return {"finished": True}

@@ -28,13 +28,17 @@
     }, every);
   }
 
-  // One workflow: reload the page when it has moved on, unless someone is typing in a form.
+  // One workflow: reload the page when it has moved on, unless someone is typing in a form or
+  // has sent one.
   function pollWorkflow(element) {
     var url = element.getAttribute("data-live");
     var version = element.getAttribute("data-version");
     var every = parseInt(element.getAttribute("data-poll-every"), 10) || EVERY;
     var busy = false;
     document.addEventListener("input", function () { busy = true; });
+    // A form on its way (retry, cancel, resume): its own response is the next page. Reloading
+    // now would cancel that navigation, and the operator would never see its outcome.
+    document.addEventListener("submit", function () { busy = true; });
     var timer = setInterval(function () {
       if (document.hidden || busy) return;
       fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })

@@ -95,16 +95,21 @@ def running_server(home: Path, env: dict[str, str]) -> Iterator[Server]:
     assert "Traceback" not in output
 
 
+def sqlite_env(home: Path, registry: Path, *, refresh: str = "0.5") -> dict[str, str]:
+    """A server's environment: its own SQLite file in ``home``, ``registry``'s workflow types,
+    pages polling every ``refresh`` seconds (default 500 ms; the product's default is 2 s)."""
+    return {
+        **cli_env(),
+        "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
+        "RUVON_REGISTRY_FILE": str(registry),
+        "RUVON_SERVER_UI_REFRESH": refresh,
+    }
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     home = tmp_path_factory.mktemp("ui-server")
-    env = {
-        **cli_env(),
-        "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
-        "RUVON_REGISTRY_FILE": str(UI_REGISTRY),
-        "RUVON_SERVER_UI_REFRESH": "0.5",  # pages poll every 500 ms (default 2 s)
-    }
-    with running_server(home, env) as found:
+    with running_server(home, sqlite_env(home, UI_REGISTRY)) as found:
         for name, workflow_type, data in (
             ("saga", "ExecSaga", {}),
             ("fan_out", "ExecFanOut", {"items": [1, 2, 3]}),
@@ -174,13 +179,7 @@ def gate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """``ruvon server`` on its own SQLite file with the ``UiGate`` type only: the other pages'
     counts never see its workflows."""
     home = tmp_path_factory.mktemp("ui-gate")
-    env = {
-        **cli_env(),
-        "RUVON_DATABASE_URL": f"sqlite:///{home / 'gate.sqlite3'}",
-        "RUVON_REGISTRY_FILE": str(GATE_REGISTRY),
-        "RUVON_SERVER_UI_REFRESH": "0.5",
-    }
-    with running_server(home, env) as found:
+    with running_server(home, sqlite_env(home, GATE_REGISTRY)) as found:
         yield found
 
 
@@ -190,13 +189,7 @@ def retry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     ``UiFlaky`` whose retry takes 1.5 s (its last step sleeps): the other pages' counts never see
     it."""
     home = tmp_path_factory.mktemp("ui-retry")
-    env = {
-        **cli_env(),
-        "RUVON_DATABASE_URL": f"sqlite:///{home / 'ui.sqlite3'}",
-        "RUVON_REGISTRY_FILE": str(UI_REGISTRY),
-        "RUVON_SERVER_UI_REFRESH": "0.2",
-    }
-    with running_server(home, env) as found:
+    with running_server(home, sqlite_env(home, UI_REGISTRY, refresh="0.2")) as found:
         data = {"marker_dir": str(home), "order": "A-20", "finish_seconds": 1.5}
         found.ids["flaky"] = found.start("UiFlaky", data)
         yield found

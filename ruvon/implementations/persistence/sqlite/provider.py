@@ -6,14 +6,14 @@ File databases run in WAL mode (readers never block the writer) with ``synchrono
 upgraded, one at an unknown revision is refused. Every query lives in ``sql/workflows.sql``.
 
 Each operation is **one job** (:mod:`.connection_thread`): a whole transaction (BEGIN
-IMMEDIATE, the fenced UPDATE, its audit INSERTs, COMMIT) is a plain ``sqlite3`` function. The
-one-workflow operations (create, load, save, find by key, append a log row, upsert a schedule)
-run inline on the caller's thread while the database is not locked by another connection,
-and on the connection's thread, waiting up to ``timeout`` for the lock, when it is; listings,
-which may read many rows, always run on that thread. Jobs never interleave on a connection,
-so operations need no lock; an ``asyncio.Lock`` only serializes opening and closing. Use an
-instance from one event loop at a time. WAL checkpoints (the fsyncs) run on a second
-connection in the background.
+IMMEDIATE, the fenced UPDATE, its audit INSERTs, COMMIT) is a plain ``sqlite3`` function
+(:mod:`.jobs`). The one-workflow operations (create, load, save, find by key, append a log
+row, upsert a schedule) run inline on the caller's thread while the database is not locked by
+another connection, and on the connection's thread, waiting up to ``timeout`` for the lock,
+when it is; listings, which may read many rows, always run on that thread. Jobs never
+interleave on a connection, so operations need no lock; an ``asyncio.Lock`` only serializes
+opening and closing. Use an instance from one event loop at a time. WAL checkpoints (the
+fsyncs) run on a second connection in the background.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from time import monotonic, sleep
 from typing import Any, TypeVar
 
-from ruvon.errors import ConcurrencyConflict, PersistenceError, RuvonError, WorkflowNotFound
+from ruvon.errors import PersistenceError, RuvonError, WorkflowNotFound
 from ruvon.implementations.persistence.queries import load_queries
+from ruvon.implementations.persistence.sqlite import jobs
 from ruvon.implementations.persistence.sqlite.checkpoint import BackgroundCheckpointer
 from ruvon.implementations.persistence.sqlite.connection_thread import ConnectionThread
 from ruvon.implementations.persistence.sqlite.flow_control import SQLiteFlowControl
@@ -38,7 +38,6 @@ from ruvon.implementations.persistence.sqlite.indexed_columns import KnownIndexe
 from ruvon.implementations.persistence.sqlite.rows import (
     Row,
     audit_rows,
-    dicts,
     json,
     text,
     time,
@@ -64,7 +63,7 @@ from ruvon.serialization import loads
 
 __all__ = ["SQLitePersistenceProvider"]
 
-_Q = load_queries(Path(__file__).with_name("sql") / "workflows.sql")
+_Q = jobs.QUERIES
 _CHANGES = load_queries(Path(__file__).with_name("sql") / "changes.sql")
 _WAL_RETRY_SECONDS = 0.01
 _T = TypeVar("_T")
@@ -83,29 +82,6 @@ def database_path(db_path: str | os.PathLike[str]) -> str:
     return path
 
 
-# -- jobs: plain sqlite3 functions run on the connection's thread, one transaction each --------
-
-
-def _execute(conn: sqlite3.Connection, sql: str, params: Any) -> list[Row]:
-    """One statement (in autocommit mode a statement is its own transaction)."""
-    return conn.execute(sql, params).fetchall()
-
-
-def _select(conn: sqlite3.Connection, sql: str, params: Any) -> list[dict[str, Any]]:
-    """One query, rows as column-name dicts."""
-    return dicts(conn.execute(sql, params))
-
-
-def _append_row(conn: sqlite3.Connection, sql: str, params: Row) -> None:
-    """Insert a log row whose first column is its workflow id."""
-    try:
-        conn.execute(sql, params)
-    except sqlite3.IntegrityError as exc:
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-            raise WorkflowNotFound(params[0]) from None
-        raise
-
-
 def _name(value: Any) -> str | None:
     return str(value) if value is not None else None
 
@@ -113,77 +89,6 @@ def _name(value: Any) -> str | None:
 def _compensation_row(entry: CompensationEntry) -> Row:
     return (entry.workflow_id, entry.step_name, entry.function, int(entry.succeeded),
             entry.error, json(entry.state_before), text(entry.executed_at))  # fmt: skip
-
-
-@contextmanager
-def _transaction(
-    conn: sqlite3.Connection, workflow_id: str, audit_rows: list[Row]
-) -> Iterator[None]:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error; constraint errors get Ruvon types.
-
-    IMMEDIATE takes the write lock up front (waiting up to busy_timeout), so a transaction never
-    fails half-way because another process upgraded its lock first.
-    """
-    conn.execute(_Q["begin_immediate"])
-    try:
-        yield
-        conn.commit()
-    except sqlite3.IntegrityError as exc:
-        conn.rollback()
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
-            raise PersistenceError(
-                f"workflow '{workflow_id}' already exists (workflow ids must be unique)"
-            ) from None
-        if exc.sqlite_errorcode == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
-            # An audit row names a workflow that does not exist.
-            missing = next((r[0] for r in audit_rows if r[0] != workflow_id), workflow_id)
-            raise WorkflowNotFound(missing) from None
-        raise
-    except BaseException:
-        conn.rollback()
-        raise
-
-
-def _create_workflow(
-    conn: sqlite3.Connection, params: dict[str, Any], audit_rows: list[Row]
-) -> dict[str, Any] | None:
-    """Insert unless the idempotency key exists; return the existing row if it does."""
-    with _transaction(conn, params["id"], audit_rows):
-        key = params["idempotency_key"]
-        if key is not None:
-            existing = dicts(conn.execute(_Q["find_by_idempotency_key"], (key,)))
-            if existing:
-                return existing[0]
-        conn.execute(_Q["insert_workflow"], params)
-        if audit_rows:
-            conn.executemany(_Q["insert_audit"], audit_rows)
-    return None
-
-
-def _save_workflow(
-    conn: sqlite3.Connection,
-    params: dict[str, Any],
-    audit_rows: list[Row],
-    compensation_rows: list[Row],
-    indexed_unchanged: bool,
-) -> None:
-    """The fenced save, its audit and compensation rows, committed together or not at all.
-
-    ``indexed_unchanged``: the row at the expected version is known to hold the indexed values
-    already (:mod:`.indexed_columns`), so their conditional ``UPDATE`` is skipped.
-    """
-    workflow_id = params["id"]
-    with _transaction(conn, workflow_id, audit_rows):
-        if conn.execute(_Q["update_workflow"], params).rowcount != 1:
-            if conn.execute(_Q["workflow_exists"], (workflow_id,)).fetchone() is None:
-                raise WorkflowNotFound(workflow_id)
-            raise ConcurrencyConflict(workflow_id, params["expected_version"])
-        if not indexed_unchanged:
-            conn.execute(_Q["update_workflow_indexed"], params)
-        if audit_rows:
-            conn.executemany(_Q["insert_audit"], audit_rows)
-        if compensation_rows:
-            conn.executemany(_Q["insert_compensation"], compensation_rows)
 
 
 def _enable_wal(conn: sqlite3.Connection, timeout: float) -> None:
@@ -284,7 +189,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
         """Insert ``record`` at version 1, or return the one already started with its key."""
         reject_work(work, self)
         params = workflow_params(record, 1, self.max_state_bytes)
-        existing = await self._write(_create_workflow, params, audit_rows(audit))
+        existing = await self._write(jobs.create_workflow, params, audit_rows(audit))
         if existing is not None:
             return workflow_from_row(existing), False
         record.version = 1
@@ -293,7 +198,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
 
     async def load_workflow(self, workflow_id: str) -> WorkflowRecord:
         """Return the stored record; ``WorkflowNotFound`` if there is none."""
-        rows = await self._run(_select, _Q["load_workflow"], (workflow_id,), inline=True)
+        rows = await self._run(jobs.select, _Q["load_workflow"], (workflow_id,), inline=True)
         if not rows:
             raise WorkflowNotFound(workflow_id)
         row = rows[0]
@@ -317,7 +222,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
         indexed, known = indexed_values(params), self._known_indexed
         try:
             await self._write(
-                _save_workflow,
+                jobs.save_workflow,
                 params,
                 audit_rows(audit) if audit else [],
                 [_compensation_row(c) for c in compensations],
@@ -332,7 +237,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
 
     async def find_by_idempotency_key(self, key: str) -> WorkflowRecord | None:
         """The workflow started with this idempotency key, if any."""
-        rows = await self._run(_select, _Q["find_by_idempotency_key"], (key,), inline=True)
+        rows = await self._run(jobs.select, _Q["find_by_idempotency_key"], (key,), inline=True)
         return workflow_from_row(rows[0]) if rows else None
 
     async def list_workflows(
@@ -363,25 +268,25 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
             "key_prefix": idempotency_key_prefix,
             "limit": max(limit, 0),
         }
-        rows = await self._run(_select, _Q["list_workflows"], params)
+        rows = await self._run(jobs.select, _Q["list_workflows"], params)
         return [workflow_from_row(row) for row in rows]
 
     async def list_due_timers(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of waiting workflows whose ``run_at`` is due: the most urgent (priority) first,
         then the earliest."""
         params = {"now": text(now), "limit": max(limit, 0)}
-        rows = await self._run(_execute, _Q["list_due_timers"], params)
+        rows = await self._run(jobs.execute, _Q["list_due_timers"], params)
         return [row[0] for row in rows]
 
     async def list_past_deadline(self, now: datetime, limit: int = 100) -> list[str]:
         """Ids of unfinished workflows whose deadline is at or before ``now``, earliest first."""
         params = {"now": text(now), "limit": max(limit, 0)}
-        rows = await self._run(_execute, _Q["list_past_deadline"], params)
+        rows = await self._run(jobs.execute, _Q["list_past_deadline"], params)
         return [row[0] for row in rows]
 
     async def get_audit_log(self, workflow_id: str) -> list[AuditEntry]:
         """Audit entries of one workflow, oldest first."""
-        rows = await self._run(_execute, _Q["get_audit_log"], (workflow_id,))
+        rows = await self._run(jobs.execute, _Q["get_audit_log"], (workflow_id,))
         return [
             AuditEntry(w, event, step, old, new, loads(details), time(at))
             for w, event, step, old, new, details, at in rows
@@ -391,11 +296,11 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
         """Append one log line; ``WorkflowNotFound`` if the workflow does not exist."""
         params = (entry.workflow_id, entry.level, entry.message, entry.step_name,
                   json(entry.details), text(entry.logged_at))  # fmt: skip
-        await self._write(_append_row, _Q["insert_execution_log"], params)
+        await self._write(jobs.append_row, _Q["insert_execution_log"], params)
 
     async def get_execution_logs(self, workflow_id: str) -> list[ExecutionLogEntry]:
         """Log lines of one workflow, oldest first."""
-        rows = await self._run(_execute, _Q["get_execution_logs"], (workflow_id,))
+        rows = await self._run(jobs.execute, _Q["get_execution_logs"], (workflow_id,))
         return [
             ExecutionLogEntry(w, level, message, step, loads(details), time(at))
             for w, level, message, step, details, at in rows
@@ -403,7 +308,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
 
     async def get_compensation_log(self, workflow_id: str) -> list[CompensationEntry]:
         """Compensations of one workflow, in the order they ran."""
-        rows = await self._run(_execute, _Q["get_compensation_log"], (workflow_id,))
+        rows = await self._run(jobs.execute, _Q["get_compensation_log"], (workflow_id,))
         return [
             CompensationEntry(w, step, fn, bool(ok), error, loads(state), time(at))
             for w, step, fn, ok, error, state, at in rows
@@ -419,11 +324,11 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
                   json(schedule.initial_data), int(schedule.enabled),
                   schedule.source_workflow_id, text(schedule.next_run_at),
                   text(schedule.last_run_at), text(schedule.created_at))  # fmt: skip
-        await self._write(_execute, _Q["upsert_schedule"], params)
+        await self._write(jobs.execute, _Q["upsert_schedule"], params)
 
     async def list_schedules(self) -> list[ScheduleRecord]:
         """All schedules, by name."""
-        rows = await self._run(_execute, _Q["list_schedules"], ())
+        rows = await self._run(jobs.execute, _Q["list_schedules"], ())
         return [
             ScheduleRecord(name, kind, cron, loads(data), bool(enabled), source,
                            time_or_none(next_at), time_or_none(last_at), time(created))
@@ -439,7 +344,7 @@ class SQLitePersistenceProvider(SQLiteSchedules, SQLiteSignals, SQLiteFlowContro
             "after_id": after.workflow_id,
             "limit": max(limit, 0),
         }
-        rows = await self._run(_select, _CHANGES["list_changed_workflows"], params)
+        rows = await self._run(jobs.select, _CHANGES["list_changed_workflows"], params)
         return [
             WorkflowChange(
                 id=row["id"],

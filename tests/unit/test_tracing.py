@@ -170,6 +170,28 @@ async def test_file_mode_writes_one_json_span_per_line(tmp_path: Path) -> None:
     assert {line["context"]["trace_id"] for line in lines} == {f"0x{workflow_trace_id(wf.id):032x}"}
 
 
+def _descriptors_on(path: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    return [fd.name for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve())]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to list descriptors")
+def test_file_mode_closes_its_file_when_the_provider_shuts_down(tmp_path: Path) -> None:
+    """Shutdown (the SDK's own at exit, or an owner's) flushes and closes the spans file."""
+    from ruvon.implementations.observability.tracing import tracer_provider_for
+
+    path = tmp_path / "spans.jsonl"
+    provider = tracer_provider_for(TracingSetting("file", path))
+    with provider.get_tracer("test").start_as_current_span("before shutdown"):
+        pass
+    assert len(_descriptors_on(path)) == 1
+    provider.shutdown()
+    assert _descriptors_on(path) == []
+    assert [json.loads(line)["name"] for line in path.read_text().splitlines()] == [
+        "before shutdown"
+    ]
+
+
 async def test_with_the_workflow_id_generator_the_start_span_is_the_traces_root(
     tmp_path: Path,
 ) -> None:

@@ -27,11 +27,9 @@ def sdk_tracer_provider(setting: TracingSetting) -> trace.TracerProvider:
     try:
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import (
-            BatchSpanProcessor,
-            ConsoleSpanExporter,
-            SimpleSpanProcessor,
-        )
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+        from ruvon.implementations.observability.tracing_file_export import JsonLinesSpanExporter
     except ImportError:
         raise ConfigurationError(
             f"RUVON_OTEL={setting.mode} needs the OpenTelemetry SDK: pip install 'ruvon[otel]' "
@@ -43,12 +41,7 @@ def sdk_tracer_provider(setting: TracingSetting) -> trace.TracerProvider:
     )
     if setting.mode == "file":
         assert setting.path is not None
-        # Line-buffered appends: each span is one whole line, even with several processes.
-        out = setting.path.open("a", buffering=1, encoding="utf-8")
-        exporter: SpanExporter = ConsoleSpanExporter(
-            out=out, formatter=lambda span: span.to_json(indent=None) + "\n"
-        )
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(setting.path)))
     else:
         provider.add_span_processor(BatchSpanProcessor(_otlp_exporter()))
     return provider

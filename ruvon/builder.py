@@ -17,25 +17,17 @@ from pydantic import BaseModel, ValidationError
 
 from ruvon.config import Settings
 from ruvon.definitions import imports
-from ruvon.definitions.catalog import TypeVersions
 from ruvon.definitions.definition import WorkflowDefinition
-from ruvon.definitions.imports import callable_path
+from ruvon.definitions.library import DefinitionLibrary
 from ruvon.definitions.loader import (
-    bundle_problems,
-    discover_workflow_files,
-    load_definition_data,
     load_queue_limits,
-    load_registry_versions,
-    load_workflow_file,
 )
-from ruvon.definitions.schema import QueueLimits, RegistryEntry
+from ruvon.definitions.schema import QueueLimits
 from ruvon.engine.distribution import Continuing, Distribution
 from ruvon.engine.runtime import StepRuntime
 from ruvon.errors import (
     ConfigurationError,
-    DefinitionError,
     InputValidationError,
-    WorkflowTypeNotFound,
 )
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
@@ -71,38 +63,6 @@ def _warn_ignored_engines(stacklevel: int, **given: Any) -> None:
                 DeprecationWarning,
                 stacklevel=stacklevel + 1,
             )
-
-
-def _inline_steps(steps: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Step dicts whose function fields may be callables: turn those into importable paths."""
-    converted: list[dict[str, Any]] = []
-    for step in steps:
-        item = dict(step)
-        for key in ("function", "compensate_function", "task_function", "merge_function_path"):
-            if callable(item.get(key)):
-                item[key] = callable_path(item[key])
-        if "tasks" in item:
-            item["tasks"] = [
-                {**t, "function": callable_path(t["function"])}
-                if callable(t.get("function"))
-                else t
-                for t in item["tasks"]
-            ]
-        if "loop_body" in item:
-            item["loop_body"] = _inline_steps(item["loop_body"])
-        injection = item.get("dynamic_injection")
-        if isinstance(injection, Mapping) and isinstance(injection.get("rules"), Sequence):
-            item["dynamic_injection"] = {
-                **injection,
-                "rules": [
-                    {**rule, "steps_to_insert": _inline_steps(rule["steps_to_insert"])}
-                    if isinstance(rule, Mapping) and isinstance(rule.get("steps_to_insert"), list)
-                    else rule
-                    for rule in injection["rules"]
-                ],
-            }
-        converted.append(item)
-    return converted
 
 
 class _Children:
@@ -191,59 +151,45 @@ class WorkflowBuilder:
             template_engine_cls=template_engine_cls,
         )
         self._children = _Children(self)
-        # type -> (version, entry), oldest first; a type listed once has its version unread.
-        self._entries: dict[str, tuple[tuple[str | None, RegistryEntry], ...]] = {}
-        self._definitions: dict[str, TypeVersions] = {}
         self._initialized: set[int] = set()
         self._owned: list[Any] = []
         # The registry's `queues` section: limits over every step on a queue (admission).
         self.queue_limits: dict[str, QueueLimits] = {}
-        if isinstance(workflow_registry, Mapping):
-            self._entries = self._entries_from_dict(workflow_registry)
-        else:
-            registry_path = Path(workflow_registry) if workflow_registry is not None else None
-            if registry_path is None:
-                candidate = self.config_dir / "workflow_registry.yaml"
-                if config_dir is None and not candidate.exists():
-                    candidate = self.settings.registry_file
-                registry_path = candidate if candidate.exists() else None
-            if registry_path is not None:
-                self._entries = load_registry_versions(registry_path)
-                self.queue_limits = load_queue_limits(registry_path)
-            else:
-                discovered = discover_workflow_files(self.config_dir)
-                self._entries = {t: ((None, e),) for t, e in discovered.items()}
+        self._library = self._open_library(workflow_registry, config_dir)
 
-    def _entries_from_dict(
-        self, registry: Mapping[str, Any]
-    ) -> dict[str, tuple[tuple[str | None, RegistryEntry], ...]]:
-        entries: dict[str, tuple[tuple[str | None, RegistryEntry], ...]] = {}
-        for workflow_type, entry in registry.items():
-            data = {"type": workflow_type, **dict(entry)}
-            config = Path(str(data["config_file"]))
-            data["config_file"] = str(config if config.is_absolute() else self.config_dir / config)
-            try:
-                entries[workflow_type] = ((None, RegistryEntry.model_validate(data)),)
-            except ValidationError as exc:
-                raise DefinitionError(
-                    f"registry entry is invalid: {exc.errors()[0]['msg']}", step=workflow_type
-                ) from None
-        return entries
+    def _open_library(
+        self,
+        workflow_registry: Mapping[str, Any] | str | Path | None,
+        config_dir: str | Path | None,
+    ) -> DefinitionLibrary:
+        """The registry given, else the one found beside the configs or in settings, else the
+        workflow files discovered in ``config_dir``; sets :attr:`queue_limits` from a file."""
+        if isinstance(workflow_registry, Mapping):
+            return DefinitionLibrary.from_mapping(
+                workflow_registry, self.config_dir, DEFAULT_HANDLERS
+            )
+        registry_path = Path(workflow_registry) if workflow_registry is not None else None
+        if registry_path is None:
+            candidate = self.config_dir / "workflow_registry.yaml"
+            if config_dir is None and not candidate.exists():
+                candidate = self.settings.registry_file
+            registry_path = candidate if candidate.exists() else None
+        if registry_path is None:
+            return DefinitionLibrary.discovered(self.config_dir, DEFAULT_HANDLERS)
+        library = DefinitionLibrary.from_registry_file(registry_path, DEFAULT_HANDLERS)
+        self.queue_limits = load_queue_limits(registry_path)
+        return library
 
     # ------------------------------------------------------------------ definitions
+    # (kept by ruvon.definitions.library; these are the documented names)
     @property
     def workflow_types(self) -> list[str]:
         """Every workflow type this builder knows."""
-        return sorted({*self._entries, *self._definitions})
+        return self._library.workflow_types
 
     def registry_schedules(self) -> list[tuple[str, str | dict[str, Any] | float]]:
         """``(workflow type, schedule)`` of every registry entry that has a ``schedule``."""
-        return [
-            (workflow_type, entry.schedule)
-            for workflow_type, versions in sorted(self._entries.items())
-            for _, entry in versions
-            if entry.schedule is not None
-        ]
+        return self._library.registry_schedules()
 
     def register_definition(self, definition: WorkflowDefinition) -> WorkflowDefinition:
         """Add an already-built definition beside the other versions of its type.
@@ -251,17 +197,11 @@ class WorkflowBuilder:
         One of the same type and ``workflow_version`` is replaced. Versions side by side must
         be semantic versions (see :mod:`ruvon.definitions.versions`): ``DefinitionError``.
         """
-        shelf = self._definitions.get(definition.workflow_type)
-        if shelf is None:
-            shelf = self._definitions[definition.workflow_type] = TypeVersions(
-                definition.workflow_type
-            )
-        shelf.add(definition)
-        return definition
+        return self._library.register(definition)
 
     def register_workflow_file(self, path: str | Path) -> WorkflowDefinition:
         """Load one workflow file directly (no registry entry needed)."""
-        return self.register_definition(load_workflow_file(path, rules=DEFAULT_HANDLERS))
+        return self._library.register_file(path)
 
     def register_workflow_inline(
         self,
@@ -275,26 +215,15 @@ class WorkflowBuilder:
         timeout: float | None = None,
     ) -> WorkflowDefinition:
         """Define a workflow in Python; ``function`` fields may be callables."""
-        model = initial_state_model
-        model_path = (
-            model
-            if isinstance(model, str)
-            else ("builtins.dict" if model is dict else callable_path(model))
+        return self._library.register_inline(
+            workflow_type,
+            steps,
+            initial_state_model=initial_state_model,
+            saga_mode=saga_mode,
+            workflow_version=workflow_version,
+            parameters=parameters,
+            timeout=timeout,
         )
-        data: dict[str, Any] = {
-            "workflow_type": workflow_type,
-            "workflow_version": workflow_version,
-            "initial_state_model_path": model_path,
-            "saga_mode": saga_mode,
-            "parameters": dict(parameters or {}),
-            "steps": _inline_steps(steps),
-        }
-        if timeout is not None:
-            data["timeout"] = timeout
-        definition = load_definition_data(
-            data, file=f"<inline {workflow_type}>", rules=DEFAULT_HANDLERS
-        )
-        return self.register_definition(definition)
 
     def get_definition(
         self, workflow_type: str, workflow_version: str | None = None
@@ -305,46 +234,16 @@ class WorkflowBuilder:
         unknown type, ``WorkflowVersionNotFound`` (listing the known ones) for an unknown
         version.
         """
-        shelf = self._versions_of(workflow_type)
+        shelf = self._library.versions_of(workflow_type)
         return shelf.latest() if workflow_version is None else shelf.get(workflow_version)
 
     def versions(self, workflow_type: str) -> list[str | None]:
         """Every version of ``workflow_type``, oldest first (``[None]``: one, unversioned)."""
-        return self._versions_of(workflow_type).versions()
+        return self._library.versions_of(workflow_type).versions()
 
     def definitions_of(self, workflow_type: str) -> list[WorkflowDefinition]:
         """The definition of every version of ``workflow_type``, oldest first."""
-        return self._versions_of(workflow_type).definitions()
-
-    def _versions_of(self, workflow_type: str) -> TypeVersions:
-        shelf = self._definitions.get(workflow_type)
-        if shelf is not None:
-            return shelf
-        entries = self._entries.get(workflow_type)
-        if entries is None:
-            known = ", ".join(self.workflow_types) or "none registered"
-            raise WorkflowTypeNotFound(
-                f"unknown workflow type '{workflow_type}' (known: {known}); register it in "
-                "workflow_registry.yaml"
-            )
-        loaded = TypeVersions(workflow_type)
-        for _, entry in entries:
-            definition = load_workflow_file(
-                entry.config_file,
-                rules=DEFAULT_HANDLERS,
-                state_model_path=entry.initial_state_model_path,
-            )
-            if definition.workflow_type != workflow_type:
-                raise DefinitionError(
-                    f"declares workflow_type '{definition.workflow_type}' but the registry "
-                    f"lists it as '{workflow_type}'",
-                    file=entry.config_file,
-                    field="workflow_type",
-                )
-            loaded.add(definition)
-        # Stored only once every version loaded, so a bad file leaves nothing half-registered.
-        self._definitions[workflow_type] = loaded
-        return loaded
+        return self._library.versions_of(workflow_type).definitions()
 
     def get_workflow_config(self, workflow_type: str) -> dict[str, Any]:
         """The definition as plain data (what instances snapshot)."""
@@ -356,29 +255,7 @@ class WorkflowBuilder:
         Every file is checked: the DefinitionError raised carries the problems of all of them in
         ``problems``.
         """
-        definitions: list[WorkflowDefinition] = []
-        problems: list[DefinitionError] = []
-        for workflow_type in self.workflow_types:
-            try:
-                definitions.extend(self.definitions_of(workflow_type))
-            except DefinitionError as exc:
-                problems.extend(exc.problems)
-        for definition in definitions:
-            for step in definition.steps:
-                target = step.target_workflow_type
-                if step.type in _CHILD_TYPES and target not in self.workflow_types:
-                    problems.append(
-                        DefinitionError(
-                            f"targets workflow type '{target}', which is not registered "
-                            f"(registered: {', '.join(self.workflow_types)})",
-                            file=definition.source_file,
-                            step=step.name,
-                            field="target_workflow_type",
-                        )
-                    )
-        if problems:
-            raise bundle_problems(problems)
-        return definitions
+        return self._library.validate_all()
 
     # ------------------------------------------------------------------ providers
     async def _providers(

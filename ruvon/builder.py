@@ -19,9 +19,7 @@ from ruvon.config import Settings
 from ruvon.definitions import imports
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.library import DefinitionLibrary
-from ruvon.definitions.loader import (
-    load_queue_limits,
-)
+from ruvon.definitions.registry_file import load_queue_limits
 from ruvon.definitions.schema import QueueLimits
 from ruvon.engine.distribution import Continuing, Distribution
 from ruvon.engine.runtime import StepRuntime

@@ -26,7 +26,7 @@ from ruvon.cli.runtime import (
     run_async,
 )
 from ruvon.cli.session import interruptible, print_outcome
-from ruvon.definitions.loader import load_registry
+from ruvon.definitions.registry_file import load_registry
 from ruvon.implementations.observability.tracing_setup import with_tracing
 
 _IDEMPOTENCY_HELP = "Reuse the workflow already started with this key instead of a new one."

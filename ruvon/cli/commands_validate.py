@@ -14,7 +14,8 @@ from ruvon.cli.failures import EXIT_FAILURE
 from ruvon.cli.render import Output
 from ruvon.cli.runtime import CliConfig, add_import_paths, is_registry_file
 from ruvon.definitions.definition import WorkflowDefinition
-from ruvon.definitions.loader import load_registry_versions, load_workflow_file
+from ruvon.definitions.loader import load_workflow_file
+from ruvon.definitions.registry_file import load_registry_versions
 from ruvon.errors import DefinitionError, WorkflowTypeNotFound
 from ruvon.steps.registry import DEFAULT_HANDLERS
 

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 from ruvon.builder import WorkflowBuilder
 from ruvon.config import Settings
-from ruvon.definitions.loader import load_registry, load_workflow_file
+from ruvon.definitions.loader import load_workflow_file
+from ruvon.definitions.registry_file import load_registry
 from ruvon.definitions.yaml_loader import read_yaml_mapping
 from ruvon.errors import DefinitionError, WorkflowNotFound
 from ruvon.implementations.execution.sync import SyncExecutionProvider

@@ -18,13 +18,9 @@ from pydantic import ValidationError
 from ruvon.definitions.catalog import TypeVersions
 from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
-from ruvon.definitions.loader import (
-    bundle_problems,
-    discover_workflow_files,
-    load_definition_data,
-    load_registry_versions,
-    load_workflow_file,
-)
+from ruvon.definitions.loader import load_definition_data, load_workflow_file
+from ruvon.definitions.problems import bundle_problems
+from ruvon.definitions.registry_file import discover_workflow_files, load_registry_versions
 from ruvon.definitions.rules import StepRulebook
 from ruvon.definitions.schema import RegistryEntry
 from ruvon.errors import DefinitionError, WorkflowTypeNotFound

@@ -1,17 +1,17 @@
-"""Load and validate workflow and registry files; every problem is a ``DefinitionError``.
+"""Load and validate workflow files; every problem is a ``DefinitionError``.
 
 Validation happens once, at load time: schema (unknown keys, types), duplicate step names, route
 targets, conditions that do not compile, function paths that do not import or take the wrong
 arguments, input models, and loops that could never end. What each step kind needs of its own
 fields (a PARALLEL's tasks, a WAIT's one deadline, a valid cron expression) is that kind's rules
-(:mod:`ruvon.definitions.rules`), which the caller hands in.
+(:mod:`ruvon.definitions.rules`), which the caller hands in. Registry files are
+:mod:`ruvon.definitions.registry_file`'s; locating a problem is :mod:`ruvon.definitions.problems`'.
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,161 +21,23 @@ from ruvon.definitions.definition import WorkflowDefinition, resolve_state_model
 from ruvon.definitions.graph import find_unbounded_cycle
 from ruvon.definitions.imports import import_object, resolve_step_function
 from ruvon.definitions.injection import lay_out_injections
-from ruvon.definitions.registry_versions import ListedEntry, entry_line, order_versions
-from ruvon.definitions.rules import StepRulebook
-from ruvon.definitions.schema import (
-    GATED_STEP_TYPES,
-    QueueLimits,
-    RegistryEntry,
-    RegistryFile,
-    StepDefinition,
-    WorkflowFile,
+from ruvon.definitions.problems import (
+    bundle_problems,
+    definition_error_from_validation,
+    located_error,
+    parse_field_path,
+    raw_at,
 )
+from ruvon.definitions.rules import StepRulebook
+from ruvon.definitions.schema import GATED_STEP_TYPES, StepDefinition, WorkflowFile
 from ruvon.definitions.yaml_loader import LineDict, read_yaml_mapping
 from ruvon.errors import DefinitionError, ExpressionError
 from ruvon.expressions import compile_expression
 from ruvon.models import StepType
 from ruvon.templating import check_template, render_value, substitute_env
 
-# The keys whose items are steps (the field of an error inside one is named relative to it).
-_STEP_LISTS = ("steps", "loop_body", "steps_to_insert")
-
 # Both spellings a workflow file may use for its state model.
 _STATE_MODEL_KEYS = ("initial_state_model_path", "initial_state_model")
-
-
-def _raw_at(raw: Any, loc: Iterable[Any]) -> tuple[LineDict | None, str | None]:
-    """Walk ``raw`` along a pydantic error location; return the deepest mapping and its key."""
-    node, key = raw, None
-    mapping: LineDict | None = raw if isinstance(raw, LineDict) else None
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            if isinstance(node, LineDict):
-                mapping, key = node, str(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-            if isinstance(node, LineDict):
-                mapping, key = node, None
-        else:
-            if isinstance(node, LineDict):
-                mapping, key = node, str(part)
-            break
-    return mapping, key
-
-
-def _step_name_at(raw: Mapping[str, Any], loc: tuple[Any, ...]) -> str | None:
-    """Name of the step an error location points into (innermost, for loop bodies)."""
-    name: str | None = None
-    node: Any = raw
-    for i, part in enumerate(loc):
-        if isinstance(node, Mapping):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            break
-        if isinstance(node, Mapping) and i > 0 and loc[i - 1] in _STEP_LISTS:
-            name = str(node.get("name", f"#{part + 1}"))
-    return name
-
-
-def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """A pydantic location without its union/tagged-union bookkeeping entries."""
-    return tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
-
-
-def _validation_problem(error: Any, *, raw: Mapping[str, Any], file: str | None) -> DefinitionError:
-    loc = _clean_loc(error["loc"])
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = f"unknown key '{loc[-1]}' (check the spelling; see the step reference)"
-    elif error["type"] == "missing":
-        message = f"required key '{loc[-1]}' is missing"
-    else:
-        message = message.removeprefix("Value error, ")
-        if "input" in error:
-            message = f"{message} (got {error['input']!r})"
-    return _located_error(message, raw=raw, file=file, loc=loc)
-
-
-def definition_errors_from_validation(
-    exc: ValidationError, *, raw: Mapping[str, Any], file: str | None
-) -> list[DefinitionError]:
-    """Every pydantic error as a DefinitionError naming file, step, field, line; root cause first.
-
-    A misspelt key also makes the real one "missing" in the same mapping: only the misspelling
-    is reported. An error about a whole list or mapping whose items have errors of their own
-    (``steps`` left empty because every step failed) is their consequence: left out. A union
-    reports one spot once per member: only the first is kept.
-    """
-    errors = exc.errors()
-    locs = [_clean_loc(e["loc"]) for e in errors]
-    misspelt_in = {
-        loc[:-1] for loc, e in zip(locs, errors, strict=True) if e["type"] == "extra_forbidden"
-    }
-    inner = {loc[:i] for loc in locs for i in range(len(loc))}
-    kept = [
-        e
-        for loc, e in zip(locs, errors, strict=True)
-        if not (e["type"] == "missing" and loc[:-1] in misspelt_in) and loc not in inner
-    ]
-    first = next((e for e in kept if e["type"] == "extra_forbidden"), kept[0])
-    problems: list[DefinitionError] = []
-    seen: set[tuple[int | None, str | None, str | None]] = set()
-    for error in [first, *(e for e in kept if e is not first)]:
-        problem = _validation_problem(error, raw=raw, file=file)
-        spot = (problem.line, problem.step, problem.field)
-        if spot not in seen:
-            seen.add(spot)
-            problems.append(problem)
-    return problems
-
-
-def definition_error_from_validation(
-    exc: ValidationError, *, raw: Mapping[str, Any], file: str | None
-) -> DefinitionError:
-    """The root-cause pydantic error as a DefinitionError, every other one in ``problems``."""
-    return bundle_problems(definition_errors_from_validation(exc, raw=raw, file=file))
-
-
-def bundle_problems(problems: list[DefinitionError]) -> DefinitionError:
-    """The first of ``problems``, carrying all of them; its message counts the others."""
-    first = problems[0]
-    first.problems = tuple(problems)
-    others = len(problems) - 1
-    if others:
-        first.args = (
-            f"{first._render()} (and {others} more problem{'s' if others > 1 else ''}; "
-            "`ruvon validate` lists them all)",
-        )
-    return first
-
-
-def _located_error(
-    message: str, *, raw: Mapping[str, Any], file: str | None, loc: tuple[Any, ...]
-) -> DefinitionError:
-    """A DefinitionError for the value at ``loc`` in ``raw``: step, step-relative field, line."""
-    field_parts = list(loc)
-    # Inside a step, the field is named relative to that (innermost) step.
-    step_starts = [
-        i
-        for i, part in enumerate(field_parts[:-1])
-        if part in _STEP_LISTS and isinstance(field_parts[i + 1], int)
-    ]
-    if step_starts:
-        field_parts = field_parts[step_starts[-1] + 2 :]
-    field = ".".join(str(p) for p in field_parts) or None
-    mapping, key = _raw_at(raw, loc)
-    line = mapping.line_of(key) if mapping is not None else None
-    return DefinitionError(message, file=file, step=_step_name_at(raw, loc), field=field, line=line)
-
-
-def _parse_field_path(path: str) -> tuple[Any, ...]:
-    """``steps[0].queue`` -> ``("steps", 0, "queue")`` (the paths ``substitute_env`` reports)."""
-    return tuple(
-        int(index) if index else name for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path)
-    )
 
 
 class _Checker:
@@ -203,7 +65,7 @@ class _Checker:
 
         ``cause`` becomes the problem's ``__context__``, as if it had been raised handling it.
         """
-        mapping, key = _raw_at(self.raw, path)
+        mapping, key = raw_at(self.raw, path)
         line = mapping.line_of(key) if mapping is not None else None
         problem = DefinitionError(message, file=self.file, step=step, field=field, line=line)
         problem.__context__ = cause
@@ -401,7 +263,7 @@ class _Checker:
             try:
                 resolve_step_function(path, file=self.file, step=step.name, field=field)
             except DefinitionError as exc:
-                mapping, key = _raw_at(self.raw, raw_path)
+                mapping, key = raw_at(self.raw, raw_path)
                 exc.line = mapping.line_of(key) if mapping is not None else None
                 exc.args = (exc._render(),)
                 self.problems.append(exc)
@@ -441,8 +303,8 @@ def load_definition_data(
             dict(raw), environ=environ if environ is not None else os.environ, file=file
         )
     except DefinitionError as exc:
-        loc = _parse_field_path(exc.field or "")
-        raise _located_error(exc.reason, raw=raw, file=file, loc=loc) from None
+        loc = parse_field_path(exc.field or "")
+        raise located_error(exc.reason, raw=raw, file=file, loc=loc) from None
     try:
         spec = WorkflowFile.model_validate(data)
     except ValidationError as exc:
@@ -476,117 +338,3 @@ def load_workflow_file(
     path = Path(path)
     raw = read_yaml_mapping(path)
     return load_definition_data(raw, file=str(path), rules=rules, state_model_path=state_model_path)
-
-
-def load_registry_versions(
-    path: str | Path,
-) -> dict[str, tuple[tuple[str | None, RegistryEntry], ...]]:
-    """Read ``workflow_registry.yaml``: workflow type -> ``(version, entry)``, oldest first.
-
-    Config paths are made absolute. A type listed once has one entry whose version is read
-    later, with its file (``None`` here); a type listed several times has its versions read and
-    checked now (:mod:`ruvon.definitions.registry_versions`).
-    """
-    path = Path(path)
-    raw = read_yaml_mapping(path)
-    try:
-        registry = RegistryFile.model_validate(raw)
-    except ValidationError as exc:
-        raise definition_error_from_validation(exc, raw=raw, file=str(path)) from None
-    grouped: dict[str, list[ListedEntry]] = {}
-    for i, entry in enumerate(registry.workflows):
-        item = raw["workflows"][i]
-        candidates = _config_file_candidates(Path(entry.config_file), registry=path)
-        config = next((c for c in candidates if c.is_file()), None)
-        if config is None:
-            raise DefinitionError(
-                f"workflow type '{entry.type}' lists config_file '{entry.config_file}', which "
-                f"does not exist (looked for {' and '.join(str(c) for c in candidates)})",
-                file=path,
-                field="config_file",
-                line=item.line_of("config_file") if isinstance(item, LineDict) else None,
-            )
-        for listed in grouped.get(entry.type, []):
-            if Path(listed.entry.config_file).resolve() == config.resolve():
-                raise DefinitionError(
-                    f"workflow type '{entry.type}' is registered twice with the same "
-                    f"config_file (also at {path}:{listed.line}); list each version's own file",
-                    file=path,
-                    field="type",
-                    line=entry_line(item),
-                )
-        resolved = entry.model_copy(update={"config_file": str(config)})
-        grouped.setdefault(entry.type, []).append(
-            ListedEntry(resolved, str(path), entry_line(item))
-        )
-    return {
-        workflow_type: order_versions(workflow_type, listed)
-        for workflow_type, listed in grouped.items()
-    }
-
-
-def load_queue_limits(path: str | Path) -> dict[str, QueueLimits]:
-    """The ``queues`` section of ``workflow_registry.yaml`` (queue name -> its limits)."""
-    path = Path(path)
-    raw = read_yaml_mapping(path)
-    try:
-        return dict(RegistryFile.model_validate(raw).queues)
-    except ValidationError as exc:
-        raise definition_error_from_validation(exc, raw=raw, file=str(path)) from None
-
-
-def load_registry(path: str | Path) -> dict[str, RegistryEntry]:
-    """Read ``workflow_registry.yaml``: workflow type -> its latest entry (paths absolute)."""
-    return {
-        workflow_type: versions[-1][1]
-        for workflow_type, versions in load_registry_versions(path).items()
-    }
-
-
-def _config_file_candidates(config: Path, *, registry: Path) -> list[Path]:
-    """Where a registry's ``config_file`` may be, in order.
-
-    A relative path is looked up next to the registry file first, then in the working
-    directory: the Ruvon documentation's default config dir, and where its getting-started
-    tutorial puts the workflow file (``hello_workflow.yaml`` beside ``config/``).
-    """
-    if config.is_absolute():
-        return [config]
-    beside = registry.parent / config
-    in_cwd = Path.cwd() / config
-    return [beside] if in_cwd.resolve() == beside.resolve() else [beside, in_cwd]
-
-
-_WORKFLOW_SUFFIXES = (".yaml", ".yml")
-
-
-def discover_workflow_files(directory: str | Path) -> dict[str, RegistryEntry]:
-    """Workflow type -> entry for each workflow file directly in ``directory``.
-
-    The builder's fallback when there is no ``workflow_registry.yaml``: a file is a workflow
-    file when its top level has a ``workflow_type``; other YAML files are left alone. Two
-    files declaring the same type are a ``DefinitionError`` naming both.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return {}
-    entries: dict[str, RegistryEntry] = {}
-    for path in sorted(directory.iterdir()):
-        if path.suffix not in _WORKFLOW_SUFFIXES or not path.is_file():
-            continue
-        raw = read_yaml_mapping(path)
-        workflow_type = raw.get("workflow_type")
-        if not isinstance(workflow_type, str) or not workflow_type:
-            continue
-        if workflow_type in entries:
-            raise DefinitionError(
-                f"declares workflow_type '{workflow_type}', which "
-                f"{entries[workflow_type].config_file} declares too; without a "
-                "workflow_registry.yaml each workflow file in the config dir must declare its "
-                "own type",
-                file=path,
-                field="workflow_type",
-                line=raw.line_of("workflow_type"),
-            )
-        entries[workflow_type] = RegistryEntry(type=workflow_type, config_file=str(path))
-    return entries

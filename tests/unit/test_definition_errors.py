@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from ruvon.builder import WorkflowBuilder
-from ruvon.definitions.loader import load_registry, load_workflow_file
+from ruvon.definitions.loader import load_workflow_file
+from ruvon.definitions.registry_file import load_registry
 from ruvon.errors import (
     DefinitionError,
     ExpressionError,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ruvon.builder import WorkflowBuilder
-from ruvon.definitions.loader import load_registry, load_registry_versions
+from ruvon.definitions.registry_file import load_registry, load_registry_versions
 from ruvon.definitions.versions import latest_version, ordered_versions, version_key
 from ruvon.errors import DefinitionError, WorkflowTypeNotFound, WorkflowVersionNotFound
 from tests.unit.test_definition_errors import OK, assert_readable, line_of

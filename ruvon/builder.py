@@ -23,10 +23,7 @@ from ruvon.definitions.registry_file import load_queue_limits
 from ruvon.definitions.schema import QueueLimits
 from ruvon.engine.distribution import Continuing, Distribution
 from ruvon.engine.runtime import StepRuntime
-from ruvon.errors import (
-    ConfigurationError,
-    InputValidationError,
-)
+from ruvon.errors import ConfigurationError, InputValidationError
 from ruvon.implementations.expression_evaluator.simple import SimpleExpressionEvaluator
 from ruvon.implementations.templating.jinja2 import Jinja2TemplateEngine
 from ruvon.models import StepType, WorkflowStatus

@@ -20,16 +20,17 @@ from ruvon.definitions.definition import WorkflowDefinition
 from ruvon.definitions.imports import callable_path
 from ruvon.definitions.loader import load_definition_data, load_workflow_file
 from ruvon.definitions.problems import bundle_problems
-from ruvon.definitions.registry_file import discover_workflow_files, load_registry_versions
+from ruvon.definitions.registry_file import (
+    RegistryEntries,
+    discover_workflow_files,
+    load_registry_versions,
+)
 from ruvon.definitions.rules import StepRulebook
 from ruvon.definitions.schema import RegistryEntry
 from ruvon.errors import DefinitionError, WorkflowTypeNotFound
 from ruvon.models import StepType
 
-__all__ = ["DefinitionLibrary", "RegistryEntries"]
-
-#: type -> ((version, entry), ...), oldest first; a type listed once has its version unread.
-RegistryEntries = dict[str, tuple[tuple[str | None, RegistryEntry], ...]]
+__all__ = ["DefinitionLibrary"]
 
 _CHILD_TYPES = (StepType.SUB_WORKFLOW, StepType.FIRE_AND_FORGET, StepType.CRON_SCHEDULE)
 

@@ -15,6 +15,7 @@ from ruvon.definitions.yaml_loader import LineDict, read_yaml_mapping
 from ruvon.errors import DefinitionError
 
 __all__ = [
+    "RegistryEntries",
     "discover_workflow_files",
     "load_queue_limits",
     "load_registry",
@@ -22,9 +23,11 @@ __all__ = [
 ]
 
 
-def load_registry_versions(
-    path: str | Path,
-) -> dict[str, tuple[tuple[str | None, RegistryEntry], ...]]:
+#: type -> ((version, entry), ...), oldest first; a type listed once has its version unread.
+RegistryEntries = dict[str, tuple[tuple[str | None, RegistryEntry], ...]]
+
+
+def load_registry_versions(path: str | Path) -> RegistryEntries:
     """Read ``workflow_registry.yaml``: workflow type -> ``(version, entry)``, oldest first.
 
     Config paths are made absolute. A type listed once has one entry whose version is read

@@ -59,6 +59,9 @@ SERIAL: TypeEngine[int] = BigInteger().with_variant(Integer(), "sqlite")
 
 _EMPTY_OBJECT = text("'{}'")
 _EMPTY_ARRAY = text("'[]'")
+#: The predicates of step_runs' partial indexes: the runs not yet finished, the runs leased.
+UNFINISHED_RUN = "status IN ('QUEUED', 'RUNNING')"
+RUNNING_RUN = "status = 'RUNNING'"
 
 
 def _serial_id() -> Column[int]:
@@ -109,12 +112,25 @@ workflow_executions = Table(
     UniqueConstraint("idempotency_key"),
     # Due timers and approval deadlines: WHERE status IN (...) AND run_at <= now().
     Index("ix_workflow_executions_status_run_at", "status", "run_at"),
-    # Deadline sweeps: WHERE status IN (<not terminal>) AND deadline_at <= now().
-    Index("ix_workflow_executions_status_deadline_at", "status", "deadline_at"),
+    # Deadline sweeps: WHERE status IN (<not terminal>) AND deadline_at <= now(). Partial
+    # (migration 0012): most workflows have no deadline, and their saves then skip this index.
+    Index(
+        "ix_workflow_executions_status_deadline_at",
+        "status",
+        "deadline_at",
+        postgresql_where=text("deadline_at IS NOT NULL"),
+        sqlite_where=text("deadline_at IS NOT NULL"),
+    ),
     # `ruvon list --type --status` and per-type dashboards.
     Index("ix_workflow_executions_type_status", "workflow_type", "status"),
     # Children of a parent (fan-in reconciliation, `list_workflows(parent_execution_id=)`).
-    Index("ix_workflow_executions_parent", "parent_execution_id"),
+    # Partial (0012): a top-level workflow (no parent) is not in it, nor are its saves.
+    Index(
+        "ix_workflow_executions_parent",
+        "parent_execution_id",
+        postgresql_where=text("parent_execution_id IS NOT NULL"),
+        sqlite_where=text("parent_execution_id IS NOT NULL"),
+    ),
     # Newest-first listings.
     Index("ix_workflow_executions_created_at", "created_at"),
     # What changed since a position: the server's live streams (keyset on updated_at, id).
@@ -166,10 +182,24 @@ step_runs = Table(
     # its turn (ruvon.engine.admission): its next claim runs it without reserving again.
     Column("reserved_step", Text),
     UniqueConstraint("workflow_id", "kind", "step_name", "branch", "run_number"),
-    # Claimable and due work: WHERE status = 'QUEUED' AND run_at <= now().
-    Index("ix_step_runs_status_run_at", "status", "run_at"),
+    # Claimable and due work: WHERE status = 'QUEUED' AND run_at <= now(). Partial (0012), like
+    # the lease index below: only unfinished runs are in it, so a run's closing update writes
+    # no entry into either, and both stay the size of the work in flight, not of the history.
+    # Every query they serve names the status (tests/integration/test_partial_indexes.py).
+    Index(
+        "ix_step_runs_status_run_at",
+        "status",
+        "run_at",
+        postgresql_where=text(UNFINISHED_RUN),
+        sqlite_where=text(UNFINISHED_RUN),
+    ),
     # Zombie sweep: running steps whose lease expired.
-    Index("ix_step_runs_lease_expires_at", "lease_expires_at"),
+    Index(
+        "ix_step_runs_lease_expires_at",
+        "lease_expires_at",
+        postgresql_where=text(RUNNING_RUN),
+        sqlite_where=text(RUNNING_RUN),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ruvon.db_schema import migrations
 
-NEXT = "0012_test_future"
+NEXT = "0013_test_future"
 
 _REVISION = '''
 """Test-only revision after the head: {what}."""

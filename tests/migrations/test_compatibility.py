@@ -39,6 +39,7 @@ LINEAGE = (
     "0008_step_run_trace_context",
     "0009_run_priority",
     "0010_workflow_deadlines",
+    "0011_flow_control",
     HEAD,
 )
 #: What each revision declares: 0001-0004 predate the window (compatible with themselves only).
@@ -51,6 +52,7 @@ DECLARED = {
     "0009_run_priority": "0008_step_run_trace_context",
     "0010_workflow_deadlines": "0008_step_run_trace_context",
     "0011_flow_control": "0008_step_run_trace_context",
+    "0012_partial_indexes": "0008_step_run_trace_context",
 }
 
 

@@ -25,7 +25,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_head_is_the_revision_the_code_expects() -> None:
-    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0011_flow_control"
+    assert migrations.head_revision() == migrations.SCHEMA_REVISION == "0012_partial_indexes"
     assert migrations.SCHEMA_REVISION in migrations.known_revisions()
     assert (migrations.MIGRATIONS_DIR / "env.py").is_file()
 
@@ -103,7 +103,7 @@ def test_assert_schema_compatible_messages(monkeypatch: pytest.MonkeyPatch) -> N
     migrations.assert_schema_compatible(migrations.SCHEMA_REVISION)  # no error
 
     with pytest.raises(
-        SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0011_flow_control"
+        SchemaOutOfDate, match=r"^the database has no Ruvon schema .*0012_partial_indexes"
     ):
         migrations.assert_schema_compatible(None)
     with pytest.raises(SchemaOutOfDate, match=r"run `ruvon db upgrade`$"):
@@ -157,7 +157,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     current = _ruvon("--db", db, "db", "current")
     assert current.exit_code == 0, current.output
-    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0011_flow_control")
+    assert current.stdout.startswith("none (no Ruvon schema)  (head is 0012_partial_indexes")
     assert not Path(db).exists()  # looking does not create the file
 
     check = _ruvon("--db", db, "db", "check")
@@ -166,9 +166,9 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
     upgrade = _ruvon("--db", db, "db", "upgrade")
     assert upgrade.exit_code == 0, upgrade.output
     assert upgrade.stdout == (
-        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0011_flow_control.\n"
+        f"Upgraded SQLite database '{db}' from none (no Ruvon schema) to 0012_partial_indexes.\n"
     )
-    assert _ruvon("--db", db, "db", "current").stdout == "0011_flow_control  (head)\n"
+    assert _ruvon("--db", db, "db", "current").stdout == "0012_partial_indexes  (head)\n"
     check = _ruvon("--db", db, "db", "check")
     assert (check.exit_code, check.stdout) == (
         0,
@@ -182,7 +182,7 @@ def test_cli_current_upgrade_check_on_a_fresh_sqlite_file(tmp_path: Path) -> Non
 
     down = _ruvon("--db", db, "db", "downgrade", "base")
     assert down.exit_code == 0, down.output
-    assert "from 0011_flow_control to none" in down.stdout
+    assert "from 0012_partial_indexes to none" in down.stdout
 
 
 def test_cli_honours_ruvon_database_url(tmp_path: Path) -> None:

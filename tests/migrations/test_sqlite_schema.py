@@ -158,8 +158,8 @@ NEXT_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_test_rebuild"
-down_revision = "0011_flow_control"
+revision = "0013_test_rebuild"
+down_revision = "0012_partial_indexes"
 branch_labels = None
 depends_on = None
 
@@ -180,13 +180,13 @@ def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     """The migrations plus a second revision, as the code's head (restored afterwards)."""
     directory = tmp_path / "migrations"
     shutil.copytree(migrations.MIGRATIONS_DIR, directory, ignore=shutil.ignore_patterns("__py*"))
-    (directory / "versions" / "0012_test_rebuild.py").write_text(textwrap.dedent(NEXT_REVISION))
+    (directory / "versions" / "0013_test_rebuild.py").write_text(textwrap.dedent(NEXT_REVISION))
     monkeypatch.setattr(migrations, "MIGRATIONS_DIR", directory)
-    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0012_test_rebuild")
+    monkeypatch.setattr(migrations, "SCHEMA_REVISION", "0013_test_rebuild")
     monkeypatch.setattr(sqlite_schema, "_head", None)
     migrations.head_revision.cache_clear()
     migrations.known_revisions.cache_clear()
-    yield "0012_test_rebuild"
+    yield "0013_test_rebuild"
     migrations.head_revision.cache_clear()
     migrations.known_revisions.cache_clear()
 

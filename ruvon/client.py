@@ -223,9 +223,21 @@ class Client:
         """Give a waiting workflow its input; the workers continue after that step.
 
         Input a person's step rejects raises ``InputValidationError`` before anything is
-        written: the workflow keeps waiting (a typo should not fail it).
+        written: the workflow keeps waiting (a typo should not fail it). A workflow that is not
+        waiting for input raises ``InvalidWorkflowOperation`` and nothing is written: the input
+        would otherwise be dropped unread (the second of two racing resumes finds the workflow
+        already handed to the workers by the first).
         """
         workflow = await self._load(workflow_id, "resume", actor)
+        status = workflow.status
+        if status is not WorkflowStatus.WAITING_HUMAN and not status.is_terminal:
+            step = workflow.current_step
+            where = f" at step '{step}'" if step else ""
+            raise InvalidWorkflowOperation(
+                f"workflow '{workflow_id}' is {status}{where}, not waiting for input: only a "
+                "WAITING_HUMAN workflow can be resumed, and nothing was written (was it resumed "
+                "already? `ruvon show` tells where it is)"
+            )
         check_waiting_input(workflow, user_input or {})
         await workflow.resume(user_input or {})
         return workflow.record

@@ -143,7 +143,8 @@ async def test_racing_resumes_run_a_human_step_once_on_a_worker(cluster: LocalCl
             return_exceptions=True,
         )
         # The loser of each race is refused: at its commit (the winner's save came first), or,
-        # when the winner's step already ran to the end, because the workflow is COMPLETED.
+        # when it loaded the workflow after that save, because it is no longer waiting for input
+        # (handed to the workers, or already COMPLETED by them).
         refused = [o for o in outcomes if isinstance(o, BaseException)]
         lost = (ConcurrencyConflict, InvalidWorkflowOperation)
         assert all(isinstance(o, lost) for o in refused), refused
@@ -156,6 +157,22 @@ async def test_racing_resumes_run_a_human_step_once_on_a_worker(cluster: LocalCl
     assert calls == dict.fromkeys(ids, 1)  # once per workflow, however many resumes raced
     assert {d.state["reviewed_by_pid"] for d in done} <= workers
     assert all(d.state["verdict"] == "ok" and d.state["finished"] for d in done)
+
+
+async def test_resuming_a_workflow_that_is_not_waiting_for_input_is_refused(
+    cluster: LocalCluster,
+) -> None:
+    """What the loser of a resume race meets when it loads after the winner's save: the
+    workflow handed to the workers. Its input must not be dropped unread as if accepted."""
+    async with client_of(cluster) as client:
+        record = await client.start("Unserved", {})
+        pending = await client.wait(record.id, timeout=WAIT, until={WorkflowStatus.PENDING_ASYNC})
+        with pytest.raises(InvalidWorkflowOperation) as refused:
+            await client.resume(record.id, {"verdict": "ok"}, actor="ann")
+        stored = await client.get(record.id)
+    message = str(refused.value)
+    assert f"workflow '{record.id}' is PENDING_ASYNC at step 'Never', not waiting" in message
+    assert (stored.status, stored.version) == (WorkflowStatus.PENDING_ASYNC, pending.version)
 
 
 async def test_examples_end_as_they_do_embedded(cluster: LocalCluster) -> None:
